@@ -1,0 +1,16 @@
+//! The squall node: a runtime that speaks the wire protocol and the bundled algorithms.
+//!
+//! - [`algo`]: the [`algo::Algorithm`] trait, its effect context [`algo::Ctx`] and one
+//!   module per algorithm (`algo/*.rs`). Nothing under `algo` does IO, reads a clock or
+//!   uses an unseeded RNG.
+//! - [`registry`]: algorithm names -> constructors, used by the binary and by `squall list`.
+//! - [`runtime`]: the free-running shell: TCP to the router, timers, the event loop.
+//! - [`storage`]: the durable append log; unsynced records are lost on a crash.
+//! - [`sim`]: an in-process simulated network for unit-testing algorithms without sockets.
+#![deny(missing_docs)]
+
+pub mod algo;
+pub mod registry;
+pub mod runtime;
+pub mod sim;
+pub mod storage;

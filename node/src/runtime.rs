@@ -1,0 +1,319 @@
+//! The free-running shell: one TCP connection to the router, real timers, real fsync.
+//!
+//! The event loop is single-threaded (a current-thread tokio runtime): read every complete
+//! line available, hand each to the algorithm, apply the effects in order, flush, then
+//! sleep until the next line or the next timer. Only this module (and [`crate::storage`])
+//! touches sockets, clocks and the disk.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write as _;
+use std::path::PathBuf;
+
+use anyhow::{bail, Context};
+use proto::body::Control;
+use proto::envelope::frame_raw;
+use proto::ops::{ClientReply, Request, Response};
+use proto::{EnvelopeHead, LineDecoder, HARNESS, ROUTER};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::time::Instant;
+
+use crate::algo::{Algorithm, ClientReq, Config, Ctx, Effect};
+use crate::storage::Storage;
+
+/// Everything a node process is started with (environment plus command line).
+#[derive(Debug, Clone)]
+pub struct Launch {
+    /// `SQUALL_NODE_ID`.
+    pub node_id: String,
+    /// `SQUALL_ROUTER`: host:port of the router.
+    pub router: String,
+    /// `SQUALL_DATA_DIR`: the durable directory, kept across restarts.
+    pub data_dir: PathBuf,
+    /// `SQUALL_SEED`.
+    pub seed: u64,
+    /// `SQUALL_INCARNATION`: how many times this node was started before (0 first).
+    pub incarnation: u64,
+    /// `--bug` mutants.
+    pub bugs: BTreeSet<String>,
+    /// `--param key=value` settings.
+    pub params: BTreeMap<String, String>,
+}
+
+impl Launch {
+    /// Reads the `SQUALL_*` environment.
+    pub fn from_env(
+        bugs: BTreeSet<String>,
+        params: BTreeMap<String, String>,
+    ) -> anyhow::Result<Launch> {
+        fn var(name: &str) -> anyhow::Result<String> {
+            std::env::var(name).with_context(|| format!("environment variable {name} is not set"))
+        }
+        Ok(Launch {
+            node_id: var("SQUALL_NODE_ID")?,
+            router: var("SQUALL_ROUTER")?,
+            data_dir: PathBuf::from(var("SQUALL_DATA_DIR")?),
+            seed: var("SQUALL_SEED")?.parse().context("SQUALL_SEED is not a u64")?,
+            incarnation: std::env::var("SQUALL_INCARNATION")
+                .ok()
+                .map(|v| v.parse())
+                .transpose()
+                .context("SQUALL_INCARNATION is not a u64")?
+                .unwrap_or(0),
+            bugs,
+            params,
+        })
+    }
+}
+
+/// The RNG seed of one incarnation of one node: a function of the run seed only.
+pub fn node_seed(seed: u64, node_id: &str, incarnation: u64) -> u64 {
+    let mut h = seed ^ 0x9e37_79b9_7f4a_7c15;
+    for b in node_id.bytes().chain(incarnation.to_le_bytes()) {
+        h = (h ^ b as u64).wrapping_mul(0x0000_0100_0000_01b3);
+        h ^= h >> 29;
+    }
+    h
+}
+
+/// Runs algorithm `A` until the router closes the connection.
+pub fn run<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    rt.block_on(run_async::<A>(launch))
+}
+
+struct Timers<T: Ord + Clone> {
+    by_timer: BTreeMap<T, (Instant, u64)>,
+    by_deadline: BTreeSet<(Instant, u64, T)>,
+    seq: u64,
+}
+
+impl<T: Ord + Clone> Timers<T> {
+    fn new() -> Self {
+        Timers { by_timer: BTreeMap::new(), by_deadline: BTreeSet::new(), seq: 0 }
+    }
+
+    fn set(&mut self, timer: T, at: Instant) {
+        self.cancel(&timer);
+        self.seq += 1;
+        self.by_timer.insert(timer.clone(), (at, self.seq));
+        self.by_deadline.insert((at, self.seq, timer));
+    }
+
+    fn cancel(&mut self, timer: &T) {
+        if let Some((at, seq)) = self.by_timer.remove(timer) {
+            self.by_deadline.remove(&(at, seq, timer.clone()));
+        }
+    }
+
+    fn next_deadline(&self) -> Option<Instant> {
+        self.by_deadline.first().map(|(at, _, _)| *at)
+    }
+
+    fn pop_due(&mut self, now: Instant) -> Option<T> {
+        let (at, _, _) = self.by_deadline.first()?;
+        if *at > now {
+            return None;
+        }
+        let (_, _, timer) = self.by_deadline.pop_first().expect("first exists");
+        self.by_timer.remove(&timer);
+        Some(timer)
+    }
+}
+
+struct Shell<A: Algorithm> {
+    algo: A,
+    ctx: Ctx<A>,
+    storage: Storage,
+    timers: Timers<A::Timer>,
+    out: Vec<u8>,
+}
+
+impl<A: Algorithm> Shell<A> {
+    fn apply(&mut self) -> anyhow::Result<()> {
+        let me = self.ctx.id().clone();
+        for effect in self.ctx.take_effects() {
+            match effect {
+                Effect::Send { to, msg } => {
+                    let body = serde_json::to_string(&msg)?;
+                    self.out.extend_from_slice(&frame_raw(&me, &to, &body));
+                }
+                Effect::Reply { client, in_reply_to, reply } => {
+                    let body = serde_json::to_string(&Response { in_reply_to, reply })?;
+                    self.out.extend_from_slice(&frame_raw(&me, &client, &body));
+                }
+                Effect::Report(report) => {
+                    let body = serde_json::to_string(&report)?;
+                    self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
+                }
+                Effect::SetTimer { timer, after_ms } => {
+                    let at = Instant::now() + std::time::Duration::from_millis(after_ms);
+                    self.timers.set(timer, at);
+                }
+                Effect::CancelTimer { timer } => self.timers.cancel(&timer),
+                Effect::Persist(record) => self.storage.append(&record)?,
+                Effect::Sync => self.storage.sync()?,
+            }
+        }
+        Ok(())
+    }
+
+    fn on_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
+        let head = match EnvelopeHead::parse(line) {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("squall-node: unparseable envelope ({e}): {}", String::from_utf8_lossy(line));
+                return Ok(());
+            }
+        };
+        let src = head.src.to_string();
+        if src.starts_with('c') {
+            match serde_json::from_str::<Request>(head.body.get()) {
+                Ok(req) => {
+                    let req = ClientReq { client: src, msg_id: req.msg_id, op: req.op };
+                    self.algo.on_client(req, &mut self.ctx);
+                }
+                Err(e) => {
+                    let msg_id = serde_json::from_str::<serde_json::Value>(head.body.get())
+                        .ok()
+                        .and_then(|v| v.get("msg_id").and_then(|m| m.as_u64()));
+                    if let Some(msg_id) = msg_id {
+                        let reply = ClientReply::Error {
+                            code: proto::ErrorCode::MalformedRequest,
+                            text: format!("cannot parse request: {e}"),
+                        };
+                        let body = serde_json::to_string(&Response { in_reply_to: msg_id, reply })?;
+                        self.out.extend_from_slice(&frame_raw(self.ctx.id(), &src, &body));
+                    }
+                }
+            }
+        } else if src.starts_with('n') {
+            match serde_json::from_str::<A::Msg>(head.body.get()) {
+                Ok(msg) => self.algo.on_msg(src, msg, &mut self.ctx),
+                Err(e) => eprintln!("squall-node: dropping message from {src}: {e}"),
+            }
+        }
+        // Anything from the harness after init is ignored in free-running mode.
+        self.apply()
+    }
+}
+
+async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
+    let stream = TcpStream::connect(&launch.router)
+        .await
+        .with_context(|| format!("connect to router at {}", launch.router))?;
+    stream.set_nodelay(true)?;
+    let (mut rd, mut wr) = stream.into_split();
+    let hello = serde_json::to_string(&Control::Hello { node_id: launch.node_id.clone() })?;
+    wr.write_all(&frame_raw(&launch.node_id, ROUTER, &hello)).await?;
+
+    let mut dec = LineDecoder::new();
+    let mut buf = vec![0u8; 64 * 1024];
+    // Wait for init.
+    let (init_id, node_ids) = loop {
+        if let Some(line) = dec.next_frame()? {
+            let head = EnvelopeHead::parse(line).context("envelope before init")?;
+            if let Ok(Control::Init { msg_id, node_id, node_ids }) =
+                serde_json::from_str::<Control>(head.body.get())
+            {
+                if node_id != launch.node_id {
+                    bail!("init names {node_id}, but SQUALL_NODE_ID is {}", launch.node_id);
+                }
+                break (msg_id, node_ids);
+            }
+            continue;
+        }
+        let n = rd.read(&mut buf).await?;
+        if n == 0 {
+            return Ok(());
+        }
+        dec.push(&buf[..n]);
+    };
+
+    let config = Config {
+        id: launch.node_id.clone(),
+        node_ids,
+        bugs: launch.bugs.clone(),
+        params: launch.params.clone(),
+    };
+    let algo = A::new(&config).map_err(|e| anyhow::anyhow!(e))?;
+    let (storage, recovered) = Storage::open::<A::Record>(&launch.data_dir)?;
+    let seed = node_seed(launch.seed, &launch.node_id, launch.incarnation);
+    let mut shell = Shell { algo, ctx: Ctx::new(config, seed), storage, timers: Timers::new(), out: Vec::new() };
+
+    let ok = serde_json::to_string(&Control::InitOk { in_reply_to: init_id, lockstep: false })?;
+    shell.out.extend_from_slice(&frame_raw(&launch.node_id, HARNESS, &ok));
+    shell.algo.on_start(recovered, &mut shell.ctx);
+    shell.apply()?;
+
+    loop {
+        while let Some(line) = dec.next_frame()? {
+            shell.on_line(line)?;
+        }
+        let now = Instant::now();
+        while let Some(timer) = shell.timers.pop_due(now) {
+            shell.algo.on_timer(timer, &mut shell.ctx);
+            shell.apply()?;
+        }
+        if !shell.out.is_empty() {
+            wr.write_all(&shell.out).await?;
+            shell.out.clear();
+        }
+        let deadline = shell.timers.next_deadline();
+        tokio::select! {
+            r = rd.read(&mut buf) => {
+                let n = r?;
+                if n == 0 {
+                    return Ok(());
+                }
+                dec.push(&buf[..n]);
+            }
+            _ = sleep_until_opt(deadline) => {}
+        }
+    }
+}
+
+async fn sleep_until_opt(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Prints the registry as JSON (used by the harness to validate names).
+pub fn print_list_json(list: &impl serde::Serialize) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer(&mut out, list)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_seed_depends_on_all_inputs() {
+        let a = node_seed(7, "n1", 0);
+        assert_eq!(a, node_seed(7, "n1", 0));
+        assert_ne!(a, node_seed(8, "n1", 0));
+        assert_ne!(a, node_seed(7, "n2", 0));
+        assert_ne!(a, node_seed(7, "n1", 1));
+    }
+
+    #[test]
+    fn timers_fire_in_deadline_order_and_reset() {
+        let mut t = Timers::new();
+        let now = Instant::now();
+        t.set("a", now + std::time::Duration::from_millis(5));
+        t.set("b", now + std::time::Duration::from_millis(1));
+        t.set("a", now + std::time::Duration::from_millis(2));
+        let later = now + std::time::Duration::from_millis(10);
+        assert_eq!(t.pop_due(later), Some("b"));
+        assert_eq!(t.pop_due(later), Some("a"));
+        assert_eq!(t.pop_due(later), None);
+        t.set("c", later);
+        t.cancel(&"c");
+        assert_eq!(t.next_deadline(), None);
+    }
+}

@@ -1,0 +1,1 @@
+//! In-process simulated network for algorithm unit tests (no sockets, no clocks).
