@@ -1,1 +1,19 @@
-//! placeholder
+//! squall workloads: what clients do, what is recorded, and how it is judged.
+//!
+//! - [`history`]: the Jepsen-shaped history (`invoke` / `ok` / `fail` / `info`) and its
+//!   pairing into [`history::Op`]s.
+//! - [`verdict`]: [`verdict::Verdict`] and the [`verdict::Checker`] trait every checker
+//!   implements.
+//! - [`workload`]: the [`workload::Workload`] trait (op generator + checkers) and the
+//!   registry of workloads by name.
+//! - [`echo`]: the smallest workload.
+#![deny(missing_docs)]
+
+pub mod echo;
+pub mod history;
+pub mod verdict;
+pub mod workload;
+
+pub use history::{Event, EventType, History, Op, Outcome};
+pub use verdict::{CheckInput, Checker, Verdict, VerdictKind};
+pub use workload::{workload_by_name, Workload, WORKLOADS};

@@ -1,0 +1,51 @@
+//! The workload interface and the registry of workloads.
+
+use proto::ops::ClientOp;
+use rand_chacha::ChaCha8Rng;
+
+use crate::verdict::Checker;
+
+/// Workload settings from the command line.
+#[derive(Debug, Clone)]
+pub struct WorkloadOpts {
+    /// Number of independent instances/keys to spread ops over.
+    pub instances: u64,
+    /// How many clients propose to the same instance at once (write-once).
+    pub contention: u64,
+}
+
+impl Default for WorkloadOpts {
+    fn default() -> Self {
+        WorkloadOpts { instances: 100, contention: 1 }
+    }
+}
+
+/// A workload: generates client ops and names the checkers that judge them.
+pub trait Workload: Send {
+    /// The name given to `--workload`.
+    fn name(&self) -> &'static str;
+    /// The next op for a client to invoke. Deterministic given the RNG.
+    fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp;
+    /// Ops to send to every live node after the quiet window (e.g. final reads).
+    fn final_ops(&self) -> Vec<ClientOp> {
+        Vec::new()
+    }
+    /// The checkers for this workload.
+    fn checkers(&self) -> Vec<Box<dyn Checker>>;
+    /// Algorithms that serve this workload by default.
+    fn default_algorithm(&self) -> &'static str;
+}
+
+/// Names and one-line descriptions of the workloads, in `squall list` order.
+pub const WORKLOADS: &[(&str, &str)] = &[
+    ("echo", "clients send echo, nodes answer; every ok reply must echo its request"),
+];
+
+/// Builds a workload by name; `None` for an unknown name.
+pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workload>> {
+    let _ = opts;
+    match name {
+        "echo" => Some(Box::new(crate::echo::EchoWorkload::new())),
+        _ => None,
+    }
+}
