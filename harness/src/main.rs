@@ -1,1 +1,92 @@
-fn main() {}
+//! `squall`: the binary. Parses the command line, maps every outcome to an exit code:
+//! 0 valid, 1 invalid, 2 unknown, 254 usage or configuration error, 255 internal error.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use harness::cli::{BenchCmd, Cli, Command};
+use harness::{exit, run, UsageError};
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => 0,
+                _ => exit::USAGE,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SQUALL_LOG")
+                .unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("squall: cannot start the async runtime: {e}");
+            return ExitCode::from(exit::INTERNAL);
+        }
+    };
+    let result = rt.block_on(dispatch(cli));
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            if let Some(u) = e.downcast_ref::<UsageError>() {
+                eprintln!("squall: {u}");
+                ExitCode::from(exit::USAGE)
+            } else {
+                eprintln!("squall: internal error: {e:#}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        }
+    }
+}
+
+async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
+    match cli.command {
+        Command::Run(args) => {
+            let cfg = args.validate()?;
+            let (tx, rx) = tokio::sync::watch::channel(false);
+            tokio::spawn(async move {
+                if tokio::signal::ctrl_c().await.is_ok() {
+                    eprintln!(
+                        "squall: interrupted; stopping clients and writing what was recorded"
+                    );
+                    let _ = tx.send(true);
+                }
+                // Keep the sender alive so receivers do not see a closed channel.
+                std::future::pending::<()>().await;
+            });
+            let outcome = run::run(cfg, rx).await?;
+            print!("{}", outcome.summary);
+            Ok(outcome.verdict.exit_code())
+        }
+        Command::List => {
+            println!("Workloads:");
+            for (name, what) in workloads::WORKLOADS {
+                println!("  {name:<20} {what}");
+            }
+            println!("\nAlgorithms (--algorithm; mutants with --bug):");
+            let bin = run::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+            for a in run::node_registry(&bin)? {
+                println!("  {:<20} {}", a.name, a.summary);
+                println!("  {:<20} workloads: {}", "", a.workloads.join(", "));
+                if !a.bugs.is_empty() {
+                    println!("  {:<20} bugs: {}", "", a.bugs.join(", "));
+                }
+            }
+            Ok(0)
+        }
+        Command::Bench(BenchCmd::Router(args)) => harness::bench::router(&args).await,
+    }
+}

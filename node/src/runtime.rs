@@ -53,7 +53,9 @@ impl Launch {
             node_id: var("SQUALL_NODE_ID")?,
             router: var("SQUALL_ROUTER")?,
             data_dir: PathBuf::from(var("SQUALL_DATA_DIR")?),
-            seed: var("SQUALL_SEED")?.parse().context("SQUALL_SEED is not a u64")?,
+            seed: var("SQUALL_SEED")?
+                .parse()
+                .context("SQUALL_SEED is not a u64")?,
             incarnation: std::env::var("SQUALL_INCARNATION")
                 .ok()
                 .map(|v| v.parse())
@@ -78,7 +80,9 @@ pub fn node_seed(seed: u64, node_id: &str, incarnation: u64) -> u64 {
 
 /// Runs algorithm `A` until the router closes the connection.
 pub fn run<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
-    let rt = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
     rt.block_on(run_async::<A>(launch))
 }
 
@@ -90,7 +94,11 @@ struct Timers<T: Ord + Clone> {
 
 impl<T: Ord + Clone> Timers<T> {
     fn new() -> Self {
-        Timers { by_timer: BTreeMap::new(), by_deadline: BTreeSet::new(), seq: 0 }
+        Timers {
+            by_timer: BTreeMap::new(),
+            by_deadline: BTreeSet::new(),
+            seq: 0,
+        }
     }
 
     fn set(&mut self, timer: T, at: Instant) {
@@ -138,7 +146,11 @@ impl<A: Algorithm> Shell<A> {
                     let body = serde_json::to_string(&msg)?;
                     self.out.extend_from_slice(&frame_raw(&me, &to, &body));
                 }
-                Effect::Reply { client, in_reply_to, reply } => {
+                Effect::Reply {
+                    client,
+                    in_reply_to,
+                    reply,
+                } => {
                     let body = serde_json::to_string(&Response { in_reply_to, reply })?;
                     self.out.extend_from_slice(&frame_raw(&me, &client, &body));
                 }
@@ -162,7 +174,10 @@ impl<A: Algorithm> Shell<A> {
         let head = match EnvelopeHead::parse(line) {
             Ok(h) => h,
             Err(e) => {
-                eprintln!("squall-node: unparseable envelope ({e}): {}", String::from_utf8_lossy(line));
+                eprintln!(
+                    "squall-node: unparseable envelope ({e}): {}",
+                    String::from_utf8_lossy(line)
+                );
                 return Ok(());
             }
         };
@@ -170,7 +185,11 @@ impl<A: Algorithm> Shell<A> {
         if src.starts_with('c') {
             match serde_json::from_str::<Request>(head.body.get()) {
                 Ok(req) => {
-                    let req = ClientReq { client: src, msg_id: req.msg_id, op: req.op };
+                    let req = ClientReq {
+                        client: src,
+                        msg_id: req.msg_id,
+                        op: req.op,
+                    };
                     self.algo.on_client(req, &mut self.ctx);
                 }
                 Err(e) => {
@@ -182,8 +201,12 @@ impl<A: Algorithm> Shell<A> {
                             code: proto::ErrorCode::MalformedRequest,
                             text: format!("cannot parse request: {e}"),
                         };
-                        let body = serde_json::to_string(&Response { in_reply_to: msg_id, reply })?;
-                        self.out.extend_from_slice(&frame_raw(self.ctx.id(), &src, &body));
+                        let body = serde_json::to_string(&Response {
+                            in_reply_to: msg_id,
+                            reply,
+                        })?;
+                        self.out
+                            .extend_from_slice(&frame_raw(self.ctx.id(), &src, &body));
                     }
                 }
             }
@@ -204,8 +227,11 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         .with_context(|| format!("connect to router at {}", launch.router))?;
     stream.set_nodelay(true)?;
     let (mut rd, mut wr) = stream.into_split();
-    let hello = serde_json::to_string(&Control::Hello { node_id: launch.node_id.clone() })?;
-    wr.write_all(&frame_raw(&launch.node_id, ROUTER, &hello)).await?;
+    let hello = serde_json::to_string(&Control::Hello {
+        node_id: launch.node_id.clone(),
+    })?;
+    wr.write_all(&frame_raw(&launch.node_id, ROUTER, &hello))
+        .await?;
 
     let mut dec = LineDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
@@ -213,11 +239,17 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
     let (init_id, node_ids) = loop {
         if let Some(line) = dec.next_frame()? {
             let head = EnvelopeHead::parse(line).context("envelope before init")?;
-            if let Ok(Control::Init { msg_id, node_id, node_ids }) =
-                serde_json::from_str::<Control>(head.body.get())
+            if let Ok(Control::Init {
+                msg_id,
+                node_id,
+                node_ids,
+            }) = serde_json::from_str::<Control>(head.body.get())
             {
                 if node_id != launch.node_id {
-                    bail!("init names {node_id}, but SQUALL_NODE_ID is {}", launch.node_id);
+                    bail!(
+                        "init names {node_id}, but SQUALL_NODE_ID is {}",
+                        launch.node_id
+                    );
                 }
                 break (msg_id, node_ids);
             }
@@ -239,10 +271,21 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
     let algo = A::new(&config).map_err(|e| anyhow::anyhow!(e))?;
     let (storage, recovered) = Storage::open::<A::Record>(&launch.data_dir)?;
     let seed = node_seed(launch.seed, &launch.node_id, launch.incarnation);
-    let mut shell = Shell { algo, ctx: Ctx::new(config, seed), storage, timers: Timers::new(), out: Vec::new() };
+    let mut shell = Shell {
+        algo,
+        ctx: Ctx::new(config, seed),
+        storage,
+        timers: Timers::new(),
+        out: Vec::new(),
+    };
 
-    let ok = serde_json::to_string(&Control::InitOk { in_reply_to: init_id, lockstep: false })?;
-    shell.out.extend_from_slice(&frame_raw(&launch.node_id, HARNESS, &ok));
+    let ok = serde_json::to_string(&Control::InitOk {
+        in_reply_to: init_id,
+        lockstep: false,
+    })?;
+    shell
+        .out
+        .extend_from_slice(&frame_raw(&launch.node_id, HARNESS, &ok));
     shell.algo.on_start(recovered, &mut shell.ctx);
     shell.apply()?;
 

@@ -136,16 +136,32 @@ mod tests {
         assert_eq!(ErrorCode::Timeout.errorness(), Errorness::Indefinite);
         assert_eq!(ErrorCode::Crash.errorness(), Errorness::Indefinite);
         assert_eq!(ErrorCode::from(99).errorness(), Errorness::Indefinite);
-        assert_eq!(ErrorCode::PreconditionFailed.errorness(), Errorness::Definite);
-        assert_eq!(ErrorCode::TemporarilyUnavailable.errorness(), Errorness::Definite);
+        assert_eq!(
+            ErrorCode::PreconditionFailed.errorness(),
+            Errorness::Definite
+        );
+        assert_eq!(
+            ErrorCode::TemporarilyUnavailable.errorness(),
+            Errorness::Definite
+        );
     }
 
     #[test]
     fn control_bodies_are_maelstrom_shaped() {
-        let init = Control::Init { msg_id: 1, node_id: "n1".into(), node_ids: vec!["n1".into()] };
+        let init = Control::Init {
+            msg_id: 1,
+            node_id: "n1".into(),
+            node_ids: vec!["n1".into()],
+        };
         let json = serde_json::to_value(&init).unwrap();
         assert_eq!(json["type"], "init");
         let ok: Control = serde_json::from_str(r#"{"type":"init_ok","in_reply_to":1}"#).unwrap();
-        assert_eq!(ok, Control::InitOk { in_reply_to: 1, lockstep: false });
+        assert_eq!(
+            ok,
+            Control::InitOk {
+                in_reply_to: 1,
+                lockstep: false
+            }
+        );
     }
 }

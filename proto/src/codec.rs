@@ -107,7 +107,10 @@ mod tests {
     fn rejects_oversized_line_before_newline_arrives() {
         let mut dec = LineDecoder::new();
         dec.push(&vec![b'x'; FRAME_BYTES_MAX + 1]);
-        assert_eq!(dec.next_frame(), Err(FrameError::TooLong(FRAME_BYTES_MAX + 1)));
+        assert_eq!(
+            dec.next_frame(),
+            Err(FrameError::TooLong(FRAME_BYTES_MAX + 1))
+        );
     }
 
     #[test]
@@ -116,6 +119,9 @@ mod tests {
         let mut data = vec![b'x'; FRAME_BYTES_MAX];
         data.push(b'\n');
         dec.push(&data);
-        assert_eq!(dec.next_frame().unwrap().map(|f| f.len()), Some(FRAME_BYTES_MAX));
+        assert_eq!(
+            dec.next_frame().unwrap().map(|f| f.len()),
+            Some(FRAME_BYTES_MAX)
+        );
     }
 }

@@ -76,7 +76,8 @@ mod tests {
 
     #[test]
     fn head_borrows_and_reads_type() {
-        let line = br#"{"src":"n1","dest":"n2","body":{"type":"prepare","msg_id":7,"ballot":[1,2]}}"#;
+        let line =
+            br#"{"src":"n1","dest":"n2","body":{"type":"prepare","msg_id":7,"ballot":[1,2]}}"#;
         let head = EnvelopeHead::parse(line).unwrap();
         assert_eq!(head.src, "n1");
         assert_eq!(head.dest, "n2");

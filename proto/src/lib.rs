@@ -19,6 +19,6 @@ pub mod report;
 
 pub use body::{ErrorCode, Errorness};
 pub use codec::{FrameError, LineDecoder, FRAME_BYTES_MAX};
-pub use envelope::{Envelope, EnvelopeHead, ROUTER, HARNESS};
+pub use envelope::{Envelope, EnvelopeHead, HARNESS, ROUTER};
 pub use ops::{ClientOp, ClientReply};
 pub use report::Report;

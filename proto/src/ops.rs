@@ -133,9 +133,15 @@ mod tests {
 
     #[test]
     fn request_and_response_shapes() {
-        let req = Request { msg_id: 4, op: ClientOp::Propose { key: 2, value: 9 } };
+        let req = Request {
+            msg_id: 4,
+            op: ClientOp::Propose { key: 2, value: 9 },
+        };
         let json = serde_json::to_value(&req).unwrap();
-        assert_eq!(json, serde_json::json!({"type":"propose","msg_id":4,"key":2,"value":9}));
+        assert_eq!(
+            json,
+            serde_json::json!({"type":"propose","msg_id":4,"key":2,"value":9})
+        );
         let resp: Response = serde_json::from_str(
             r#"{"type":"error","in_reply_to":4,"code":11,"text":"no quorum"}"#,
         )
@@ -143,10 +149,20 @@ mod tests {
         assert_eq!(resp.in_reply_to, 4);
         assert_eq!(
             resp.reply,
-            ClientReply::Error { code: ErrorCode::TemporarilyUnavailable, text: "no quorum".into() }
+            ClientReply::Error {
+                code: ErrorCode::TemporarilyUnavailable,
+                text: "no quorum".into()
+            }
         );
         let ok: Response =
             serde_json::from_str(r#"{"type":"propose_ok","in_reply_to":4,"value":9}"#).unwrap();
-        assert_eq!(ok.reply, ClientReply::ProposeOk { value: 9, rounds: None, ballot: None });
+        assert_eq!(
+            ok.reply,
+            ClientReply::ProposeOk {
+                value: 9,
+                rounds: None,
+                ballot: None
+            }
+        );
     }
 }

@@ -30,7 +30,9 @@ impl Workload for EchoWorkload {
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {
         self.next += 1;
         let salt: u32 = rng.gen();
-        ClientOp::Echo { echo: format!("echo-{}-{salt:08x}", self.next) }
+        ClientOp::Echo {
+            echo: format!("echo-{}-{salt:08x}", self.next),
+        }
     }
 
     fn checkers(&self) -> Vec<Box<dyn Checker>> {
@@ -69,9 +71,16 @@ impl Checker for EchoChecker {
             }
         }
         if ok == 0 {
-            return Verdict::unknown(self.name(), "no op completed, nothing to judge", json!({"ops": ops.len()}));
+            return Verdict::unknown(
+                self.name(),
+                "no op completed, nothing to judge",
+                json!({"ops": ops.len()}),
+            );
         }
-        Verdict::valid(self.name(), format!("all {ok} ok replies echoed their request"))
+        Verdict::valid(
+            self.name(),
+            format!("all {ok} ok replies echoed their request"),
+        )
     }
 }
 
@@ -95,7 +104,10 @@ mod tests {
                 error: None,
             })
             .collect();
-        EchoChecker.check(&CheckInput { history: History { events }, ..Default::default() })
+        EchoChecker.check(&CheckInput {
+            history: History { events },
+            ..Default::default()
+        })
     }
 
     #[test]
@@ -105,6 +117,15 @@ mod tests {
         assert_eq!(check(&[(0, Invoke, "a"), (0, Ok, "a")]).verdict, Valid);
         assert_eq!(check(&[(0, Invoke, "a"), (0, Ok, "b")]).verdict, Invalid);
         assert_eq!(check(&[(0, Invoke, "a"), (0, Info, "a")]).verdict, Unknown);
-        assert_eq!(check(&[(0, Invoke, "a"), (1, Invoke, "b"), (1, Ok, "b"), (0, Ok, "a")]).verdict, Valid);
+        assert_eq!(
+            check(&[
+                (0, Invoke, "a"),
+                (1, Invoke, "b"),
+                (1, Ok, "b"),
+                (0, Ok, "a")
+            ])
+            .verdict,
+            Valid
+        );
     }
 }

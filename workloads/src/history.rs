@@ -63,9 +63,10 @@ pub fn op_value(op: &ClientOp) -> Value {
 /// The completion value: the op's arguments overlaid with the reply's fields.
 pub fn completion_value(op: &ClientOp, reply: &ClientReply) -> Value {
     let mut v = op_value(op);
-    if let (Value::Object(m), Value::Object(r)) =
-        (&mut v, serde_json::to_value(reply).expect("replies serialise"))
-    {
+    if let (Value::Object(m), Value::Object(r)) = (
+        &mut v,
+        serde_json::to_value(reply).expect("replies serialise"),
+    ) {
         for (k, val) in r {
             if k != "type" {
                 m.insert(k, val);
@@ -139,12 +140,17 @@ impl std::error::Error for HistoryError {}
 impl History {
     /// Reads `history.jsonl`. A torn last line (a crash mid-write) is ignored.
     pub fn load(path: &Path) -> Result<History, HistoryError> {
-        let file = std::fs::File::open(path)
-            .map_err(|e| HistoryError { line: 0, message: format!("{}: {e}", path.display()) })?;
+        let file = std::fs::File::open(path).map_err(|e| HistoryError {
+            line: 0,
+            message: format!("{}: {e}", path.display()),
+        })?;
         let lines: Vec<String> = std::io::BufReader::new(file)
             .lines()
             .collect::<Result<_, _>>()
-            .map_err(|e| HistoryError { line: 0, message: e.to_string() })?;
+            .map_err(|e| HistoryError {
+                line: 0,
+                message: e.to_string(),
+            })?;
         let mut events = Vec::with_capacity(lines.len());
         let last = lines.len();
         for (i, line) in lines.iter().enumerate() {
@@ -154,7 +160,12 @@ impl History {
             match serde_json::from_str::<Event>(line) {
                 Ok(e) => events.push(e),
                 Err(_) if i + 1 == last => break,
-                Err(e) => return Err(HistoryError { line: i + 1, message: e.to_string() }),
+                Err(e) => {
+                    return Err(HistoryError {
+                        line: i + 1,
+                        message: e.to_string(),
+                    })
+                }
             }
         }
         Ok(History { events })
@@ -201,7 +212,12 @@ impl History {
     pub fn counts(&self) -> (usize, usize, usize, usize) {
         let ops = self.ops();
         let n = |o: Outcome| ops.iter().filter(|op| op.outcome == o).count();
-        (n(Outcome::Ok), n(Outcome::Fail), n(Outcome::Info), n(Outcome::Pending))
+        (
+            n(Outcome::Ok),
+            n(Outcome::Fail),
+            n(Outcome::Info),
+            n(Outcome::Pending),
+        )
     }
 }
 
@@ -210,7 +226,16 @@ mod tests {
     use super::*;
 
     fn ev(index: u64, process: u64, ty: EventType, value: Value) -> Event {
-        Event { index, process, ty, f: "echo".into(), value, time: index, node: None, error: None }
+        Event {
+            index,
+            process,
+            ty,
+            f: "echo".into(),
+            value,
+            time: index,
+            node: None,
+            error: None,
+        }
     }
 
     #[test]
@@ -235,7 +260,11 @@ mod tests {
     #[test]
     fn completion_merges_reply_into_args() {
         let op = ClientOp::Propose { key: 3, value: 9 };
-        let reply = ClientReply::ProposeOk { value: 7, rounds: Some(2), ballot: None };
+        let reply = ClientReply::ProposeOk {
+            value: 7,
+            rounds: Some(2),
+            ballot: None,
+        };
         assert_eq!(op_value(&op), serde_json::json!({"key":3,"value":9}));
         assert_eq!(
             completion_value(&op, &reply),

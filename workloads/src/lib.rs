@@ -9,10 +9,12 @@
 //! - [`echo`]: the smallest workload.
 #![deny(missing_docs)]
 
+pub mod consensus;
 pub mod echo;
 pub mod history;
 pub mod verdict;
 pub mod workload;
+pub mod write_once;
 
 pub use history::{Event, EventType, History, Op, Outcome};
 pub use verdict::{CheckInput, Checker, Verdict, VerdictKind};

@@ -50,17 +50,32 @@ pub struct Verdict {
 impl Verdict {
     /// A valid verdict.
     pub fn valid(checker: &str, reason: impl Into<String>) -> Self {
-        Verdict { checker: checker.into(), verdict: VerdictKind::Valid, reason: reason.into(), evidence: Value::Null }
+        Verdict {
+            checker: checker.into(),
+            verdict: VerdictKind::Valid,
+            reason: reason.into(),
+            evidence: Value::Null,
+        }
     }
 
     /// An invalid verdict with evidence.
     pub fn invalid(checker: &str, reason: impl Into<String>, evidence: Value) -> Self {
-        Verdict { checker: checker.into(), verdict: VerdictKind::Invalid, reason: reason.into(), evidence }
+        Verdict {
+            checker: checker.into(),
+            verdict: VerdictKind::Invalid,
+            reason: reason.into(),
+            evidence,
+        }
     }
 
     /// An unknown verdict.
     pub fn unknown(checker: &str, reason: impl Into<String>, evidence: Value) -> Self {
-        Verdict { checker: checker.into(), verdict: VerdictKind::Unknown, reason: reason.into(), evidence }
+        Verdict {
+            checker: checker.into(),
+            verdict: VerdictKind::Unknown,
+            reason: reason.into(),
+            evidence,
+        }
     }
 }
 

@@ -16,7 +16,10 @@ pub struct WorkloadOpts {
 
 impl Default for WorkloadOpts {
     fn default() -> Self {
-        WorkloadOpts { instances: 100, contention: 1 }
+        WorkloadOpts {
+            instances: 100,
+            contention: 1,
+        }
     }
 }
 
@@ -39,6 +42,10 @@ pub trait Workload: Send {
 /// Names and one-line descriptions of the workloads, in `squall list` order.
 pub const WORKLOADS: &[(&str, &str)] = &[
     ("echo", "clients send echo, nodes answer; every ok reply must echo its request"),
+    (
+        "write-once",
+        "clients race to propose values for write-once instances; checks agreement, validity, termination",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -46,6 +53,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
     let _ = opts;
     match name {
         "echo" => Some(Box::new(crate::echo::EchoWorkload::new())),
+        "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
         _ => None,
     }
 }

@@ -1,0 +1,284 @@
+//! Client workers and the history recorder.
+//!
+//! Each client worker `cK` is a local router endpoint that plays a sequence of Jepsen
+//! processes: one op in flight at a time, recorded as `invoke` then `ok` / `fail` / `info`.
+//! After an `info` (timeout or indefinite error) the worker takes a fresh process id, since
+//! the old process may still have an op in flight. Ops are issued open-loop: each worker
+//! has its own schedule of start times at `rate / clients` ops per second; a worker that
+//! falls behind its schedule issues at once and counts the op as late, so stalls show in
+//! the latencies rather than silently lowering the offered load.
+
+use std::io::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use proto::ops::{ClientOp, ClientReply, Request, Response};
+use proto::Errorness;
+use rand::Rng;
+use rand_chacha::rand_core::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+use workloads::history::{completion_value, op_value, Event, EventType};
+use workloads::Workload;
+
+use crate::router::{Delivered, Router};
+
+/// Longest the recorder buffers events before writing them out.
+pub const HISTORY_FLUSH_MS: u64 = 100;
+
+/// Appends events to `history.jsonl`, flushing at least every [`HISTORY_FLUSH_MS`].
+#[derive(Clone)]
+pub struct Recorder {
+    tx: mpsc::UnboundedSender<Event>,
+    next_index: Arc<AtomicU64>,
+    start: Instant,
+}
+
+impl Recorder {
+    /// Opens the history file and starts the writer task; the returned handle finishes
+    /// when every recorder clone is dropped and all events are on disk.
+    pub fn start(
+        path: &Path,
+        start: Instant,
+    ) -> anyhow::Result<(Recorder, tokio::task::JoinHandle<()>)> {
+        let file = std::fs::File::create(path)?;
+        let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let handle = tokio::spawn(async move {
+            let mut out = std::io::BufWriter::new(file);
+            let mut tick = tokio::time::interval(Duration::from_millis(HISTORY_FLUSH_MS));
+            loop {
+                tokio::select! {
+                    ev = rx.recv() => match ev {
+                        Some(ev) => {
+                            let _ = serde_json::to_writer(&mut out, &ev);
+                            let _ = out.write_all(b"\n");
+                        }
+                        None => break,
+                    },
+                    _ = tick.tick() => {
+                        let _ = out.flush();
+                    }
+                }
+            }
+            let _ = out.flush();
+            let _ = out.get_ref().sync_data();
+        });
+        Ok((
+            Recorder {
+                tx,
+                next_index: Arc::new(AtomicU64::new(0)),
+                start,
+            },
+            handle,
+        ))
+    }
+
+    /// Nanoseconds since the run started.
+    pub fn now_ns(&self) -> u64 {
+        self.start.elapsed().as_nanos() as u64
+    }
+
+    /// Records one event; the index is assigned here so it is dense and ordered.
+    #[allow(clippy::too_many_arguments)]
+    pub fn record(
+        &self,
+        process: u64,
+        ty: EventType,
+        f: &str,
+        value: serde_json::Value,
+        node: Option<&str>,
+        error: Option<String>,
+    ) {
+        // Index and time are taken together under the channel's order so that indices
+        // increase with time.
+        let index = self.next_index.fetch_add(1, Ordering::SeqCst);
+        let ev = Event {
+            index,
+            process,
+            ty,
+            f: f.to_string(),
+            value,
+            time: self.now_ns(),
+            node: node.map(str::to_string),
+            error,
+        };
+        let _ = self.tx.send(ev);
+    }
+}
+
+/// What clients share.
+pub struct ClientShared {
+    /// The op generator.
+    pub workload: Mutex<Box<dyn Workload>>,
+    /// The next fresh Jepsen process id.
+    pub next_process: AtomicU64,
+    /// Ops issued after their scheduled start.
+    pub late_ops: AtomicU64,
+    /// Node ids ops may be sent to.
+    pub nodes: Vec<String>,
+}
+
+/// Settings of one client worker.
+#[derive(Debug, Clone)]
+pub struct ClientOpts {
+    /// Seconds between op starts for this worker.
+    pub interval: Duration,
+    /// How long to wait for a reply before recording `info`.
+    pub op_timeout: Duration,
+    /// Seed of this worker's RNG (node choice, op generation).
+    pub seed: u64,
+}
+
+/// The outcome of one request.
+pub enum Answer {
+    /// The node replied.
+    Reply(ClientReply),
+    /// No reply within the timeout.
+    Timeout,
+}
+
+/// One client endpoint: sends requests and matches replies by `msg_id`.
+pub struct Client {
+    /// Its address, `cK`.
+    pub addr: String,
+    router: Router,
+    inbox: mpsc::Receiver<Delivered>,
+    next_msg_id: u64,
+}
+
+impl Client {
+    /// Registers endpoint `addr` with the router.
+    pub fn new(addr: &str, router: &Router) -> Client {
+        let inbox = router.register_local(addr, 1024);
+        Client {
+            addr: addr.to_string(),
+            router: router.clone(),
+            inbox,
+            next_msg_id: 0,
+        }
+    }
+
+    /// Sends `op` to `node` and waits for its reply.
+    pub async fn call(&mut self, node: &str, op: &ClientOp, timeout: Duration) -> Answer {
+        self.next_msg_id += 1;
+        let msg_id = self.next_msg_id;
+        let body = serde_json::to_string(&Request {
+            msg_id,
+            op: op.clone(),
+        })
+        .expect("requests serialise");
+        self.router.send_local(&self.addr, node, &body);
+        let deadline = Instant::now() + timeout;
+        loop {
+            tokio::select! {
+                got = self.inbox.recv() => {
+                    let Some(d) = got else { return Answer::Timeout };
+                    match serde_json::from_str::<Response>(&d.body) {
+                        Ok(r) if r.in_reply_to == msg_id => return Answer::Reply(r.reply),
+                        // A late reply to an op already timed out, or garbage: ignore.
+                        _ => continue,
+                    }
+                }
+                _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
+            }
+        }
+    }
+}
+
+/// Records one call: invoke, then the completion that `answer` implies. Returns true if
+/// the process must be retired (outcome unknown).
+pub fn record_call(
+    rec: &Recorder,
+    process: u64,
+    node: &str,
+    op: &ClientOp,
+    answer: &Answer,
+) -> bool {
+    match answer {
+        Answer::Reply(ClientReply::Error { code, text }) => {
+            let ty = match code.errorness() {
+                Errorness::Definite => EventType::Fail,
+                Errorness::Indefinite => EventType::Info,
+            };
+            let err = format!("error {}: {text}", code.code());
+            rec.record(process, ty, op.f(), op_value(op), Some(node), Some(err));
+            ty == EventType::Info
+        }
+        Answer::Reply(reply) => {
+            rec.record(
+                process,
+                EventType::Ok,
+                op.f(),
+                completion_value(op, reply),
+                Some(node),
+                None,
+            );
+            false
+        }
+        Answer::Timeout => {
+            rec.record(
+                process,
+                EventType::Info,
+                op.f(),
+                op_value(op),
+                Some(node),
+                Some("timeout".into()),
+            );
+            true
+        }
+    }
+}
+
+/// Runs one client worker until `stop` becomes true; the op in flight then completes (or
+/// times out) before the worker returns its client for reuse.
+pub async fn run_client(
+    mut client: Client,
+    shared: Arc<ClientShared>,
+    rec: Recorder,
+    opts: ClientOpts,
+    mut stop: watch::Receiver<bool>,
+) -> Client {
+    let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
+    let mut process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+    // Stagger workers across one interval so they do not fire in lockstep.
+    let offset = opts.interval.mul_f64(rng.gen::<f64>());
+    let mut next_start = Instant::now() + offset;
+    loop {
+        if *stop.borrow() {
+            return client;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep_until(next_start) => {}
+            _ = stop.changed() => continue,
+        }
+        let now = Instant::now();
+        if now.duration_since(next_start) > opts.interval {
+            shared.late_ops.fetch_add(1, Ordering::Relaxed);
+        }
+        next_start += opts.interval;
+        if next_start < now {
+            next_start = now;
+        }
+        let op = shared
+            .workload
+            .lock()
+            .expect("workload lock")
+            .next_op(&mut rng);
+        let node = shared.nodes[rng.gen_range(0..shared.nodes.len())].clone();
+        rec.record(
+            process,
+            EventType::Invoke,
+            op.f(),
+            op_value(&op),
+            Some(&node),
+            None,
+        );
+        let answer = client.call(&node, &op, opts.op_timeout).await;
+        if record_call(&rec, process, &node, &op, &answer) {
+            process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}

@@ -1,0 +1,47 @@
+//! squall, the harness: starts node processes, routes their messages, injects faults,
+//! drives clients, records the history and judges it.
+//!
+//! - [`cli`]: the command line (clap) and its validation into a [`run::RunConfig`].
+//! - [`run`]: one run from start to verdict; owns the sequence and the run directory.
+//! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`].
+//! - [`supervisor`]: the only code that starts or signals processes.
+//! - [`clients`]: client workers (Jepsen processes) and the history recorder.
+//! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
+//! - [`results`]: run directories, JSON files, the `latest` link.
+//! - [`bench`]: `squall bench router`.
+#![deny(missing_docs)]
+
+pub mod bench;
+pub mod cli;
+pub mod clients;
+pub mod metrics;
+pub mod results;
+pub mod router;
+pub mod run;
+pub mod supervisor;
+
+/// A problem with what the user asked for: exit code 254.
+#[derive(Debug)]
+pub struct UsageError(pub String);
+
+impl std::fmt::Display for UsageError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for UsageError {}
+
+/// Exit codes (Jepsen's convention).
+pub mod exit {
+    /// The history is valid.
+    pub const VALID: u8 = 0;
+    /// A property was violated.
+    pub const INVALID: u8 = 1;
+    /// The checkers could not decide.
+    pub const UNKNOWN: u8 = 2;
+    /// Bad flags, config or input.
+    pub const USAGE: u8 = 254;
+    /// squall itself failed.
+    pub const INTERNAL: u8 = 255;
+}

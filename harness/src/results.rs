@@ -1,0 +1,110 @@
+//! The results directory: `results/<run-id>/` with `run.json`, `schedule.json`,
+//! `history.jsonl`, `nodes/<id>.log`, `data/<id>/`, `verdict.json`, `metrics.json`, and a
+//! `latest` symlink in the results directory pointing at the newest run.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::Serialize;
+
+/// `YYYYmmddTHHMMSSZ` for a Unix time in seconds (UTC, proleptic Gregorian).
+pub fn utc_stamp(unix_secs: u64) -> String {
+    let days = (unix_secs / 86_400) as i64;
+    let secs = unix_secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}Z",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
+}
+
+/// Creates a fresh run directory `<results>/<stamp>-<workload>-s<seed>[-N]` with its
+/// `nodes/` and `data/` subdirectories.
+pub fn create_run_dir(
+    results: &Path,
+    workload: &str,
+    seed: u64,
+) -> anyhow::Result<(String, PathBuf)> {
+    std::fs::create_dir_all(results).with_context(|| format!("create {}", results.display()))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let base = format!("{}-{workload}-s{seed}", utc_stamp(now));
+    for n in 0..1000 {
+        let id = if n == 0 {
+            base.clone()
+        } else {
+            format!("{base}-{n}")
+        };
+        let dir = results.join(&id);
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                std::fs::create_dir_all(dir.join("nodes"))?;
+                std::fs::create_dir_all(dir.join("data"))?;
+                return Ok((id, dir));
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
+        }
+    }
+    anyhow::bail!(
+        "could not find a free run directory name under {}",
+        results.display()
+    )
+}
+
+/// Points `<results>/latest` at `run_id` (atomically, via rename).
+pub fn update_latest(results: &Path, run_id: &str) -> anyhow::Result<()> {
+    let tmp = results.join(format!(".latest-{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(run_id, &tmp)?;
+    std::fs::rename(&tmp, results.join("latest"))?;
+    Ok(())
+}
+
+/// Writes `value` as pretty JSON (with a trailing newline) and fsyncs it.
+pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    std::fs::write(path, &bytes).with_context(|| format!("write {}", path.display()))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stamps_are_utc_calendar_dates() {
+        assert_eq!(utc_stamp(0), "19700101T000000Z");
+        assert_eq!(utc_stamp(951_782_400), "20000229T000000Z");
+        assert_eq!(utc_stamp(1_795_000_000), "20261116T080640Z");
+    }
+
+    #[test]
+    fn run_dirs_are_unique_and_latest_follows() {
+        let dir = tempfile::tempdir().unwrap();
+        let (a, pa) = create_run_dir(dir.path(), "echo", 7).unwrap();
+        let (b, pb) = create_run_dir(dir.path(), "echo", 7).unwrap();
+        assert_ne!(a, b);
+        assert!(pa.join("nodes").is_dir() && pb.join("data").is_dir());
+        update_latest(dir.path(), &a).unwrap();
+        update_latest(dir.path(), &b).unwrap();
+        assert_eq!(
+            std::fs::read_link(dir.path().join("latest")).unwrap(),
+            PathBuf::from(&b)
+        );
+    }
+}

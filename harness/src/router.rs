@@ -1,0 +1,702 @@
+//! The router: every message of a run passes through here.
+//!
+//! Nodes connect over loopback TCP and introduce themselves with a `hello` line; clients
+//! and the harness are local endpoints with in-process channels. For each envelope the
+//! router parses only the head (addresses and body `type`), asks one pure function
+//! ([`LinkPolicy::decide`]) what happens on that directed link, and then delivers, delays,
+//! duplicates, holds or drops the raw line. Per directed link delivery is FIFO unless the
+//! policy marks a copy as free to overtake (the reorder fault).
+//!
+//! Everything is bounded: each destination has a bounded queue (a paused node that stops
+//! reading makes its queue overflow, which is counted as a drop), held and delayed messages
+//! are capped per link, and frames are capped at [`proto::FRAME_BYTES_MAX`].
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use proto::body::Control;
+use proto::{EnvelopeHead, LineDecoder, ROUTER};
+use serde::Serialize;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, Notify};
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+
+/// Messages queued towards one destination before further ones are dropped.
+pub const DEST_QUEUE_MAX: usize = 16 * 1024;
+/// Messages held or delayed on one link before further ones are dropped.
+pub const LINK_QUEUE_MAX: usize = 64 * 1024;
+/// How long a new connection may take to say hello.
+pub const HELLO_TIMEOUT_MS: u64 = 5_000;
+
+/// One copy of a message to deliver.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Delivery {
+    /// Extra delay before delivery, in microseconds.
+    pub delay_us: u64,
+    /// Whether this copy keeps FIFO order on its link (false: it may overtake).
+    pub fifo: bool,
+}
+
+/// What happens to one message on one link.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Decision {
+    /// Deliver each copy (two copies: duplicated).
+    Deliver(Vec<Delivery>),
+    /// Drop it, for the given reason (counted under that name).
+    Drop(&'static str),
+    /// Queue it until the link heals.
+    Hold,
+}
+
+impl Decision {
+    /// Deliver once, now, in order.
+    pub fn deliver() -> Self {
+        Decision::Deliver(vec![Delivery {
+            delay_us: 0,
+            fifo: true,
+        }])
+    }
+}
+
+/// The pure per-link decision. Implemented by the nemesis; [`DeliverAll`] is the default.
+pub trait LinkPolicy: Send {
+    /// Decides the fate of one message from `src` to `dest` of body type `ty`.
+    fn decide(&mut self, src: &str, dest: &str, ty: &str, now_us: u64) -> Decision;
+}
+
+/// The fault-free policy.
+pub struct DeliverAll;
+
+impl LinkPolicy for DeliverAll {
+    fn decide(&mut self, _src: &str, _dest: &str, _ty: &str, _now_us: u64) -> Decision {
+        Decision::deliver()
+    }
+}
+
+/// A message handed to a local endpoint (client or harness).
+#[derive(Debug, Clone)]
+pub struct Delivered {
+    /// Sender address.
+    pub src: String,
+    /// The raw body JSON.
+    pub body: String,
+    /// Microseconds since the router started, at delivery.
+    pub at_us: u64,
+}
+
+/// Things the run loop needs to know about connections.
+#[derive(Debug, Clone)]
+pub enum RouterEvent {
+    /// A node connected and said hello.
+    Connected {
+        /// The node.
+        node: String,
+    },
+    /// A node's connection closed.
+    Disconnected {
+        /// The node.
+        node: String,
+    },
+    /// A node broke the protocol (garbage, oversized line, spoofed source).
+    Faulty {
+        /// The node, or `?` if it never said who it was.
+        node: String,
+        /// What it did.
+        what: String,
+    },
+}
+
+/// Counters of one directed link.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct LinkStats {
+    /// Messages the source sent on this link.
+    pub sent: u64,
+    /// Copies delivered to the destination.
+    pub delivered: u64,
+    /// Drops by reason (`cut`, `drop`, `dest_down`, `overflow`, ...).
+    pub dropped: BTreeMap<String, u64>,
+    /// Messages delivered late (delay > 0).
+    pub delayed: u64,
+    /// Extra copies made.
+    pub duplicated: u64,
+    /// Copies allowed to overtake.
+    pub reordered: u64,
+    /// Messages held by a clog/partition.
+    pub held: u64,
+    /// Messages by body type.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+#[derive(Clone)]
+enum Sink {
+    Tcp(mpsc::Sender<Vec<u8>>),
+    Local(mpsc::Sender<Delivered>),
+}
+
+struct Pending {
+    dest: usize,
+    link: usize,
+    line: Vec<u8>,
+}
+
+struct State {
+    addrs: Vec<String>,
+    index: HashMap<String, usize>,
+    sinks: Vec<Option<Sink>>,
+    conn: Vec<u64>,
+    links: Vec<LinkStats>,
+    /// Per link: copies in flight in `delayed` that must keep FIFO, and the latest
+    /// delivery time given to a FIFO copy.
+    fifo_in_flight: Vec<usize>,
+    fifo_last_us: Vec<u64>,
+    held: Vec<VecDeque<Vec<u8>>>,
+    delayed: BinaryHeap<Reverse<(u64, u64)>>,
+    delayed_items: HashMap<u64, (Pending, bool)>,
+    seq: u64,
+    policy: Box<dyn LinkPolicy>,
+    type_counts: HashMap<String, u64>,
+}
+
+struct Shared {
+    state: Mutex<State>,
+    events: mpsc::UnboundedSender<RouterEvent>,
+    start: Instant,
+    timer: Notify,
+    next_conn: std::sync::atomic::AtomicU64,
+}
+
+/// A handle to the router; cheap to clone.
+#[derive(Clone)]
+pub struct Router {
+    shared: Arc<Shared>,
+    local_addr: SocketAddr,
+}
+
+/// A snapshot of the router's counters.
+#[derive(Debug, Clone, Serialize)]
+pub struct RouterStats {
+    /// Per link `"src->dest"`.
+    pub links: BTreeMap<String, LinkStats>,
+    /// Messages sent, by body type.
+    pub by_type: BTreeMap<String, u64>,
+}
+
+impl Router {
+    /// Binds a loopback listener and starts accepting. `addrs` are every address of the
+    /// run (nodes, clients, `harness`); messages to anything else are dropped and counted.
+    pub async fn start(
+        addrs: &[String],
+        tasks: &mut JoinSet<()>,
+    ) -> anyhow::Result<(Router, mpsc::UnboundedReceiver<RouterEvent>)> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let local_addr = listener.local_addr()?;
+        let n = addrs.len();
+        let state = State {
+            addrs: addrs.to_vec(),
+            index: addrs
+                .iter()
+                .enumerate()
+                .map(|(i, a)| (a.clone(), i))
+                .collect(),
+            sinks: vec![None; n],
+            conn: vec![0; n],
+            links: vec![LinkStats::default(); n * n],
+            fifo_in_flight: vec![0; n * n],
+            fifo_last_us: vec![0; n * n],
+            held: vec![VecDeque::new(); n * n],
+            delayed: BinaryHeap::new(),
+            delayed_items: HashMap::new(),
+            seq: 0,
+            policy: Box::new(DeliverAll),
+            type_counts: HashMap::new(),
+        };
+        let (events, events_rx) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            state: Mutex::new(state),
+            events,
+            start: Instant::now(),
+            timer: Notify::new(),
+            next_conn: std::sync::atomic::AtomicU64::new(1),
+        });
+        let router = Router { shared, local_addr };
+        let r = router.clone();
+        tasks.spawn(async move { r.accept_loop(listener).await });
+        let r = router.clone();
+        tasks.spawn(async move { r.timer_loop().await });
+        Ok((router, events_rx))
+    }
+
+    /// The `127.0.0.1:port` nodes connect to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Microseconds since the router started.
+    pub fn now_us(&self) -> u64 {
+        self.shared.start.elapsed().as_micros() as u64
+    }
+
+    /// Replaces the link policy (the nemesis installs its fault table here).
+    pub fn set_policy(&self, policy: Box<dyn LinkPolicy>) {
+        self.lock().policy = policy;
+    }
+
+    /// Runs `f` on the current policy (to apply or lift faults).
+    pub fn with_policy<R>(&self, f: impl FnOnce(&mut dyn LinkPolicy) -> R) -> R {
+        f(self.lock().policy.as_mut())
+    }
+
+    /// Registers a local endpoint (client or harness) and returns its inbox.
+    pub fn register_local(&self, addr: &str, capacity: usize) -> mpsc::Receiver<Delivered> {
+        let (tx, rx) = mpsc::channel(capacity);
+        let mut st = self.lock();
+        let i = *st
+            .index
+            .get(addr)
+            .expect("local endpoints are declared at start");
+        st.sinks[i] = Some(Sink::Local(tx));
+        rx
+    }
+
+    /// Sends a message from a local endpoint. The body must be a JSON object.
+    pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
+        let line = proto::envelope::frame_raw(src, dest, body_json);
+        let ty = serde_json::from_str::<serde_json::Value>(body_json)
+            .ok()
+            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+            .unwrap_or_default();
+        self.route(src, dest, &ty, line);
+    }
+
+    /// Releases every held message (in order) after a heal.
+    pub fn release_held(&self) {
+        let now = self.now_us();
+        let mut st = self.lock();
+        for link in 0..st.held.len() {
+            let n = st.addrs.len();
+            let dest = link % n;
+            while let Some(line) = st.held[link].pop_front() {
+                deliver_copy(
+                    &mut st,
+                    dest,
+                    link,
+                    line,
+                    Delivery {
+                        delay_us: 0,
+                        fifo: true,
+                    },
+                    now,
+                );
+            }
+        }
+        drop(st);
+        self.shared.timer.notify_one();
+    }
+
+    /// Closes a node's connection from the router side (used after a kill so that a
+    /// stale connection cannot deliver).
+    pub fn disconnect(&self, node: &str) {
+        let mut st = self.lock();
+        if let Some(&i) = st.index.get(node) {
+            st.sinks[i] = None;
+            st.conn[i] = 0;
+        }
+    }
+
+    /// A snapshot of all counters (links with no traffic are left out).
+    pub fn stats(&self) -> RouterStats {
+        let st = self.lock();
+        let n = st.addrs.len();
+        let mut links = BTreeMap::new();
+        for (i, l) in st.links.iter().enumerate() {
+            if l.sent > 0 || l.delivered > 0 {
+                links.insert(
+                    format!("{}->{}", st.addrs[i / n], st.addrs[i % n]),
+                    l.clone(),
+                );
+            }
+        }
+        let by_type = st
+            .type_counts
+            .iter()
+            .map(|(k, v)| (k.clone(), *v))
+            .collect();
+        RouterStats { links, by_type }
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, State> {
+        self.shared
+            .state
+            .lock()
+            .expect("router state lock poisoned")
+    }
+
+    fn event(&self, e: RouterEvent) {
+        let _ = self.shared.events.send(e);
+    }
+
+    fn route(&self, src: &str, dest: &str, ty: &str, line: Vec<u8>) {
+        let now = self.now_us();
+        let mut st = self.lock();
+        let n = st.addrs.len();
+        let Some(&s) = st.index.get(src) else { return };
+        if let Some(c) = st.type_counts.get_mut(ty) {
+            *c += 1;
+        } else {
+            st.type_counts.insert(ty.to_string(), 1);
+        }
+        let Some(&d) = st.index.get(dest) else {
+            drop(st);
+            self.event(RouterEvent::Faulty {
+                node: src.to_string(),
+                what: format!("sent a {ty} message to unknown address '{dest}'"),
+            });
+            return;
+        };
+        let link = s * n + d;
+        {
+            let stats = &mut st.links[link];
+            stats.sent += 1;
+            if let Some(c) = stats.by_type.get_mut(ty) {
+                *c += 1;
+            } else {
+                stats.by_type.insert(ty.to_string(), 1);
+            }
+        }
+        let decision = st.policy.decide(src, dest, ty, now);
+        match decision {
+            Decision::Drop(cause) => count_drop(&mut st.links[link], cause),
+            Decision::Hold => {
+                if st.held[link].len() >= LINK_QUEUE_MAX {
+                    count_drop(&mut st.links[link], "overflow");
+                } else {
+                    st.links[link].held += 1;
+                    st.held[link].push_back(line);
+                }
+            }
+            Decision::Deliver(copies) => {
+                let last = copies.len().saturating_sub(1);
+                if copies.len() > 1 {
+                    st.links[link].duplicated += (copies.len() - 1) as u64;
+                }
+                let mut line = Some(line);
+                for (i, copy) in copies.into_iter().enumerate() {
+                    let bytes = if i == last {
+                        line.take().expect("last copy takes the line")
+                    } else {
+                        line.as_ref().expect("line present").clone()
+                    };
+                    if copy.delay_us > 0 {
+                        st.links[link].delayed += 1;
+                    }
+                    if !copy.fifo {
+                        st.links[link].reordered += 1;
+                    }
+                    deliver_copy(&mut st, d, link, bytes, copy, now);
+                }
+            }
+        }
+        let wake = !st.delayed.is_empty();
+        drop(st);
+        if wake {
+            self.shared.timer.notify_one();
+        }
+    }
+
+    async fn timer_loop(self) {
+        loop {
+            let next = {
+                let now = self.now_us();
+                let mut st = self.lock();
+                while let Some(Reverse((at, seq))) = st.delayed.peek().copied() {
+                    if at > now {
+                        break;
+                    }
+                    st.delayed.pop();
+                    if let Some((p, fifo)) = st.delayed_items.remove(&seq) {
+                        if fifo {
+                            st.fifo_in_flight[p.link] -= 1;
+                        }
+                        push_to_sink(&mut st, p.dest, p.link, p.line, now);
+                    }
+                }
+                st.delayed.peek().map(|Reverse((at, _))| *at)
+            };
+            match next {
+                Some(at) => {
+                    let deadline = self.shared.start + std::time::Duration::from_micros(at);
+                    tokio::select! {
+                        _ = tokio::time::sleep_until(deadline) => {}
+                        _ = self.shared.timer.notified() => {}
+                    }
+                }
+                None => self.shared.timer.notified().await,
+            }
+        }
+    }
+
+    async fn accept_loop(self, listener: TcpListener) {
+        let mut conns = JoinSet::new();
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => {
+                    let Ok((stream, peer)) = accepted else { continue };
+                    if !peer.ip().is_loopback() {
+                        continue;
+                    }
+                    let r = self.clone();
+                    conns.spawn(async move { r.serve(stream).await });
+                }
+                Some(_) = conns.join_next(), if !conns.is_empty() => {}
+            }
+        }
+    }
+
+    async fn serve(self, stream: TcpStream) {
+        let _ = stream.set_nodelay(true);
+        let (mut rd, wr) = stream.into_split();
+        let mut dec = LineDecoder::new();
+        let mut buf = vec![0u8; 64 * 1024];
+        let hello = tokio::time::timeout(
+            std::time::Duration::from_millis(HELLO_TIMEOUT_MS),
+            read_hello(&mut rd, &mut dec, &mut buf),
+        )
+        .await;
+        let node = match hello {
+            Ok(Ok(node)) => node,
+            Ok(Err(what)) => {
+                self.event(RouterEvent::Faulty {
+                    node: "?".into(),
+                    what,
+                });
+                return;
+            }
+            Err(_elapsed) => {
+                let what = format!("connected but sent no hello within {HELLO_TIMEOUT_MS} ms");
+                self.event(RouterEvent::Faulty {
+                    node: "?".into(),
+                    what,
+                });
+                return;
+            }
+        };
+        let conn_id = self
+            .shared
+            .next_conn
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let (tx, rx) = mpsc::channel::<Vec<u8>>(DEST_QUEUE_MAX);
+        {
+            let mut st = self.lock();
+            let Some(&i) = st.index.get(&node) else {
+                drop(st);
+                self.event(RouterEvent::Faulty {
+                    node: node.clone(),
+                    what: format!("said hello as '{node}', which is not a node of this run"),
+                });
+                return;
+            };
+            st.sinks[i] = Some(Sink::Tcp(tx));
+            st.conn[i] = conn_id;
+        }
+        let writer = tokio::spawn(write_loop(wr, rx));
+        self.event(RouterEvent::Connected { node: node.clone() });
+        let outcome = self.read_loop(&node, &mut rd, &mut dec, &mut buf).await;
+        if let Err(what) = outcome {
+            self.event(RouterEvent::Faulty {
+                node: node.clone(),
+                what,
+            });
+        }
+        {
+            let mut st = self.lock();
+            let i = st.index[&node];
+            if st.conn[i] == conn_id {
+                st.sinks[i] = None;
+                st.conn[i] = 0;
+            }
+        }
+        writer.abort();
+        self.event(RouterEvent::Disconnected { node });
+    }
+
+    async fn read_loop(
+        &self,
+        node: &str,
+        rd: &mut tokio::net::tcp::OwnedReadHalf,
+        dec: &mut LineDecoder,
+        buf: &mut [u8],
+    ) -> Result<(), String> {
+        let mut garbage_reported = false;
+        loop {
+            loop {
+                let line = match dec.next_frame() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => return Err(format!("sent an oversized line: {e}")),
+                };
+                if line.is_empty() {
+                    continue;
+                }
+                let head = match EnvelopeHead::parse(line) {
+                    Ok(h) => h,
+                    Err(e) => {
+                        if !garbage_reported {
+                            garbage_reported = true;
+                            self.event(RouterEvent::Faulty {
+                                node: node.to_string(),
+                                what: format!(
+                                    "sent a line that is not an envelope ({e}): {}",
+                                    sample(line)
+                                ),
+                            });
+                        }
+                        continue;
+                    }
+                };
+                if head.src != node {
+                    if !garbage_reported {
+                        garbage_reported = true;
+                        self.event(RouterEvent::Faulty {
+                            node: node.to_string(),
+                            what: format!(
+                                "sent a message with src '{}' on its own connection",
+                                head.src
+                            ),
+                        });
+                    }
+                    continue;
+                }
+                let ty = head.body_type().unwrap_or_default();
+                let dest = head.dest.to_string();
+                let mut owned = Vec::with_capacity(line.len() + 1);
+                owned.extend_from_slice(line);
+                owned.push(b'\n');
+                self.route(node, &dest, &ty, owned);
+            }
+            match rd.read(buf).await {
+                Ok(0) | Err(_) => return Ok(()),
+                Ok(n) => dec.push(&buf[..n]),
+            }
+        }
+    }
+}
+
+fn sample(line: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&line[..line.len().min(120)]).to_string();
+    if line.len() > 120 {
+        format!("{s}...")
+    } else {
+        s
+    }
+}
+
+fn count_drop(stats: &mut LinkStats, cause: &str) {
+    *stats.dropped.entry(cause.to_string()).or_insert(0) += 1;
+}
+
+fn deliver_copy(st: &mut State, dest: usize, link: usize, line: Vec<u8>, copy: Delivery, now: u64) {
+    let mut at = now + copy.delay_us;
+    if copy.fifo {
+        at = at.max(st.fifo_last_us[link]);
+        st.fifo_last_us[link] = at;
+    }
+    let must_queue = at > now || (copy.fifo && st.fifo_in_flight[link] > 0);
+    if !must_queue {
+        push_to_sink(st, dest, link, line, now);
+        return;
+    }
+    if st.delayed_items.len() >= LINK_QUEUE_MAX * 4 {
+        count_drop(&mut st.links[link], "overflow");
+        return;
+    }
+    st.seq += 1;
+    let seq = st.seq;
+    if copy.fifo {
+        st.fifo_in_flight[link] += 1;
+    }
+    st.delayed.push(Reverse((at, seq)));
+    st.delayed_items
+        .insert(seq, (Pending { dest, link, line }, copy.fifo));
+}
+
+fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u64) {
+    match &st.sinks[dest] {
+        None => count_drop(&mut st.links[link], "dest_down"),
+        Some(Sink::Tcp(tx)) => match tx.try_send(line) {
+            Ok(()) => st.links[link].delivered += 1,
+            Err(_) => count_drop(&mut st.links[link], "overflow"),
+        },
+        Some(Sink::Local(tx)) => {
+            let n = st.addrs.len();
+            let src = st.addrs[link / n].clone();
+            let delivered = match EnvelopeHead::parse(trim_newline(&line)) {
+                Ok(head) => Delivered {
+                    src,
+                    body: head.body.get().to_string(),
+                    at_us: now,
+                },
+                Err(_) => return,
+            };
+            match tx.try_send(delivered) {
+                Ok(()) => st.links[link].delivered += 1,
+                Err(_) => count_drop(&mut st.links[link], "overflow"),
+            }
+        }
+    }
+}
+
+fn trim_newline(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+async fn read_hello(
+    rd: &mut tokio::net::tcp::OwnedReadHalf,
+    dec: &mut LineDecoder,
+    buf: &mut [u8],
+) -> Result<String, String> {
+    loop {
+        match dec.next_frame() {
+            Err(e) => return Err(format!("oversized first line: {e}")),
+            Ok(Some(line)) => {
+                let head = EnvelopeHead::parse(line).map_err(|e| {
+                    format!("first line is not an envelope ({e}): {}", sample(line))
+                })?;
+                if head.dest != ROUTER {
+                    return Err(format!(
+                        "first line must be a hello to '{ROUTER}', got dest '{}'",
+                        head.dest
+                    ));
+                }
+                return match serde_json::from_str::<Control>(head.body.get()) {
+                    Ok(Control::Hello { node_id }) if node_id == head.src => Ok(node_id),
+                    _ => Err(format!("first line is not a hello: {}", sample(line))),
+                };
+            }
+            Ok(None) => match rd.read(buf).await {
+                Ok(0) | Err(_) => return Err("closed the connection before saying hello".into()),
+                Ok(n) => dec.push(&buf[..n]),
+            },
+        }
+    }
+}
+
+async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
+    let mut out = Vec::with_capacity(64 * 1024);
+    while let Some(first) = rx.recv().await {
+        out.extend_from_slice(&first);
+        while out.len() < 64 * 1024 {
+            match rx.try_recv() {
+                Ok(more) => out.extend_from_slice(&more),
+                Err(_) => break,
+            }
+        }
+        if wr.write_all(&out).await.is_err() {
+            return;
+        }
+        out.clear();
+    }
+}

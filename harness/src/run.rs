@@ -1,0 +1,627 @@
+//! One run, start to verdict: directories, router, nodes, clients, the clock, teardown,
+//! checking and the files in the run directory.
+//!
+//! The sequence is fixed: validate -> create the run dir and `run.json` -> start the router
+//! -> spawn nodes -> `init` each node as it says hello -> clients run for the time limit ->
+//! clients stop issuing (ops in flight finish or time out) -> final ops -> teardown (every
+//! process reaped) -> history read back from disk -> checkers -> `verdict.json`,
+//! `metrics.json`, `latest`. Ctrl-C jumps to the stop step; what was recorded is checked.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use anyhow::Context;
+use proto::body::Control;
+use proto::Report;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tokio::time::Instant;
+use workloads::verdict::TimedReport;
+use workloads::workload::WorkloadOpts;
+use workloads::{CheckInput, History, Verdict, VerdictKind};
+
+use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
+use crate::router::{Router, RouterEvent};
+use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
+use crate::{metrics, results, UsageError};
+
+/// How long nodes have to connect and answer `init`.
+pub const STARTUP_TIMEOUT_MS: u64 = 10_000;
+/// How long nodes have to exit after SIGTERM before SIGKILL.
+pub const TEARDOWN_GRACE_MS: u64 = 1_000;
+
+/// A validated run configuration; saved as `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Workload name.
+    pub workload: String,
+    /// Algorithm name (bundled nodes).
+    pub algorithm: String,
+    /// Node program and arguments, when not the bundled `squall-node`.
+    pub node_cmd: Option<Vec<String>>,
+    /// Path of the bundled node binary.
+    pub node_bin: PathBuf,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of client workers.
+    pub clients: usize,
+    /// Target ops per second over all clients.
+    pub rate: f64,
+    /// How long clients issue ops, in ms.
+    pub time_limit_ms: u64,
+    /// The run seed.
+    pub seed: u64,
+    /// Client op timeout, in ms.
+    pub op_timeout_ms: u64,
+    /// Where run directories go.
+    pub results_dir: PathBuf,
+    /// `--bug` mutants passed to bundled nodes.
+    pub bugs: Vec<String>,
+    /// `--param` settings passed to bundled nodes.
+    pub params: Vec<String>,
+    /// Instances/keys the workload spreads ops over.
+    pub instances: u64,
+    /// Concurrent proposals per instance.
+    pub contention: u64,
+    /// squall's version.
+    pub version: String,
+}
+
+impl RunConfig {
+    /// The argv of node `id`.
+    fn node_argv(&self) -> Vec<String> {
+        match &self.node_cmd {
+            Some(argv) => argv.clone(),
+            None => {
+                let mut argv = vec![
+                    self.node_bin.display().to_string(),
+                    "--algorithm".into(),
+                    self.algorithm.clone(),
+                ];
+                for b in &self.bugs {
+                    argv.extend(["--bug".to_string(), b.clone()]);
+                }
+                for p in &self.params {
+                    argv.extend(["--param".to_string(), p.clone()]);
+                }
+                argv
+            }
+        }
+    }
+
+    /// Node ids `n1..nN`.
+    pub fn node_ids(&self) -> Vec<String> {
+        (1..=self.nodes).map(|i| format!("n{i}")).collect()
+    }
+}
+
+/// A node that broke the protocol or died on its own.
+#[derive(Debug, Clone, Serialize)]
+pub struct Faulty {
+    /// The node (`?` when unknown).
+    pub node: String,
+    /// What happened.
+    pub what: String,
+    /// Microseconds since the start.
+    pub at_us: u64,
+}
+
+/// The result of a run.
+#[derive(Debug)]
+pub struct RunOutcome {
+    /// The run directory.
+    pub dir: PathBuf,
+    /// The overall verdict.
+    pub verdict: VerdictKind,
+    /// A few lines for humans.
+    pub summary: String,
+}
+
+struct Live {
+    router: Router,
+    sup: Supervisor,
+    events: tokio::sync::mpsc::UnboundedReceiver<RouterEvent>,
+    inbox: tokio::sync::mpsc::Receiver<crate::router::Delivered>,
+    reports: Vec<TimedReport>,
+    faulty: Vec<Faulty>,
+    ready: BTreeSet<String>,
+    init_msg_id: u64,
+    node_ids: Vec<String>,
+}
+
+impl Live {
+    fn send_init(&mut self, node: &str) {
+        self.init_msg_id += 1;
+        let init = Control::Init {
+            msg_id: self.init_msg_id,
+            node_id: node.to_string(),
+            node_ids: self.node_ids.clone(),
+        };
+        let body = serde_json::to_string(&init).expect("init serialises");
+        self.router.send_local(proto::HARNESS, node, &body);
+    }
+
+    fn on_router_event(&mut self, ev: RouterEvent) {
+        match ev {
+            RouterEvent::Connected { node } => self.send_init(&node),
+            RouterEvent::Disconnected { node } => {
+                self.ready.remove(&node);
+            }
+            RouterEvent::Faulty { node, what } => {
+                tracing::warn!(node = %node, what = %what, "node broke the protocol");
+                let at_us = self.router.now_us();
+                self.faulty.push(Faulty { node, what, at_us });
+            }
+        }
+    }
+
+    fn on_harness_msg(&mut self, d: crate::router::Delivered) {
+        if let Ok(Control::InitOk { .. }) = serde_json::from_str::<Control>(&d.body) {
+            self.ready.insert(d.src);
+            return;
+        }
+        match serde_json::from_str::<Report>(&d.body) {
+            Ok(report) => self.reports.push(TimedReport {
+                time: d.at_us * 1000,
+                node: d.src,
+                report,
+            }),
+            Err(_) => {
+                let at_us = self.router.now_us();
+                let what = format!(
+                    "sent the harness an unknown message: {}",
+                    truncate(&d.body, 120)
+                );
+                self.faulty.push(Faulty {
+                    node: d.src,
+                    what,
+                    at_us,
+                });
+            }
+        }
+    }
+
+    fn on_exit(&mut self, node: &str, status: &str, expected: bool) {
+        if !expected {
+            let at_us = self.router.now_us();
+            self.faulty.push(Faulty {
+                node: node.to_string(),
+                what: format!("exited unexpectedly ({status})"),
+                at_us,
+            });
+        }
+        self.router.disconnect(node);
+        self.ready.remove(node);
+    }
+
+    /// Handles whatever arrives until `deadline` (or until `done()` holds).
+    async fn pump_until(
+        &mut self,
+        deadline: Instant,
+        stop: &mut watch::Receiver<bool>,
+        done: impl Fn(&Live) -> bool,
+    ) {
+        while !done(self) {
+            tokio::select! {
+                Some(ev) = self.events.recv() => self.on_router_event(ev),
+                Some(d) = self.inbox.recv() => self.on_harness_msg(d),
+                Some((ev, expected)) = self.sup.next_exit() => {
+                    let status = ev.status.to_string();
+                    self.on_exit(&ev.node, &status, expected);
+                }
+                _ = tokio::time::sleep_until(deadline) => return,
+                _ = stop.changed() => {
+                    if *stop.borrow() {
+                        return;
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn truncate(s: &str, n: usize) -> String {
+    if s.len() <= n {
+        s.to_string()
+    } else {
+        let mut end = n;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}...", &s[..end])
+    }
+}
+
+/// Runs one configuration to a verdict. `interrupt` turning true (Ctrl-C) ends the run
+/// early; what was recorded is still checked and written.
+pub async fn run(
+    cfg: RunConfig,
+    mut interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    let wopts = WorkloadOpts {
+        instances: cfg.instances,
+        contention: cfg.contention,
+    };
+    let workload = workloads::workload_by_name(&cfg.workload, &wopts)
+        .ok_or_else(|| UsageError(format!("unknown workload '{}'", cfg.workload)))?;
+    let final_ops = workload.final_ops();
+    let checkers = workload.checkers();
+
+    let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
+    results::write_json(&dir.join("run.json"), &cfg)?;
+    eprintln!(
+        "squall: run {run_id} (seed {}) in {}",
+        cfg.seed,
+        dir.display()
+    );
+
+    let start = Instant::now();
+    let node_ids = cfg.node_ids();
+    let client_ids: Vec<String> = (1..=cfg.clients).map(|i| format!("c{i}")).collect();
+    let mut addrs = vec![proto::HARNESS.to_string()];
+    addrs.extend(node_ids.iter().cloned());
+    addrs.extend(client_ids.iter().cloned());
+    let mut tasks = JoinSet::new();
+    let (router, events) = Router::start(&addrs, &mut tasks).await?;
+    let inbox = router.register_local(proto::HARNESS, 64 * 1024);
+    let mut live = Live {
+        router: router.clone(),
+        sup: Supervisor::new(start.into_std()),
+        events,
+        inbox,
+        reports: Vec::new(),
+        faulty: Vec::new(),
+        ready: BTreeSet::new(),
+        init_msg_id: 0,
+        node_ids: node_ids.clone(),
+    };
+
+    let argv = cfg.node_argv();
+    for id in &node_ids {
+        let spec = NodeSpec {
+            id: id.clone(),
+            argv: argv.clone(),
+            env: vec![
+                ("SQUALL_NODE_ID".into(), id.clone()),
+                ("SQUALL_ROUTER".into(), router.local_addr().to_string()),
+                (
+                    "SQUALL_DATA_DIR".into(),
+                    dir.join("data").join(id).display().to_string(),
+                ),
+                ("SQUALL_SEED".into(), cfg.seed.to_string()),
+            ],
+            data_dir: dir.join("data").join(id),
+            log_path: dir.join("nodes").join(format!("{id}.log")),
+        };
+        if let Err(e) = live.sup.spawn(spec).await {
+            live.sup
+                .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
+                .await;
+            tasks.abort_all();
+            return Err(match e {
+                SpawnError::Program { .. } => UsageError(e.to_string()).into(),
+                other => other.into(),
+            });
+        }
+    }
+
+    // Startup: every node connects and answers init.
+    let n = node_ids.len();
+    let startup_deadline = Instant::now() + Duration::from_millis(STARTUP_TIMEOUT_MS);
+    live.pump_until(startup_deadline, &mut interrupt, |l| {
+        l.ready.len() == n || l.sup.running().len() < n
+    })
+    .await;
+    let startup_failed = live.ready.len() < n;
+
+    let (rec, rec_handle) = Recorder::start(&dir.join("history.jsonl"), start)?;
+    let shared = Arc::new(ClientShared {
+        workload: Mutex::new(workload),
+        next_process: AtomicU64::new(0),
+        late_ops: AtomicU64::new(0),
+        nodes: node_ids.clone(),
+    });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut client_tasks = JoinSet::new();
+    let mut clients_back: Vec<Client> = Vec::new();
+    let mut quiet_from = None;
+    let mut interrupted = *interrupt.borrow();
+    if !startup_failed && !interrupted {
+        let interval = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate);
+        for (i, addr) in client_ids.iter().enumerate() {
+            let client = Client::new(addr, &router);
+            let opts = ClientOpts {
+                interval,
+                op_timeout: Duration::from_millis(cfg.op_timeout_ms),
+                seed: cfg
+                    .seed
+                    .wrapping_mul(0x9e37_79b9)
+                    .wrapping_add(i as u64 + 1),
+            };
+            client_tasks.spawn(clients::run_client(
+                client,
+                shared.clone(),
+                rec.clone(),
+                opts,
+                stop_rx.clone(),
+            ));
+        }
+        let end = Instant::now() + Duration::from_millis(cfg.time_limit_ms);
+        live.pump_until(end, &mut interrupt, |_| false).await;
+        interrupted = *interrupt.borrow();
+        let _ = stop_tx.send(true);
+        // Ops in flight finish or time out; Ctrl-C waits at most a second.
+        let wait = if interrupted {
+            Duration::from_secs(1)
+        } else {
+            Duration::from_millis(cfg.op_timeout_ms + 1000)
+        };
+        let drain_deadline = Instant::now() + wait;
+        loop {
+            tokio::select! {
+                joined = client_tasks.join_next() => match joined {
+                    Some(Ok(c)) => clients_back.push(c),
+                    Some(Err(_)) => {}
+                    None => break,
+                },
+                Some(ev) = live.events.recv() => live.on_router_event(ev),
+                Some(d) = live.inbox.recv() => live.on_harness_msg(d),
+                _ = tokio::time::sleep_until(drain_deadline) => {
+                    client_tasks.abort_all();
+                    break;
+                }
+            }
+        }
+        if !interrupted && !final_ops.is_empty() && !clients_back.is_empty() {
+            quiet_from = Some(start.elapsed().as_nanos() as u64);
+            let running = live.sup.running();
+            let clients = std::mem::take(&mut clients_back);
+            run_final_ops(
+                clients,
+                &running,
+                &final_ops,
+                &shared,
+                &rec,
+                cfg.op_timeout_ms,
+            )
+            .await;
+        }
+    }
+    drop(stop_tx);
+
+    live.sup
+        .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
+        .await;
+    while let Some((ev, expected)) = live.sup.try_next_exit() {
+        live.on_exit(&ev.node, &ev.status.to_string(), expected);
+    }
+    while let Ok(ev) = live.events.try_recv() {
+        live.on_router_event(ev);
+    }
+    while let Ok(d) = live.inbox.try_recv() {
+        live.on_harness_msg(d);
+    }
+    drop(rec);
+    drop(clients_back);
+    let _ = rec_handle.await;
+    tasks.abort_all();
+
+    let history = History::load(&dir.join("history.jsonl"))
+        .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
+    let ops = history.ops();
+    let live_nodes: Vec<String> = node_ids.clone();
+    let input = CheckInput {
+        history,
+        reports: live.reports.clone(),
+        faults: Vec::new(),
+        quiet_from,
+        live_nodes,
+    };
+    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(&input)).collect();
+
+    let mut overall = verdicts
+        .iter()
+        .map(|v| v.verdict)
+        .max()
+        .unwrap_or(VerdictKind::Unknown);
+    let mut reason = verdicts
+        .iter()
+        .find(|v| v.verdict == overall)
+        .map(|v| format!("{}: {}", v.checker, v.reason))
+        .unwrap_or_else(|| "no checker ran".into());
+    if startup_failed {
+        overall = overall.max(VerdictKind::Unknown);
+        let missing: Vec<&String> = node_ids
+            .iter()
+            .filter(|n| !live.ready.contains(*n))
+            .collect();
+        reason = format!(
+            "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms); see {}/nodes/",
+            dir.display()
+        );
+    } else if !live.faulty.is_empty() && overall == VerdictKind::Valid {
+        overall = VerdictKind::Unknown;
+        reason = format!(
+            "{} node fault(s): {}",
+            live.faulty.len(),
+            live.faulty[0].node.clone() + " " + &live.faulty[0].what
+        );
+    } else if interrupted && overall == VerdictKind::Valid {
+        reason = format!("{reason} (interrupted: partial history)");
+    }
+
+    let verdict_json = json!({
+        "verdict": overall,
+        "reason": reason,
+        "run_id": run_id,
+        "seed": cfg.seed,
+        "interrupted": interrupted,
+        "checkers": verdicts,
+        "faulty_nodes": live.faulty,
+        "warnings": Vec::<String>::new(),
+    });
+    results::write_json(&dir.join("verdict.json"), &verdict_json)?;
+
+    let rstats = router.stats();
+    let metrics_json = json!({
+        "ops": metrics::op_counts(&ops),
+        "late_ops": shared.late_ops.load(Ordering::Relaxed),
+        "latency_ms": metrics::latency_by_kind(&ops),
+        "messages": {
+            "total": rstats.by_type.values().sum::<u64>(),
+            "by_type": rstats.by_type,
+            "per_op": metrics::messages_per_op(&rstats.by_type, &ops),
+        },
+        "links": rstats.links,
+        "processes": live.sup.counters(),
+        "process_events": live.sup.records(),
+        "reports": live.reports.len(),
+    });
+    results::write_json(&dir.join("metrics.json"), &metrics_json)?;
+    results::update_latest(&cfg.results_dir, &run_id)?;
+
+    let counts = metrics::op_counts(&ops);
+    let summary = summary_text(
+        &run_id,
+        &dir,
+        overall,
+        &reason,
+        &counts,
+        &metrics_json["latency_ms"],
+    );
+    Ok(RunOutcome {
+        dir,
+        verdict: overall,
+        summary,
+    })
+}
+
+async fn run_final_ops(
+    clients: Vec<Client>,
+    nodes: &[String],
+    ops: &[proto::ClientOp],
+    shared: &Arc<ClientShared>,
+    rec: &Recorder,
+    op_timeout_ms: u64,
+) {
+    let mut work: Vec<(String, proto::ClientOp)> = Vec::new();
+    for node in nodes {
+        for op in ops {
+            work.push((node.clone(), op.clone()));
+        }
+    }
+    let chunk = work.len().div_ceil(clients.len()).max(1);
+    let mut set = JoinSet::new();
+    for (mut client, part) in clients
+        .into_iter()
+        .zip(work.chunks(chunk).map(<[_]>::to_vec))
+    {
+        let (shared, rec) = (shared.clone(), rec.clone());
+        set.spawn(async move {
+            let mut process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+            for (node, op) in part {
+                let value = workloads::history::op_value(&op);
+                rec.record(
+                    process,
+                    workloads::EventType::Invoke,
+                    op.f(),
+                    value,
+                    Some(&node),
+                    None,
+                );
+                let answer = client
+                    .call(&node, &op, Duration::from_millis(op_timeout_ms))
+                    .await;
+                if clients::record_call(&rec, process, &node, &op, &answer) {
+                    process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+                }
+            }
+        });
+    }
+    while set.join_next().await.is_some() {}
+}
+
+fn summary_text(
+    run_id: &str,
+    dir: &Path,
+    verdict: VerdictKind,
+    reason: &str,
+    counts: &Value,
+    latency: &Value,
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!("run       {run_id}\n"));
+    s.push_str(&format!(
+        "ops       {} total: {} ok, {} fail, {} info, {} pending\n",
+        counts["total"], counts["ok"], counts["fail"], counts["info"], counts["pending"]
+    ));
+    if let Some(map) = latency.as_object() {
+        for (f, l) in map {
+            s.push_str(&format!(
+                "latency   {f}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} ok)\n",
+                l["p50"].as_f64().unwrap_or(0.0),
+                l["p99"].as_f64().unwrap_or(0.0),
+                l["max"].as_f64().unwrap_or(0.0),
+                l["count"]
+            ));
+        }
+    }
+    let word = match verdict {
+        VerdictKind::Valid => "VALID",
+        VerdictKind::Invalid => "INVALID",
+        VerdictKind::Unknown => "UNKNOWN",
+    };
+    s.push_str(&format!("verdict   {word}: {reason}\n"));
+    s.push_str(&format!("results   {}\n", dir.display()));
+    s
+}
+
+/// Reads the node registry from `squall-node --list-json`.
+pub fn node_registry(node_bin: &Path) -> anyhow::Result<Vec<AlgoInfo>> {
+    let out = std::process::Command::new(node_bin)
+        .arg("--list-json")
+        .output()
+        .with_context(|| format!("run {} --list-json", node_bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} --list-json failed: {}",
+        node_bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One algorithm as `squall-node --list-json` describes it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AlgoInfo {
+    /// Name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// Workloads served.
+    pub workloads: Vec<String>,
+    /// Mutants.
+    pub bugs: Vec<String>,
+}
+
+/// Finds `squall-node`: `$SQUALL_NODE_BIN`, else next to this executable.
+pub fn find_node_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("SQUALL_NODE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut candidates = vec![exe.with_file_name("squall-node")];
+    // Test binaries live one level down, in target/<profile>/deps.
+    if let Some(parent) = exe.parent().and_then(|p| p.parent()) {
+        candidates.push(parent.join("squall-node"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("cannot find squall-node next to {}; build it with `cargo build --release` or set SQUALL_NODE_BIN", exe.display()))
+}

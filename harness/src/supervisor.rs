@@ -1,0 +1,470 @@
+//! The supervisor: the only code that starts or signals processes.
+//!
+//! Every node runs in its own process group (so a signal reaches anything it forks) with
+//! `PR_SET_PDEATHSIG = SIGKILL`, so it dies with the harness even when the harness is
+//! SIGKILLed. `PR_SET_PDEATHSIG` fires when the *thread* that forked the child exits, so all
+//! forks happen on one dedicated spawner thread that lives as long as the process. Each
+//! child has a waiter thread that reaps it and reports its exit status; an exit the
+//! supervisor did not cause is recorded as unexpected and the run goes on.
+
+use std::collections::BTreeMap;
+use std::fs::OpenOptions;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+use std::sync::mpsc as std_mpsc;
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use serde::Serialize;
+use tokio::sync::{mpsc, oneshot};
+
+/// What is needed to start one node process.
+#[derive(Debug, Clone)]
+pub struct NodeSpec {
+    /// `n1`...
+    pub id: String,
+    /// Program and arguments (no shell).
+    pub argv: Vec<String>,
+    /// Extra environment (`SQUALL_*`).
+    pub env: Vec<(String, String)>,
+    /// The node's durable directory, kept across restarts.
+    pub data_dir: PathBuf,
+    /// Where stdout and stderr go (appended across restarts).
+    pub log_path: PathBuf,
+}
+
+/// How a process ended.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ExitInfo {
+    /// Exit code, if it exited.
+    pub code: Option<i32>,
+    /// Signal number, if a signal ended it.
+    pub signal: Option<i32>,
+}
+
+impl std::fmt::Display for ExitInfo {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match (self.code, self.signal) {
+            (Some(c), _) => write!(f, "exit code {c}"),
+            (_, Some(s)) => write!(f, "signal {s}"),
+            _ => write!(f, "unknown status"),
+        }
+    }
+}
+
+/// A process exit, as observed by a waiter thread.
+#[derive(Debug, Clone)]
+pub struct ExitEvent {
+    /// The node.
+    pub node: String,
+    /// Which start of the node this was (0 first).
+    pub incarnation: u64,
+    /// Its status.
+    pub status: ExitInfo,
+}
+
+/// One thing the supervisor did or saw, for `metrics.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProcRecord {
+    /// Microseconds since the run started.
+    pub at_us: u64,
+    /// The node.
+    pub node: String,
+    /// `spawn`, `kill`, `pause`, `resume`, `term`, `exit`, `wipe`.
+    pub what: String,
+    /// For exits: the status and whether the supervisor caused it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// Per-node counters of process faults.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ProcCounters {
+    /// SIGKILLs sent by the nemesis.
+    pub kills: u64,
+    /// Restarts after a kill.
+    pub restarts: u64,
+    /// SIGSTOPs sent.
+    pub pauses: u64,
+    /// SIGCONTs sent after a pause.
+    pub resumes: u64,
+    /// Exits the supervisor did not cause.
+    pub unexpected_exits: u64,
+    /// Every exit status observed.
+    pub exits: Vec<ExitInfo>,
+}
+
+#[derive(Debug)]
+struct NodeProc {
+    spec: NodeSpec,
+    pid: Option<i32>,
+    incarnation: u64,
+    paused: bool,
+    expect_exit: bool,
+    counters: ProcCounters,
+}
+
+type SpawnReply = oneshot::Sender<std::io::Result<std::process::Child>>;
+
+/// Owns every node process of a run.
+pub struct Supervisor {
+    nodes: BTreeMap<String, NodeProc>,
+    spawn_tx: std_mpsc::Sender<(Command, SpawnReply)>,
+    exit_tx: mpsc::UnboundedSender<ExitEvent>,
+    exit_rx: mpsc::UnboundedReceiver<ExitEvent>,
+    records: Vec<ProcRecord>,
+    start: std::time::Instant,
+}
+
+/// Why a node could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    /// The program does not exist or is not executable.
+    #[error("cannot start node command '{program}': {source}")]
+    Program {
+        /// The program name.
+        program: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+    /// Log file or data directory trouble.
+    #[error("cannot prepare {path}: {source}")]
+    Io {
+        /// The path.
+        path: String,
+        /// The OS error.
+        source: std::io::Error,
+    },
+}
+
+fn spawner_thread(rx: std_mpsc::Receiver<(Command, SpawnReply)>) {
+    // This thread forks every child; it must outlive them all (PR_SET_PDEATHSIG).
+    for (mut cmd, reply) in rx {
+        let _ = reply.send(cmd.spawn());
+    }
+}
+
+impl Supervisor {
+    /// A supervisor with no processes yet.
+    pub fn new(start: std::time::Instant) -> Supervisor {
+        let (spawn_tx, spawn_rx) = std_mpsc::channel();
+        std::thread::Builder::new()
+            .name("squall-spawner".into())
+            .spawn(move || spawner_thread(spawn_rx))
+            .expect("spawn the spawner thread");
+        let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        Supervisor {
+            nodes: BTreeMap::new(),
+            spawn_tx,
+            exit_tx,
+            exit_rx,
+            records: Vec::new(),
+            start,
+        }
+    }
+
+    fn record(&mut self, node: &str, what: &str, detail: Option<String>) {
+        let at_us = self.start.elapsed().as_micros() as u64;
+        self.records.push(ProcRecord {
+            at_us,
+            node: node.into(),
+            what: what.into(),
+            detail,
+        });
+    }
+
+    /// Starts a node for the first time.
+    pub async fn spawn(&mut self, spec: NodeSpec) -> Result<(), SpawnError> {
+        let id = spec.id.clone();
+        self.nodes.insert(
+            id.clone(),
+            NodeProc {
+                spec,
+                pid: None,
+                incarnation: 0,
+                paused: false,
+                expect_exit: false,
+                counters: ProcCounters::default(),
+            },
+        );
+        self.start_process(&id).await
+    }
+
+    async fn start_process(&mut self, id: &str) -> Result<(), SpawnError> {
+        let node = self.nodes.get(id).expect("known node");
+        let spec = node.spec.clone();
+        let incarnation = node.incarnation;
+        std::fs::create_dir_all(&spec.data_dir).map_err(|source| SpawnError::Io {
+            path: spec.data_dir.display().to_string(),
+            source,
+        })?;
+        let log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&spec.log_path)
+            .map_err(|source| SpawnError::Io {
+                path: spec.log_path.display().to_string(),
+                source,
+            })?;
+        let log_err = log.try_clone().map_err(|source| SpawnError::Io {
+            path: spec.log_path.display().to_string(),
+            source,
+        })?;
+        let mut cmd = Command::new(&spec.argv[0]);
+        cmd.args(&spec.argv[1..])
+            .envs(spec.env.iter().cloned())
+            .env("SQUALL_INCARNATION", incarnation.to_string())
+            .stdin(Stdio::null())
+            .stdout(Stdio::from(log))
+            .stderr(Stdio::from(log_err));
+        let parent = std::process::id();
+        // SAFETY: only async-signal-safe libc calls between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                if libc::setpgid(0, 0) != 0 {
+                    return Err(std::io::Error::last_os_error());
+                }
+                if libc::prctl(
+                    libc::PR_SET_PDEATHSIG,
+                    libc::SIGKILL as libc::c_ulong,
+                    0,
+                    0,
+                    0,
+                ) != 0
+                {
+                    return Err(std::io::Error::last_os_error());
+                }
+                // The harness may have died between fork and prctl.
+                if libc::getppid() as u32 != parent {
+                    libc::_exit(1);
+                }
+                Ok(())
+            });
+        }
+        let (tx, rx) = oneshot::channel();
+        self.spawn_tx.send((cmd, tx)).expect("spawner thread alive");
+        let child = rx
+            .await
+            .expect("spawner answers")
+            .map_err(|source| SpawnError::Program {
+                program: spec.argv[0].clone(),
+                source,
+            })?;
+        let pid = child.id() as i32;
+        let exit_tx = self.exit_tx.clone();
+        let node_id = id.to_string();
+        std::thread::Builder::new()
+            .name(format!("reap-{node_id}"))
+            .spawn(move || {
+                let mut child = child;
+                let status = match child.wait() {
+                    Ok(s) => ExitInfo {
+                        code: s.code(),
+                        signal: s.signal(),
+                    },
+                    Err(_) => ExitInfo {
+                        code: None,
+                        signal: None,
+                    },
+                };
+                let _ = exit_tx.send(ExitEvent {
+                    node: node_id,
+                    incarnation,
+                    status,
+                });
+            })
+            .expect("spawn a reaper thread");
+        let node = self.nodes.get_mut(id).expect("known node");
+        node.pid = Some(pid);
+        node.paused = false;
+        node.expect_exit = false;
+        self.record(
+            id,
+            "spawn",
+            Some(format!("pid {pid}, incarnation {incarnation}")),
+        );
+        Ok(())
+    }
+
+    fn signal(&mut self, id: &str, sig: Signal) -> bool {
+        let Some(pid) = self.nodes.get(id).and_then(|n| n.pid) else {
+            return false;
+        };
+        killpg(Pid::from_raw(pid), sig).is_ok()
+    }
+
+    /// SIGKILLs a node (its whole process group). Returns false if it was not running.
+    pub fn kill(&mut self, id: &str) -> bool {
+        if let Some(n) = self.nodes.get_mut(id) {
+            n.expect_exit = true;
+        }
+        let sent = self.signal(id, Signal::SIGKILL);
+        if sent {
+            self.nodes.get_mut(id).expect("known").counters.kills += 1;
+            self.record(id, "kill", None);
+        }
+        sent
+    }
+
+    /// Starts a killed node again with the same data dir (or a wiped one: amnesia).
+    pub async fn restart(&mut self, id: &str, amnesia: bool) -> Result<bool, SpawnError> {
+        let Some(node) = self.nodes.get_mut(id) else {
+            return Ok(false);
+        };
+        if node.pid.is_some() {
+            return Ok(false);
+        }
+        node.incarnation += 1;
+        node.counters.restarts += 1;
+        if amnesia {
+            let dir = node.spec.data_dir.clone();
+            let _ = std::fs::remove_dir_all(&dir);
+            self.record(id, "wipe", Some(dir.display().to_string()));
+        }
+        self.start_process(id).await?;
+        Ok(true)
+    }
+
+    /// SIGSTOPs a node.
+    pub fn pause(&mut self, id: &str) -> bool {
+        let sent = self.signal(id, Signal::SIGSTOP);
+        if sent {
+            let n = self.nodes.get_mut(id).expect("known");
+            n.paused = true;
+            n.counters.pauses += 1;
+            self.record(id, "pause", None);
+        }
+        sent
+    }
+
+    /// SIGCONTs a paused node.
+    pub fn resume(&mut self, id: &str) -> bool {
+        if !self.nodes.get(id).is_some_and(|n| n.paused) {
+            return false;
+        }
+        let sent = self.signal(id, Signal::SIGCONT);
+        let n = self.nodes.get_mut(id).expect("known");
+        n.paused = false;
+        if sent {
+            n.counters.resumes += 1;
+            self.record(id, "resume", None);
+        }
+        sent
+    }
+
+    /// Whether a node process is currently running (possibly paused).
+    pub fn is_running(&self, id: &str) -> bool {
+        self.nodes.get(id).is_some_and(|n| n.pid.is_some())
+    }
+
+    /// Ids of nodes currently running.
+    pub fn running(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.pid.is_some())
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Waits for the next process exit. Returns whether the supervisor caused it.
+    pub async fn next_exit(&mut self) -> Option<(ExitEvent, bool)> {
+        let ev = self.exit_rx.recv().await?;
+        Some(self.note_exit(ev))
+    }
+
+    /// Takes an exit if one is ready.
+    pub fn try_next_exit(&mut self) -> Option<(ExitEvent, bool)> {
+        let ev = self.exit_rx.try_recv().ok()?;
+        Some(self.note_exit(ev))
+    }
+
+    fn note_exit(&mut self, ev: ExitEvent) -> (ExitEvent, bool) {
+        let mut expected = true;
+        if let Some(n) = self.nodes.get_mut(&ev.node) {
+            if n.incarnation == ev.incarnation {
+                n.pid = None;
+                n.paused = false;
+                expected = n.expect_exit;
+                if !expected {
+                    n.counters.unexpected_exits += 1;
+                }
+            }
+            n.counters.exits.push(ev.status.clone());
+        }
+        let detail = format!(
+            "{} ({})",
+            ev.status,
+            if expected {
+                "caused by squall"
+            } else {
+                "unexpected"
+            }
+        );
+        self.record(&ev.node, "exit", Some(detail));
+        (ev, expected)
+    }
+
+    /// Stops everything: SIGCONT the paused, SIGTERM all, wait up to `grace`, SIGKILL the
+    /// rest, and reap every child.
+    pub async fn teardown(&mut self, grace: Duration) {
+        let ids: Vec<String> = self.running();
+        for id in &ids {
+            if let Some(n) = self.nodes.get_mut(id) {
+                n.expect_exit = true;
+            }
+            if self.nodes[id].paused {
+                self.signal(id, Signal::SIGCONT);
+            }
+            self.signal(id, Signal::SIGTERM);
+            self.record(id, "term", None);
+        }
+        let deadline = tokio::time::Instant::now() + grace;
+        while !self.running().is_empty() {
+            match tokio::time::timeout_at(deadline, self.exit_rx.recv()).await {
+                Ok(Some(ev)) => {
+                    self.note_exit(ev);
+                }
+                Ok(None) => break,
+                Err(_) => break,
+            }
+        }
+        for id in self.running() {
+            self.signal(&id, Signal::SIGKILL);
+        }
+        while !self.running().is_empty() {
+            match tokio::time::timeout(Duration::from_secs(10), self.exit_rx.recv()).await {
+                Ok(Some(ev)) => {
+                    self.note_exit(ev);
+                }
+                _ => break,
+            }
+        }
+    }
+
+    /// Per-node process-fault counters.
+    pub fn counters(&self) -> BTreeMap<String, ProcCounters> {
+        self.nodes
+            .iter()
+            .map(|(id, n)| (id.clone(), n.counters.clone()))
+            .collect()
+    }
+
+    /// Everything the supervisor did and saw, in order.
+    pub fn records(&self) -> &[ProcRecord] {
+        &self.records
+    }
+}
+
+impl Drop for Supervisor {
+    fn drop(&mut self) {
+        // Last line of defence: nothing outlives the supervisor.
+        for n in self.nodes.values() {
+            if let Some(pid) = n.pid {
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGCONT);
+                let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
+            }
+        }
+    }
+}
