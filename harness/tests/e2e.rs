@@ -1,0 +1,265 @@
+//! End-to-end tests: the real `squall` binary starting real node processes on loopback.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+fn squall_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_squall"))
+}
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+}
+
+/// `squall-node` is another package's binary: make sure it is built next to `squall`.
+fn ensure_node_bin() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let node = squall_bin().with_file_name("squall-node");
+        if node.is_file() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "node", "--bin", "squall-node"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building squall-node failed");
+    });
+}
+
+fn squall(args: &[&str]) -> Command {
+    ensure_node_bin();
+    let mut cmd = Command::new(squall_bin());
+    cmd.args(args).current_dir(repo_root());
+    cmd
+}
+
+fn run_ok(args: &[&str]) -> (Output, PathBuf) {
+    let results = tempfile::tempdir().expect("tempdir").keep();
+    let mut all: Vec<&str> = args.to_vec();
+    let r = results.to_str().expect("utf8 path").to_string();
+    all.extend(["--results-dir", &r]);
+    let out = squall(&all).output().expect("run squall");
+    (out, results.join("latest"))
+}
+
+fn json(path: &Path) -> Value {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid json")
+}
+
+fn history_lines(dir: &Path) -> Vec<Value> {
+    std::fs::read_to_string(dir.join("history.jsonl"))
+        .expect("history")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("history line is json"))
+        .collect()
+}
+
+fn misbehave(mode: &str) -> String {
+    format!("python3 {} {mode}", repo_root().join("harness/tests/nodes/misbehave.py").display())
+}
+
+fn has_python() -> bool {
+    Command::new("python3").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+}
+
+/// Pids whose parent is `pid`.
+fn children_of(pid: u32) -> Vec<u32> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        // The command name is in parentheses and may contain spaces.
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        if fields.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid) {
+            out.push(p);
+        }
+    }
+    out
+}
+
+/// Whether `pid` exists and is not a zombie.
+fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Err(_) => false,
+    }
+}
+
+#[test]
+fn echo_run_is_valid_and_writes_every_file() {
+    let (out, dir) = run_ok(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "2s", "--seed", "7", "--rate", "200"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(stdout.contains("VALID") && stdout.contains("results"), "summary: {stdout}");
+    for f in ["run.json", "history.jsonl", "verdict.json", "metrics.json", "nodes/n1.log", "nodes/n3.log"] {
+        assert!(dir.join(f).exists(), "{f} missing");
+    }
+    assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
+    assert_eq!(json(&dir.join("run.json"))["seed"], 7);
+    let oks = history_lines(&dir).iter().filter(|e| e["type"] == "ok").count();
+    assert!(oks >= 200, "only {oks} ok ops");
+    let metrics = json(&dir.join("metrics.json"));
+    assert!(metrics["latency_ms"]["echo"]["p50"].as_f64().unwrap() > 0.0);
+    assert!(metrics["messages"]["by_type"]["echo"].as_u64().unwrap() >= oks as u64);
+}
+
+#[test]
+fn python_node_speaks_the_protocol() {
+    if !has_python() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let cmd = format!("python3 {}", repo_root().join("examples/python/echo_node.py").display());
+    let (out, dir) = run_ok(&["run", "--workload", "echo", "--node-cmd", &cmd, "--time-limit", "2s", "--seed", "3"]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
+}
+
+#[test]
+fn bad_input_exits_254_naming_the_problem() {
+    let cases: &[(&[&str], &str)] = &[
+        (&["run", "--workload", "nope"], "valid: echo"),
+        (&["run", "--algorithm", "nope"], "valid: echo"),
+        (&["run", "--nodes", "0"], "--nodes"),
+        (&["run", "--node-cmd", "/no/such/program --flag"], "/no/such/program"),
+        (&["run", "--time-limit", "soon"], "duration"),
+        (&["run", "--bug", "nope"], "unknown bug"),
+        (&["frobnicate"], "frobnicate"),
+    ];
+    for (args, needle) in cases {
+        let start = Instant::now();
+        let out = squall(args).output().expect("run squall");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
+        assert!(stderr.contains(needle), "{args:?}: stderr does not name '{needle}': {stderr}");
+        assert!(start.elapsed() < Duration::from_secs(10), "{args:?} did not fail fast");
+    }
+}
+
+fn run_misbehaving(mode: &str, extra: &[&str]) -> (Option<i32>, Value) {
+    let cmd = misbehave(mode);
+    let mut args = vec!["run", "--workload", "echo", "--node-cmd", &cmd, "--nodes", "3", "--time-limit", "1500ms", "--op-timeout", "300ms", "--seed", "1"];
+    args.extend_from_slice(extra);
+    let (out, dir) = run_ok(&args);
+    (out.status.code(), json(&dir.join("verdict.json")))
+}
+
+fn faulty_text(verdict: &Value) -> String {
+    verdict["faulty_nodes"].to_string()
+}
+
+#[test]
+fn garbage_line_is_recorded_as_faulty_and_the_run_ends() {
+    if !has_python() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let (code, verdict) = run_misbehaving("garbage", &[]);
+    assert_eq!(code, Some(2), "{verdict}");
+    assert_eq!(verdict["verdict"], "unknown");
+    let faulty = faulty_text(&verdict);
+    assert!(faulty.contains("n1") && faulty.contains("not an envelope"), "{faulty}");
+}
+
+#[test]
+fn oversized_line_is_recorded_as_faulty_and_the_run_ends() {
+    if !has_python() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let (code, verdict) = run_misbehaving("oversized", &[]);
+    assert_eq!(code, Some(2), "{verdict}");
+    let faulty = faulty_text(&verdict);
+    assert!(faulty.contains("n1") && faulty.contains("oversized"), "{faulty}");
+}
+
+#[test]
+fn node_that_never_says_hello_ends_in_unknown() {
+    if !has_python() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let (code, verdict) = run_misbehaving("silent", &[]);
+    assert_eq!(code, Some(2), "{verdict}");
+    assert!(verdict["reason"].as_str().unwrap().contains("did not start"), "{verdict}");
+}
+
+#[test]
+fn crashing_and_hanging_nodes_are_recorded() {
+    if !has_python() {
+        eprintln!("skipping: python3 is not installed");
+        return;
+    }
+    let (code, verdict) = run_misbehaving("crash", &[]);
+    assert_eq!(code, Some(2), "{verdict}");
+    assert!(faulty_text(&verdict).contains("exited unexpectedly (exit code 3)"), "{verdict}");
+    let (code, verdict) = run_misbehaving("hang", &[]);
+    assert_eq!(code, Some(2), "hanging nodes: no op completes, so nothing can be judged: {verdict}");
+}
+
+#[test]
+fn sigkill_of_the_harness_leaves_no_node_behind() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let mut child = squall(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "30s", "--results-dir"])
+        .arg(results.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn squall");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let nodes = loop {
+        let kids = children_of(pid);
+        if kids.len() >= 3 || Instant::now() > deadline {
+            break kids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(nodes.len() >= 3, "squall started {} nodes", nodes.len());
+    std::thread::sleep(Duration::from_millis(500));
+    child.kill().expect("SIGKILL squall");
+    child.wait().expect("reap squall");
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while nodes.iter().any(|p| alive(*p)) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let survivors: Vec<u32> = nodes.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(survivors.is_empty(), "nodes {survivors:?} outlived a SIGKILLed harness by 2 s");
+}
+
+#[test]
+fn sigint_writes_partial_history_and_a_verdict() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let child = squall(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "60s", "--results-dir"])
+        .arg(results.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn squall");
+    let pid = child.id();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while children_of(pid).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let nodes = children_of(pid);
+    std::thread::sleep(Duration::from_millis(1500));
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    let started = Instant::now();
+    let out = child.wait_with_output().expect("wait squall");
+    assert!(started.elapsed() < Duration::from_secs(15), "squall took {:?} to stop", started.elapsed());
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let dir = results.path().join("latest");
+    let verdict = json(&dir.join("verdict.json"));
+    assert_eq!(verdict["interrupted"], true);
+    assert!(history_lines(&dir).iter().any(|e| e["type"] == "ok"));
+    assert!(nodes.iter().all(|p| !alive(*p)), "nodes survived the interrupted run");
+}
