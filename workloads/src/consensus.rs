@@ -36,7 +36,7 @@ use serde_json::{json, Value};
 use crate::history::{Op, Outcome};
 use crate::verdict::{CheckInput, Checker, Verdict, VerdictKind};
 
-use evidence::{FinalRead, Witness};
+use evidence::{counted, FinalRead, Witness};
 pub use rounds::{ground_truth_rounds, rounds_summary, GroundTruth};
 
 /// Judges agreement, validity and termination per instance of a write-once workload.
@@ -98,13 +98,6 @@ impl Checker for ConsensusChecker {
     fn check(&self, input: &CheckInput) -> Verdict {
         let ops = input.history.ops();
         let (instances, value_keys) = gather(input, &ops);
-        if instances.values().all(|i| i.proposes == 0) {
-            return Verdict::unknown(
-                NAME,
-                "no propose in the history, nothing to judge",
-                json!({"ops": ops.len()}),
-            );
-        }
 
         let mut agreement = Vec::new();
         let mut validity = Vec::new();
@@ -153,10 +146,20 @@ impl Checker for ConsensusChecker {
         }
 
         let proposed = instances.values().filter(|i| i.proposes > 0).count();
+        if proposed == 0 {
+            // Checked after the violations: a value decided with no propose at all breaks
+            // validity, it is not "nothing to judge".
+            return Verdict::unknown(
+                NAME,
+                "no propose in the history, nothing to judge",
+                json!({"ops": ops.len()}),
+            );
+        }
         let decided = instances.values().filter(|i| !i.decided.is_empty()).count();
         let summary = format!(
-            "{proposed} instances proposed, {decided} decided, {} ops",
-            ops.len()
+            "{} proposed, {decided} decided, {}",
+            counted(proposed, "instance"),
+            counted(ops.len(), "op")
         );
         let mut facts = json!({
             "instances_proposed": proposed,
@@ -302,7 +305,10 @@ fn judge_termination(input: &CheckInput, instances: &BTreeMap<u64, Instance>) ->
     let obliged = instances.values().filter(|i| i.obliged).count();
     if live.is_empty() && obliged > 0 {
         let unknown = Violation {
-            reason: format!("termination not judged: no live node at the end of the run, {obliged} instances proposed"),
+            reason: format!(
+                "termination not judged: no live node at the end of the run, {} proposed",
+                counted(obliged, "instance")
+            ),
             evidence: json!({"property": "termination", "live_nodes": []}),
         };
         return Termination {

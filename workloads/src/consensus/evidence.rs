@@ -69,7 +69,7 @@ impl OpSeen {
             .map(|n| format!(" at {n}"))
             .unwrap_or_default();
         format!(
-            "{f} ok{at} (process {}, op {}, t={})",
+            "{f} ok{at}, process {}, op {}, t={}",
             self.process,
             self.index,
             ms(self.complete_time)
@@ -107,7 +107,7 @@ impl Witness {
             Witness::Propose(o) => o.describe("propose"),
             Witness::Read(o) => o.describe("read"),
             Witness::Report { node, time } => {
-                format!("decided report from {node} (t={})", ms(*time))
+                format!("decided report from {node}, t={}", ms(*time))
             }
         }
     }
@@ -134,6 +134,12 @@ impl FinalRead {
             (Outcome::Pending, _) => format!("gave no answer (pending, op {})", self.index),
         }
     }
+}
+
+/// "1 propose", "2 proposes".
+pub(super) fn counted(n: usize, noun: &str) -> String {
+    let s = if n == 1 { "" } else { "s" };
+    format!("{n} {noun}{s}")
 }
 
 /// Nanoseconds as milliseconds, for reasons.
@@ -284,9 +290,9 @@ pub(super) fn termination(
         })
         .collect();
     let reason = format!(
-        "no termination: instance {key} ({} proposes from t={}, {fate}) is not readable on every live node \
+        "no termination: instance {key} ({} from t={}, {fate}) is not readable on every live node \
          in the quiet window: {}; faults active while it was proposed: {fault_names}",
-        inst.proposes,
+        counted(inst.proposes as usize, "propose"),
         ms(first_propose),
         and_list(&nodes)
     );
@@ -311,7 +317,7 @@ pub(super) fn missing_final_reads(missing: &[(u64, &str)]) -> Violation {
     let (key, node) = missing[0];
     let more = match missing.len() - 1 {
         0 => String::new(),
-        n => format!(" and {n} more instance-node pairs"),
+        n => format!(" and {} more", counted(n, "instance-node pair")),
     };
     let reason = format!(
         "termination not judged: no final read of instance {key} on live node {node}{more}"
