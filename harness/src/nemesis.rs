@@ -53,7 +53,10 @@ pub use delay::{DelayDist, DelaySpec, LinkFaults};
 pub use expand::expand;
 pub use link::{Decision, Delivery, DropCause, LinkStatus, LinkTable, SmallList};
 pub use schedule::{Schedule, ScheduleEvent, Trigger, TARGET_DEST, TARGET_SRC};
-pub use shape::{clog_links, reachability, swizzle_orders, Shape};
+pub use shape::{
+    between, bridge, clog_links, isolate, majorities_ring, one_way, reachability, swizzle_orders,
+    Shape,
+};
 pub use trigger::TriggerSet;
 pub use validate::{Problem, ScheduleError};
 
@@ -208,9 +211,10 @@ pub enum NemesisError {
     },
 }
 
-/// Options of the schedule expander; defaults suit a 10-second run.
+/// Options of the schedule expander; defaults suit a 10-second run (omitted JSON
+/// fields take them).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(default, deny_unknown_fields)]
 pub struct NemesisOpts {
     /// Which kinds of faults to schedule.
     pub kinds: BTreeSet<FaultKind>,
@@ -270,7 +274,10 @@ impl NemesisOpts {
         }
         if self.interval_ms < INTERVAL_MS_MIN || self.interval_ms > TIME_LIMIT_MS_MAX {
             let range = format!("[{INTERVAL_MS_MIN}, {TIME_LIMIT_MS_MAX}]");
-            return bad("interval_ms", format!("{} is outside {range}", self.interval_ms));
+            return bad(
+                "interval_ms",
+                format!("{} is outside {range}", self.interval_ms),
+            );
         }
         for (option, ms) in [
             ("delay_base_ms", self.delay_base_ms),
@@ -299,7 +306,10 @@ mod tests {
     #[test]
     fn kinds_parse_names_all_and_none() {
         let kinds = FaultKind::parse_list("partition, kill").expect("valid");
-        assert_eq!(kinds, BTreeSet::from([FaultKind::Partition, FaultKind::Kill]));
+        assert_eq!(
+            kinds,
+            BTreeSet::from([FaultKind::Partition, FaultKind::Kill])
+        );
         assert_eq!(FaultKind::parse_list("all").expect("valid").len(), 8);
         assert!(FaultKind::parse_list("none").expect("valid").is_empty());
     }
@@ -309,15 +319,28 @@ mod tests {
         let err = FaultKind::parse_list("partition,kil").expect_err("kil is unknown");
         let text = err.to_string();
         assert!(text.contains("'kil'"), "{text}");
-        assert!(text.contains("partition, kill, pause, drop, delay, duplicate"), "{text}");
+        assert!(
+            text.contains("partition, kill, pause, drop, delay, duplicate"),
+            "{text}"
+        );
     }
 
     #[test]
     fn opts_ranges_are_checked() {
         assert!(NemesisOpts::default().validate().is_ok());
-        let opts = NemesisOpts { drop_p: 1.5, ..NemesisOpts::default() };
-        assert!(opts.validate().expect_err("1.5").to_string().contains("drop_p"));
-        let opts = NemesisOpts { interval_ms: 0, ..NemesisOpts::default() };
+        let opts = NemesisOpts {
+            drop_p: 1.5,
+            ..NemesisOpts::default()
+        };
+        assert!(opts
+            .validate()
+            .expect_err("1.5")
+            .to_string()
+            .contains("drop_p"));
+        let opts = NemesisOpts {
+            interval_ms: 0,
+            ..NemesisOpts::default()
+        };
         assert!(opts.validate().is_err());
     }
 

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use proto::body::Control;
 use proto::{EnvelopeHead, LineDecoder, ROUTER};
 use serde::Serialize;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
@@ -131,10 +131,42 @@ pub struct LinkStats {
     pub by_type: BTreeMap<String, u64>,
 }
 
+/// A node connection's outbound side. While `backlog` is false the router writes lines
+/// straight to the socket from whichever task routes them (no task hop, no wake-up); when
+/// the socket would block, lines queue on `tx` for the connection's writer task, in order,
+/// until it drains the queue and clears `backlog` (under the state lock, so no line can
+/// slip past the queue).
+#[derive(Clone)]
+struct TcpSink {
+    wr: Arc<tokio::net::tcp::OwnedWriteHalf>,
+    tx: mpsc::Sender<Vec<u8>>,
+    backlog: bool,
+}
+
 #[derive(Clone)]
 enum Sink {
-    Tcp(mpsc::Sender<Vec<u8>>),
+    Tcp(TcpSink),
     Local(mpsc::Sender<Delivered>),
+}
+
+/// Lines bound for node sockets, gathered while routing one read's worth of frames and
+/// written once per destination: one syscall per destination per batch.
+#[derive(Default)]
+struct Batch {
+    /// (destination, link, bytes, messages)
+    out: Vec<(usize, usize, Vec<u8>, u64)>,
+}
+
+impl Batch {
+    fn add(&mut self, dest: usize, link: usize, line: &[u8]) {
+        match self.out.iter_mut().find(|(d, l, _, _)| *d == dest && *l == link) {
+            Some((_, _, bytes, n)) => {
+                bytes.extend_from_slice(line);
+                *n += 1;
+            }
+            None => self.out.push((dest, link, line.to_vec(), 1)),
+        }
+    }
 }
 
 struct Pending {
@@ -275,6 +307,7 @@ impl Router {
     /// Releases every held message (in order) after a heal.
     pub fn release_held(&self) {
         let now = self.now_us();
+        let mut batch = Batch::default();
         let mut st = self.lock();
         for link in 0..st.held.len() {
             let n = st.addrs.len();
@@ -290,10 +323,12 @@ impl Router {
                         fifo: true,
                     },
                     now,
+                    &mut batch,
                 );
             }
         }
         drop(st);
+        self.flush(&mut batch);
         self.shared.timer.notify_one();
     }
 
@@ -340,6 +375,23 @@ impl Router {
     }
 
     fn route(&self, src: &str, dest: &str, ty: &str, line: Vec<u8>) {
+        let mut batch = Batch::default();
+        self.route_into(src, dest, ty, line, &mut batch);
+        self.flush(&mut batch);
+    }
+
+    /// Writes a batch: straight to each socket when it has no backlog, else queued.
+    fn flush(&self, batch: &mut Batch) {
+        if batch.out.is_empty() {
+            return;
+        }
+        let mut st = self.lock();
+        for (dest, link, bytes, n) in batch.out.drain(..) {
+            write_or_queue(&mut st, dest, link, bytes, n);
+        }
+    }
+
+    fn route_into(&self, src: &str, dest: &str, ty: &str, line: Vec<u8>, batch: &mut Batch) {
         let now = self.now_us();
         let mut st = self.lock();
         let n = st.addrs.len();
@@ -396,7 +448,7 @@ impl Router {
                     if !copy.fifo {
                         st.links[link].reordered += 1;
                     }
-                    deliver_copy(&mut st, d, link, bytes, copy, now);
+                    deliver_copy(&mut st, d, link, bytes, copy, now, batch);
                 }
             }
         }
@@ -409,6 +461,7 @@ impl Router {
 
     async fn timer_loop(self) {
         loop {
+            let mut batch = Batch::default();
             let next = {
                 let now = self.now_us();
                 let mut st = self.lock();
@@ -421,11 +474,12 @@ impl Router {
                         if fifo {
                             st.fifo_in_flight[p.link] -= 1;
                         }
-                        push_to_sink(&mut st, p.dest, p.link, p.line, now);
+                        push_to_sink(&mut st, p.dest, p.link, p.line, now, &mut batch);
                     }
                 }
                 st.delayed.peek().map(|Reverse((at, _))| *at)
             };
+            self.flush(&mut batch);
             match next {
                 Some(at) => {
                     let deadline = self.shared.start + std::time::Duration::from_micros(at);
@@ -489,6 +543,8 @@ impl Router {
             .next_conn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(DEST_QUEUE_MAX);
+        let wr = Arc::new(wr);
+        let dest_index;
         {
             let mut st = self.lock();
             let Some(&i) = st.index.get(&node) else {
@@ -499,10 +555,11 @@ impl Router {
                 });
                 return;
             };
-            st.sinks[i] = Some(Sink::Tcp(tx));
+            st.sinks[i] = Some(Sink::Tcp(TcpSink { wr: wr.clone(), tx, backlog: false }));
             st.conn[i] = conn_id;
+            dest_index = i;
         }
-        let writer = tokio::spawn(write_loop(wr, rx));
+        let writer = tokio::spawn(self.clone().write_loop(wr, rx, dest_index, conn_id));
         self.event(RouterEvent::Connected { node: node.clone() });
         let outcome = self.read_loop(&node, &mut rd, &mut dec, &mut buf).await;
         if let Err(what) = outcome {
@@ -523,6 +580,50 @@ impl Router {
         self.event(RouterEvent::Disconnected { node });
     }
 
+    /// Drains a connection's backlog; clears `backlog` once the queue is empty.
+    async fn write_loop(
+        self,
+        wr: Arc<tokio::net::tcp::OwnedWriteHalf>,
+        mut rx: mpsc::Receiver<Vec<u8>>,
+        dest: usize,
+        conn_id: u64,
+    ) {
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        loop {
+            let Some(first) = rx.recv().await else { return };
+            out.extend_from_slice(&first);
+            loop {
+                while out.len() < 64 * 1024 {
+                    match rx.try_recv() {
+                        Ok(more) => out.extend_from_slice(&more),
+                        Err(_) => break,
+                    }
+                }
+                let mut at = 0;
+                while at < out.len() {
+                    if wr.writable().await.is_err() {
+                        return;
+                    }
+                    match wr.try_write(&out[at..]) {
+                        Ok(n) => at += n,
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+                        Err(_) => return,
+                    }
+                }
+                out.clear();
+                let mut st = self.lock();
+                if rx.is_empty() {
+                    if st.conn[dest] == conn_id {
+                        if let Some(Sink::Tcp(sink)) = &mut st.sinks[dest] {
+                            sink.backlog = false;
+                        }
+                    }
+                    break;
+                }
+            }
+        }
+    }
+
     async fn read_loop(
         &self,
         node: &str,
@@ -531,6 +632,7 @@ impl Router {
         buf: &mut [u8],
     ) -> Result<(), String> {
         let mut garbage_reported = false;
+        let mut batch = Batch::default();
         loop {
             loop {
                 let line = match dec.next_frame() {
@@ -575,8 +677,9 @@ impl Router {
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route(node, &dest, &ty, owned);
+                self.route_into(node, &dest, &ty, owned, &mut batch);
             }
+            self.flush(&mut batch);
             match rd.read(buf).await {
                 Ok(0) | Err(_) => return Ok(()),
                 Ok(n) => dec.push(&buf[..n]),
@@ -598,7 +701,15 @@ fn count_drop(stats: &mut LinkStats, cause: &str) {
     *stats.dropped.entry(cause.to_string()).or_insert(0) += 1;
 }
 
-fn deliver_copy(st: &mut State, dest: usize, link: usize, line: Vec<u8>, copy: Delivery, now: u64) {
+fn deliver_copy(
+    st: &mut State,
+    dest: usize,
+    link: usize,
+    line: Vec<u8>,
+    copy: Delivery,
+    now: u64,
+    batch: &mut Batch,
+) {
     let mut at = now + copy.delay_us;
     if copy.fifo {
         at = at.max(st.fifo_last_us[link]);
@@ -606,7 +717,7 @@ fn deliver_copy(st: &mut State, dest: usize, link: usize, line: Vec<u8>, copy: D
     }
     let must_queue = at > now || (copy.fifo && st.fifo_in_flight[link] > 0);
     if !must_queue {
-        push_to_sink(st, dest, link, line, now);
+        push_to_sink(st, dest, link, line, now, batch);
         return;
     }
     if st.delayed_items.len() >= LINK_QUEUE_MAX * 4 {
@@ -623,13 +734,10 @@ fn deliver_copy(st: &mut State, dest: usize, link: usize, line: Vec<u8>, copy: D
         .insert(seq, (Pending { dest, link, line }, copy.fifo));
 }
 
-fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u64) {
+fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u64, batch: &mut Batch) {
     match &st.sinks[dest] {
         None => count_drop(&mut st.links[link], "dest_down"),
-        Some(Sink::Tcp(tx)) => match tx.try_send(line) {
-            Ok(()) => st.links[link].delivered += 1,
-            Err(_) => count_drop(&mut st.links[link], "overflow"),
-        },
+        Some(Sink::Tcp(_)) => batch.add(dest, link, &line),
         Some(Sink::Local(tx)) => {
             let n = st.addrs.len();
             let src = st.addrs[link / n].clone();
@@ -646,6 +754,34 @@ fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u6
                 Err(_) => count_drop(&mut st.links[link], "overflow"),
             }
         }
+    }
+}
+
+fn write_or_queue(st: &mut State, dest: usize, link: usize, bytes: Vec<u8>, msgs: u64) {
+    let Some(Sink::Tcp(sink)) = &mut st.sinks[dest] else {
+        *st.links[link].dropped.entry("dest_down".into()).or_insert(0) += msgs;
+        return;
+    };
+    let mut rest = &bytes[..];
+    if !sink.backlog {
+        match sink.wr.try_write(rest) {
+            Ok(n) if n == rest.len() => {
+                st.links[link].delivered += msgs;
+                return;
+            }
+            Ok(n) => rest = &rest[n..],
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                *st.links[link].dropped.entry("dest_down".into()).or_insert(0) += msgs;
+                return;
+            }
+        }
+    }
+    if sink.tx.try_send(rest.to_vec()).is_ok() {
+        sink.backlog = true;
+        st.links[link].delivered += msgs;
+    } else {
+        *st.links[link].dropped.entry("overflow".into()).or_insert(0) += msgs;
     }
 }
 
@@ -681,22 +817,5 @@ async fn read_hello(
                 Ok(n) => dec.push(&buf[..n]),
             },
         }
-    }
-}
-
-async fn write_loop(mut wr: tokio::net::tcp::OwnedWriteHalf, mut rx: mpsc::Receiver<Vec<u8>>) {
-    let mut out = Vec::with_capacity(64 * 1024);
-    while let Some(first) = rx.recv().await {
-        out.extend_from_slice(&first);
-        while out.len() < 64 * 1024 {
-            match rx.try_recv() {
-                Ok(more) => out.extend_from_slice(&more),
-                Err(_) => break,
-            }
-        }
-        if wr.write_all(&out).await.is_err() {
-            return;
-        }
-        out.clear();
     }
 }

@@ -6,10 +6,12 @@
 //! - [`registry`]: algorithm names -> constructors, used by the binary and by `squall list`.
 //! - [`runtime`]: the free-running shell: TCP to the router, timers, the event loop.
 //! - [`storage`]: the durable append log; unsynced records are lost on a crash.
+//! - [`bench`]: ping/pong peers for `squall bench router` (runtime-level, reads clocks).
 //! - [`sim`]: an in-process simulated network for unit-testing algorithms without sockets.
 #![deny(missing_docs)]
 
 pub mod algo;
+pub mod bench;
 pub mod registry;
 pub mod runtime;
 pub mod sim;

@@ -24,6 +24,48 @@ struct Args {
     /// Print the bundled algorithms as JSON and exit.
     #[arg(long)]
     list_json: bool,
+    /// Benchmark peer instead of an algorithm: `ping` or `pong` (used by `squall bench router`).
+    #[arg(long, hide = true)]
+    bench: Option<String>,
+    /// Bench: talk directly over TCP at this address (pong listens, ping connects).
+    #[arg(long, hide = true)]
+    direct: Option<String>,
+    /// Bench: the peer node id when going through the router.
+    #[arg(long, hide = true, default_value = "n2")]
+    peer: String,
+    /// Bench: pings in flight.
+    #[arg(long, hide = true, default_value_t = 1)]
+    window: u64,
+    /// Bench: round trips to make.
+    #[arg(long, hide = true, default_value_t = u64::MAX)]
+    count: u64,
+    /// Bench: longest measurement, in ms.
+    #[arg(long, hide = true, default_value_t = 5_000)]
+    duration_ms: u64,
+    /// Bench: where the pinger writes its result.
+    #[arg(long, hide = true)]
+    out: Option<std::path::PathBuf>,
+}
+
+fn run_bench(args: &Args, mode: &str) -> anyhow::Result<()> {
+    use node::bench::{self, Link};
+    let link = match &args.direct {
+        Some(addr) => Link::Direct(addr.clone()),
+        None => Link::Routed {
+            router: std::env::var("SQUALL_ROUTER")?,
+            id: std::env::var("SQUALL_NODE_ID")?,
+            peer: args.peer.clone(),
+        },
+    };
+    match mode {
+        "pong" => bench::pong(&link),
+        "ping" => {
+            let out = args.out.clone().ok_or_else(|| anyhow::anyhow!("--bench ping needs --out"))?;
+            let duration = std::time::Duration::from_millis(args.duration_ms);
+            bench::ping(&link, args.window, args.count, duration, out)
+        }
+        other => anyhow::bail!("unknown bench mode '{other}' (valid: ping, pong)"),
+    }
 }
 
 fn parse_param(raw: &str) -> Result<(String, String), String> {
@@ -40,6 +82,15 @@ fn main() -> ExitCode {
             Err(e) => {
                 eprintln!("squall-node: {e:#}");
                 ExitCode::FAILURE
+            }
+        };
+    }
+    if let Some(mode) = args.bench.clone() {
+        return match run_bench(&args, &mode) {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(e) => {
+                eprintln!("squall-node: bench: {e:#}");
+                ExitCode::from(2)
             }
         };
     }

@@ -233,7 +233,14 @@ impl Action {
                 mode: *mode,
             },
             Action::HealPartition {} => NetAction::HealPartition,
-            Action::LinkFaults { links, drop, delay, duplicate, reorder, msg_types } => {
+            Action::LinkFaults {
+                links,
+                drop,
+                delay,
+                duplicate,
+                reorder,
+                msg_types,
+            } => {
                 let faults = LinkFaults {
                     drop: *drop,
                     delay: *delay,
@@ -241,7 +248,10 @@ impl Action {
                     reorder: *reorder,
                     msg_types: msg_types.clone(),
                 };
-                NetAction::LinkFaults { links: links.clone(), faults }
+                NetAction::LinkFaults {
+                    links: links.clone(),
+                    faults,
+                }
             }
             Action::ClearLinkFaults {} => NetAction::ClearLinkFaults,
             Action::Clog { node } => NetAction::Clog { node: node.clone() },
@@ -276,7 +286,13 @@ impl Action {
             Action::Kill { .. } => vec![FaultKind::Kill],
             Action::Pause { .. } => vec![FaultKind::Pause],
             Action::Clog { .. } => vec![FaultKind::Clog],
-            Action::LinkFaults { drop, delay, duplicate, reorder, .. } => [
+            Action::LinkFaults {
+                drop,
+                delay,
+                duplicate,
+                reorder,
+                ..
+            } => [
                 (*drop > 0.0, FaultKind::Drop),
                 (delay.is_some_and(|d| d.max_us() > 0), FaultKind::Delay),
                 (*duplicate > 0.0, FaultKind::Duplicate),
@@ -289,17 +305,41 @@ impl Action {
         }
     }
 
-    /// Calls `f` on every node name the action mentions, links' endpoints included.
-    pub fn for_each_node(&self, mut f: impl FnMut(&str)) {
-        let mut clone = self.clone();
-        clone.map_nodes(|n| f(n));
+    /// Every node name the action mentions, links' endpoints included, in order.
+    pub fn nodes(&self) -> Vec<&str> {
+        match self {
+            Action::Partition { cut: links, .. }
+            | Action::LinkFaults {
+                links: LinkSet::Only(links),
+                ..
+            } => links
+                .iter()
+                .flat_map(|(src, dest)| [src.as_str(), dest.as_str()])
+                .collect(),
+            Action::Kill { node }
+            | Action::Restart { node, .. }
+            | Action::Pause { node }
+            | Action::Resume { node }
+            | Action::Clog { node }
+            | Action::Unclog { node } => vec![node.as_str()],
+            Action::HealPartition {}
+            | Action::LinkFaults {
+                links: LinkSet::All,
+                ..
+            }
+            | Action::ClearLinkFaults {}
+            | Action::HealAll {} => Vec::new(),
+        }
     }
 
     /// Calls `f` on every node name the action mentions, to rewrite it in place.
     pub fn map_nodes(&mut self, mut f: impl FnMut(&mut String)) {
         match self {
             Action::Partition { cut: links, .. }
-            | Action::LinkFaults { links: LinkSet::Only(links), .. } => {
+            | Action::LinkFaults {
+                links: LinkSet::Only(links),
+                ..
+            } => {
                 for (src, dest) in links {
                     f(src);
                     f(dest);
@@ -312,7 +352,10 @@ impl Action {
             | Action::Clog { node }
             | Action::Unclog { node } => f(node),
             Action::HealPartition {}
-            | Action::LinkFaults { links: LinkSet::All, .. }
+            | Action::LinkFaults {
+                links: LinkSet::All,
+                ..
+            }
             | Action::ClearLinkFaults {}
             | Action::HealAll {} => {}
         }
@@ -352,10 +395,16 @@ mod tests {
     #[test]
     fn defaults_fill_omitted_fields() {
         let a = parse(r#"{"action":"partition","cut":[["n1","n2"]]}"#).expect("valid");
-        let want = NetAction::Partition { cut: vec![l("n1", "n2")], mode: PartitionMode::Cut };
+        let want = NetAction::Partition {
+            cut: vec![l("n1", "n2")],
+            mode: PartitionMode::Cut,
+        };
         assert_eq!(a.net(), Some(want));
         let a = parse(r#"{"action":"restart","node":"n1"}"#).expect("valid");
-        let want = ProcessAction::Restart { node: "n1".into(), amnesia: false };
+        let want = ProcessAction::Restart {
+            node: "n1".into(),
+            amnesia: false,
+        };
         assert_eq!(a.process(), Some(want));
         let a = parse(r#"{"action":"link_faults","links":"all","drop":0.5}"#).expect("valid");
         assert_eq!(a.fault_kinds(), vec![FaultKind::Drop]);
@@ -364,7 +413,10 @@ mod tests {
     #[test]
     fn errors_say_what_is_wrong() {
         let e = parse(r#"{"action":"kil","node":"n1"}"#).expect_err("unknown action");
-        assert!(e.contains("unknown variant `kil`, expected one of `partition`"), "{e}");
+        assert!(
+            e.contains("unknown variant `kil`, expected one of `partition`"),
+            "{e}"
+        );
         let e = parse(r#"{"action":"kill","nod":"n1"}"#).expect_err("typo");
         assert!(e.contains("unknown field `nod`"), "{e}");
         let e = parse(r#"{"action":"heal_all","node":"n1"}"#).expect_err("no fields");
@@ -393,9 +445,7 @@ mod tests {
                 *n = "n1".into();
             }
         });
-        let mut seen = Vec::new();
-        a.for_each_node(|n| seen.push(n.to_string()));
-        assert_eq!(seen, ["n1", "n2", "n2", "n1"]);
+        assert_eq!(a.nodes(), ["n1", "n2", "n2", "n1"]);
     }
 
     fn l(a: &str, b: &str) -> Link {

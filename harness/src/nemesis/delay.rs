@@ -108,7 +108,11 @@ mod tests {
     use super::*;
 
     fn spec(dist: DelayDist) -> DelaySpec {
-        DelaySpec { dist, base_ms: 5, jitter_ms: 20 }
+        DelaySpec {
+            dist,
+            base_ms: 5,
+            jitter_ms: 20,
+        }
     }
 
     #[test]
@@ -133,7 +137,9 @@ mod tests {
         let d = spec(DelayDist::Exponential);
         assert_eq!(d.sample_us(0.0), 5_000);
         let n = 10_000;
-        let sum: u64 = (0..n).map(|i| d.sample_us((i as f64 + 0.5) / n as f64)).sum();
+        let sum: u64 = (0..n)
+            .map(|i| d.sample_us((i as f64 + 0.5) / n as f64))
+            .sum();
         let mean_us = sum / n;
         assert!((24_000..26_000).contains(&mean_us), "mean {mean_us}");
         let top = d.sample_us(1.0 - f64::EPSILON);
@@ -142,7 +148,10 @@ mod tests {
 
     #[test]
     fn type_filter_and_reorder_window() {
-        let mut f = LinkFaults { delay: Some(spec(DelayDist::Uniform)), ..LinkFaults::default() };
+        let mut f = LinkFaults {
+            delay: Some(spec(DelayDist::Uniform)),
+            ..LinkFaults::default()
+        };
         assert!(f.applies_to("accept"));
         f.msg_types = Some(BTreeSet::from(["accept".to_string()]));
         assert!(f.applies_to("accept") && !f.applies_to("prepare"));

@@ -1,0 +1,272 @@
+//! Confirmation: every fault is counted, every event's outcome recorded, and a fault
+//! that did not bite becomes a warning in the verdict, never silence.
+//!
+//! [`LinkCounters`] count the link table's decisions (the nemesis' view; the router
+//! counts what it then delivered). [`ProcessCounters`] are filled by the supervisor.
+//! [`Confirmations`] holds, per schedule event, whether and when it was applied and
+//! the evidence that it took effect (a pid, a signal, the number of links cut, ...).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::{FaultKind, Schedule};
+
+/// Decisions on one directed link, for `metrics.json`'s `faults` section.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LinkCounters {
+    /// Messages delivered (once or twice).
+    pub delivered: u64,
+    /// Messages dropped by a drop fault.
+    pub dropped: u64,
+    /// Messages dropped by a cut partition.
+    pub cut: u64,
+    /// Copies given a delay > 0 by a delay fault.
+    pub delayed: u64,
+    /// Extra copies made by a duplicate fault.
+    pub duplicated: u64,
+    /// Copies allowed to overtake earlier messages (`fifo: false`).
+    pub reordered: u64,
+    /// Messages held by a hold partition or a clog.
+    pub held: u64,
+}
+
+impl LinkCounters {
+    /// Adds `other` into `self`.
+    pub fn add(&mut self, other: &LinkCounters) {
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+        self.cut += other.cut;
+        self.delayed += other.delayed;
+        self.duplicated += other.duplicated;
+        self.reordered += other.reordered;
+        self.held += other.held;
+    }
+}
+
+/// Per-link counters keyed `"n1->n2"` plus their per-kind total.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FaultCounters {
+    /// Links that saw at least one message.
+    pub links: BTreeMap<String, LinkCounters>,
+    /// Sum over all links.
+    pub total: LinkCounters,
+}
+
+/// Process faults that took effect, summed over nodes (filled by the supervisor).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProcessCounters {
+    /// SIGKILLs delivered.
+    pub kills: u64,
+    /// Restarts after a kill.
+    pub restarts: u64,
+    /// SIGSTOPs delivered.
+    pub pauses: u64,
+    /// SIGCONTs delivered.
+    pub resumes: u64,
+}
+
+/// Warnings for requested fault kinds that never took effect (their counter is zero).
+///
+/// `partition` counts as having bitten if any message was cut or held; `clog` if any
+/// message was held.
+pub fn warnings(
+    kinds: &BTreeSet<FaultKind>,
+    counters: &FaultCounters,
+    process: &ProcessCounters,
+) -> Vec<String> {
+    let t = &counters.total;
+    let mut out = Vec::new();
+    for &kind in kinds {
+        let (count, evidence) = match kind {
+            FaultKind::Partition => (t.cut + t.held, "message was cut or held by a partition"),
+            FaultKind::Kill => (process.kills, "SIGKILL was delivered"),
+            FaultKind::Pause => (process.pauses, "SIGSTOP was delivered"),
+            FaultKind::Drop => (t.dropped, "message was dropped"),
+            FaultKind::Delay => (t.delayed, "message was delayed"),
+            FaultKind::Duplicate => (t.duplicated, "message was duplicated"),
+            FaultKind::Reorder => (t.reordered, "message was reordered"),
+            FaultKind::Clog => (t.held, "message was held by a clog"),
+        };
+        if count == 0 {
+            out.push(format!(
+                "fault kind '{kind}' was requested but never took effect: no {evidence}"
+            ));
+        }
+    }
+    out
+}
+
+/// What happened to one schedule event.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Confirmation {
+    /// The event's id.
+    pub id: u32,
+    /// The event, for humans (`"kill n2 at 1500 ms"`).
+    pub what: String,
+    /// Whether it was carried out and took effect.
+    pub applied: bool,
+    /// When it was carried out (or found impossible), in ms since the run started.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub applied_at_ms: Option<u64>,
+    /// What shows that it took effect, or why it did not, in the order recorded.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub evidence: Vec<Value>,
+}
+
+/// One [`Confirmation`] per schedule event, in schedule order.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct Confirmations {
+    /// The records.
+    pub events: Vec<Confirmation>,
+    #[serde(skip)]
+    by_id: BTreeMap<u32, usize>,
+}
+
+impl Confirmations {
+    /// An unapplied record for every event of `schedule`.
+    pub fn new(schedule: &Schedule) -> Self {
+        let events: Vec<Confirmation> = schedule
+            .events
+            .iter()
+            .map(|e| Confirmation {
+                id: e.id,
+                what: e.describe(),
+                applied: false,
+                applied_at_ms: None,
+                evidence: Vec::new(),
+            })
+            .collect();
+        let by_id = events.iter().enumerate().map(|(i, c)| (c.id, i)).collect();
+        Confirmations { events, by_id }
+    }
+
+    /// Records that event `id` was carried out at `now_ms`, with its evidence.
+    pub fn applied(&mut self, id: u32, now_ms: u64, evidence: impl Into<Value>) {
+        if let Some(c) = self.get_mut(id) {
+            c.applied = true;
+            c.applied_at_ms = Some(now_ms);
+            c.evidence.push(evidence.into());
+        }
+    }
+
+    /// Records that event `id` could not take effect at `now_ms` (e.g. the node to
+    /// kill was already dead), and why.
+    pub fn not_applied(&mut self, id: u32, now_ms: u64, reason: impl Into<String>) {
+        if let Some(c) = self.get_mut(id) {
+            c.applied = false;
+            c.applied_at_ms = Some(now_ms);
+            c.evidence.push(Value::String(reason.into()));
+        }
+    }
+
+    /// Adds evidence that arrived later (the process was seen dead, say).
+    pub fn add_evidence(&mut self, id: u32, evidence: impl Into<Value>) {
+        if let Some(c) = self.get_mut(id) {
+            c.evidence.push(evidence.into());
+        }
+    }
+
+    /// The record of event `id`.
+    pub fn get(&self, id: u32) -> Option<&Confirmation> {
+        self.by_id.get(&id).map(|&i| &self.events[i])
+    }
+
+    /// A warning per event that never took effect: never reached (a trigger that did
+    /// not fire, a run that ended early) or found impossible.
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        for c in self.events.iter().filter(|c| !c.applied) {
+            let why = match (c.applied_at_ms, c.evidence.last()) {
+                (None, _) => "it was never reached".to_string(),
+                (Some(at), Some(Value::String(reason))) => format!("at {at} ms: {reason}"),
+                (Some(at), _) => format!("at {at} ms it did not take effect"),
+            };
+            out.push(format!(
+                "schedule event {} ({}) was not applied: {why}",
+                c.id, c.what
+            ));
+        }
+        out
+    }
+
+    fn get_mut(&mut self, id: u32) -> Option<&mut Confirmation> {
+        let i = *self.by_id.get(&id)?;
+        Some(&mut self.events[i])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::{Action, ScheduleEvent};
+    use super::*;
+
+    fn schedule() -> Schedule {
+        let event = |id, at_ms, action| ScheduleEvent {
+            id,
+            at_ms: Some(at_ms),
+            on: None,
+            action,
+        };
+        Schedule {
+            seed: 1,
+            nodes: vec!["n1".into(), "n2".into(), "n3".into()],
+            time_limit_ms: 10_000,
+            recovery_ms: 1_000,
+            events: vec![
+                event(1, 1_000, Action::Kill { node: "n2".into() }),
+                event(
+                    2,
+                    2_000,
+                    Action::Restart {
+                        node: "n2".into(),
+                        amnesia: false,
+                    },
+                ),
+                event(3, 10_000, Action::HealAll {}),
+            ],
+        }
+    }
+
+    #[test]
+    fn zero_counters_warn_per_requested_kind() {
+        let kinds = BTreeSet::from([FaultKind::Kill, FaultKind::Drop, FaultKind::Clog]);
+        let mut counters = FaultCounters::default();
+        counters.total.held = 3;
+        let process = ProcessCounters {
+            kills: 0,
+            ..ProcessCounters::default()
+        };
+        let w = warnings(&kinds, &counters, &process);
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert!(w[0].contains("'kill'") && w[1].contains("'drop'"), "{w:?}");
+        let process = ProcessCounters {
+            kills: 1,
+            ..process
+        };
+        counters.total.dropped = 1;
+        assert!(warnings(&kinds, &counters, &process).is_empty());
+    }
+
+    #[test]
+    fn unapplied_events_warn_with_their_reason() {
+        let mut c = Confirmations::new(&schedule());
+        c.applied(1, 1_003, serde_json::json!({"pid": 4242}));
+        c.not_applied(2, 2_001, "n2 was already running");
+        let w = c.warnings();
+        assert_eq!(w.len(), 2, "{w:?}");
+        assert_eq!(
+            w[0],
+            "schedule event 2 (restart n2 at 2000 ms) was not applied: \
+             at 2001 ms: n2 was already running"
+        );
+        assert!(w[1].contains("event 3 (heal_all at 10000 ms)"), "{w:?}");
+        assert!(w[1].ends_with("it was never reached"), "{w:?}");
+        let json = serde_json::to_string(c.get(1).expect("event 1")).expect("serialises");
+        assert_eq!(
+            json,
+            r#"{"id":1,"what":"kill n2 at 1000 ms","applied":true,"applied_at_ms":1003,"evidence":[{"pid":4242}]}"#
+        );
+    }
+}

@@ -1,0 +1,247 @@
+//! Triggers: faults fired by the protocol messages the router sees.
+//!
+//! # Trigger language
+//!
+//! An event with an `on` field fires on a message instead of (or after) a time:
+//!
+//! ```json
+//! { "id": 7, "on": { "msg_type": "accept", "nth": 3, "src": "n1" },
+//!   "action": "kill", "node": "$src" }
+//! ```
+//!
+//! - The router shows every envelope it routes to the trigger set, whatever its fate
+//!   afterwards (delivered, dropped, held): node to node, client to node, node to
+//!   client, node to harness.
+//! - A message *matches* event `e` when all of these hold:
+//!   1. its body `type` equals `on.msg_type` exactly (case-sensitive, no patterns);
+//!   2. if `on.src` is given, its sender equals it; if `on.dest` is given, its
+//!      receiver equals it;
+//!   3. if the action names `$src`, the sender is a cluster node; if it names
+//!      `$dest`, the receiver is a cluster node (so `kill $src` never aims at a client);
+//!   4. if `e` also has `at_ms`, the message is seen at or after `at_ms` (the trigger
+//!      is armed at `at_ms`; matches before it are not counted);
+//!   5. `e` has not fired yet.
+//! - Matches are counted per event, from 1. The match whose count equals `on.nth`
+//!   (default 1) fires `e`; each event fires at most once. Events fired by the same
+//!   message fire in schedule order.
+//! - On firing, every `$src` in the action's node fields (`node`, the endpoints in
+//!   `cut` and `links`) becomes the matched message's sender, and every `$dest` its
+//!   receiver. `$src` / `$dest` are only allowed in events with `on`.
+//! - An event whose trigger never matches `nth` times never fires; the run ends with a
+//!   warning naming it (see [`Confirmations`](super::Confirmations)).
+//!
+//! The router applies the fired actions before deciding the matched message's own
+//! fate, so a partition fired by a message already cuts that message; process actions
+//! go to the supervisor, which acts as soon as it can.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::{Action, Schedule, Trigger, TARGET_DEST, TARGET_SRC};
+
+#[derive(Debug, Clone)]
+struct Armed {
+    id: u32,
+    trigger: Trigger,
+    armed_at_ms: Option<u64>,
+    action: Action,
+    needs_src_node: bool,
+    needs_dest_node: bool,
+    matches: u64,
+    fired: bool,
+}
+
+/// The schedule's triggered events and their match counts.
+#[derive(Debug, Clone, Default)]
+pub struct TriggerSet {
+    nodes: BTreeSet<String>,
+    armed: Vec<Armed>,
+    /// Indices into `armed` by message type, in schedule order.
+    by_type: BTreeMap<String, Vec<usize>>,
+}
+
+impl TriggerSet {
+    /// The triggered events of a (validated) schedule.
+    pub fn new(schedule: &Schedule) -> Self {
+        let mut set = TriggerSet {
+            nodes: schedule.nodes.iter().cloned().collect(),
+            ..TriggerSet::default()
+        };
+        for event in &schedule.events {
+            let Some(trigger) = &event.on else { continue };
+            let names = event.action.nodes();
+            set.by_type
+                .entry(trigger.msg_type.clone())
+                .or_default()
+                .push(set.armed.len());
+            set.armed.push(Armed {
+                id: event.id,
+                trigger: trigger.clone(),
+                armed_at_ms: event.at_ms,
+                action: event.action.clone(),
+                needs_src_node: names.contains(&TARGET_SRC),
+                needs_dest_node: names.contains(&TARGET_DEST),
+                matches: 0,
+                fired: false,
+            });
+        }
+        set
+    }
+
+    /// Whether there are no triggered events at all (the router may skip `observe`).
+    pub fn is_empty(&self) -> bool {
+        self.armed.is_empty()
+    }
+
+    /// Shows one routed message; returns the events it fires, with `$src` / `$dest`
+    /// resolved, in schedule order. Allocates nothing when nothing fires.
+    pub fn observe(
+        &mut self,
+        src: &str,
+        dest: &str,
+        msg_type: &str,
+        now_ms: u64,
+    ) -> Vec<(u32, Action)> {
+        let mut fired = Vec::new();
+        let Some(candidates) = self.by_type.get(msg_type) else {
+            return fired;
+        };
+        let (src_is_node, dest_is_node) = (self.nodes.contains(src), self.nodes.contains(dest));
+        for &i in candidates {
+            let a = &mut self.armed[i];
+            let matches = !a.fired
+                && accepts(a.trigger.src.as_deref(), src)
+                && accepts(a.trigger.dest.as_deref(), dest)
+                && (!a.needs_src_node || src_is_node)
+                && (!a.needs_dest_node || dest_is_node)
+                && is_armed(a.armed_at_ms, now_ms);
+            if !matches {
+                continue;
+            }
+            a.matches += 1;
+            if a.matches == a.trigger.nth {
+                a.fired = true;
+                let mut action = a.action.clone();
+                action.map_nodes(|node| {
+                    if node == TARGET_SRC {
+                        *node = src.to_string();
+                    } else if node == TARGET_DEST {
+                        *node = dest.to_string();
+                    }
+                });
+                fired.push((a.id, action));
+            }
+        }
+        fired
+    }
+
+    /// Ids of triggered events that have not fired, in schedule order.
+    pub fn unfired(&self) -> Vec<u32> {
+        self.armed
+            .iter()
+            .filter(|a| !a.fired)
+            .map(|a| a.id)
+            .collect()
+    }
+}
+
+/// An address filter: `None` accepts anything, `Some(x)` only `x`.
+fn accepts(filter: Option<&str>, address: &str) -> bool {
+    match filter {
+        None => true,
+        Some(want) => want == address,
+    }
+}
+
+/// A trigger without `at_ms` is always armed; with it, from `at_ms` on.
+fn is_armed(armed_at_ms: Option<u64>, now_ms: u64) -> bool {
+    match armed_at_ms {
+        None => true,
+        Some(at_ms) => now_ms >= at_ms,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn set(events: &str) -> TriggerSet {
+        let json = format!(
+            r#"{{"nodes": ["n1", "n2", "n3"], "time_limit_ms": 10000, "events": {events}}}"#
+        );
+        TriggerSet::new(&Schedule::from_json(&json).expect("valid schedule"))
+    }
+
+    fn kill(node: &str) -> Action {
+        Action::Kill {
+            node: node.to_string(),
+        }
+    }
+
+    #[test]
+    fn fires_on_the_nth_match_once_with_src_resolved() {
+        let mut t = set(
+            r#"[{"id": 7, "on": {"msg_type": "accept", "nth": 3}, "action": "kill", "node": "$src"}]"#,
+        );
+        assert!(t.observe("n1", "n2", "accept", 0).is_empty());
+        assert!(t.observe("n1", "n2", "prepare", 0).is_empty());
+        assert!(t.observe("n2", "n3", "accept", 0).is_empty());
+        assert_eq!(t.observe("n3", "n1", "accept", 0), vec![(7, kill("n3"))]);
+        assert!(
+            t.observe("n3", "n1", "accept", 0).is_empty(),
+            "fires at most once"
+        );
+        assert!(t.unfired().is_empty());
+    }
+
+    #[test]
+    fn filters_on_src_and_dest() {
+        let mut t = set(
+            r#"[{"id": 1, "on": {"msg_type": "accept", "src": "n2", "dest": "n3"},
+                 "action": "pause", "node": "$dest"}]"#,
+        );
+        assert!(t.observe("n1", "n3", "accept", 0).is_empty());
+        assert!(t.observe("n2", "n1", "accept", 0).is_empty());
+        let want = Action::Pause { node: "n3".into() };
+        assert_eq!(t.observe("n2", "n3", "accept", 0), vec![(1, want)]);
+    }
+
+    #[test]
+    fn placeholders_only_match_nodes() {
+        let mut t =
+            set(r#"[{"id": 1, "on": {"msg_type": "write"}, "action": "kill", "node": "$src"}]"#);
+        assert!(
+            t.observe("c1", "n1", "write", 0).is_empty(),
+            "a client is not killable"
+        );
+        assert_eq!(t.unfired(), vec![1]);
+        assert_eq!(t.observe("n1", "n2", "write", 0), vec![(1, kill("n1"))]);
+    }
+
+    #[test]
+    fn at_ms_arms_the_trigger() {
+        let mut t = set(
+            r#"[{"id": 1, "at_ms": 500, "on": {"msg_type": "accept"}, "action": "clog", "node": "$src"}]"#,
+        );
+        assert!(t.observe("n1", "n2", "accept", 499).is_empty());
+        let want = Action::Clog { node: "n1".into() };
+        assert_eq!(t.observe("n1", "n2", "accept", 500), vec![(1, want)]);
+    }
+
+    #[test]
+    fn one_message_fires_several_events_in_schedule_order() {
+        let mut t = set(
+            r#"[{"id": 2, "on": {"msg_type": "accept"}, "action": "partition", "shape": "one-way",
+                 "cut": [["$src", "$dest"]]},
+                {"id": 1, "on": {"msg_type": "accept"}, "action": "kill", "node": "$dest"}]"#,
+        );
+        let fired = t.observe("n1", "n2", "accept", 0);
+        let ids: Vec<u32> = fired.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![2, 1]);
+        assert_eq!(fired[0].1.nodes(), ["n1", "n2"]);
+        assert!(TriggerSet::new(
+            &Schedule::from_json(r#"{"nodes": ["n1"], "time_limit_ms": 1, "events": []}"#)
+                .expect("valid")
+        )
+        .is_empty());
+    }
+}
