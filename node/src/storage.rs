@@ -72,15 +72,28 @@ impl Storage {
             file.seek(SeekFrom::End(0))?;
             file.sync_all()?;
         }
-        Ok((Storage { path, file, pending: Vec::new() }, records))
+        Ok((
+            Storage {
+                path,
+                file,
+                pending: Vec::new(),
+            },
+            records,
+        ))
     }
 
     /// Buffers `record`; it is not durable until [`Storage::sync`].
     pub fn append<R: Serialize>(&mut self, record: &R) -> anyhow::Result<()> {
         let body = bincode::serialize(record)?;
-        anyhow::ensure!(body.len() <= RECORD_BYTES_MAX, "record of {} bytes too large", body.len());
-        self.pending.extend_from_slice(&(body.len() as u32).to_le_bytes());
-        self.pending.extend_from_slice(&checksum(&body).to_le_bytes());
+        anyhow::ensure!(
+            body.len() <= RECORD_BYTES_MAX,
+            "record of {} bytes too large",
+            body.len()
+        );
+        self.pending
+            .extend_from_slice(&(body.len() as u32).to_le_bytes());
+        self.pending
+            .extend_from_slice(&checksum(&body).to_le_bytes());
         self.pending.extend_from_slice(&body);
         Ok(())
     }
@@ -93,7 +106,9 @@ impl Storage {
         self.file
             .write_all(&self.pending)
             .with_context(|| format!("write {}", self.path.display()))?;
-        self.file.sync_data().with_context(|| format!("fsync {}", self.path.display()))?;
+        self.file
+            .sync_data()
+            .with_context(|| format!("fsync {}", self.path.display()))?;
         self.pending.clear();
         Ok(())
     }

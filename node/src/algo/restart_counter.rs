@@ -35,7 +35,10 @@ impl Algorithm for RestartCounter {
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
-        Ok(RestartCounter { synced_found: 0, unsynced_found: 0 })
+        Ok(RestartCounter {
+            synced_found: 0,
+            unsynced_found: 0,
+        })
     }
 
     fn on_start(&mut self, recovered: Vec<Record>, ctx: &mut Ctx<Self>) {
@@ -57,8 +60,12 @@ impl Algorithm for RestartCounter {
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
         let reply = match &req.op {
             ClientOp::Echo { echo } => ClientReply::EchoOk { echo: echo.clone() },
-            ClientOp::Read { key: 0 } => ClientReply::ReadOk { value: Some(self.synced_found) },
-            ClientOp::Read { key: 1 } => ClientReply::ReadOk { value: Some(self.unsynced_found) },
+            ClientOp::Read { key: 0 } => ClientReply::ReadOk {
+                value: Some(self.synced_found),
+            },
+            ClientOp::Read { key: 1 } => ClientReply::ReadOk {
+                value: Some(self.unsynced_found),
+            },
             other => not_supported(other),
         };
         ctx.reply(&req, reply);
