@@ -3,6 +3,8 @@
 //!
 //! - [`cli`]: the command line (clap) and its validation into a [`run::RunConfig`].
 //! - [`run`]: one run from start to verdict; owns the sequence and the run directory.
+//! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
+//!   fault table (the router's policy in real runs), triggers, confirmation.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`].
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
@@ -15,6 +17,7 @@ pub mod bench;
 pub mod cli;
 pub mod clients;
 pub mod metrics;
+pub mod nemesis;
 pub mod results;
 pub mod router;
 pub mod run;

@@ -5,7 +5,7 @@
 //! and every collection that is iterated is a `BTreeMap` / `BTreeSet` or a `Vec` in a
 //! defined order, so the same seed gives the same schedule and the same per-link
 //! decisions, byte for byte. The router wraps [`LinkTable`] and [`TriggerSet`], the
-//! supervisor executes [`ProcessAction`]s, the CLI calls [`expand`] or
+//! supervisor executes [`ProcessAction`]s, the CLI calls [`expand()`] or
 //! [`Schedule::from_json`].
 //!
 //! Module map:
@@ -16,7 +16,7 @@
 //!   [`ProcessAction`].
 //! - `schedule`: [`Schedule`] and its JSON format (`schedule.json`); `pretty` prints it.
 //! - `validate`: [`Schedule::validate`] and [`ScheduleError`].
-//! - `expand`: [`expand`], seed and options to a schedule.
+//! - `expand`: [`expand()`], seed and options to a schedule.
 //! - `trigger`: [`TriggerSet`], faults fired by the protocol messages the router sees.
 //! - `confirm`: counters ([`LinkCounters`], [`FaultCounters`], [`ProcessCounters`]),
 //!   [`Confirmations`] and [`warnings`]: a fault that did not bite is never silent.
@@ -49,9 +49,9 @@ pub use action::{Action, LinkSet, NetAction, PartitionMode, ProcessAction};
 pub use confirm::{
     warnings, Confirmation, Confirmations, FaultCounters, LinkCounters, ProcessCounters,
 };
-pub use delay::{DelayDist, DelaySpec, LinkFaults};
+pub use delay::{DelayDist, DelaySpec, LinkFaults, EXP_JITTER_MEANS_MAX, REORDER_WINDOW_MS_MIN};
 pub use expand::expand;
-pub use link::{Decision, Delivery, DropCause, LinkStatus, LinkTable, SmallList};
+pub use link::{Decision, Delivery, DropCause, LinkStatus, LinkTable, SmallList, COPIES_MAX};
 pub use schedule::{Schedule, ScheduleEvent, Trigger, TARGET_DEST, TARGET_SRC};
 pub use shape::{
     between, bridge, clog_links, isolate, majorities_ring, one_way, reachability, swizzle_orders,
@@ -259,7 +259,7 @@ impl Default for NemesisOpts {
 }
 
 impl NemesisOpts {
-    /// Checks every option's range; call before [`expand`].
+    /// Checks every option's range; call before [`expand()`].
     pub fn validate(&self) -> Result<(), NemesisError> {
         let bad = |option, problem: String| Err(NemesisError::BadOption { option, problem });
         let probabilities = [

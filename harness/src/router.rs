@@ -63,9 +63,11 @@ impl Decision {
 }
 
 /// The pure per-link decision. Implemented by the nemesis; [`DeliverAll`] is the default.
-pub trait LinkPolicy: Send {
+pub trait LinkPolicy: Send + 'static {
     /// Decides the fate of one message from `src` to `dest` of body type `ty`.
     fn decide(&mut self, src: &str, dest: &str, ty: &str, now_us: u64) -> Decision;
+    /// The concrete policy, so its owner can change it (apply or lift faults).
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
 }
 
 /// The fault-free policy.
@@ -74,6 +76,29 @@ pub struct DeliverAll;
 impl LinkPolicy for DeliverAll {
     fn decide(&mut self, _src: &str, _dest: &str, _ty: &str, _now_us: u64) -> Decision {
         Decision::deliver()
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+}
+
+/// The nemesis's fault table decides for real runs. Client and harness traffic is never
+/// faulted: the table knows only nodes and delivers anything else.
+impl LinkPolicy for crate::nemesis::LinkTable {
+    fn decide(&mut self, src: &str, dest: &str, ty: &str, now_us: u64) -> Decision {
+        use crate::nemesis::Decision as N;
+        match crate::nemesis::LinkTable::decide(self, src, dest, ty, now_us) {
+            N::Deliver { copies } => Decision::Deliver(
+                copies.iter().map(|c| Delivery { delay_us: c.delay_us, fifo: c.fifo }).collect(),
+            ),
+            N::Drop { cause } => Decision::Drop(cause.as_str()),
+            N::Hold => Decision::Hold,
+        }
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
     }
 }
 

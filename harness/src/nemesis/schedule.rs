@@ -2,7 +2,7 @@
 //!
 //! # Format
 //!
-//! A schedule is one JSON object. [`expand`](super::expand) writes it in full before a
+//! A schedule is one JSON object. [`expand`](super::expand()) writes it in full before a
 //! run starts; a user can edit it, or write one, and pass it back with `--schedule`.
 //!
 //! ```json
@@ -63,7 +63,7 @@
 //! by index, id and line: unknown actions or fields, unknown nodes, times past
 //! `time_limit_ms`, probabilities outside `[0, 1]`, a `resume` of a node that is not
 //! paused, a `restart` of a node that is not down, an `unclog` of a node that is not
-//! clogged, and the rest listed in [`Problem`](super::Problem).
+//! clogged, and the rest listed in [`Problem`].
 
 use std::collections::BTreeSet;
 
