@@ -48,7 +48,12 @@ fn one_way(rtt_ns: &[u64]) -> OneWay {
         let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
         v[i] as f64 / 2.0 / 1000.0
     };
-    OneWay { samples: v.len(), p50_us: q(0.5), p90_us: q(0.9), p99_us: q(0.99) }
+    OneWay {
+        samples: v.len(),
+        p50_us: q(0.5),
+        p90_us: q(0.9),
+        p99_us: q(0.99),
+    }
 }
 
 struct Bench {
@@ -59,7 +64,12 @@ struct Bench {
 }
 
 impl Bench {
-    async fn spawn(&mut self, name: &str, args: &[String], env: &[(String, String)]) -> anyhow::Result<String> {
+    async fn spawn(
+        &mut self,
+        name: &str,
+        args: &[String],
+        env: &[(String, String)],
+    ) -> anyhow::Result<String> {
         self.spawned += 1;
         let id = format!("{name}-{}", self.spawned);
         let mut argv = vec![self.node_bin.display().to_string()];
@@ -81,14 +91,24 @@ impl Bench {
             match tokio::time::timeout_at(deadline, self.sup.next_exit()).await {
                 Ok(Some(_)) => {}
                 Ok(None) => break,
-                Err(_) => anyhow::bail!("{id} did not finish in {limit:?}; see {}", self.dir.display()),
+                Err(_) => anyhow::bail!(
+                    "{id} did not finish in {limit:?}; see {}",
+                    self.dir.display()
+                ),
             }
         }
         Ok(())
     }
 
     /// One phase: a ponger and a pinger, direct or through a fresh router.
-    async fn phase(&mut self, name: &str, routed: bool, window: u64, count: u64, duration: Duration) -> anyhow::Result<PingResult> {
+    async fn phase(
+        &mut self,
+        name: &str,
+        routed: bool,
+        window: u64,
+        count: u64,
+        duration: Duration,
+    ) -> anyhow::Result<PingResult> {
         let out = self.dir.join(format!("{name}.json"));
         let mut tasks = JoinSet::new();
         let (pong_args, ping_args, env_pong, env_ping);
@@ -107,33 +127,78 @@ impl Bench {
             let addrs = vec![proto::HARNESS.to_string(), "n1".into(), "n2".into()];
             let (router, _events) = Router::start(&addrs, &mut tasks).await?;
             let addr = router.local_addr().to_string();
-            env_pong = vec![("SQUALL_ROUTER".to_string(), addr.clone()), ("SQUALL_NODE_ID".into(), "n2".into())];
-            env_ping = vec![("SQUALL_ROUTER".to_string(), addr), ("SQUALL_NODE_ID".into(), "n1".into())];
-            pong_args = vec!["--bench".to_string(), "pong".into(), "--peer".into(), "n1".into()];
-            ping_args = [vec!["--bench".to_string(), "ping".into(), "--peer".into(), "n2".into()], common].concat();
+            env_pong = vec![
+                ("SQUALL_ROUTER".to_string(), addr.clone()),
+                ("SQUALL_NODE_ID".into(), "n2".into()),
+            ];
+            env_ping = vec![
+                ("SQUALL_ROUTER".to_string(), addr),
+                ("SQUALL_NODE_ID".into(), "n1".into()),
+            ];
+            pong_args = vec![
+                "--bench".to_string(),
+                "pong".into(),
+                "--peer".into(),
+                "n1".into(),
+            ];
+            ping_args = [
+                vec![
+                    "--bench".to_string(),
+                    "ping".into(),
+                    "--peer".into(),
+                    "n2".into(),
+                ],
+                common,
+            ]
+            .concat();
             _router = Some((router, _events));
         } else {
-            let port = std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port();
+            let port = std::net::TcpListener::bind("127.0.0.1:0")?
+                .local_addr()?
+                .port();
             let addr = format!("127.0.0.1:{port}");
             env_pong = Vec::new();
             env_ping = Vec::new();
-            pong_args = vec!["--bench".to_string(), "pong".into(), "--direct".into(), addr.clone()];
-            ping_args = [vec!["--bench".to_string(), "ping".into(), "--direct".into(), addr], common].concat();
+            pong_args = vec![
+                "--bench".to_string(),
+                "pong".into(),
+                "--direct".into(),
+                addr.clone(),
+            ];
+            ping_args = [
+                vec![
+                    "--bench".to_string(),
+                    "ping".into(),
+                    "--direct".into(),
+                    addr,
+                ],
+                common,
+            ]
+            .concat();
             _router = None;
         }
-        let pong = self.spawn(&format!("{name}-pong"), &pong_args, &env_pong).await?;
-        let ping = self.spawn(&format!("{name}-ping"), &ping_args, &env_ping).await?;
-        self.wait_for(&ping, duration + Duration::from_secs(30)).await?;
+        let pong = self
+            .spawn(&format!("{name}-pong"), &pong_args, &env_pong)
+            .await?;
+        let ping = self
+            .spawn(&format!("{name}-ping"), &ping_args, &env_ping)
+            .await?;
+        self.wait_for(&ping, duration + Duration::from_secs(30))
+            .await?;
         self.sup.kill(&pong);
         self.wait_for(&pong, Duration::from_secs(5)).await?;
         tasks.abort_all();
-        let bytes = std::fs::read(&out).map_err(|e| anyhow::anyhow!("{name}: no result ({e}); see {}", self.dir.display()))?;
+        let bytes = std::fs::read(&out)
+            .map_err(|e| anyhow::anyhow!("{name}: no result ({e}); see {}", self.dir.display()))?;
         Ok(serde_json::from_slice(&bytes)?)
     }
 }
 
 fn bench_dir(results_dir: &Path) -> anyhow::Result<PathBuf> {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     let dir = results_dir.join(format!("bench-router-{}", results::utc_stamp(now)));
     std::fs::create_dir_all(dir.join("data"))?;
     Ok(dir)
@@ -143,17 +208,40 @@ fn bench_dir(results_dir: &Path) -> anyhow::Result<PathBuf> {
 pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
     let node_bin = run::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
     let dir = bench_dir(Path::new("results"))?;
-    let mut b = Bench { sup: Supervisor::new(std::time::Instant::now()), node_bin, dir: dir.clone(), spawned: 0 };
+    let mut b = Bench {
+        sup: Supervisor::new(std::time::Instant::now()),
+        node_bin,
+        dir: dir.clone(),
+        spawned: 0,
+    };
     let flood = Duration::from_millis(args.duration);
     let long = Duration::from_secs(120);
-    eprintln!("bench router: direct ping-pong ({} round trips)", args.pings);
-    let direct_lat = b.phase("direct-latency", false, 1, args.pings, long).await?;
-    eprintln!("bench router: routed ping-pong ({} round trips)", args.pings);
+    eprintln!(
+        "bench router: direct ping-pong ({} round trips)",
+        args.pings
+    );
+    let direct_lat = b
+        .phase("direct-latency", false, 1, args.pings, long)
+        .await?;
+    eprintln!(
+        "bench router: routed ping-pong ({} round trips)",
+        args.pings
+    );
     let routed_lat = b.phase("routed-latency", true, 1, args.pings, long).await?;
-    eprintln!("bench router: routed flood (window {}, {:?})", args.window, flood);
-    let routed_tp = b.phase("routed-flood", true, args.window, u64::MAX, flood).await?;
-    eprintln!("bench router: direct flood (window {}, {:?})", args.window, flood);
-    let direct_tp = b.phase("direct-flood", false, args.window, u64::MAX, flood).await?;
+    eprintln!(
+        "bench router: routed flood (window {}, {:?})",
+        args.window, flood
+    );
+    let routed_tp = b
+        .phase("routed-flood", true, args.window, u64::MAX, flood)
+        .await?;
+    eprintln!(
+        "bench router: direct flood (window {}, {:?})",
+        args.window, flood
+    );
+    let direct_tp = b
+        .phase("direct-flood", false, args.window, u64::MAX, flood)
+        .await?;
     b.sup.teardown(Duration::from_secs(1)).await;
 
     let d = one_way(&direct_lat.rtt_ns);
@@ -161,12 +249,29 @@ pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
     let rate = |p: &PingResult| 2.0 * p.round_trips as f64 / p.seconds.max(1e-9);
     let routed_rate = rate(&routed_tp);
     let direct_rate = rate(&direct_tp);
-    let ratio = if d.p50_us > 0.0 { r.p50_us / d.p50_us } else { f64::NAN };
+    let ratio = if d.p50_us > 0.0 {
+        r.p50_us / d.p50_us
+    } else {
+        f64::NAN
+    };
     println!("| measure | direct loopback | through router | ratio |");
     println!("|---|---|---|---|");
-    println!("| one-way p50 (µs) | {:.1} | {:.1} | {:.2}x |", d.p50_us, r.p50_us, ratio);
-    println!("| one-way p90 (µs) | {:.1} | {:.1} | {:.2}x |", d.p90_us, r.p90_us, r.p90_us / d.p90_us.max(1e-9));
-    println!("| one-way p99 (µs) | {:.1} | {:.1} | {:.2}x |", d.p99_us, r.p99_us, r.p99_us / d.p99_us.max(1e-9));
+    println!(
+        "| one-way p50 (µs) | {:.1} | {:.1} | {:.2}x |",
+        d.p50_us, r.p50_us, ratio
+    );
+    println!(
+        "| one-way p90 (µs) | {:.1} | {:.1} | {:.2}x |",
+        d.p90_us,
+        r.p90_us,
+        r.p90_us / d.p90_us.max(1e-9)
+    );
+    println!(
+        "| one-way p99 (µs) | {:.1} | {:.1} | {:.2}x |",
+        d.p99_us,
+        r.p99_us,
+        r.p99_us / d.p99_us.max(1e-9)
+    );
     println!(
         "| messages/s (window {}) | {:.0} | {:.0} | {:.2}x |",
         args.window,
@@ -174,7 +279,12 @@ pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
         routed_rate,
         routed_rate / direct_rate.max(1e-9)
     );
-    println!("\nadded one-way p50: {:.1} µs; routed throughput {:.0} msgs/s; details in {}", r.p50_us - d.p50_us, routed_rate, dir.display());
+    println!(
+        "\nadded one-way p50: {:.1} µs; routed throughput {:.0} msgs/s; details in {}",
+        r.p50_us - d.p50_us,
+        routed_rate,
+        dir.display()
+    );
     let summary = json!({
         "direct_one_way": d,
         "routed_one_way": r,

@@ -14,6 +14,7 @@ Examples:
   squall run --workload echo --nodes 3 --time-limit 5s --seed 7
   squall run --workload echo --node-cmd \"python3 examples/python/echo_node.py\"
   squall list
+  squall check results/latest/history.jsonl
   squall bench router";
 
 /// squall: chaos-testing for distributed algorithms that run as real processes over TCP.
@@ -32,6 +33,8 @@ pub enum Command {
     Run(RunArgs),
     /// List workloads and algorithms.
     List,
+    /// Check stored histories for linearizability; one line per file: path, verdict, ms.
+    Check(crate::check::CheckArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -42,6 +45,8 @@ pub enum Command {
 pub enum BenchCmd {
     /// Router throughput and added latency against a direct loopback TCP baseline.
     Router(BenchRouterArgs),
+    /// The linearizability checker on Porcupine's corpus and a generated 100k-op history.
+    Checker(crate::check::BenchCheckerArgs),
 }
 
 /// `squall bench router` options.
@@ -263,14 +268,18 @@ impl RunArgs {
 pub fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;
     let executable = |p: &std::path::Path| {
-        std::fs::metadata(p).map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0).unwrap_or(false)
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
     };
     if name.contains('/') {
         let p = PathBuf::from(name);
         return executable(&p).then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path).map(|dir| dir.join(name)).find(|p| executable(p))
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| executable(p))
 }
 
 /// A seed from the OS's entropy, for runs that did not name one.

@@ -11,9 +11,11 @@
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
 //! - [`results`]: run directories, JSON files, the `latest` link.
 //! - [`bench`]: `squall bench router`.
+//! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod check;
 pub mod cli;
 pub mod clients;
 pub mod metrics;

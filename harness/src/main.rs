@@ -88,5 +88,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             Ok(0)
         }
         Command::Bench(BenchCmd::Router(args)) => harness::bench::router(&args).await,
+        Command::Bench(BenchCmd::Checker(args)) => harness::check::bench(&args),
+        Command::Check(args) => harness::check::check(&args),
     }
 }

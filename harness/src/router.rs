@@ -90,7 +90,13 @@ impl LinkPolicy for crate::nemesis::LinkTable {
         use crate::nemesis::Decision as N;
         match crate::nemesis::LinkTable::decide(self, src, dest, ty, now_us) {
             N::Deliver { copies } => Decision::Deliver(
-                copies.iter().map(|c| Delivery { delay_us: c.delay_us, fifo: c.fifo }).collect(),
+                copies
+                    .iter()
+                    .map(|c| Delivery {
+                        delay_us: c.delay_us,
+                        fifo: c.fifo,
+                    })
+                    .collect(),
             ),
             N::Drop { cause } => Decision::Drop(cause.as_str()),
             N::Hold => Decision::Hold,
@@ -184,7 +190,11 @@ struct Batch {
 
 impl Batch {
     fn add(&mut self, dest: usize, link: usize, line: &[u8]) {
-        match self.out.iter_mut().find(|(d, l, _, _)| *d == dest && *l == link) {
+        match self
+            .out
+            .iter_mut()
+            .find(|(d, l, _, _)| *d == dest && *l == link)
+        {
             Some((_, _, bytes, n)) => {
                 bytes.extend_from_slice(line);
                 *n += 1;
@@ -580,7 +590,11 @@ impl Router {
                 });
                 return;
             };
-            st.sinks[i] = Some(Sink::Tcp(TcpSink { wr: wr.clone(), tx, backlog: false }));
+            st.sinks[i] = Some(Sink::Tcp(TcpSink {
+                wr: wr.clone(),
+                tx,
+                backlog: false,
+            }));
             st.conn[i] = conn_id;
             dest_index = i;
         }
@@ -759,7 +773,14 @@ fn deliver_copy(
         .insert(seq, (Pending { dest, link, line }, copy.fifo));
 }
 
-fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u64, batch: &mut Batch) {
+fn push_to_sink(
+    st: &mut State,
+    dest: usize,
+    link: usize,
+    line: Vec<u8>,
+    now: u64,
+    batch: &mut Batch,
+) {
     match &st.sinks[dest] {
         None => count_drop(&mut st.links[link], "dest_down"),
         Some(Sink::Tcp(_)) => batch.add(dest, link, &line),
@@ -784,7 +805,10 @@ fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, now: u6
 
 fn write_or_queue(st: &mut State, dest: usize, link: usize, bytes: Vec<u8>, msgs: u64) {
     let Some(Sink::Tcp(sink)) = &mut st.sinks[dest] else {
-        *st.links[link].dropped.entry("dest_down".into()).or_insert(0) += msgs;
+        *st.links[link]
+            .dropped
+            .entry("dest_down".into())
+            .or_insert(0) += msgs;
         return;
     };
     let mut rest = &bytes[..];
@@ -797,7 +821,10 @@ fn write_or_queue(st: &mut State, dest: usize, link: usize, bytes: Vec<u8>, msgs
             Ok(n) => rest = &rest[n..],
             Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {}
             Err(_) => {
-                *st.links[link].dropped.entry("dest_down".into()).or_insert(0) += msgs;
+                *st.links[link]
+                    .dropped
+                    .entry("dest_down".into())
+                    .or_insert(0) += msgs;
                 return;
             }
         }

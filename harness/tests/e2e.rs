@@ -12,7 +12,10 @@ fn squall_bin() -> PathBuf {
 }
 
 fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).parent().expect("workspace root").to_path_buf()
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
 }
 
 /// `squall-node` is another package's binary: make sure it is built next to `squall`.
@@ -50,7 +53,8 @@ fn run_ok(args: &[&str]) -> (Output, PathBuf) {
 }
 
 fn json(path: &Path) -> Value {
-    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
     serde_json::from_str(&text).expect("valid json")
 }
 
@@ -63,21 +67,36 @@ fn history_lines(dir: &Path) -> Vec<Value> {
 }
 
 fn misbehave(mode: &str) -> String {
-    format!("python3 {} {mode}", repo_root().join("harness/tests/nodes/misbehave.py").display())
+    format!(
+        "python3 {} {mode}",
+        repo_root()
+            .join("harness/tests/nodes/misbehave.py")
+            .display()
+    )
 }
 
 fn has_python() -> bool {
-    Command::new("python3").arg("--version").stdout(Stdio::null()).status().is_ok_and(|s| s.success())
+    Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
 }
 
 /// Pids whose parent is `pid`.
 fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
-        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else { continue };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else { continue };
+        let Ok(p) = entry.file_name().to_string_lossy().parse::<u32>() else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{p}/stat")) else {
+            continue;
+        };
         // The command name is in parentheses and may contain spaces.
-        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else { continue };
+        let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+            continue;
+        };
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid) {
             out.push(p);
@@ -89,23 +108,55 @@ fn children_of(pid: u32) -> Vec<u32> {
 /// Whether `pid` exists and is not a zombie.
 fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .is_some_and(|(_, r)| r.trim_start().starts_with('Z')),
         Err(_) => false,
     }
 }
 
 #[test]
 fn echo_run_is_valid_and_writes_every_file() {
-    let (out, dir) = run_ok(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "2s", "--seed", "7", "--rate", "200"]);
+    let (out, dir) = run_ok(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "2s",
+        "--seed",
+        "7",
+        "--rate",
+        "200",
+    ]);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(0), "stdout: {stdout}\nstderr: {}", String::from_utf8_lossy(&out.stderr));
-    assert!(stdout.contains("VALID") && stdout.contains("results"), "summary: {stdout}");
-    for f in ["run.json", "history.jsonl", "verdict.json", "metrics.json", "nodes/n1.log", "nodes/n3.log"] {
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "stdout: {stdout}\nstderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("VALID") && stdout.contains("results"),
+        "summary: {stdout}"
+    );
+    for f in [
+        "run.json",
+        "history.jsonl",
+        "verdict.json",
+        "metrics.json",
+        "nodes/n1.log",
+        "nodes/n3.log",
+    ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
     assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
     assert_eq!(json(&dir.join("run.json"))["seed"], 7);
-    let oks = history_lines(&dir).iter().filter(|e| e["type"] == "ok").count();
+    let oks = history_lines(&dir)
+        .iter()
+        .filter(|e| e["type"] == "ok")
+        .count();
     assert!(oks >= 200, "only {oks} ok ops");
     let metrics = json(&dir.join("metrics.json"));
     assert!(metrics["latency_ms"]["echo"]["p50"].as_f64().unwrap() > 0.0);
@@ -118,9 +169,27 @@ fn python_node_speaks_the_protocol() {
         eprintln!("skipping: python3 is not installed");
         return;
     }
-    let cmd = format!("python3 {}", repo_root().join("examples/python/echo_node.py").display());
-    let (out, dir) = run_ok(&["run", "--workload", "echo", "--node-cmd", &cmd, "--time-limit", "2s", "--seed", "3"]);
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    let cmd = format!(
+        "python3 {}",
+        repo_root().join("examples/python/echo_node.py").display()
+    );
+    let (out, dir) = run_ok(&[
+        "run",
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--time-limit",
+        "2s",
+        "--seed",
+        "3",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
 }
 
@@ -130,7 +199,10 @@ fn bad_input_exits_254_naming_the_problem() {
         (&["run", "--workload", "nope"], "valid: echo"),
         (&["run", "--algorithm", "nope"], "valid: echo"),
         (&["run", "--nodes", "0"], "--nodes"),
-        (&["run", "--node-cmd", "/no/such/program --flag"], "/no/such/program"),
+        (
+            &["run", "--node-cmd", "/no/such/program --flag"],
+            "/no/such/program",
+        ),
         (&["run", "--time-limit", "soon"], "duration"),
         (&["run", "--bug", "nope"], "unknown bug"),
         (&["frobnicate"], "frobnicate"),
@@ -140,14 +212,34 @@ fn bad_input_exits_254_naming_the_problem() {
         let out = squall(args).output().expect("run squall");
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(254), "{args:?}: {stderr}");
-        assert!(stderr.contains(needle), "{args:?}: stderr does not name '{needle}': {stderr}");
-        assert!(start.elapsed() < Duration::from_secs(10), "{args:?} did not fail fast");
+        assert!(
+            stderr.contains(needle),
+            "{args:?}: stderr does not name '{needle}': {stderr}"
+        );
+        assert!(
+            start.elapsed() < Duration::from_secs(10),
+            "{args:?} did not fail fast"
+        );
     }
 }
 
 fn run_misbehaving(mode: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let cmd = misbehave(mode);
-    let mut args = vec!["run", "--workload", "echo", "--node-cmd", &cmd, "--nodes", "3", "--time-limit", "1500ms", "--op-timeout", "300ms", "--seed", "1"];
+    let mut args = vec![
+        "run",
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "3",
+        "--time-limit",
+        "1500ms",
+        "--op-timeout",
+        "300ms",
+        "--seed",
+        "1",
+    ];
     args.extend_from_slice(extra);
     let (out, dir) = run_ok(&args);
     (out.status.code(), json(&dir.join("verdict.json")))
@@ -167,7 +259,10 @@ fn garbage_line_is_recorded_as_faulty_and_the_run_ends() {
     assert_eq!(code, Some(2), "{verdict}");
     assert_eq!(verdict["verdict"], "unknown");
     let faulty = faulty_text(&verdict);
-    assert!(faulty.contains("n1") && faulty.contains("not an envelope"), "{faulty}");
+    assert!(
+        faulty.contains("n1") && faulty.contains("not an envelope"),
+        "{faulty}"
+    );
 }
 
 #[test]
@@ -179,7 +274,10 @@ fn oversized_line_is_recorded_as_faulty_and_the_run_ends() {
     let (code, verdict) = run_misbehaving("oversized", &[]);
     assert_eq!(code, Some(2), "{verdict}");
     let faulty = faulty_text(&verdict);
-    assert!(faulty.contains("n1") && faulty.contains("oversized"), "{faulty}");
+    assert!(
+        faulty.contains("n1") && faulty.contains("oversized"),
+        "{faulty}"
+    );
 }
 
 #[test]
@@ -190,7 +288,13 @@ fn node_that_never_says_hello_ends_in_unknown() {
     }
     let (code, verdict) = run_misbehaving("silent", &[]);
     assert_eq!(code, Some(2), "{verdict}");
-    assert!(verdict["reason"].as_str().unwrap().contains("did not start"), "{verdict}");
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .unwrap()
+            .contains("did not start"),
+        "{verdict}"
+    );
 }
 
 #[test]
@@ -201,20 +305,36 @@ fn crashing_and_hanging_nodes_are_recorded() {
     }
     let (code, verdict) = run_misbehaving("crash", &[]);
     assert_eq!(code, Some(2), "{verdict}");
-    assert!(faulty_text(&verdict).contains("exited unexpectedly (exit code 3)"), "{verdict}");
+    assert!(
+        faulty_text(&verdict).contains("exited unexpectedly (exit code 3)"),
+        "{verdict}"
+    );
     let (code, verdict) = run_misbehaving("hang", &[]);
-    assert_eq!(code, Some(2), "hanging nodes: no op completes, so nothing can be judged: {verdict}");
+    assert_eq!(
+        code,
+        Some(2),
+        "hanging nodes: no op completes, so nothing can be judged: {verdict}"
+    );
 }
 
 #[test]
 fn sigkill_of_the_harness_leaves_no_node_behind() {
     let results = tempfile::tempdir().expect("tempdir");
-    let mut child = squall(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "30s", "--results-dir"])
-        .arg(results.path())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn squall");
+    let mut child = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "30s",
+        "--results-dir",
+    ])
+    .arg(results.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn squall");
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     let nodes = loop {
@@ -233,18 +353,30 @@ fn sigkill_of_the_harness_leaves_no_node_behind() {
         std::thread::sleep(Duration::from_millis(20));
     }
     let survivors: Vec<u32> = nodes.iter().copied().filter(|p| alive(*p)).collect();
-    assert!(survivors.is_empty(), "nodes {survivors:?} outlived a SIGKILLed harness by 2 s");
+    assert!(
+        survivors.is_empty(),
+        "nodes {survivors:?} outlived a SIGKILLed harness by 2 s"
+    );
 }
 
 #[test]
 fn sigint_writes_partial_history_and_a_verdict() {
     let results = tempfile::tempdir().expect("tempdir");
-    let child = squall(&["run", "--workload", "echo", "--nodes", "3", "--time-limit", "60s", "--results-dir"])
-        .arg(results.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn squall");
+    let child = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "60s",
+        "--results-dir",
+    ])
+    .arg(results.path())
+    .stdout(Stdio::piped())
+    .stderr(Stdio::piped())
+    .spawn()
+    .expect("spawn squall");
     let pid = child.id();
     let deadline = Instant::now() + Duration::from_secs(20);
     while children_of(pid).len() < 3 && Instant::now() < deadline {
@@ -252,14 +384,30 @@ fn sigint_writes_partial_history_and_a_verdict() {
     }
     let nodes = children_of(pid);
     std::thread::sleep(Duration::from_millis(1500));
-    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid as i32), nix::sys::signal::Signal::SIGINT).expect("SIGINT");
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
     let started = Instant::now();
     let out = child.wait_with_output().expect("wait squall");
-    assert!(started.elapsed() < Duration::from_secs(15), "squall took {:?} to stop", started.elapsed());
-    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "squall took {:?} to stop",
+        started.elapsed()
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let dir = results.path().join("latest");
     let verdict = json(&dir.join("verdict.json"));
     assert_eq!(verdict["interrupted"], true);
     assert!(history_lines(&dir).iter().any(|e| e["type"] == "ok"));
-    assert!(nodes.iter().all(|p| !alive(*p)), "nodes survived the interrupted run");
+    assert!(
+        nodes.iter().all(|p| !alive(*p)),
+        "nodes survived the interrupted run"
+    );
 }

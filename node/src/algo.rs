@@ -17,8 +17,13 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod coordinator;
 pub mod echo;
+pub mod floodset;
+pub mod majority_vote;
+pub mod paxos;
 pub mod restart_counter;
+pub mod tiebreak;
 
 /// A node address: `n1`, `n2`, ...
 pub type NodeId = String;
@@ -39,7 +44,11 @@ pub struct Config {
 impl Config {
     /// A config for `id` in a cluster of `node_ids`, no bugs or params.
     pub fn new(id: &str, node_ids: &[NodeId]) -> Self {
-        Config { id: id.to_string(), node_ids: node_ids.to_vec(), ..Config::default() }
+        Config {
+            id: id.to_string(),
+            node_ids: node_ids.to_vec(),
+            ..Config::default()
+        }
     }
 
     /// Every node but this one.
@@ -61,7 +70,9 @@ impl Config {
     pub fn param<T: FromStr>(&self, key: &str, default: T) -> Result<T, String> {
         match self.params.get(key) {
             None => Ok(default),
-            Some(raw) => raw.parse().map_err(|_| format!("param {key}={raw} does not parse")),
+            Some(raw) => raw
+                .parse()
+                .map_err(|_| format!("param {key}={raw} does not parse")),
         }
     }
 }
@@ -126,7 +137,11 @@ pub struct Ctx<A: Algorithm> {
 impl<A: Algorithm> Ctx<A> {
     /// A context for `config`, its RNG seeded from `seed` (and nothing else).
     pub fn new(config: Config, seed: u64) -> Self {
-        Ctx { config, rng: ChaCha8Rng::seed_from_u64(seed), effects: Vec::new() }
+        Ctx {
+            config,
+            rng: ChaCha8Rng::seed_from_u64(seed),
+            effects: Vec::new(),
+        }
     }
 
     /// This node's id.
@@ -151,7 +166,10 @@ impl<A: Algorithm> Ctx<A> {
 
     /// Sends `msg` to `to`.
     pub fn send(&mut self, to: &str, msg: A::Msg) {
-        self.effects.push(Effect::Send { to: to.to_string(), msg });
+        self.effects.push(Effect::Send {
+            to: to.to_string(),
+            msg,
+        });
     }
 
     /// Sends `msg` to every other node.
@@ -242,7 +260,11 @@ pub trait Algorithm: Sized + 'static {
 pub fn check_bugs(config: &Config, known: &[&str]) -> Result<(), String> {
     for bug in &config.bugs {
         if !known.contains(&bug.as_str()) {
-            let valid = if known.is_empty() { "none".to_string() } else { known.join(", ") };
+            let valid = if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            };
             return Err(format!("unknown bug '{bug}' (valid: {valid})"));
         }
     }

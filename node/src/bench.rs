@@ -39,7 +39,10 @@ pub struct PingResult {
 }
 
 fn ping_line(src: &str, dest: &str, seq: u64) -> Vec<u8> {
-    format!("{{\"src\":\"{src}\",\"dest\":\"{dest}\",\"body\":{{\"type\":\"ping\",\"seq\":{seq}}}}}\n").into_bytes()
+    format!(
+        "{{\"src\":\"{src}\",\"dest\":\"{dest}\",\"body\":{{\"type\":\"ping\",\"seq\":{seq}}}}}\n"
+    )
+    .into_bytes()
 }
 
 fn connect(link: &Link) -> anyhow::Result<(TcpStream, String, String)> {
@@ -49,7 +52,9 @@ fn connect(link: &Link) -> anyhow::Result<(TcpStream, String, String)> {
             loop {
                 match TcpStream::connect(addr) {
                     Ok(s) => return Ok((s, "n1".into(), "n2".into())),
-                    Err(e) if Instant::now() > deadline => return Err(e).context("connect to ponger"),
+                    Err(e) if Instant::now() > deadline => {
+                        return Err(e).context("connect to ponger")
+                    }
                     Err(_) => std::thread::sleep(Duration::from_millis(10)),
                 }
             }
@@ -96,7 +101,10 @@ trait ReplaceType {
 
 impl ReplaceType for Vec<u8> {
     fn replace_type(self) -> Vec<u8> {
-        String::from_utf8(self).expect("ascii").replacen("\"ping\"", "\"pong\"", 1).into_bytes()
+        String::from_utf8(self)
+            .expect("ascii")
+            .replacen("\"ping\"", "\"pong\"", 1)
+            .into_bytes()
     }
 }
 
@@ -109,7 +117,13 @@ fn parse_seq(line: &[u8]) -> Option<u64> {
 
 /// Sends pings keeping `window` in flight, for `count` round trips or `duration`,
 /// whichever ends first, and writes the result as JSON to `out`.
-pub fn ping(link: &Link, window: u64, count: u64, duration: Duration, out: PathBuf) -> anyhow::Result<()> {
+pub fn ping(
+    link: &Link,
+    window: u64,
+    count: u64,
+    duration: Duration,
+    out: PathBuf,
+) -> anyhow::Result<()> {
     let (stream, me, peer) = connect(link)?;
     stream.set_nodelay(true)?;
     let mut reader = BufReader::with_capacity(256 * 1024, stream.try_clone()?);
@@ -117,7 +131,9 @@ pub fn ping(link: &Link, window: u64, count: u64, duration: Duration, out: PathB
     // Through the router, wait until the peer is there: retry a probe until it answers.
     let mut line = Vec::new();
     if matches!(link, Link::Routed { .. }) {
-        reader.get_ref().set_read_timeout(Some(Duration::from_millis(100)))?;
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(100)))?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             writer.write_all(&ping_line(&me, &peer, 0))?;
@@ -125,12 +141,16 @@ pub fn ping(link: &Link, window: u64, count: u64, duration: Duration, out: PathB
             line.clear();
             match reader.read_until(b'\n', &mut line) {
                 Ok(n) if n > 0 => break,
-                _ if Instant::now() > deadline => anyhow::bail!("peer {peer} never answered through the router"),
+                _ if Instant::now() > deadline => {
+                    anyhow::bail!("peer {peer} never answered through the router")
+                }
                 _ => continue,
             }
         }
         // Drain stray answers to earlier probes.
-        reader.get_ref().set_read_timeout(Some(Duration::from_millis(200)))?;
+        reader
+            .get_ref()
+            .set_read_timeout(Some(Duration::from_millis(200)))?;
         loop {
             line.clear();
             match reader.read_until(b'\n', &mut line) {
@@ -156,7 +176,9 @@ pub fn ping(link: &Link, window: u64, count: u64, duration: Duration, out: PathB
         if reader.read_until(b'\n', &mut line)? == 0 {
             break;
         }
-        let t = sent_at.pop_front().expect("a pong answers a ping in flight");
+        let t = sent_at
+            .pop_front()
+            .expect("a pong answers a ping in flight");
         if window == 1 {
             rtt_ns.push(t.elapsed().as_nanos() as u64);
         }
@@ -170,7 +192,12 @@ pub fn ping(link: &Link, window: u64, count: u64, duration: Duration, out: PathB
             writer.flush()?;
         }
     }
-    let result = PingResult { round_trips: done, seconds: start.elapsed().as_secs_f64(), rtt_ns };
-    std::fs::write(&out, serde_json::to_vec(&result)?).with_context(|| format!("write {}", out.display()))?;
+    let result = PingResult {
+        round_trips: done,
+        seconds: start.elapsed().as_secs_f64(),
+        rtt_ns,
+    };
+    std::fs::write(&out, serde_json::to_vec(&result)?)
+        .with_context(|| format!("write {}", out.display()))?;
     Ok(())
 }

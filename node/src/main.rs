@@ -60,7 +60,10 @@ fn run_bench(args: &Args, mode: &str) -> anyhow::Result<()> {
     match mode {
         "pong" => bench::pong(&link),
         "ping" => {
-            let out = args.out.clone().ok_or_else(|| anyhow::anyhow!("--bench ping needs --out"))?;
+            let out = args
+                .out
+                .clone()
+                .ok_or_else(|| anyhow::anyhow!("--bench ping needs --out"))?;
             let duration = std::time::Duration::from_millis(args.duration_ms);
             bench::ping(&link, args.window, args.count, duration, out)
         }

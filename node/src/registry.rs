@@ -34,6 +34,48 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             workloads: &["echo"],
             bugs: algo::restart_counter::RestartCounter::BUGS,
         },
+        AlgoInfo {
+            name: "coordinator",
+            summary: "bully-chosen coordinator decides first-come; safe, stalls while the \
+                      coordinator is down (no failover)",
+            workloads: &["write-once"],
+            bugs: algo::coordinator::Coordinator::BUGS,
+        },
+        AlgoInfo {
+            name: "majority-vote",
+            summary: "vote for the first candidate, strict majority wins; safe, split votes \
+                      never terminate",
+            workloads: &["write-once"],
+            bugs: algo::majority_vote::MajorityVote::BUGS,
+        },
+        AlgoInfo {
+            name: "tiebreak-wait-all",
+            summary: "majority vote, min value breaks ties once all N votes are in; safe, one \
+                      dead voter blocks termination",
+            workloads: &["write-once"],
+            bugs: algo::tiebreak::TiebreakWaitAll::BUGS,
+        },
+        AlgoInfo {
+            name: "tiebreak-timeout",
+            summary: "majority vote, min value breaks ties after a timeout; late votes break \
+                      agreement under delay or partition",
+            workloads: &["write-once"],
+            bugs: algo::tiebreak::TiebreakTimeout::BUGS,
+        },
+        AlgoInfo {
+            name: "paxos",
+            summary: "synod algorithm per key with randomized exponential backoff; safe under \
+                      every fault, terminates after heal",
+            workloads: &["write-once"],
+            bugs: algo::paxos::Paxos::BUGS,
+        },
+        AlgoInfo {
+            name: "floodset",
+            summary: "synchronous f+1-round flooding, decide min; disagrees once delays exceed \
+                      the round timeout",
+            workloads: &["write-once"],
+            bugs: algo::floodset::FloodSet::BUGS,
+        },
     ]
 }
 
@@ -42,6 +84,12 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
     match name {
         "echo" => runtime::run::<algo::echo::Echo>(launch),
         "restart-counter" => runtime::run::<algo::restart_counter::RestartCounter>(launch),
+        "coordinator" => runtime::run::<algo::coordinator::Coordinator>(launch),
+        "majority-vote" => runtime::run::<algo::majority_vote::MajorityVote>(launch),
+        "tiebreak-wait-all" => runtime::run::<algo::tiebreak::TiebreakWaitAll>(launch),
+        "tiebreak-timeout" => runtime::run::<algo::tiebreak::TiebreakTimeout>(launch),
+        "paxos" => runtime::run::<algo::paxos::Paxos>(launch),
+        "floodset" => runtime::run::<algo::floodset::FloodSet>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

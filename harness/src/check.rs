@@ -1,0 +1,88 @@
+//! `squall check` and `squall bench checker`: the linearizability checker on stored
+//! histories (squall's own, Jepsen logs, EDN), through the `lincheck` crate.
+
+use std::path::PathBuf;
+
+use clap::Args;
+use lincheck::{CheckOptions, Format, ModelKind};
+
+use crate::UsageError;
+
+/// `squall check` options.
+#[derive(Args, Debug, Clone)]
+pub struct CheckArgs {
+    /// History files: squall `history.jsonl`, Jepsen log lines, or EDN op maps.
+    #[arg(required = true)]
+    pub files: Vec<PathBuf>,
+    /// Input format (detected from each file when absent): squall, jepsen-log, edn.
+    #[arg(long)]
+    pub format: Option<String>,
+    /// Model: register, cas-register, kv, kv-strings, write-once (default by format).
+    #[arg(long)]
+    pub model: Option<String>,
+    /// Print the explanation (minimal failing window) of invalid histories.
+    #[arg(long, short)]
+    pub verbose: bool,
+    /// Worker threads (0 = every core).
+    #[arg(long, default_value_t = 0)]
+    pub threads: usize,
+    /// Give up with `unknown` after this long per file.
+    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_duration_ms)]
+    pub budget: u64,
+}
+
+/// `squall bench checker` options.
+#[derive(Args, Debug, Clone)]
+pub struct BenchCheckerArgs {
+    /// Checks per history; the median is reported.
+    #[arg(long, default_value_t = 7)]
+    pub runs: usize,
+    /// Porcupine's test data directory (with expected.tsv).
+    #[arg(long)]
+    pub data: Option<PathBuf>,
+}
+
+/// Runs `squall check`; returns the exit code of the worst verdict.
+pub fn check(args: &CheckArgs) -> anyhow::Result<u8> {
+    let format = match &args.format {
+        Some(f) => Some(f.parse::<Format>().map_err(|e| UsageError(e.to_string()))?),
+        None => None,
+    };
+    let model = match &args.model {
+        Some(m) => Some(
+            m.parse::<ModelKind>()
+                .map_err(|e| UsageError(e.to_string()))?,
+        ),
+        None => None,
+    };
+    for f in &args.files {
+        if !f.is_file() {
+            return Err(UsageError(format!("{}: no such file", f.display())).into());
+        }
+    }
+    let opts = CheckOptions {
+        threads: args.threads,
+        time_ms_max: Some(args.budget),
+        verbose: args.verbose,
+        minimize: true,
+        ..CheckOptions::default()
+    };
+    let mut out = std::io::stdout().lock();
+    let code = lincheck::cmd::check_files(&args.files, format, model, &opts, &mut out)
+        .map_err(|e| UsageError(format!("{e:#}")))?;
+    Ok(code as u8)
+}
+
+/// Runs the checker benchmark and prints its table.
+pub fn bench(args: &BenchCheckerArgs) -> anyhow::Result<u8> {
+    let mut cfg = lincheck::bench::BenchConfig {
+        runs: args.runs,
+        ..Default::default()
+    };
+    if let Some(d) = &args.data {
+        cfg.data_dir = d.clone();
+    }
+    let mut out = std::io::stdout().lock();
+    lincheck::bench::run(&cfg, &mut out)?;
+    Ok(0)
+}

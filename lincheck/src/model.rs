@@ -1,0 +1,181 @@
+//! Sequential specifications: what a single object does when ops run one at a time.
+//!
+//! A [`Model`] is the adapter between a [`History`](crate::History)'s general [`Op`]s
+//! and a compact, model-specific op and state: states are small `Copy` values so the
+//! search can memoise and restore them without allocating. A model also says which ops
+//! can never change the state ([`Model::read_only`]); the search commits those greedily.
+//!
+//! [`ModelKind`] names the built-in models and whether they partition a history by key
+//! (P-compositionality: a history is linearizable iff each key's sub-history is).
+
+use std::fmt::Debug;
+use std::hash::Hash;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+use crate::history::{Op, Value};
+
+pub mod kv_strings;
+pub mod register;
+pub mod write_once;
+
+pub use kv_strings::KvStrings;
+pub use register::Register;
+pub use write_once::WriteOnce;
+
+/// A sequential specification of one object.
+pub trait Model: Send {
+    /// The object's state; cheap to copy, compare and hash.
+    type State: Copy + Eq + Hash + Debug + Send;
+    /// An op in this model's compact form, with its observed output.
+    type Op: Clone + Eq + Hash + Debug + Send;
+
+    /// The state before any op.
+    fn init(&self) -> Self::State;
+
+    /// Converts a history op. The outcome is `Ok`, `CompareFailed` or `Info` (failed ops
+    /// never reach a model); an `Info` op's output is unknown.
+    fn convert(&mut self, op: &Op) -> Result<Self::Op, ModelError>;
+
+    /// Applies `op` to `state`: `None` if the op's observed output is impossible there.
+    fn step(&mut self, state: Self::State, op: &Self::Op) -> Option<Self::State>;
+
+    /// True if `step` returns either `None` or `state` itself, for every state.
+    fn read_only(&self, op: &Self::Op) -> bool;
+
+    /// True if `op` never moves the state backwards in the model's own order, where
+    /// [`Model::may_become_legal`] is judged (appends to a string). Read-only ops are
+    /// monotone; the default (`false` for others) disables that pruning.
+    fn monotone(&self, op: &Self::Op) -> bool {
+        self.read_only(op)
+    }
+
+    /// For a read-only `op` illegal in `state`: false only if no state reachable from
+    /// `state` by monotone ops makes it legal. The search then abandons `state` when no
+    /// non-monotone op can be linearized before `op` must return.
+    fn may_become_legal(&mut self, state: Self::State, op: &Self::Op) -> bool {
+        let _ = (state, op);
+        true
+    }
+
+    /// A human rendering of a state.
+    fn describe(&self, state: Self::State) -> String;
+
+    /// Heap bytes the model holds (interned values), for the memory budget.
+    fn heap_bytes(&self) -> usize {
+        0
+    }
+}
+
+/// An op the chosen model cannot interpret.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("model {model} cannot check op `{op}`: {reason}")]
+pub struct ModelError {
+    /// The model's name.
+    pub model: &'static str,
+    /// The op, rendered.
+    pub op: String,
+    /// Why.
+    pub reason: String,
+}
+
+impl ModelError {
+    pub(crate) fn new(model: &'static str, op: &Op, reason: impl Into<String>) -> Self {
+        ModelError {
+            model,
+            op: op.to_string(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// The built-in models.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelKind {
+    /// One integer register (read/write), keys ignored.
+    Register,
+    /// One integer register with compare-and-set, keys ignored, initially nil.
+    CasRegister,
+    /// A CAS register of integers per key (read/write/cas), initially nil.
+    Kv,
+    /// A string per key (get/put/append), initially "".
+    KvStrings,
+    /// A write-once register per key (propose/read), initially undecided.
+    WriteOnce,
+}
+
+impl ModelKind {
+    /// Every model, in the order [`FromStr`] lists them.
+    pub const ALL: [ModelKind; 5] = [
+        ModelKind::Register,
+        ModelKind::CasRegister,
+        ModelKind::Kv,
+        ModelKind::KvStrings,
+        ModelKind::WriteOnce,
+    ];
+
+    /// The name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            ModelKind::Register => "register",
+            ModelKind::CasRegister => "cas-register",
+            ModelKind::Kv => "kv",
+            ModelKind::KvStrings => "kv-strings",
+            ModelKind::WriteOnce => "write-once",
+        }
+    }
+
+    /// Whether the model checks each key separately.
+    pub fn per_key(self) -> bool {
+        matches!(
+            self,
+            ModelKind::Kv | ModelKind::KvStrings | ModelKind::WriteOnce
+        )
+    }
+}
+
+impl std::fmt::Display for ModelKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// An unknown model name; the message lists the valid ones.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown model `{given}`; valid models: {}", valid_list(&ModelKind::ALL.map(ModelKind::name)))]
+pub struct UnknownModel {
+    /// What was given.
+    pub given: String,
+}
+
+pub(crate) fn valid_list(names: &[&str]) -> String {
+    names.join(", ")
+}
+
+impl FromStr for ModelKind {
+    type Err = UnknownModel;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        ModelKind::ALL
+            .into_iter()
+            .find(|m| m.name() == s)
+            .ok_or_else(|| UnknownModel {
+                given: s.to_string(),
+            })
+    }
+}
+
+/// An integer value or nil, as integer models store it.
+pub(crate) fn int_or_nil(
+    model: &'static str,
+    op: &Op,
+    v: &Value,
+) -> Result<Option<u64>, ModelError> {
+    match v {
+        Value::Nil => Ok(None),
+        Value::Int(i) => Ok(Some(*i)),
+        Value::Str(_) => Err(ModelError::new(model, op, "values must be integers or nil")),
+    }
+}

@@ -1,0 +1,193 @@
+//! squall's `history.jsonl`: one JSON event per line,
+//!
+//! ```text
+//! {"index":0,"process":3,"type":"invoke","f":"write","value":{"key":1,"value":5},"time":123456789}
+//! {"index":7,"process":3,"type":"ok","f":"write","value":{"key":1,"value":5},"time":123999999}
+//! ```
+//!
+//! `type` is `invoke`, then `ok` (took effect), `fail` (did not) or `info` (unknown; the
+//! process is never used again). `time` is monotonic nanoseconds. Values by `f`:
+//! `read` `{key}` then `{key, value: v|null}`; `write` `{key, value}`; `cas`
+//! `{key, from, to}`; `propose` `{key, value}` then `{key, value: decided}`. Unknown
+//! fields are ignored; other functions are an error naming them.
+
+use serde::Deserialize;
+use serde_json::Value as Json;
+
+use crate::history::{Input, Outcome, Pairing, Value};
+use crate::parse::ParseError;
+use crate::History;
+
+/// The functions this parser understands.
+const CHECKABLE: &str = "read, write, cas, propose";
+
+#[derive(Deserialize)]
+struct Line {
+    process: u64,
+    #[serde(rename = "type")]
+    ty: String,
+    f: String,
+    #[serde(default)]
+    value: Json,
+    time: u64,
+}
+
+/// Parses a whole file.
+pub fn parse(text: &str) -> Result<History, ParseError> {
+    let mut pairing = Pairing::default();
+    for (n, raw) in text.lines().enumerate() {
+        let lineno = n + 1;
+        let err = |m: String| ParseError::new(lineno, m);
+        if raw.trim().is_empty() {
+            continue;
+        }
+        let line: Line = serde_json::from_str(raw).map_err(|e| err(e.to_string()))?;
+        if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
+            return Err(err(format!(
+                "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
+                line.f
+            )));
+        }
+        let field = |name: &str| -> Result<Value, ParseError> {
+            match line.value.get(name) {
+                Some(Json::Null) | None => Ok(Value::Nil),
+                Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
+                    err(format!(
+                        "`{name}` of {} must be an unsigned integer or null",
+                        line.f
+                    ))
+                }),
+            }
+        };
+        let required = |name: &str| -> Result<Value, ParseError> {
+            match field(name)? {
+                Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
+                v => Ok(v),
+            }
+        };
+        match line.ty.as_str() {
+            "invoke" => {
+                let key = required("key")?;
+                let input = match line.f.as_str() {
+                    "read" => Input::Read,
+                    "write" => Input::Write {
+                        value: required("value")?,
+                    },
+                    "cas" => Input::Cas {
+                        from: required("from")?,
+                        to: required("to")?,
+                    },
+                    _ => Input::Propose {
+                        value: required("value")?,
+                    },
+                };
+                pairing
+                    .invoke(line.process, key, input, line.time)
+                    .map_err(err)?;
+            }
+            "ok" | "fail" | "info" => {
+                let Some(open) = pairing.open_op(line.process) else {
+                    return Err(err(format!(
+                        "process {} completed an op it never invoked",
+                        line.process
+                    )));
+                };
+                if open.input.name() != line.f {
+                    return Err(err(format!(
+                        "completion f `{}` does not match the invoke's `{}`",
+                        line.f,
+                        open.input.name()
+                    )));
+                }
+                let outcome = match (line.ty.as_str(), line.f.as_str()) {
+                    ("ok", "read") => Outcome::Ok(field("value")?),
+                    ("ok", "propose") => Outcome::Ok(required("value")?),
+                    ("ok", _) => Outcome::Ok(Value::Nil),
+                    ("fail", _) => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                pairing
+                    .complete(line.process, outcome, line.time)
+                    .map_err(err)?;
+            }
+            other => return Err(err(format!("unknown type `{other}`"))),
+        }
+    }
+    Ok(pairing.finish())
+}
+
+/// Renders `history` as `history.jsonl`, events ordered by time. `info` ops without a
+/// time are reported at their invoke; `CompareFailed` is written as `fail`.
+pub fn write(history: &History) -> String {
+    // Sort key (time, rank): at equal times completions come before invokes, so a
+    // process may invoke at the instant its previous op returned; a completion at its
+    // own op's invoke time (an `info` without a time, a zero-length op) comes after.
+    const COMPLETE: u8 = 0;
+    const INVOKE: u8 = 1;
+    const COMPLETE_LATE: u8 = 2;
+    let mut events: Vec<(u64, u8, usize)> = Vec::with_capacity(2 * history.ops.len());
+    for (i, op) in history.ops.iter().enumerate() {
+        events.push((op.call, INVOKE, i));
+        let end = match op.ret {
+            Some(t) => t.max(op.call),
+            None if op.outcome == Outcome::Info => op.call,
+            None => continue,
+        };
+        let rank = if end == op.call {
+            COMPLETE_LATE
+        } else {
+            COMPLETE
+        };
+        events.push((end, rank, i));
+    }
+    events.sort_unstable();
+    let mut out = String::new();
+    for (index, &(time, phase, i)) in events.iter().enumerate() {
+        let op = &history.ops[i];
+        let mut value = serde_json::Map::new();
+        value.insert("key".into(), json(&op.key));
+        if phase == INVOKE {
+            match &op.input {
+                Input::Read => {}
+                Input::Write { value: v }
+                | Input::Append { value: v }
+                | Input::Propose { value: v } => {
+                    value.insert("value".into(), json(v));
+                }
+                Input::Cas { from, to } => {
+                    value.insert("from".into(), json(from));
+                    value.insert("to".into(), json(to));
+                }
+            }
+        } else if let Outcome::Ok(v) = &op.outcome {
+            if matches!(op.input, Input::Read | Input::Propose { .. }) {
+                value.insert("value".into(), json(v));
+            }
+        }
+        let ty = match (phase, &op.outcome) {
+            (INVOKE, _) => "invoke",
+            (_, Outcome::Ok(_)) => "ok",
+            (_, Outcome::Fail | Outcome::CompareFailed) => "fail",
+            (_, Outcome::Info) => "info",
+        };
+        let line = serde_json::json!({
+            "index": index,
+            "process": op.process,
+            "type": ty,
+            "f": op.input.name(),
+            "value": value,
+            "time": time,
+        });
+        out.push_str(&line.to_string());
+        out.push('\n');
+    }
+    out
+}
+
+fn json(v: &Value) -> Json {
+    match v {
+        Value::Nil => Json::Null,
+        Value::Int(i) => Json::from(*i),
+        Value::Str(s) => Json::from(s.as_str()),
+    }
+}

@@ -1,0 +1,10 @@
+//! The lincheck integration tests: one binary, one module per concern.
+
+mod integration {
+    mod budget;
+    mod corpus;
+    mod exhaustive;
+    mod formats;
+    mod generated;
+    mod testdata;
+}

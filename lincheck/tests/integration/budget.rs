@@ -1,0 +1,123 @@
+//! Budgets: a pathological history ends in `Unknown` with a reason, within the budget,
+//! and memory stays under the cap.
+
+use lincheck::{
+    check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, UnknownReason, Value, Verdict,
+};
+
+/// `writers` crashed writes of distinct values, all concurrent and never returning,
+/// then a chain of reads of those values one after another, ending with a read of a
+/// value nobody wrote: invalid, but only after trying every subset and order.
+fn crashed_writers(writers: u64) -> History {
+    let mut ops = Vec::new();
+    for v in 0..writers {
+        ops.push(Op {
+            process: v,
+            key: Value::Nil,
+            input: Input::Write {
+                value: Value::Int(v),
+            },
+            outcome: OpOutcome::Info,
+            call: v,
+            ret: None,
+        });
+    }
+    let mut t = writers;
+    for v in (0..writers).chain([writers + 1000]) {
+        ops.push(Op {
+            process: writers,
+            key: Value::Nil,
+            input: Input::Read,
+            outcome: OpOutcome::Ok(Value::Int(v % (writers + 1000))),
+            call: t,
+            ret: Some(t + 1),
+        });
+        t += 2;
+    }
+    History { ops }
+}
+
+#[test]
+fn pathological_history_ends_unknown_on_states() {
+    let memo_bytes_max = 1 << 20;
+    let opts = CheckOptions {
+        threads: 1,
+        states_max: 2_000_000,
+        memo_bytes_max,
+        ..CheckOptions::default()
+    };
+    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    let Verdict::Unknown { reason, partial } = got.verdict else {
+        panic!("expected unknown, got {:?}", got.verdict);
+    };
+    assert_eq!(
+        reason,
+        UnknownReason::StatesExhausted {
+            states_max: 2_000_000
+        }
+    );
+    assert_eq!(partial.unknown.len(), 1);
+    assert!(partial.unknown[0].longest_prefix > 0);
+    assert!(got.stats.states <= 2_000_000 + 2048, "{}", got.stats.states);
+    assert!(
+        got.stats.memo_bytes_peak <= memo_bytes_max,
+        "{}",
+        got.stats.memo_bytes_peak
+    );
+    assert!(
+        lincheck::bench::peak_rss_kib() < 256 * 1024,
+        "whole test process under 256 MiB"
+    );
+}
+
+#[test]
+fn pathological_history_ends_unknown_on_time() {
+    let opts = CheckOptions {
+        threads: 0,
+        states_max: u64::MAX,
+        time_ms_max: Some(300),
+        memo_bytes_max: 16 << 20,
+        ..CheckOptions::default()
+    };
+    let started = std::time::Instant::now();
+    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    assert!(
+        started.elapsed().as_millis() < 3000,
+        "stopped near the deadline"
+    );
+    match got.verdict {
+        Verdict::Unknown { reason, .. } => {
+            assert_eq!(reason, UnknownReason::TimeExhausted { time_ms_max: 300 });
+            assert!(reason.to_string().contains("time budget"));
+        }
+        other => panic!("expected unknown, got {other:?}"),
+    }
+}
+
+#[test]
+fn invalid_partition_wins_over_unknown_one() {
+    let mut h = crashed_writers(40);
+    for op in &mut h.ops {
+        op.key = Value::Int(1);
+    }
+    // Key 2: a read of a value never written.
+    h.ops.push(Op {
+        process: 999,
+        key: Value::Int(2),
+        input: Input::Read,
+        outcome: OpOutcome::Ok(Value::Int(7)),
+        call: 0,
+        ret: Some(1),
+    });
+    let opts = CheckOptions {
+        threads: 1,
+        states_max: 200_000,
+        ..CheckOptions::default()
+    };
+    let got = check(&h, ModelKind::Kv, &opts).expect("fits");
+    let Verdict::Invalid { explanation } = got.verdict else {
+        panic!("expected invalid, got {:?}", got.verdict);
+    };
+    assert_eq!(explanation.partitions.len(), 1);
+    assert_eq!(explanation.partitions[0].key, Value::Int(2));
+}

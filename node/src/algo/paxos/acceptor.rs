@@ -1,0 +1,94 @@
+//! The acceptor: promises and acceptances, each synced before the reply leaves (the
+//! `skip-fsync` mutant leaves promises unsynced).
+
+use super::{Msg, Paxos, Proposal, Record};
+use crate::algo::Ctx;
+use proto::ops::Ballot;
+use proto::Report;
+
+/// One acceptor's state for one key: what it promised and what it accepted last.
+#[derive(Debug, Default)]
+pub(super) struct Acceptor {
+    pub(super) promised: Option<Ballot>,
+    pub(super) accepted: Option<Proposal>,
+}
+
+impl Paxos {
+    pub(super) fn on_prepare(&mut self, from: &str, key: u64, ballot: Ballot, ctx: &mut Ctx<Self>) {
+        let inst = self.instances.entry(key).or_default();
+        inst.round_max = inst.round_max.max(ballot.round);
+        let acc = &mut inst.acceptor;
+        if let Some(promised) = acc.promised.as_ref().filter(|p| ballot < **p) {
+            ctx.send(
+                from,
+                Msg::Nack {
+                    key,
+                    ballot,
+                    promised: promised.clone(),
+                },
+            );
+            return;
+        }
+        if acc.promised.as_ref() != Some(&ballot) {
+            acc.promised = Some(ballot.clone());
+            ctx.persist(Record::Promised {
+                key,
+                ballot: ballot.clone(),
+            });
+            if !self.skip_fsync {
+                ctx.sync();
+            }
+        }
+        ctx.send(
+            from,
+            Msg::Promise {
+                key,
+                ballot,
+                accepted: acc.accepted.clone(),
+            },
+        );
+    }
+
+    pub(super) fn on_accept(
+        &mut self,
+        from: &str,
+        key: u64,
+        ballot: Ballot,
+        value: u64,
+        ctx: &mut Ctx<Self>,
+    ) {
+        let inst = self.instances.entry(key).or_default();
+        inst.round_max = inst.round_max.max(ballot.round);
+        let acc = &mut inst.acceptor;
+        if let Some(promised) = acc.promised.as_ref().filter(|p| ballot < **p) {
+            ctx.send(
+                from,
+                Msg::Nack {
+                    key,
+                    ballot,
+                    promised: promised.clone(),
+                },
+            );
+            return;
+        }
+        if acc.accepted.as_ref().map(|a| &a.ballot) != Some(&ballot) {
+            acc.promised = Some(ballot.clone());
+            acc.accepted = Some(Proposal {
+                ballot: ballot.clone(),
+                value,
+            });
+            ctx.persist(Record::Accepted {
+                key,
+                ballot: ballot.clone(),
+                value,
+            });
+            ctx.sync();
+            ctx.report(Report::Accepted {
+                key,
+                ballot: ballot.clone(),
+                value,
+            });
+        }
+        ctx.send(from, Msg::Accepted { key, ballot });
+    }
+}

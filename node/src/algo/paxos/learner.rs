@@ -1,0 +1,131 @@
+//! The learner: a decision is synced, reported and answered, and the node whose proposer
+//! saw the quorum repeats it to every node until each acknowledges.
+
+use std::collections::BTreeSet;
+
+use super::{Msg, Paxos, Record, Timer};
+use crate::algo::{Ctx, NodeId};
+use proto::ops::{Ballot, ClientReply};
+use proto::Report;
+
+/// A decision this node still owes to the nodes that have not acknowledged it.
+#[derive(Debug)]
+pub(super) struct Announcing {
+    pub(super) unacked: BTreeSet<NodeId>,
+    pub(super) retry_ms: u64,
+}
+
+/// What this node knows of a decided key.
+#[derive(Debug, Clone)]
+pub(super) struct Decision {
+    pub(super) value: u64,
+    pub(super) ballot: Ballot,
+    pub(super) rounds: u32,
+}
+
+impl Paxos {
+    /// Learns that `value` was chosen in `ballot`; `announce` if this node's proposer saw
+    /// the quorum of acceptances and so owes everyone the news.
+    pub(super) fn decide(
+        &mut self,
+        key: u64,
+        value: u64,
+        ballot: Ballot,
+        announce: bool,
+        ctx: &mut Ctx<Self>,
+    ) {
+        assert!(
+            !self.decided.contains_key(&key),
+            "a key is decided once per node"
+        );
+        let inst = self.instances.remove(&key).unwrap_or_default();
+        let rounds = inst.proposer.as_ref().map(|p| p.started).filter(|r| *r > 0);
+        ctx.persist(Record::Decided {
+            key,
+            value,
+            ballot: ballot.clone(),
+            announce,
+        });
+        ctx.sync();
+        ctx.cancel_timer(Timer::Proposer { key });
+        ctx.report(Report::Decided { key, value, rounds });
+        let rounds = rounds.unwrap_or(0);
+        if let Some(p) = inst.proposer {
+            for req in p.pending {
+                let reply = ClientReply::ProposeOk {
+                    value,
+                    rounds: Some(rounds),
+                    ballot: Some(ballot.clone()),
+                };
+                ctx.reply(&req, reply);
+            }
+        }
+        self.decided.insert(
+            key,
+            Decision {
+                value,
+                ballot,
+                rounds,
+            },
+        );
+        if announce {
+            self.announce(key, ctx);
+        }
+    }
+
+    pub(super) fn announce(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let d = &self.decided[&key];
+        let unacked: BTreeSet<NodeId> = ctx.config().peers().cloned().collect();
+        for peer in &unacked {
+            ctx.send(
+                peer,
+                Msg::Decided {
+                    key,
+                    value: d.value,
+                    ballot: d.ballot.clone(),
+                },
+            );
+        }
+        self.announcing.insert(
+            key,
+            Announcing {
+                unacked,
+                retry_ms: self.phase_ms,
+            },
+        );
+        ctx.set_timer(Timer::Announce { key }, self.phase_ms);
+    }
+
+    /// `peer` knows the decision of `key`.
+    pub(super) fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
+        let Some(a) = self.announcing.get_mut(&key) else {
+            return;
+        };
+        a.unacked.remove(peer);
+        if a.unacked.is_empty() {
+            self.announcing.remove(&key);
+            ctx.cancel_timer(Timer::Announce { key });
+            // Unsynced on purpose: losing it only costs a repeat of the announcement.
+            ctx.persist(Record::Announced { key });
+        }
+    }
+
+    pub(super) fn on_announce_timer(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let Some(a) = self.announcing.get_mut(&key) else {
+            return;
+        };
+        let d = &self.decided[&key];
+        for peer in &a.unacked {
+            ctx.send(
+                peer,
+                Msg::Decided {
+                    key,
+                    value: d.value,
+                    ballot: d.ballot.clone(),
+                },
+            );
+        }
+        a.retry_ms = (a.retry_ms * 2).min(self.backoff_max_ms.max(self.phase_ms));
+        ctx.set_timer(Timer::Announce { key }, a.retry_ms);
+    }
+}
