@@ -1,6 +1,6 @@
 //! Checks files and prints verdict, states and time, for quick measurements.
 //!
-//! `cargo run --release -p lincheck --example probe -- [--threads N] [--no-greedy] [--no-memo] [--no-dedup] FILE...`
+//! `cargo run --release -p lincheck --example probe -- [--threads N] [--no-greedy] [--no-memo] [--no-dedup] [--minimize] [--all] [--per-key] FILE...`
 
 use lincheck::{check, cmd, CheckOptions};
 
@@ -21,6 +21,7 @@ fn main() -> anyhow::Result<()> {
             "--no-memo" => opts.pruning.memo = false,
             "--no-dedup" => opts.pruning.info_dedup = false,
             "--minimize" => opts.minimize = true,
+            "--all" => opts.all_partitions = true,
             "--per-key" => per_key = true,
             _ => files.push(std::path::PathBuf::from(a)),
         }

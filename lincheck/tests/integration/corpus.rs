@@ -53,21 +53,17 @@ fn verdicts_match_porcupine() {
 }
 
 #[test]
-fn verdicts_match_on_all_cores_searching_every_partition() {
-    check_corpus(&CheckOptions {
-        all_partitions: true,
-        ..CheckOptions::default()
-    });
+fn verdicts_match_on_all_cores() {
+    check_corpus(&CheckOptions::default());
 }
 
-/// Explanations of a few invalid files: a stuck op, and a minimal window that is itself
-/// invalid when checked on its own (its left-out ops relaxed).
+/// Explanations of a few invalid files: a stuck op per failing partition, a small
+/// failing window, and the whole outcome as JSON.
 #[test]
 fn explanations_of_invalid_files() {
     let Some(dir) = corpus_dir() else { return };
     let opts = CheckOptions {
         verbose: true,
-        all_partitions: true,
         ..CheckOptions::default()
     };
     for file in [
