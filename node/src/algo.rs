@@ -17,6 +17,7 @@ use rand_chacha::ChaCha8Rng;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
+pub mod announce;
 pub mod coordinator;
 pub mod echo;
 pub mod floodset;
@@ -269,6 +270,17 @@ pub fn check_bugs(config: &Config, known: &[&str]) -> Result<(), String> {
         }
     }
     Ok(())
+}
+
+/// Rejects params the algorithm does not know; algorithms call this from `new`.
+pub fn check_params(config: &Config, known: &[&str]) -> Result<(), String> {
+    match config.params.keys().find(|k| !known.contains(&k.as_str())) {
+        Some(key) => Err(format!(
+            "unknown param '{key}' (valid: {})",
+            known.join(", ")
+        )),
+        None => Ok(()),
+    }
 }
 
 /// The reply for an op an algorithm does not serve.

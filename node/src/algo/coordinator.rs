@@ -29,7 +29,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{check_bugs, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::announce::Announcements;
+use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 use proto::ops::{ClientOp, ClientReply};
 use proto::{ErrorCode, Report};
 use serde::{Deserialize, Serialize};
@@ -127,13 +128,6 @@ pub enum Record {
 }
 
 #[derive(Debug)]
-struct Announcing {
-    value: u64,
-    unacked: BTreeSet<NodeId>,
-    retry_ms: u64,
-}
-
-#[derive(Debug)]
 struct Waiting {
     value: u64,
     reqs: Vec<ClientReq>,
@@ -148,7 +142,7 @@ pub struct Coordinator {
     retry_ms_max: u64,
     decided: BTreeMap<u64, u64>,
     waiting: BTreeMap<u64, Waiting>,
-    announcing: BTreeMap<u64, Announcing>,
+    announcing: Announcements,
 }
 
 impl Coordinator {
@@ -202,8 +196,8 @@ impl Coordinator {
     }
 
     fn announce(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
-        let unacked: BTreeSet<NodeId> = ctx.config().peers().cloned().collect();
-        for peer in &unacked {
+        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
+        for peer in &peers {
             ctx.send(
                 peer,
                 Msg::Value {
@@ -212,24 +206,12 @@ impl Coordinator {
                 },
             );
         }
-        self.announcing.insert(
-            key,
-            Announcing {
-                value,
-                unacked,
-                retry_ms: self.retry_ms,
-            },
-        );
-        ctx.set_timer(Timer::Announce { key }, self.retry_ms);
+        ctx.set_timer(Timer::Announce { key }, delay);
     }
 
+    /// `peer` knows the decision of `key`.
     fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        let Some(a) = self.announcing.get_mut(&key) else {
-            return;
-        };
-        a.unacked.remove(peer);
-        if a.unacked.is_empty() {
-            self.announcing.remove(&key);
+        if self.announcing.ack(key, peer) {
             ctx.cancel_timer(Timer::Announce { key });
             // Unsynced on purpose: losing it only costs a repeat of the announcement.
             ctx.persist(Record::Announced { key });
@@ -295,12 +277,7 @@ impl Algorithm for Coordinator {
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
-        if let Some(key) = config.params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown param '{key}' (valid: {})",
-                PARAMS.join(", ")
-            ));
-        }
+        check_params(config, PARAMS)?;
         let retry_ms = config.param("retry_ms", 100u64)?;
         let retry_ms_max = config.param("retry_ms_max", 1600u64)?;
         if retry_ms == 0 || retry_ms_max < retry_ms {
@@ -314,7 +291,7 @@ impl Algorithm for Coordinator {
             retry_ms_max,
             decided: BTreeMap::new(),
             waiting: BTreeMap::new(),
-            announcing: BTreeMap::new(),
+            announcing: Announcements::new(retry_ms, retry_ms_max),
         })
     }
 
@@ -434,20 +411,20 @@ impl Algorithm for Coordinator {
                 ctx.set_timer(Timer::Retry { key }, w.retry_ms);
             }
             Timer::Announce { key } => {
-                let Some(a) = self.announcing.get_mut(&key) else {
+                let Some((peers, delay)) = self.announcing.retry(key) else {
                     return;
                 };
-                for peer in &a.unacked {
+                let value = self.decided[&key];
+                for peer in &peers {
                     ctx.send(
                         peer,
                         Msg::Value {
                             key,
-                            value: Some(a.value),
+                            value: Some(value),
                         },
                     );
                 }
-                a.retry_ms = (a.retry_ms * 2).min(self.retry_ms_max);
-                ctx.set_timer(Timer::Announce { key }, a.retry_ms);
+                ctx.set_timer(Timer::Announce { key }, delay);
             }
         }
     }

@@ -39,7 +39,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{check_bugs, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::announce::Announcements;
+use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 use proto::ops::{ClientOp, ClientReply};
 use proto::{ErrorCode, Report};
 use serde::{Deserialize, Serialize};
@@ -122,22 +123,13 @@ struct Instance {
     pending: Vec<ClientReq>,
 }
 
-#[derive(Debug)]
-struct Announcing {
-    value: u64,
-    unacked: BTreeSet<NodeId>,
-    retry_ms: u64,
-}
-
 /// A flooding node.
 pub struct FloodSet {
     f: u32,
     round_ms: u64,
-    retry_ms: u64,
-    retry_ms_max: u64,
     instances: BTreeMap<u64, Instance>,
     decided: BTreeMap<u64, u64>,
-    announcing: BTreeMap<u64, Announcing>,
+    announcing: Announcements,
 }
 
 impl FloodSet {
@@ -202,29 +194,16 @@ impl FloodSet {
     }
 
     fn announce(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
-        let unacked: BTreeSet<NodeId> = ctx.config().peers().cloned().collect();
-        for peer in &unacked {
+        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
+        for peer in &peers {
             ctx.send(peer, Msg::Decided { key, value });
         }
-        self.announcing.insert(
-            key,
-            Announcing {
-                value,
-                unacked,
-                retry_ms: self.retry_ms,
-            },
-        );
-        ctx.set_timer(Timer::Announce { key }, self.retry_ms);
+        ctx.set_timer(Timer::Announce { key }, delay);
     }
 
     /// `peer` knows the decision of `key`.
     fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        let Some(a) = self.announcing.get_mut(&key) else {
-            return;
-        };
-        a.unacked.remove(peer);
-        if a.unacked.is_empty() {
-            self.announcing.remove(&key);
+        if self.announcing.ack(key, peer) {
             ctx.cancel_timer(Timer::Announce { key });
             // Unsynced on purpose: losing it only costs a repeat of the announcement.
             ctx.persist(Record::Announced { key });
@@ -272,12 +251,7 @@ impl Algorithm for FloodSet {
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
-        if let Some(key) = config.params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown param '{key}' (valid: {})",
-                PARAMS.join(", ")
-            ));
-        }
+        check_params(config, PARAMS)?;
         let n = config.node_ids.len() as u32;
         let f = config.param("f", n.saturating_sub(1) / 2)?;
         let round_ms = config.param("round_ms", 200u64)?;
@@ -295,11 +269,9 @@ impl Algorithm for FloodSet {
         Ok(FloodSet {
             f,
             round_ms,
-            retry_ms,
-            retry_ms_max,
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
-            announcing: BTreeMap::new(),
+            announcing: Announcements::new(retry_ms, retry_ms_max),
         })
     }
 
@@ -390,20 +362,14 @@ impl Algorithm for FloodSet {
         let key = match timer {
             Timer::Round { key } => key,
             Timer::Announce { key } => {
-                let Some(a) = self.announcing.get_mut(&key) else {
+                let Some((peers, delay)) = self.announcing.retry(key) else {
                     return;
                 };
-                for peer in &a.unacked {
-                    ctx.send(
-                        peer,
-                        Msg::Decided {
-                            key,
-                            value: a.value,
-                        },
-                    );
+                let value = self.decided[&key];
+                for peer in &peers {
+                    ctx.send(peer, Msg::Decided { key, value });
                 }
-                a.retry_ms = (a.retry_ms * 2).min(self.retry_ms_max);
-                ctx.set_timer(Timer::Announce { key }, a.retry_ms);
+                ctx.set_timer(Timer::Announce { key }, delay);
                 return;
             }
         };

@@ -38,7 +38,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{check_bugs, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::announce::Announcements;
+use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 use proto::ops::{ClientOp, ClientReply};
 use proto::{ErrorCode, Report};
 use serde::{Deserialize, Serialize};
@@ -215,14 +216,6 @@ pub enum Record {
     },
 }
 
-/// A decision some peers have not acknowledged yet.
-#[derive(Debug)]
-struct Announcing {
-    value: u64,
-    unacked: BTreeSet<NodeId>,
-    retry_ms: u64,
-}
-
 #[derive(Debug, Default)]
 struct Instance {
     my_vote: Option<u64>,
@@ -238,7 +231,7 @@ pub struct Voting<R: Rule> {
     retry_ms_max: u64,
     instances: BTreeMap<u64, Instance>,
     decided: BTreeMap<u64, u64>,
-    announcing: BTreeMap<u64, Announcing>,
+    announcing: Announcements,
 }
 
 impl<R: Rule> Voting<R> {
@@ -316,29 +309,16 @@ impl<R: Rule> Voting<R> {
     }
 
     fn announce(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
-        let unacked: BTreeSet<NodeId> = ctx.config().peers().cloned().collect();
-        for peer in &unacked {
+        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
+        for peer in &peers {
             ctx.send(peer, Msg::Decided { key, value });
         }
-        self.announcing.insert(
-            key,
-            Announcing {
-                value,
-                unacked,
-                retry_ms: self.retry_ms,
-            },
-        );
-        ctx.set_timer(Timer::Announce { key }, self.retry_ms);
+        ctx.set_timer(Timer::Announce { key }, delay);
     }
 
     /// `peer` knows the decision of `key`.
     fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        let Some(a) = self.announcing.get_mut(&key) else {
-            return;
-        };
-        a.unacked.remove(peer);
-        if a.unacked.is_empty() {
-            self.announcing.remove(&key);
+        if self.announcing.ack(key, peer) {
             ctx.cancel_timer(Timer::Announce { key });
             // Unsynced on purpose: losing it only costs a repeat of the announcement.
             ctx.persist(Record::Announced { key });
@@ -380,15 +360,8 @@ impl<R: Rule> Algorithm for Voting<R> {
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
-        for key in config.params.keys() {
-            if !PARAMS.contains(&key.as_str()) && !R::PARAMS.contains(&key.as_str()) {
-                let valid: Vec<&str> = PARAMS.iter().chain(R::PARAMS).copied().collect();
-                return Err(format!(
-                    "unknown param '{key}' (valid: {})",
-                    valid.join(", ")
-                ));
-            }
-        }
+        let known: Vec<&str> = PARAMS.iter().chain(R::PARAMS).copied().collect();
+        check_params(config, &known)?;
         let retry_ms = config.param("retry_ms", 100u64)?;
         let retry_ms_max = config.param("retry_ms_max", 1600u64)?;
         if retry_ms == 0 || retry_ms_max < retry_ms {
@@ -401,7 +374,7 @@ impl<R: Rule> Algorithm for Voting<R> {
             retry_ms_max,
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
-            announcing: BTreeMap::new(),
+            announcing: Announcements::new(retry_ms, retry_ms_max),
         })
     }
 
@@ -526,20 +499,14 @@ impl<R: Rule> Algorithm for Voting<R> {
                 ctx.set_timer(Timer::Retransmit { key }, inst.retry_ms);
             }
             Timer::Announce { key } => {
-                let Some(a) = self.announcing.get_mut(&key) else {
+                let Some((peers, delay)) = self.announcing.retry(key) else {
                     return;
                 };
-                for peer in &a.unacked {
-                    ctx.send(
-                        peer,
-                        Msg::Decided {
-                            key,
-                            value: a.value,
-                        },
-                    );
+                let value = self.decided[&key];
+                for peer in &peers {
+                    ctx.send(peer, Msg::Decided { key, value });
                 }
-                a.retry_ms = (a.retry_ms * 2).min(self.retry_ms_max);
-                ctx.set_timer(Timer::Announce { key }, a.retry_ms);
+                ctx.set_timer(Timer::Announce { key }, delay);
             }
             Timer::Tiebreak { key } => {
                 let Some(inst) = self.instances.get(&key) else {

@@ -61,7 +61,8 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{check_bugs, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::announce::Announcements;
+use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 use proto::ops::{Ballot, ClientOp, ClientReply};
 use serde::{Deserialize, Serialize};
 
@@ -70,7 +71,7 @@ mod learner;
 mod proposer;
 
 use acceptor::Acceptor;
-use learner::{Announcing, Decision};
+use learner::Decision;
 use proposer::{Phase, Proposer};
 
 /// Client proposals waiting on one instance; more are refused before they take effect.
@@ -267,7 +268,7 @@ pub struct Paxos {
     resend_max: u32,
     instances: BTreeMap<u64, Instance>,
     decided: BTreeMap<u64, Decision>,
-    announcing: BTreeMap<u64, Announcing>,
+    announcing: Announcements,
 }
 
 impl Paxos {
@@ -310,12 +311,7 @@ impl Algorithm for Paxos {
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
-        if let Some(key) = config.params.keys().find(|k| !PARAMS.contains(&k.as_str())) {
-            return Err(format!(
-                "unknown param '{key}' (valid: {})",
-                PARAMS.join(", ")
-            ));
-        }
+        check_params(config, PARAMS)?;
         let n = config.node_ids.len();
         let quorum = if config.has_bug("small-quorum") {
             (n / 2).max(1)
@@ -347,7 +343,7 @@ impl Algorithm for Paxos {
             resend_max,
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
-            announcing: BTreeMap::new(),
+            announcing: Announcements::new(phase_ms, backoff_max_ms.max(phase_ms)),
         })
     }
 

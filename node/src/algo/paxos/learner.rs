@@ -1,19 +1,10 @@
 //! The learner: a decision is synced, reported and answered, and the node whose proposer
 //! saw the quorum repeats it to every node until each acknowledges.
 
-use std::collections::BTreeSet;
-
 use super::{Msg, Paxos, Record, Timer};
-use crate::algo::{Ctx, NodeId};
+use crate::algo::Ctx;
 use proto::ops::{Ballot, ClientReply};
 use proto::Report;
-
-/// A decision this node still owes to the nodes that have not acknowledged it.
-#[derive(Debug)]
-pub(super) struct Announcing {
-    pub(super) unacked: BTreeSet<NodeId>,
-    pub(super) retry_ms: u64,
-}
 
 /// What this node knows of a decided key.
 #[derive(Debug, Clone)]
@@ -75,8 +66,8 @@ impl Paxos {
 
     pub(super) fn announce(&mut self, key: u64, ctx: &mut Ctx<Self>) {
         let d = &self.decided[&key];
-        let unacked: BTreeSet<NodeId> = ctx.config().peers().cloned().collect();
-        for peer in &unacked {
+        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
+        for peer in &peers {
             ctx.send(
                 peer,
                 Msg::Decided {
@@ -86,24 +77,12 @@ impl Paxos {
                 },
             );
         }
-        self.announcing.insert(
-            key,
-            Announcing {
-                unacked,
-                retry_ms: self.phase_ms,
-            },
-        );
-        ctx.set_timer(Timer::Announce { key }, self.phase_ms);
+        ctx.set_timer(Timer::Announce { key }, delay);
     }
 
     /// `peer` knows the decision of `key`.
     pub(super) fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        let Some(a) = self.announcing.get_mut(&key) else {
-            return;
-        };
-        a.unacked.remove(peer);
-        if a.unacked.is_empty() {
-            self.announcing.remove(&key);
+        if self.announcing.ack(key, peer) {
             ctx.cancel_timer(Timer::Announce { key });
             // Unsynced on purpose: losing it only costs a repeat of the announcement.
             ctx.persist(Record::Announced { key });
@@ -111,11 +90,11 @@ impl Paxos {
     }
 
     pub(super) fn on_announce_timer(&mut self, key: u64, ctx: &mut Ctx<Self>) {
-        let Some(a) = self.announcing.get_mut(&key) else {
+        let Some((peers, delay)) = self.announcing.retry(key) else {
             return;
         };
         let d = &self.decided[&key];
-        for peer in &a.unacked {
+        for peer in &peers {
             ctx.send(
                 peer,
                 Msg::Decided {
@@ -125,7 +104,6 @@ impl Paxos {
                 },
             );
         }
-        a.retry_ms = (a.retry_ms * 2).min(self.backoff_max_ms.max(self.phase_ms));
-        ctx.set_timer(Timer::Announce { key }, a.retry_ms);
+        ctx.set_timer(Timer::Announce { key }, delay);
     }
 }

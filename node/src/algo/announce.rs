@@ -1,0 +1,102 @@
+//! Telling every peer of a decision until each acknowledges it.
+//!
+//! A node that decides owes its peers the news: reads answer from local knowledge, so a
+//! peer that never hears the decision can never answer one. [`Announcements`] keeps, per
+//! key, the peers that have not acknowledged yet and the retry delay, doubling from a base
+//! to a cap. The algorithm sends its own decision message and owns its timer; this only
+//! says to whom and when.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::NodeId;
+
+#[derive(Debug)]
+struct Pending {
+    unacked: BTreeSet<NodeId>,
+    retry_ms: u64,
+}
+
+/// Decisions some peers have not acknowledged, with their retry backoff.
+#[derive(Debug)]
+pub struct Announcements {
+    base_ms: u64,
+    max_ms: u64,
+    pending: BTreeMap<u64, Pending>,
+}
+
+impl Announcements {
+    /// Retries start after `base_ms` and double up to `max_ms`.
+    pub fn new(base_ms: u64, max_ms: u64) -> Self {
+        assert!(base_ms > 0, "a zero retry delay would spin");
+        Announcements {
+            base_ms,
+            max_ms: max_ms.max(base_ms),
+            pending: BTreeMap::new(),
+        }
+    }
+
+    /// Starts announcing `key` to `peers`. Returns the peers to tell now and the delay
+    /// after which to fire the announce timer.
+    pub fn start(
+        &mut self,
+        key: u64,
+        peers: impl IntoIterator<Item = NodeId>,
+    ) -> (Vec<NodeId>, u64) {
+        let unacked: BTreeSet<NodeId> = peers.into_iter().collect();
+        let to_tell = unacked.iter().cloned().collect();
+        self.pending.insert(
+            key,
+            Pending {
+                unacked,
+                retry_ms: self.base_ms,
+            },
+        );
+        (to_tell, self.base_ms)
+    }
+
+    /// `peer` acknowledged `key`. True when that was the last one: cancel the timer.
+    pub fn ack(&mut self, key: u64, peer: &str) -> bool {
+        let Some(p) = self.pending.get_mut(&key) else {
+            return false;
+        };
+        p.unacked.remove(peer);
+        if p.unacked.is_empty() {
+            self.pending.remove(&key);
+            return true;
+        }
+        false
+    }
+
+    /// The announce timer of `key` fired: the peers to tell again and the next delay, or
+    /// `None` if everyone already knows.
+    pub fn retry(&mut self, key: u64) -> Option<(Vec<NodeId>, u64)> {
+        let p = self.pending.get_mut(&key)?;
+        p.retry_ms = (p.retry_ms * 2).min(self.max_ms);
+        Some((p.unacked.iter().cloned().collect(), p.retry_ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backs_off_to_the_cap_and_ends_on_the_last_ack() {
+        let mut a = Announcements::new(100, 300);
+        let (peers, delay) = a.start(7, ["n2".to_string(), "n3".to_string()]);
+        assert_eq!(
+            (peers, delay),
+            (vec!["n2".to_string(), "n3".to_string()], 100)
+        );
+        assert_eq!(
+            a.retry(7),
+            Some((vec!["n2".to_string(), "n3".to_string()], 200))
+        );
+        assert!(!a.ack(7, "n2"));
+        assert_eq!(a.retry(7), Some((vec!["n3".to_string()], 300)));
+        assert_eq!(a.retry(7), Some((vec!["n3".to_string()], 300)));
+        assert!(a.ack(7, "n3"));
+        assert_eq!(a.retry(7), None);
+        assert!(!a.ack(7, "n3"), "a late duplicate ack changes nothing");
+    }
+}
