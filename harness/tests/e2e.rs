@@ -75,6 +75,15 @@ fn misbehave(mode: &str) -> String {
     )
 }
 
+/// Whether python3 runs; says so when a test skips for its lack.
+fn python_available() -> bool {
+    let ok = has_python();
+    if !ok {
+        eprintln!("skipping: python3 is not installed");
+    }
+    ok
+}
+
 fn has_python() -> bool {
     Command::new("python3")
         .arg("--version")
@@ -165,8 +174,7 @@ fn echo_run_is_valid_and_writes_every_file() {
 
 #[test]
 fn python_node_speaks_the_protocol() {
-    if !has_python() {
-        eprintln!("skipping: python3 is not installed");
+    if !python_available() {
         return;
     }
     let cmd = format!(
@@ -251,8 +259,7 @@ fn faulty_text(verdict: &Value) -> String {
 
 #[test]
 fn garbage_line_is_recorded_as_faulty_and_the_run_ends() {
-    if !has_python() {
-        eprintln!("skipping: python3 is not installed");
+    if !python_available() {
         return;
     }
     let (code, verdict) = run_misbehaving("garbage", &[]);
@@ -267,8 +274,7 @@ fn garbage_line_is_recorded_as_faulty_and_the_run_ends() {
 
 #[test]
 fn oversized_line_is_recorded_as_faulty_and_the_run_ends() {
-    if !has_python() {
-        eprintln!("skipping: python3 is not installed");
+    if !python_available() {
         return;
     }
     let (code, verdict) = run_misbehaving("oversized", &[]);
@@ -282,8 +288,7 @@ fn oversized_line_is_recorded_as_faulty_and_the_run_ends() {
 
 #[test]
 fn node_that_never_says_hello_ends_in_unknown() {
-    if !has_python() {
-        eprintln!("skipping: python3 is not installed");
+    if !python_available() {
         return;
     }
     let (code, verdict) = run_misbehaving("silent", &[]);
@@ -299,8 +304,7 @@ fn node_that_never_says_hello_ends_in_unknown() {
 
 #[test]
 fn crashing_and_hanging_nodes_are_recorded() {
-    if !has_python() {
-        eprintln!("skipping: python3 is not installed");
+    if !python_available() {
         return;
     }
     let (code, verdict) = run_misbehaving("crash", &[]);
@@ -317,34 +321,43 @@ fn crashing_and_hanging_nodes_are_recorded() {
     );
 }
 
-#[test]
-fn sigkill_of_the_harness_leaves_no_node_behind() {
+/// Starts a 3-node echo run in the background and waits until its nodes exist.
+fn start_echo_run(
+    time_limit: &str,
+    output: fn() -> Stdio,
+) -> (tempfile::TempDir, std::process::Child, Vec<u32>) {
     let results = tempfile::tempdir().expect("tempdir");
-    let mut child = squall(&[
+    let args = [
         "run",
         "--workload",
         "echo",
         "--nodes",
         "3",
         "--time-limit",
-        "30s",
-        "--results-dir",
-    ])
-    .arg(results.path())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn squall");
-    let pid = child.id();
+        time_limit,
+    ];
+    let child = squall(&args)
+        .arg("--results-dir")
+        .arg(results.path())
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("spawn squall");
     let deadline = Instant::now() + Duration::from_secs(20);
     let nodes = loop {
-        let kids = children_of(pid);
+        let kids = children_of(child.id());
         if kids.len() >= 3 || Instant::now() > deadline {
             break kids;
         }
         std::thread::sleep(Duration::from_millis(50));
     };
     assert!(nodes.len() >= 3, "squall started {} nodes", nodes.len());
+    (results, child, nodes)
+}
+
+#[test]
+fn sigkill_of_the_harness_leaves_no_node_behind() {
+    let (_results, mut child, nodes) = start_echo_run("30s", Stdio::null);
     std::thread::sleep(Duration::from_millis(500));
     child.kill().expect("SIGKILL squall");
     child.wait().expect("reap squall");
@@ -361,28 +374,8 @@ fn sigkill_of_the_harness_leaves_no_node_behind() {
 
 #[test]
 fn sigint_writes_partial_history_and_a_verdict() {
-    let results = tempfile::tempdir().expect("tempdir");
-    let child = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "3",
-        "--time-limit",
-        "60s",
-        "--results-dir",
-    ])
-    .arg(results.path())
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn squall");
+    let (results, child, nodes) = start_echo_run("60s", Stdio::piped);
     let pid = child.id();
-    let deadline = Instant::now() + Duration::from_secs(20);
-    while children_of(pid).len() < 3 && Instant::now() < deadline {
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let nodes = children_of(pid);
     std::thread::sleep(Duration::from_millis(1500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(pid as i32),
