@@ -33,7 +33,6 @@ pub const HISTORY_FLUSH_MS: u64 = 100;
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Event>,
-    next_index: Arc<AtomicU64>,
     start: Instant,
 }
 
@@ -49,10 +48,15 @@ impl Recorder {
         let handle = tokio::spawn(async move {
             let mut out = std::io::BufWriter::new(file);
             let mut tick = tokio::time::interval(Duration::from_millis(HISTORY_FLUSH_MS));
+            // Indices are given here, in the order lines reach the file, so they are dense
+            // and file order is index order whatever the order clients recorded in.
+            let mut next_index = 0u64;
             loop {
                 tokio::select! {
                     ev = rx.recv() => match ev {
-                        Some(ev) => {
+                        Some(mut ev) => {
+                            ev.index = next_index;
+                            next_index += 1;
                             let _ = serde_json::to_writer(&mut out, &ev);
                             let _ = out.write_all(b"\n");
                         }
@@ -66,14 +70,7 @@ impl Recorder {
             let _ = out.flush();
             let _ = out.get_ref().sync_data();
         });
-        Ok((
-            Recorder {
-                tx,
-                next_index: Arc::new(AtomicU64::new(0)),
-                start,
-            },
-            handle,
-        ))
+        Ok((Recorder { tx, start }, handle))
     }
 
     /// Nanoseconds since the run started.
@@ -81,8 +78,7 @@ impl Recorder {
         self.start.elapsed().as_nanos() as u64
     }
 
-    /// Records one event; the index is assigned here so it is dense and ordered.
-    #[allow(clippy::too_many_arguments)]
+    /// Records one event, timed now; the writer assigns its index.
     pub fn record(
         &self,
         process: u64,
@@ -92,11 +88,8 @@ impl Recorder {
         node: Option<&str>,
         error: Option<String>,
     ) {
-        // Index and time are taken together under the channel's order so that indices
-        // increase with time.
-        let index = self.next_index.fetch_add(1, Ordering::SeqCst);
         let ev = Event {
-            index,
+            index: 0,
             process,
             ty,
             f: f.to_string(),

@@ -332,10 +332,7 @@ impl Router {
     /// Sends a message from a local endpoint. The body must be a JSON object.
     pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
         let line = proto::envelope::frame_raw(src, dest, body_json);
-        let ty = serde_json::from_str::<serde_json::Value>(body_json)
-            .ok()
-            .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
-            .unwrap_or_default();
+        let ty = proto::envelope::body_type(body_json).unwrap_or_default();
         self.route(src, dest, &ty, line);
     }
 

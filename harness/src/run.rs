@@ -394,6 +394,8 @@ pub async fn run(
     }
     drop(stop_tx);
 
+    // The nodes the checkers may expect answers from: those up when the run ended.
+    let live_nodes = live.sup.running();
     live.sup
         .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
         .await;
@@ -414,7 +416,6 @@ pub async fn run(
     let history = History::load(&dir.join("history.jsonl"))
         .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
     let ops = history.ops();
-    let live_nodes: Vec<String> = node_ids.clone();
     let input = CheckInput {
         history,
         reports: live.reports.clone(),

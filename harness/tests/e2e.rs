@@ -162,10 +162,17 @@ fn echo_run_is_valid_and_writes_every_file() {
     }
     assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
     assert_eq!(json(&dir.join("run.json"))["seed"], 7);
-    let oks = history_lines(&dir)
+    let history = history_lines(&dir);
+    let indices: Vec<u64> = history
         .iter()
-        .filter(|e| e["type"] == "ok")
-        .count();
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(
+        indices,
+        (0..history.len() as u64).collect::<Vec<_>>(),
+        "indices dense, in file order"
+    );
+    let oks = history.iter().filter(|e| e["type"] == "ok").count();
     assert!(oks >= 200, "only {oks} ok ops");
     let metrics = json(&dir.join("metrics.json"));
     assert!(metrics["latency_ms"]["echo"]["p50"].as_f64().unwrap() > 0.0);

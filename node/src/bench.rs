@@ -38,11 +38,15 @@ pub struct PingResult {
     pub rtt_ns: Vec<u64>,
 }
 
-fn ping_line(src: &str, dest: &str, seq: u64) -> Vec<u8> {
+fn bench_line(src: &str, dest: &str, ty: &str, seq: u64) -> Vec<u8> {
     format!(
-        "{{\"src\":\"{src}\",\"dest\":\"{dest}\",\"body\":{{\"type\":\"ping\",\"seq\":{seq}}}}}\n"
+        "{{\"src\":\"{src}\",\"dest\":\"{dest}\",\"body\":{{\"type\":\"{ty}\",\"seq\":{seq}}}}}\n"
     )
     .into_bytes()
+}
+
+fn ping_line(src: &str, dest: &str, seq: u64) -> Vec<u8> {
+    bench_line(src, dest, "ping", seq)
 }
 
 fn connect(link: &Link) -> anyhow::Result<(TcpStream, String, String)> {
@@ -88,23 +92,10 @@ pub fn pong(link: &Link) -> anyhow::Result<()> {
             return Ok(());
         }
         let seq = parse_seq(&line).unwrap_or(0);
-        writer.write_all(&ping_line(&me, &peer, seq).replace_type())?;
+        writer.write_all(&bench_line(&me, &peer, "pong", seq))?;
         if reader.buffer().is_empty() {
             writer.flush()?;
         }
-    }
-}
-
-trait ReplaceType {
-    fn replace_type(self) -> Vec<u8>;
-}
-
-impl ReplaceType for Vec<u8> {
-    fn replace_type(self) -> Vec<u8> {
-        String::from_utf8(self)
-            .expect("ascii")
-            .replacen("\"ping\"", "\"pong\"", 1)
-            .into_bytes()
     }
 }
 

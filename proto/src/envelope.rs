@@ -51,10 +51,15 @@ impl<'a> EnvelopeHead<'a> {
 
     /// The body's `type`; `None` if the body is not an object with a string `type`.
     pub fn body_type(&self) -> Option<String> {
-        serde_json::from_str::<TypeOnly<'_>>(self.body.get())
-            .ok()
-            .map(|t| t.ty.into_owned())
+        body_type(self.body.get())
     }
+}
+
+/// The `type` of a body given as JSON text, read without building the body's tree.
+pub fn body_type(body_json: &str) -> Option<String> {
+    serde_json::from_str::<TypeOnly<'_>>(body_json)
+        .ok()
+        .map(|t| t.ty.into_owned())
 }
 
 /// Serialises an envelope around an already-encoded body, newline included.
