@@ -31,7 +31,7 @@ pub fn algorithms() -> Vec<AlgoInfo> {
         AlgoInfo {
             name: "restart-counter",
             summary: "counts its own incarnations durably; proves sync and crash loss",
-            workloads: &["echo"],
+            workloads: &["durability", "echo"],
             bugs: algo::restart_counter::RestartCounter::BUGS,
         },
         AlgoInfo {

@@ -236,7 +236,8 @@ fn gather(
                 inst.proposes += 1;
                 inst.first_propose_time.get_or_insert(op.invoke_time);
                 let before_quiet = input.quiet_from.is_none_or(|q| op.invoke_time < q);
-                inst.obliged |= op.outcome != Outcome::Fail && before_quiet;
+                inst.obliged |=
+                    op.outcome != Outcome::Fail && before_quiet && !lost_in_crash(input, op);
                 value_keys.entry(value).or_default().insert(key);
                 if let Some(v) = observed {
                     inst.decided
@@ -284,6 +285,32 @@ fn gather(
         }
     }
     (instances, value_keys)
+}
+
+/// Whether the node a propose went to was killed while the request may still have been
+/// unprocessed there: between the invoke and the completion, or, for an op without a
+/// definite outcome, until the end of any pause of that node overlapping the op (a
+/// paused node holds requests unread). Such a proposal may be lost with the process,
+/// and consensus promises termination to correct processes only, so it obliges nothing.
+fn lost_in_crash(input: &CheckInput, op: &Op) -> bool {
+    let Some(node) = op.node.as_deref() else {
+        return false;
+    };
+    let invoke = op.invoke_time;
+    let completed = op.complete_time.unwrap_or(u64::MAX);
+    let mut until = completed;
+    if op.outcome != Outcome::Ok {
+        for pause in &input.faults {
+            let overlaps = pause.kind == "pause"
+                && pause.nodes.iter().any(|n| n == node)
+                && pause.start <= completed
+                && pause.end.is_none_or(|e| e >= invoke);
+            if overlaps {
+                until = until.max(pause.end.unwrap_or(u64::MAX));
+            }
+        }
+    }
+    input.faults.iter().any(|f| f.downs(node, invoke, until))
 }
 
 /// The termination judgement: violations, or missing evidence, or nothing to judge.

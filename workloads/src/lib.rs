@@ -7,9 +7,13 @@
 //! - [`workload`]: the [`workload::Workload`] trait (op generator + checkers) and the
 //!   registry of workloads by name.
 //! - [`echo`]: the smallest workload.
+//! - [`durability`]: what a node finds after SIGKILL is what it synced.
+//! - [`write_once`] and [`consensus`]: write-once instances judged by agreement, validity
+//!   and termination.
 #![deny(missing_docs)]
 
 pub mod consensus;
+pub mod durability;
 pub mod echo;
 pub mod history;
 pub mod verdict;

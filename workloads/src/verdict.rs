@@ -99,6 +99,22 @@ pub struct FaultSpan {
     pub end: Option<u64>,
     /// Human description (`isolate n1`, `kill n3`).
     pub what: String,
+    /// The kind of fault (`partition`, `kill`, `pause`, `clog`, `link_faults`).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// The nodes a process fault or clog acts on (empty for network-wide faults).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<String>,
+}
+
+impl FaultSpan {
+    /// Whether `node` was down (killed) at any moment of `[from, to]`.
+    pub fn downs(&self, node: &str, from: u64, to: u64) -> bool {
+        self.kind == "kill"
+            && self.nodes.iter().any(|n| n == node)
+            && self.start <= to
+            && self.end.is_none_or(|e| e >= from)
+    }
 }
 
 /// Everything a checker may look at.

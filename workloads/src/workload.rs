@@ -1,6 +1,6 @@
 //! The workload interface and the registry of workloads.
 
-use proto::ops::ClientOp;
+use proto::ops::{ClientOp, ClientReply};
 use rand_chacha::ChaCha8Rng;
 
 use crate::verdict::Checker;
@@ -29,9 +29,15 @@ pub trait Workload: Send {
     fn name(&self) -> &'static str;
     /// The next op for a client to invoke. Deterministic given the RNG.
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp;
-    /// Ops to send to every live node after the quiet window (e.g. final reads).
+    /// Ops to send to every live node in the quiet window (e.g. final reads).
     fn final_ops(&self) -> Vec<ClientOp> {
         Vec::new()
+    }
+    /// Whether a final op's `ok` reply settles it. An unsettled one is tried again until
+    /// the quiet window ends (a node may still be catching up). Default: every `ok`.
+    fn final_settled(&self, op: &ClientOp, reply: &ClientReply) -> bool {
+        let _ = (op, reply);
+        true
     }
     /// The checkers for this workload.
     fn checkers(&self) -> Vec<Box<dyn Checker>>;
@@ -43,6 +49,10 @@ pub trait Workload: Send {
 pub const WORKLOADS: &[(&str, &str)] = &[
     ("echo", "clients send echo, nodes answer; every ok reply must echo its request"),
     (
+        "durability",
+        "clients read what nodes recovered from disk; after SIGKILL a node must find what it synced and nothing it did not",
+    ),
+    (
         "write-once",
         "clients race to propose values for write-once instances; checks agreement, validity, termination",
     ),
@@ -53,6 +63,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
     let _ = opts;
     match name {
         "echo" => Some(Box::new(crate::echo::EchoWorkload::new())),
+        "durability" => Some(Box::new(crate::durability::DurabilityWorkload)),
         "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
         _ => None,
     }

@@ -19,7 +19,7 @@
 //! Values are a counter from 1, so every proposed value is proposed exactly once in the
 //! run and a decided value names the op that proposed it.
 
-use proto::ops::ClientOp;
+use proto::ops::{ClientOp, ClientReply};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
@@ -100,6 +100,17 @@ impl Workload for WriteOnceWorkload {
         (0..self.instances)
             .map(|key| ClientOp::Read { key })
             .collect()
+    }
+
+    /// A read of an instance proposed to settles once it returns a value; a read of one
+    /// nobody proposed to settles at once (null is its right answer).
+    fn final_settled(&self, op: &ClientOp, reply: &ClientReply) -> bool {
+        match (op, reply) {
+            (ClientOp::Read { key }, ClientReply::ReadOk { value: None }) => {
+                *key >= self.keys_proposed()
+            }
+            _ => true,
+        }
     }
 
     fn checkers(&self) -> Vec<Box<dyn Checker>> {

@@ -329,11 +329,15 @@ fn faults_are_named_in_an_agreement_reason() {
                 start: 0,
                 end: Some(500_000),
                 what: "kill n3".into(),
+                kind: "kill".into(),
+                nodes: vec!["n3".into()],
             },
             FaultSpan {
                 start: 1_500_000,
                 end: None,
                 what: "isolate n1".into(),
+                kind: "partition".into(),
+                nodes: Vec::new(),
             },
         ],
         ..Default::default()

@@ -2,7 +2,11 @@
 //! syncs one `Synced` record, then persists one `Unsynced` record that it never syncs.
 //! After any number of SIGKILLs and restarts, `read {key: 0}` answers how many synced
 //! records were found at start (= earlier incarnations) and `read {key: 1}` how many
-//! unsynced ones were (always 0: they died with the process). Also serves `echo`.
+//! unsynced ones were (always 0: they died with the process). Serves the `durability`
+//! workload, which checks exactly that against the run's kills, and `echo`.
+//!
+//! Mutant (`--bug skip-sync`): the `Synced` record is never synced either, so a SIGKILL
+//! loses it and the next incarnation undercounts.
 
 use super::{check_bugs, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 use proto::ops::{ClientOp, ClientReply};
@@ -12,6 +16,7 @@ use serde::{Deserialize, Serialize};
 pub struct RestartCounter {
     synced_found: u64,
     unsynced_found: u64,
+    skip_sync: bool,
 }
 
 /// No peer messages.
@@ -32,12 +37,14 @@ impl Algorithm for RestartCounter {
     type Msg = Msg;
     type Timer = ();
     type Record = Record;
+    const BUGS: &'static [&'static str] = &["skip-sync"];
 
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
         Ok(RestartCounter {
             synced_found: 0,
             unsynced_found: 0,
+            skip_sync: config.has_bug("skip-sync"),
         })
     }
 
@@ -49,7 +56,9 @@ impl Algorithm for RestartCounter {
             }
         }
         ctx.persist(Record::Synced);
-        ctx.sync();
+        if !self.skip_sync {
+            ctx.sync();
+        }
         ctx.persist(Record::Unsynced);
     }
 
