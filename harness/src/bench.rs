@@ -125,7 +125,8 @@ impl Bench {
         let _router;
         if routed {
             let addrs = vec![proto::HARNESS.to_string(), "n1".into(), "n2".into()];
-            let (router, _events) = Router::start(&addrs, &mut tasks).await?;
+            let (router, _events) =
+                Router::start(&addrs, tokio::time::Instant::now(), &mut tasks).await?;
             let addr = router.local_addr().to_string();
             env_pong = vec![
                 ("SQUALL_ROUTER".to_string(), addr.clone()),

@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::nemesis::{DelayDist, FaultKind, NemesisError, NemesisOpts, Schedule};
 use crate::run::{self, RunConfig};
 use crate::UsageError;
 
@@ -30,7 +31,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Start a cluster, drive clients at it, inject faults, check the history.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List workloads and algorithms.
     List,
     /// Check stored histories for linearizability; one line per file: path, verdict, ms.
@@ -85,9 +86,10 @@ pub struct RunArgs {
     /// Target client ops per second, over all clients (open loop).
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
-    /// How long clients issue ops: 500ms, 5s, 2m, 1h.
-    #[arg(long, default_value = "10s", value_parser = parse_duration_ms)]
-    pub time_limit: u64,
+    /// How long clients issue ops and faults happen: 500ms, 5s, 2m, 1h [default: 10s,
+    /// or the schedule's `time_limit_ms` with --schedule].
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub time_limit: Option<u64>,
     /// Seed for everything random in the run (random if absent; always printed and saved).
     #[arg(long)]
     pub seed: Option<u64>,
@@ -103,12 +105,53 @@ pub struct RunArgs {
     /// Algorithm parameter key=value (repeatable).
     #[arg(long = "param")]
     pub params: Vec<String>,
-    /// Instances (write-once) or keys the workload spreads ops over.
-    #[arg(long, default_value_t = 100)]
-    pub instances: u64,
+    /// Instances (write-once) or keys the workload spreads ops over [default: enough
+    /// that fresh instances are proposed to for the first half of the run; see
+    /// `auto_instances`].
+    #[arg(long)]
+    pub instances: Option<u64>,
     /// Clients proposing to the same instance at once (write-once).
     #[arg(long, default_value_t = 1)]
     pub contention: u64,
+    /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
+    /// duplicate, reorder, clog (comma-separated), `all` or `none`.
+    #[arg(long, default_value = "none")]
+    pub nemesis: String,
+    /// Run this fault plan (a `schedule.json`, written or edited) instead of one drawn
+    /// from the seed; it sets the time limit and the recovery window.
+    #[arg(long, conflicts_with = "nemesis")]
+    pub schedule: Option<PathBuf>,
+    /// Rough time between a fault and its heal, and between faults.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub nemesis_interval: u64,
+    /// Drop probability of a link under a drop fault.
+    #[arg(long, default_value_t = 0.1)]
+    pub drop_rate: f64,
+    /// Duplication probability of a link under a duplicate fault.
+    #[arg(long, default_value_t = 0.05)]
+    pub dup_rate: f64,
+    /// Reorder probability of a link under a reorder fault.
+    #[arg(long, default_value_t = 0.1)]
+    pub reorder_rate: f64,
+    /// Base latency added by a delay fault.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration_ms)]
+    pub delay: u64,
+    /// Jitter on top of --delay.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration_ms)]
+    pub delay_jitter: u64,
+    /// Distribution of the jitter: constant, uniform or exponential.
+    #[arg(long, default_value = "uniform")]
+    pub delay_dist: String,
+    /// How long a killed node stays down before its restart.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub kill_restart_after: u64,
+    /// Let restarts wipe the node's data dir (each with probability 1/2).
+    #[arg(long)]
+    pub amnesia: bool,
+    /// Quiet window after the final heal in which operations must complete [default: 5s,
+    /// or the schedule's `recovery_ms` with --schedule].
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub recovery_time: Option<u64>,
 }
 
 /// Parses `250ms`, `5s`, `2m`, `8h` or a bare number of seconds into milliseconds.
@@ -142,7 +185,7 @@ impl RunArgs {
     pub fn validate(&self) -> Result<RunConfig, UsageError> {
         let names: Vec<&str> = workloads::WORKLOADS.iter().map(|(n, _)| *n).collect();
         let wopts = workloads::workload::WorkloadOpts {
-            instances: self.instances,
+            instances: self.instances.unwrap_or(1),
             contention: self.contention,
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
@@ -171,15 +214,20 @@ impl RunArgs {
                 self.rate
             ));
         }
-        if self.time_limit == 0 {
+        let plan = self.fault_plan()?;
+        let time_limit_ms = plan.time_limit_ms;
+        if time_limit_ms == 0 {
             return fail("--time-limit must be positive".into());
         }
         if self.op_timeout == 0 {
             return fail("--op-timeout must be positive".into());
         }
-        if self.instances == 0 {
+        if self.instances == Some(0) {
             return fail("--instances must be at least 1".into());
         }
+        let instances = self
+            .instances
+            .unwrap_or_else(|| auto_instances(self.rate, time_limit_ms, self.contention));
         if self.contention == 0 || self.contention > self.clients as u64 {
             return fail(format!(
                 "--contention must be between 1 and --clients ({}), got {}",
@@ -251,16 +299,134 @@ impl RunArgs {
             nodes: self.nodes,
             clients: self.clients,
             rate: self.rate,
-            time_limit_ms: self.time_limit,
+            time_limit_ms,
             seed,
             op_timeout_ms: self.op_timeout,
             results_dir: self.results_dir.clone(),
             bugs: self.bugs.clone(),
             params: self.params.clone(),
-            instances: self.instances,
+            instances,
             contention: self.contention,
+            nemesis: plan.opts,
+            schedule: plan.schedule,
+            schedule_from: self.schedule.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
         })
+    }
+
+    /// The fault options, or the schedule file, checked.
+    fn fault_plan(&self) -> Result<FaultPlan, UsageError> {
+        let fail = |m: String| Err(UsageError(m));
+        let kinds = FaultKind::parse_list(&self.nemesis)
+            .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
+        let delay_dist = match self.delay_dist.as_str() {
+            "constant" => DelayDist::Constant,
+            "uniform" => DelayDist::Uniform,
+            "exponential" => DelayDist::Exponential,
+            other => {
+                return fail(format!(
+                    "--delay-dist '{other}' is not one of constant, uniform, exponential"
+                ))
+            }
+        };
+        let mut opts = NemesisOpts {
+            kinds,
+            interval_ms: self.nemesis_interval,
+            drop_p: self.drop_rate,
+            dup_p: self.dup_rate,
+            reorder_p: self.reorder_rate,
+            delay_base_ms: self.delay,
+            delay_jitter_ms: self.delay_jitter,
+            delay_dist,
+            kill_restart_after_ms: self.kill_restart_after,
+            amnesia: self.amnesia,
+            recovery_ms: self.recovery_time.unwrap_or(DEFAULT_RECOVERY_MS),
+        };
+        opts.validate().map_err(|e| {
+            let flag = match &e {
+                NemesisError::BadOption { option, .. } => flag_of(option),
+                NemesisError::UnknownKind { .. } => "--nemesis",
+            };
+            UsageError(format!("{flag}: {e}"))
+        })?;
+        let Some(path) = &self.schedule else {
+            return Ok(FaultPlan {
+                time_limit_ms: self.time_limit.unwrap_or(DEFAULT_TIME_LIMIT_MS),
+                opts,
+                schedule: None,
+            });
+        };
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
+        let schedule = Schedule::from_json(&text)
+            .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
+        let nodes: Vec<String> = (1..=self.nodes).map(|i| format!("n{i}")).collect();
+        if schedule.nodes != nodes {
+            return fail(format!(
+                "--schedule {}: its nodes {:?} are not this run's {:?} (--nodes {})",
+                path.display(),
+                schedule.nodes,
+                nodes,
+                self.nodes
+            ));
+        }
+        if let Some(t) = self.time_limit.filter(|&t| t != schedule.time_limit_ms) {
+            return fail(format!(
+                "--time-limit {t} ms disagrees with the schedule's time_limit_ms {}; leave one out",
+                schedule.time_limit_ms
+            ));
+        }
+        if let Some(r) = self.recovery_time.filter(|&r| r != schedule.recovery_ms) {
+            return fail(format!(
+                "--recovery-time {r} ms disagrees with the schedule's recovery_ms {}; leave one out",
+                schedule.recovery_ms
+            ));
+        }
+        opts.kinds = schedule.kinds();
+        opts.recovery_ms = schedule.recovery_ms;
+        Ok(FaultPlan {
+            time_limit_ms: schedule.time_limit_ms,
+            opts,
+            schedule: Some(schedule),
+        })
+    }
+}
+
+/// The default number of instances: fresh instances for about the first half of the
+/// run, so faults always meet new decisions; in the second half proposals go to decided
+/// instances again, where a node that missed a decision must still answer with it.
+/// `rate * seconds` ops, of which about 3 in 4 are proposals (see
+/// `workloads::write_once::READ_PERCENT`), in groups of `contention`.
+pub fn auto_instances(rate: f64, time_limit_ms: u64, contention: u64) -> u64 {
+    let ops = rate * time_limit_ms as f64 / 1_000.0;
+    let groups = ops * 0.75 / contention.max(1) as f64;
+    ((groups / 2.0) as u64).clamp(10, 100_000)
+}
+
+/// Default `--time-limit`.
+pub const DEFAULT_TIME_LIMIT_MS: u64 = 10_000;
+/// Default `--recovery-time`.
+pub const DEFAULT_RECOVERY_MS: u64 = 5_000;
+
+/// The faults of a run: options for the expander, or a schedule read from a file.
+struct FaultPlan {
+    time_limit_ms: u64,
+    opts: NemesisOpts,
+    schedule: Option<Schedule>,
+}
+
+/// The command-line flag behind a [`NemesisOpts`] field.
+fn flag_of(option: &str) -> &'static str {
+    match option {
+        "drop_p" => "--drop-rate",
+        "dup_p" => "--dup-rate",
+        "reorder_p" => "--reorder-rate",
+        "interval_ms" => "--nemesis-interval",
+        "delay_base_ms" => "--delay",
+        "delay_jitter_ms" => "--delay-jitter",
+        "kill_restart_after_ms" => "--kill-restart-after",
+        "recovery_ms" => "--recovery-time",
+        _ => "--nemesis",
     }
 }
 

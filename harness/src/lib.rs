@@ -15,6 +15,7 @@
 #![deny(missing_docs)]
 
 pub mod bench;
+pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;

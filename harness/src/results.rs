@@ -78,8 +78,21 @@ pub fn update_latest(results: &Path, run_id: &str) -> anyhow::Result<()> {
 pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     let mut bytes = serde_json::to_vec_pretty(value)?;
     bytes.push(b'\n');
-    std::fs::write(path, &bytes).with_context(|| format!("write {}", path.display()))?;
-    Ok(())
+    write_synced(path, &bytes)
+}
+
+/// Writes `text` and fsyncs it.
+pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
+    write_synced(path, text.as_bytes())
+}
+
+fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write as _;
+    let mut f =
+        std::fs::File::create(path).with_context(|| format!("create {}", path.display()))?;
+    f.write_all(bytes)
+        .and_then(|()| f.sync_all())
+        .with_context(|| format!("write {}", path.display()))
 }
 
 #[cfg(test)]

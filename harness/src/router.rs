@@ -68,6 +68,13 @@ pub trait LinkPolicy: Send + 'static {
     fn decide(&mut self, src: &str, dest: &str, ty: &str, now_us: u64) -> Decision;
     /// The concrete policy, so its owner can change it (apply or lift faults).
     fn as_any_mut(&mut self) -> &mut dyn std::any::Any;
+    /// Links `(src, dest)` whose held messages must be released now, because a change
+    /// to the policy (a heal, or a fault fired by a trigger inside `decide`) opened them.
+    /// The router asks after every `decide` and every [`Router::with_policy`], and
+    /// releases them before routing anything else, so held messages keep their order.
+    fn take_released(&mut self) -> Vec<(String, String)> {
+        Vec::new()
+    }
 }
 
 /// The fault-free policy.
@@ -115,7 +122,7 @@ pub struct Delivered {
     pub src: String,
     /// The raw body JSON.
     pub body: String,
-    /// Microseconds since the router started, at delivery.
+    /// Microseconds since the run's start, at delivery.
     pub at_us: u64,
 }
 
@@ -255,8 +262,10 @@ pub struct RouterStats {
 impl Router {
     /// Binds a loopback listener and starts accepting. `addrs` are every address of the
     /// run (nodes, clients, `harness`); messages to anything else are dropped and counted.
+    /// Times the router reports are microseconds since `start`, the run's clock.
     pub async fn start(
         addrs: &[String],
+        start: Instant,
         tasks: &mut JoinSet<()>,
     ) -> anyhow::Result<(Router, mpsc::UnboundedReceiver<RouterEvent>)> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
@@ -285,7 +294,7 @@ impl Router {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             events,
-            start: Instant::now(),
+            start,
             timer: Notify::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
         });
@@ -302,7 +311,7 @@ impl Router {
         self.local_addr
     }
 
-    /// Microseconds since the router started.
+    /// Microseconds since the run's start.
     pub fn now_us(&self) -> u64 {
         self.shared.start.elapsed().as_micros() as u64
     }
@@ -312,9 +321,18 @@ impl Router {
         self.lock().policy = policy;
     }
 
-    /// Runs `f` on the current policy (to apply or lift faults).
+    /// Runs `f` on the current policy (to apply or lift faults), then releases, in
+    /// order, the messages held on links the change opened.
     pub fn with_policy<R>(&self, f: impl FnOnce(&mut dyn LinkPolicy) -> R) -> R {
-        f(self.lock().policy.as_mut())
+        let now = self.now_us();
+        let mut batch = Batch::default();
+        let mut st = self.lock();
+        let out = f(st.policy.as_mut());
+        release_opened(&mut st, now, &mut batch);
+        drop(st);
+        self.flush(&mut batch);
+        self.shared.timer.notify_one();
+        out
     }
 
     /// Registers a local endpoint (client or harness) and returns its inbox.
@@ -336,28 +354,13 @@ impl Router {
         self.route(src, dest, &ty, line);
     }
 
-    /// Releases every held message (in order) after a heal.
+    /// Releases every held message (in order), whatever the policy says.
     pub fn release_held(&self) {
         let now = self.now_us();
         let mut batch = Batch::default();
         let mut st = self.lock();
         for link in 0..st.held.len() {
-            let n = st.addrs.len();
-            let dest = link % n;
-            while let Some(line) = st.held[link].pop_front() {
-                deliver_copy(
-                    &mut st,
-                    dest,
-                    link,
-                    line,
-                    Delivery {
-                        delay_us: 0,
-                        fifo: true,
-                    },
-                    now,
-                    &mut batch,
-                );
-            }
+            release_link(&mut st, link, now, &mut batch);
         }
         drop(st);
         self.flush(&mut batch);
@@ -452,6 +455,7 @@ impl Router {
             }
         }
         let decision = st.policy.decide(src, dest, ty, now);
+        release_opened(&mut st, now, batch);
         match decision {
             Decision::Drop(cause) => count_drop(&mut st.links[link], cause),
             Decision::Hold => {
@@ -730,6 +734,30 @@ fn sample(line: &[u8]) -> String {
         format!("{s}...")
     } else {
         s
+    }
+}
+
+/// Releases the held messages of the links the policy reports as opened.
+fn release_opened(st: &mut State, now: u64, batch: &mut Batch) {
+    let opened = st.policy.take_released();
+    for (src, dest) in opened {
+        let (Some(&s), Some(&d)) = (st.index.get(&src), st.index.get(&dest)) else {
+            continue;
+        };
+        let link = s * st.addrs.len() + d;
+        release_link(st, link, now, batch);
+    }
+}
+
+/// Delivers one link's held messages, in the order they were held.
+fn release_link(st: &mut State, link: usize, now: u64, batch: &mut Batch) {
+    let dest = link % st.addrs.len();
+    while let Some(line) = st.held[link].pop_front() {
+        let copy = Delivery {
+            delay_us: 0,
+            fifo: true,
+        };
+        deliver_copy(st, dest, link, line, copy, now, batch);
     }
 }
 

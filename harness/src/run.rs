@@ -25,7 +25,9 @@ use workloads::verdict::TimedReport;
 use workloads::workload::WorkloadOpts;
 use workloads::{CheckInput, History, Verdict, VerdictKind};
 
+use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
+use crate::nemesis::{self, NemesisOpts, Schedule};
 use crate::router::{Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
@@ -68,6 +70,13 @@ pub struct RunConfig {
     pub instances: u64,
     /// Concurrent proposals per instance.
     pub contention: u64,
+    /// What the seed's fault schedule is drawn from (also holds the recovery window).
+    pub nemesis: NemesisOpts,
+    /// A fault plan given with `--schedule` (the run writes it to `schedule.json`).
+    #[serde(skip)]
+    pub schedule: Option<Schedule>,
+    /// The file the plan was read from.
+    pub schedule_from: Option<PathBuf>,
     /// squall's version.
     pub version: String,
 }
@@ -97,6 +106,19 @@ impl RunConfig {
     /// Node ids `n1..nN`.
     pub fn node_ids(&self) -> Vec<String> {
         (1..=self.nodes).map(|i| format!("n{i}")).collect()
+    }
+
+    /// The run's fault plan: the given schedule, or the one the seed expands to.
+    pub fn fault_schedule(&self) -> Schedule {
+        match &self.schedule {
+            Some(s) => s.clone(),
+            None => nemesis::expand(
+                self.seed,
+                &self.nemesis,
+                &self.node_ids(),
+                self.time_limit_ms,
+            ),
+        }
     }
 }
 
@@ -132,6 +154,7 @@ struct Live {
     ready: BTreeSet<String>,
     init_msg_id: u64,
     node_ids: Vec<String>,
+    chaos: Chaos,
 }
 
 impl Live {
@@ -199,6 +222,12 @@ impl Live {
         self.ready.remove(node);
     }
 
+    fn on_exits(&mut self, exits: Vec<(crate::supervisor::ExitEvent, bool)>) {
+        for (ev, expected) in exits {
+            self.on_exit(&ev.node, &ev.status.to_string(), expected);
+        }
+    }
+
     /// Handles whatever arrives until `deadline` (or until `done()` holds).
     async fn pump_until(
         &mut self,
@@ -207,12 +236,21 @@ impl Live {
         done: impl Fn(&Live) -> bool,
     ) {
         while !done(self) {
+            let next_fault = self.chaos.next_at();
             tokio::select! {
                 Some(ev) = self.events.recv() => self.on_router_event(ev),
                 Some(d) = self.inbox.recv() => self.on_harness_msg(d),
                 Some((ev, expected)) = self.sup.next_exit() => {
                     let status = ev.status.to_string();
                     self.on_exit(&ev.node, &status, expected);
+                }
+                Some(fired) = self.chaos.fired_rx.recv() => {
+                    let exits = self.chaos.run_fired(fired, &self.router, &mut self.sup).await;
+                    self.on_exits(exits);
+                }
+                _ = tokio::time::sleep_until(next_fault.unwrap_or(deadline)), if next_fault.is_some() => {
+                    let exits = self.chaos.run_due(&self.router, &mut self.sup, false).await;
+                    self.on_exits(exits);
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
                 _ = stop.changed() => {
@@ -254,6 +292,9 @@ pub async fn run(
 
     let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
     results::write_json(&dir.join("run.json"), &cfg)?;
+    let schedule = cfg.fault_schedule();
+    results::write_text(&dir.join("schedule.json"), &schedule.to_json())?;
+    let recovery_ms = schedule.recovery_ms;
     eprintln!(
         "squall: run {run_id} (seed {}) in {}",
         cfg.seed,
@@ -267,7 +308,7 @@ pub async fn run(
     addrs.extend(node_ids.iter().cloned());
     addrs.extend(client_ids.iter().cloned());
     let mut tasks = JoinSet::new();
-    let (router, events) = Router::start(&addrs, &mut tasks).await?;
+    let (router, events) = Router::start(&addrs, start, &mut tasks).await?;
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = Live {
         router: router.clone(),
@@ -279,6 +320,7 @@ pub async fn run(
         ready: BTreeSet::new(),
         init_msg_id: 0,
         node_ids: node_ids.clone(),
+        chaos: Chaos::new(schedule, cfg.nemesis.kinds.iter().copied().collect(), start),
     };
 
     let argv = cfg.node_argv();
@@ -351,10 +393,20 @@ pub async fn run(
                 stop_rx.clone(),
             ));
         }
+        live.chaos.begin(&router);
         let end = Instant::now() + Duration::from_millis(cfg.time_limit_ms);
         live.pump_until(end, &mut interrupt, |_| false).await;
         interrupted = *interrupt.borrow();
         let _ = stop_tx.send(true);
+        if !interrupted {
+            // Events timed at the very end, then the final heal: every fault lifted,
+            // killed nodes restarted, paused ones resumed.
+            let exits = live.chaos.run_due(&router, &mut live.sup, true).await;
+            live.on_exits(exits);
+            let (healed_at, exits) = live.chaos.heal_all(&router, &mut live.sup).await;
+            live.on_exits(exits);
+            quiet_from = Some(healed_at);
+        }
         // Ops in flight finish or time out; Ctrl-C waits at most a second.
         let wait = if interrupted {
             Duration::from_secs(1)
@@ -371,25 +423,48 @@ pub async fn run(
                 },
                 Some(ev) = live.events.recv() => live.on_router_event(ev),
                 Some(d) = live.inbox.recv() => live.on_harness_msg(d),
+                Some((ev, expected)) = live.sup.next_exit() => {
+                    live.on_exit(&ev.node, &ev.status.to_string(), expected);
+                }
                 _ = tokio::time::sleep_until(drain_deadline) => {
                     client_tasks.abort_all();
                     break;
                 }
             }
         }
-        if !interrupted && !final_ops.is_empty() && !clients_back.is_empty() {
-            quiet_from = Some(start.elapsed().as_nanos() as u64);
-            let running = live.sup.running();
+        if let (Some(healed_at), false, false) =
+            (quiet_from, final_ops.is_empty(), clients_back.is_empty())
+        {
+            // Final ops run in the quiet window; unanswered reads are retried until it
+            // ends, so a node that restarted or has yet to learn a decision has the whole
+            // window to catch up.
+            let window_end =
+                start + Duration::from_nanos(healed_at) + Duration::from_millis(recovery_ms);
             let clients = std::mem::take(&mut clients_back);
-            run_final_ops(
-                clients,
-                &running,
-                &final_ops,
-                &shared,
-                &rec,
-                cfg.op_timeout_ms,
-            )
-            .await;
+            let finals = FinalOps {
+                nodes: node_ids.clone(),
+                ops: final_ops.clone(),
+                op_timeout: Duration::from_millis(cfg.op_timeout_ms),
+                window_end,
+            };
+            let run_finals = finals.run(clients, &shared, &rec);
+            tokio::pin!(run_finals);
+            loop {
+                tokio::select! {
+                    _ = &mut run_finals => break,
+                    Some(ev) = live.events.recv() => live.on_router_event(ev),
+                    Some(d) = live.inbox.recv() => live.on_harness_msg(d),
+                    Some((ev, expected)) = live.sup.next_exit() => {
+                        live.on_exit(&ev.node, &ev.status.to_string(), expected);
+                    }
+                    _ = interrupt.changed() => {
+                        if *interrupt.borrow() {
+                            interrupted = true;
+                            break;
+                        }
+                    }
+                }
+            }
         }
     }
     drop(stop_tx);
@@ -413,13 +488,14 @@ pub async fn run(
     let _ = rec_handle.await;
     tasks.abort_all();
 
+    let (fault_report, warnings) = live.chaos.report(&router, &live.sup);
     let history = History::load(&dir.join("history.jsonl"))
         .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
     let ops = history.ops();
     let input = CheckInput {
         history,
         reports: live.reports.clone(),
-        faults: Vec::new(),
+        faults: fault_report.spans.clone(),
         quiet_from,
         live_nodes,
     };
@@ -464,7 +540,7 @@ pub async fn run(
         "interrupted": interrupted,
         "checkers": verdicts,
         "faulty_nodes": live.faulty,
-        "warnings": Vec::<String>::new(),
+        "warnings": warnings,
     });
     results::write_json(&dir.join("verdict.json"), &verdict_json)?;
 
@@ -480,6 +556,7 @@ pub async fn run(
         },
         "links": rstats.links,
         "processes": live.sup.counters(),
+        "faults": fault_report,
         "process_events": live.sup.records(),
         "reports": live.reports.len(),
     });
@@ -502,49 +579,96 @@ pub async fn run(
     })
 }
 
-async fn run_final_ops(
-    clients: Vec<Client>,
-    nodes: &[String],
-    ops: &[proto::ClientOp],
-    shared: &Arc<ClientShared>,
-    rec: &Recorder,
-    op_timeout_ms: u64,
-) {
-    let mut work: Vec<(String, proto::ClientOp)> = Vec::new();
-    for node in nodes {
-        for op in ops {
-            work.push((node.clone(), op.clone()));
+/// The final ops of the quiet window: every op on every node that was up at the heal.
+struct FinalOps {
+    nodes: Vec<String>,
+    ops: Vec<proto::ClientOp>,
+    op_timeout: Duration,
+    /// Unsettled ops are retried until this instant.
+    window_end: Instant,
+}
+
+/// Pause between retry passes of the final ops.
+const FINAL_RETRY_MS: u64 = 200;
+
+impl FinalOps {
+    /// Runs each op on each node; ops that did not settle (no `ok`, or a read of
+    /// nothing) are tried again, pass after pass, until they settle or the window ends.
+    async fn run(self, clients: Vec<Client>, shared: &Arc<ClientShared>, rec: &Recorder) {
+        let mut work: Vec<(String, proto::ClientOp)> = Vec::new();
+        for node in &self.nodes {
+            for op in &self.ops {
+                work.push((node.clone(), op.clone()));
+            }
         }
-    }
-    let chunk = work.len().div_ceil(clients.len()).max(1);
-    let mut set = JoinSet::new();
-    for (mut client, part) in clients
-        .into_iter()
-        .zip(work.chunks(chunk).map(<[_]>::to_vec))
-    {
-        let (shared, rec) = (shared.clone(), rec.clone());
-        set.spawn(async move {
-            let mut process = shared.next_process.fetch_add(1, Ordering::SeqCst);
-            for (node, op) in part {
-                let value = workloads::history::op_value(&op);
-                rec.record(
-                    process,
-                    workloads::EventType::Invoke,
-                    op.f(),
-                    value,
-                    Some(&node),
-                    None,
-                );
-                let answer = client
-                    .call(&node, &op, Duration::from_millis(op_timeout_ms))
-                    .await;
-                if clients::record_call(&rec, process, &node, &op, &answer) {
-                    process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        let mut clients = clients;
+        loop {
+            let chunk = work.len().div_ceil(clients.len()).max(1);
+            let mut set = JoinSet::new();
+            let parts: Vec<Vec<(String, proto::ClientOp)>> =
+                work.chunks(chunk).map(<[_]>::to_vec).collect();
+            let idle: Vec<Client> = clients.split_off(parts.len().min(clients.len()));
+            for (client, part) in clients.into_iter().zip(parts) {
+                let (shared, rec) = (shared.clone(), rec.clone());
+                set.spawn(final_pass(client, part, shared, rec, self.op_timeout));
+            }
+            clients = idle;
+            work.clear();
+            while let Some(joined) = set.join_next().await {
+                if let Ok((client, unsettled)) = joined {
+                    clients.push(client);
+                    work.extend(unsettled);
                 }
             }
-        });
+            let retry_at = Instant::now() + Duration::from_millis(FINAL_RETRY_MS);
+            if work.is_empty() || clients.is_empty() || retry_at + self.op_timeout > self.window_end
+            {
+                return;
+            }
+            tokio::time::sleep_until(retry_at).await;
+        }
     }
-    while set.join_next().await.is_some() {}
+}
+
+/// One client's share of a final pass; returns the client and the ops to retry.
+async fn final_pass(
+    mut client: Client,
+    part: Vec<(String, proto::ClientOp)>,
+    shared: Arc<ClientShared>,
+    rec: Recorder,
+    op_timeout: Duration,
+) -> (Client, Vec<(String, proto::ClientOp)>) {
+    let mut unsettled = Vec::new();
+    let mut process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+    for (node, op) in part {
+        let value = workloads::history::op_value(&op);
+        rec.record(
+            process,
+            workloads::EventType::Invoke,
+            op.f(),
+            value,
+            Some(&node),
+            None,
+        );
+        let answer = client.call(&node, &op, op_timeout).await;
+        if clients::record_call(&rec, process, &node, &op, &answer) {
+            process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        }
+        let settled = match &answer {
+            clients::Answer::Reply(proto::ClientReply::Error { .. }) | clients::Answer::Timeout => {
+                false
+            }
+            clients::Answer::Reply(reply) => shared
+                .workload
+                .lock()
+                .expect("workload lock")
+                .final_settled(&op, reply),
+        };
+        if !settled {
+            unsettled.push((node, op));
+        }
+    }
+    (client, unsettled)
 }
 
 fn summary_text(

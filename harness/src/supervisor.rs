@@ -359,6 +359,38 @@ impl Supervisor {
         self.nodes.get(id).is_some_and(|n| n.pid.is_some())
     }
 
+    /// The pid of a node's current process, if it runs.
+    pub fn pid(&self, id: &str) -> Option<i32> {
+        self.nodes.get(id).and_then(|n| n.pid)
+    }
+
+    /// Nodes squall killed that have exited and not been restarted.
+    pub fn killed(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.pid.is_none() && n.expect_exit)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Nodes squall signalled to exit that have not been reaped yet.
+    pub fn dying(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.pid.is_some() && n.expect_exit)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
+    /// Nodes currently stopped by SIGSTOP.
+    pub fn paused(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| n.paused)
+            .map(|(id, _)| id.clone())
+            .collect()
+    }
+
     /// Ids of nodes currently running.
     pub fn running(&self) -> Vec<String> {
         self.nodes

@@ -1,0 +1,646 @@
+//! Carrying out a fault schedule during a free-running run.
+//!
+//! The [`nemesis`](crate::nemesis) decides; this module acts. [`FaultPolicy`] is the
+//! router's link policy for a run with faults: the nemesis' [`LinkTable`] decides each
+//! message's fate and its [`TriggerSet`] sees every message, so a trigger fires on the
+//! very message that matches. [`Chaos`] is the run loop's executor: it fires timed events
+//! when their time comes, carries out the process part of triggered ones through the
+//! supervisor, confirms every event with its evidence, tracks which faults were active
+//! when (the [`FaultSpan`]s checkers explain violations with), and at the end heals
+//! everything.
+//!
+//! Schedule time 0 is the moment clients start, after every node has answered `init`:
+//! a fault before there is any traffic would test nothing. [`FaultSpan`] times, like
+//! history times, are nanoseconds since the run started (before the nodes were spawned).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde::Serialize;
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use workloads::verdict::FaultSpan;
+
+use crate::nemesis::{
+    Action, Confirmations, FaultCounters, FaultKind, Link, LinkCounters, LinkStatus, LinkTable,
+    NetAction, ProcessAction, ProcessCounters, Schedule, ScheduleEvent, TriggerSet,
+};
+use crate::router::{Decision, LinkPolicy, Router};
+use crate::supervisor::{ExitEvent, Supervisor};
+
+/// How long a restart waits for the killed process to be reaped.
+const REAP_WAIT_MS: u64 = 2_000;
+
+/// An event a trigger fired inside the router; its process part is still to be done.
+#[derive(Debug, Clone)]
+pub struct Fired {
+    /// The schedule event.
+    pub id: u32,
+    /// Its action, with `$src` / `$dest` resolved.
+    pub action: Action,
+    /// When the matching message was routed, in µs since the run started.
+    pub at_us: u64,
+}
+
+/// The router's policy in a run with faults.
+pub struct FaultPolicy {
+    table: LinkTable,
+    triggers: TriggerSet,
+    /// Router time (µs) of schedule time 0.
+    origin_us: u64,
+    fired: mpsc::UnboundedSender<Fired>,
+    released: Vec<Link>,
+}
+
+impl FaultPolicy {
+    fn apply(&mut self, action: &NetAction) {
+        let opened = self.table.apply(action);
+        self.released.extend(opened);
+    }
+}
+
+impl LinkPolicy for FaultPolicy {
+    fn decide(&mut self, src: &str, dest: &str, ty: &str, now_us: u64) -> Decision {
+        if !self.triggers.is_empty() {
+            let now_ms = now_us.saturating_sub(self.origin_us) / 1_000;
+            for (id, action) in self.triggers.observe(src, dest, ty, now_ms) {
+                if let Some(net) = action.net() {
+                    self.apply(&net);
+                }
+                let _ = self.fired.send(Fired {
+                    id,
+                    action,
+                    at_us: now_us,
+                });
+            }
+        }
+        <LinkTable as LinkPolicy>::decide(&mut self.table, src, dest, ty, now_us)
+    }
+
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+
+    fn take_released(&mut self) -> Vec<(String, String)> {
+        std::mem::take(&mut self.released)
+    }
+}
+
+/// Runs `f` on the run's [`FaultPolicy`]; `R::default()` if none is installed (the run
+/// ended before schedule time began, e.g. nodes failed to start).
+fn with_faults<R: Default>(router: &Router, f: impl FnOnce(&mut FaultPolicy) -> R) -> R {
+    router.with_policy(|p| {
+        p.as_any_mut()
+            .downcast_mut::<FaultPolicy>()
+            .map(f)
+            .unwrap_or_default()
+    })
+}
+
+/// A fault that is active: since when, and the counters when it started.
+#[derive(Debug, Clone)]
+struct Open {
+    id: u32,
+    what: String,
+    kind: &'static str,
+    nodes: Vec<String>,
+    start_ns: u64,
+    counters: LinkCounters,
+}
+
+/// What `metrics.json` gets under `faults`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultReport {
+    /// Kinds asked for (`--nemesis`, or the kinds a `--schedule` file uses).
+    pub requested: Vec<FaultKind>,
+    /// The nemesis' decisions per link and their total.
+    #[serde(flatten)]
+    pub links: FaultCounters,
+    /// Process faults per node that took effect.
+    pub processes: BTreeMap<String, ProcessCounters>,
+    /// Process faults summed over nodes.
+    pub process_total: ProcessCounters,
+    /// Each schedule event: applied or not, when, and its evidence.
+    pub events: Confirmations,
+    /// When each fault was active.
+    pub spans: Vec<FaultSpan>,
+}
+
+/// The schedule executor of one run.
+pub struct Chaos {
+    schedule: Schedule,
+    requested: Vec<FaultKind>,
+    timed: Vec<ScheduleEvent>,
+    next: usize,
+    /// Schedule time 0 (`None` until clients start).
+    origin: Option<Instant>,
+    run_start: Instant,
+    fired_tx: mpsc::UnboundedSender<Fired>,
+    /// Triggered events whose process part is due.
+    pub fired_rx: mpsc::UnboundedReceiver<Fired>,
+    confirm: Confirmations,
+    open: BTreeMap<String, Open>,
+    spans: Vec<FaultSpan>,
+    healed: bool,
+}
+
+impl Chaos {
+    /// An executor for `schedule`; `requested` are the kinds the user asked for.
+    pub fn new(schedule: Schedule, requested: Vec<FaultKind>, run_start: Instant) -> Chaos {
+        let timed = schedule.timed_events().into_iter().cloned().collect();
+        let (fired_tx, fired_rx) = mpsc::unbounded_channel();
+        Chaos {
+            confirm: Confirmations::new(&schedule),
+            schedule,
+            requested,
+            timed,
+            next: 0,
+            origin: None,
+            run_start,
+            fired_tx,
+            fired_rx,
+            open: BTreeMap::new(),
+            spans: Vec::new(),
+            healed: false,
+        }
+    }
+
+    /// Whether the schedule has anything to do at all.
+    pub fn is_empty(&self) -> bool {
+        self.schedule.events.is_empty()
+    }
+
+    /// Starts schedule time: installs the fault policy in the router.
+    pub fn begin(&mut self, router: &Router) {
+        let now = Instant::now();
+        self.origin = Some(now);
+        if self.is_empty() {
+            return;
+        }
+        let policy = FaultPolicy {
+            table: LinkTable::new(self.schedule.seed, &self.schedule.nodes),
+            triggers: TriggerSet::new(&self.schedule),
+            origin_us: self.ns_since_start(now) / 1_000,
+            fired: self.fired_tx.clone(),
+            released: Vec::new(),
+        };
+        router.set_policy(Box::new(policy));
+    }
+
+    /// When the next timed event is due.
+    pub fn next_at(&self) -> Option<Instant> {
+        let origin = self.origin?;
+        if self.healed {
+            return None;
+        }
+        let e = self.timed.get(self.next)?;
+        Some(origin + Duration::from_millis(e.at_ms.unwrap_or(0)))
+    }
+
+    /// Carries out every timed event that is due (with `all`, every one left: the run
+    /// is at its time limit). Returns the process exits it had to wait for (a restart
+    /// waits for the killed process to be reaped), for the caller to account for.
+    pub async fn run_due(
+        &mut self,
+        router: &Router,
+        sup: &mut Supervisor,
+        all: bool,
+    ) -> Vec<(ExitEvent, bool)> {
+        let mut exits = Vec::new();
+        while let Some(at) = self.next_at() {
+            if !all && at > Instant::now() {
+                break;
+            }
+            let event = self.timed[self.next].clone();
+            self.next += 1;
+            if let Some(net) = event.action.net() {
+                with_faults(router, |p| p.apply(&net));
+            }
+            exits.extend(self.carry_out(event.id, &event.action, router, sup).await);
+        }
+        exits
+    }
+
+    /// Carries out the process part of an event a trigger fired (its network part was
+    /// applied inside the router already).
+    pub async fn run_fired(
+        &mut self,
+        fired: Fired,
+        router: &Router,
+        sup: &mut Supervisor,
+    ) -> Vec<(ExitEvent, bool)> {
+        if self.healed {
+            let now_ms = self.schedule_ms(Instant::now());
+            self.confirm
+                .not_applied(fired.id, now_ms, "fired after the final heal; ignored");
+            return Vec::new();
+        }
+        self.confirm.add_evidence(
+            fired.id,
+            json!({"fired_at_ms": self.schedule_ms_of_us(fired.at_us)}),
+        );
+        self.carry_out(fired.id, &fired.action, router, sup).await
+    }
+
+    /// Applies `action`'s process part, then confirms the event and updates spans.
+    async fn carry_out(
+        &mut self,
+        id: u32,
+        action: &Action,
+        router: &Router,
+        sup: &mut Supervisor,
+    ) -> Vec<(ExitEvent, bool)> {
+        let now = Instant::now();
+        let now_ms = self.schedule_ms(now);
+        let mut exits = Vec::new();
+        let outcome: Result<Value, String> = match action.process() {
+            None => Ok(self.net_evidence(action, router)),
+            Some(p) => self.process(&p, router, sup, &mut exits).await,
+        };
+        match outcome {
+            Ok(evidence) => {
+                self.confirm.applied(id, now_ms, evidence);
+                self.track(id, action, now, router);
+            }
+            Err(reason) => self.confirm.not_applied(id, now_ms, reason),
+        }
+        exits
+    }
+
+    async fn process(
+        &mut self,
+        action: &ProcessAction,
+        router: &Router,
+        sup: &mut Supervisor,
+        exits: &mut Vec<(ExitEvent, bool)>,
+    ) -> Result<Value, String> {
+        match action {
+            ProcessAction::Kill { node } => {
+                let pid = sup.pid(node);
+                if sup.kill(node) {
+                    router.disconnect(node);
+                    Ok(json!({"signal": "SIGKILL", "pid": pid}))
+                } else {
+                    Err(format!("{node} was not running"))
+                }
+            }
+            ProcessAction::Restart { node, amnesia } => restart(node, *amnesia, sup, exits).await,
+            ProcessAction::Pause { node } => {
+                let pid = sup.pid(node);
+                if sup.pause(node) {
+                    Ok(json!({"signal": "SIGSTOP", "pid": pid}))
+                } else {
+                    Err(format!("{node} was not running"))
+                }
+            }
+            ProcessAction::Resume { node } => {
+                let pid = sup.pid(node);
+                if sup.resume(node) {
+                    Ok(json!({"signal": "SIGCONT", "pid": pid}))
+                } else {
+                    Err(format!("{node} was not paused"))
+                }
+            }
+            ProcessAction::RestoreAll => {
+                let (restarted, resumed) = restore_all(sup, exits).await;
+                let evidence = self.net_evidence(&Action::HealAll {}, router);
+                Ok(json!({
+                    "restarted": restarted,
+                    "resumed": resumed,
+                    "links": evidence,
+                }))
+            }
+        }
+    }
+
+    /// The link table's state after a network action: how many links are cut or held.
+    fn net_evidence(&self, action: &Action, router: &Router) -> Value {
+        let nodes = self.schedule.nodes.clone();
+        let (cut, held) = with_faults(router, |p| {
+            let mut cut = 0;
+            let mut held = 0;
+            for s in &nodes {
+                for d in nodes.iter().filter(|d| *d != s) {
+                    match p.table.status(s, d) {
+                        LinkStatus::Cut => cut += 1,
+                        LinkStatus::Held => held += 1,
+                        LinkStatus::Open => {}
+                    }
+                }
+            }
+            (cut, held)
+        });
+        let mut v = json!({"links_cut": cut, "links_held": held});
+        if let Action::LinkFaults { links, .. } = action {
+            let n = nodes.len();
+            let count = match links {
+                crate::nemesis::LinkSet::All => n * n.saturating_sub(1),
+                crate::nemesis::LinkSet::Only(l) => l.len(),
+            };
+            v["links_faulted"] = json!(count);
+        }
+        v
+    }
+
+    /// Opens and closes fault spans; a closed network fault gets, as evidence, what the
+    /// link table did while it was active.
+    fn track(&mut self, id: u32, action: &Action, now: Instant, router: &Router) {
+        let counters = with_faults(router, |p| p.table.counters().total);
+        let mut close: Vec<String> = Vec::new();
+        let mut open: Option<(String, String)> = None;
+        let nodes: Vec<String> = action.nodes().into_iter().map(str::to_string).collect();
+        let kind = match action {
+            Action::Partition { .. } => "partition",
+            Action::Kill { .. } => "kill",
+            Action::Pause { .. } => "pause",
+            Action::LinkFaults { .. } => "link_faults",
+            Action::Clog { .. } => "clog",
+            _ => "",
+        };
+        match action {
+            Action::Partition { shape, cut, .. } => {
+                close.push("partition".into());
+                let what = if shape.is_empty() {
+                    format!("partition ({} links)", cut.len())
+                } else {
+                    format!("partition: {shape}")
+                };
+                open = Some(("partition".into(), what));
+            }
+            Action::HealPartition {} => close.push("partition".into()),
+            Action::Kill { node } => open = Some((format!("down {node}"), format!("kill {node}"))),
+            Action::Restart { node, .. } => close.push(format!("down {node}")),
+            Action::Pause { node } => {
+                open = Some((format!("pause {node}"), format!("pause {node}")))
+            }
+            Action::Resume { node } => close.push(format!("pause {node}")),
+            Action::LinkFaults { .. } => {
+                open = Some((format!("link_faults {id}"), describe_link_faults(action)))
+            }
+            Action::ClearLinkFaults {} => close.extend(
+                self.open
+                    .keys()
+                    .filter(|k| k.starts_with("link_faults "))
+                    .cloned()
+                    .collect::<Vec<_>>(),
+            ),
+            Action::Clog { node } => open = Some((format!("clog {node}"), format!("clog {node}"))),
+            Action::Unclog { node } => close.push(format!("clog {node}")),
+            Action::HealAll {} => close.extend(self.open.keys().cloned().collect::<Vec<_>>()),
+        }
+        let now_ns = self.ns_since_start(now);
+        for key in close {
+            self.close(&key, now_ns, &counters);
+        }
+        if let Some((key, what)) = open {
+            self.open.insert(
+                key,
+                Open {
+                    id,
+                    what,
+                    kind,
+                    nodes: if kind == "partition" {
+                        Vec::new()
+                    } else {
+                        nodes
+                    },
+                    start_ns: now_ns,
+                    counters,
+                },
+            );
+        }
+    }
+
+    fn close(&mut self, key: &str, now_ns: u64, counters: &LinkCounters) {
+        let Some(o) = self.open.remove(key) else {
+            return;
+        };
+        let during = diff(counters, &o.counters);
+        if during != LinkCounters::default() || !key.starts_with("down ") {
+            self.confirm
+                .add_evidence(o.id, json!({"while_active": during}));
+        }
+        self.spans.push(FaultSpan {
+            start: o.start_ns,
+            end: Some(now_ns),
+            what: o.what,
+            kind: o.kind.to_string(),
+            nodes: o.nodes,
+        });
+    }
+
+    /// The final heal: lifts every network fault, restarts every killed node, resumes
+    /// every paused one, disarms triggers and skips the timed events left. Returns the
+    /// time of the heal (ns since the run started) and the exits it waited for.
+    pub async fn heal_all(
+        &mut self,
+        router: &Router,
+        sup: &mut Supervisor,
+    ) -> (u64, Vec<(ExitEvent, bool)>) {
+        let now = Instant::now();
+        let now_ms = self.schedule_ms(now);
+        for e in &self.timed[self.next..] {
+            self.confirm
+                .not_applied(e.id, now_ms, "not reached before the run ended");
+        }
+        self.next = self.timed.len();
+        self.healed = true;
+        let mut exits = Vec::new();
+        if !self.is_empty() {
+            with_faults(router, |p| {
+                p.triggers = TriggerSet::default();
+                p.apply(&NetAction::HealAll);
+            });
+            restore_all(sup, &mut exits).await;
+            let counters = with_faults(router, |p| p.table.counters().total);
+            let now_ns = self.ns_since_start(now);
+            let keys: Vec<String> = self.open.keys().cloned().collect();
+            for key in keys {
+                self.close(&key, now_ns, &counters);
+            }
+        }
+        (self.ns_since_start(Instant::now()), exits)
+    }
+
+    /// Events whose trigger never matched become "not applied".
+    fn finish_triggers(&mut self) {
+        let pending: Vec<u32> = self
+            .schedule
+            .events
+            .iter()
+            .filter(|e| e.on.is_some())
+            .filter(|e| {
+                self.confirm
+                    .get(e.id)
+                    .is_some_and(|c| c.applied_at_ms.is_none())
+            })
+            .map(|e| e.id)
+            .collect();
+        for id in pending {
+            self.confirm
+                .not_applied(id, self.schedule.time_limit_ms, "its trigger never matched");
+        }
+    }
+
+    /// The fault spans so far (closed ones; open ones end at the heal).
+    pub fn spans(&self) -> Vec<FaultSpan> {
+        let mut spans = self.spans.clone();
+        spans.extend(self.open.values().map(|o| FaultSpan {
+            start: o.start_ns,
+            end: None,
+            what: o.what.clone(),
+            kind: o.kind.to_string(),
+            nodes: o.nodes.clone(),
+        }));
+        spans.sort_by_key(|s| s.start);
+        spans
+    }
+
+    /// The `faults` section of `metrics.json` and the warnings for `verdict.json`.
+    pub fn report(&mut self, router: &Router, sup: &Supervisor) -> (FaultReport, Vec<String>) {
+        self.finish_triggers();
+        let links = with_faults(router, |p| p.table.counters());
+        let processes: BTreeMap<String, ProcessCounters> = sup
+            .counters()
+            .into_iter()
+            .map(|(id, c)| {
+                let p = ProcessCounters {
+                    kills: c.kills,
+                    restarts: c.restarts,
+                    pauses: c.pauses,
+                    resumes: c.resumes,
+                };
+                (id, p)
+            })
+            .collect();
+        let mut total = ProcessCounters::default();
+        for p in processes.values() {
+            total.kills += p.kills;
+            total.restarts += p.restarts;
+            total.pauses += p.pauses;
+            total.resumes += p.resumes;
+        }
+        let kinds = self.requested.iter().copied().collect();
+        let mut warnings = crate::nemesis::warnings(&kinds, &links, &total);
+        warnings.extend(self.confirm.warnings());
+        let report = FaultReport {
+            requested: self.requested.clone(),
+            links,
+            processes,
+            process_total: total,
+            events: self.confirm.clone(),
+            spans: self.spans(),
+        };
+        (report, warnings)
+    }
+
+    fn ns_since_start(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.run_start).as_nanos() as u64
+    }
+
+    fn schedule_ms(&self, t: Instant) -> u64 {
+        self.origin
+            .map_or(0, |o| t.saturating_duration_since(o).as_millis() as u64)
+    }
+
+    fn schedule_ms_of_us(&self, at_us: u64) -> u64 {
+        let origin_us = self.origin.map_or(0, |o| self.ns_since_start(o) / 1_000);
+        at_us.saturating_sub(origin_us) / 1_000
+    }
+}
+
+fn describe_link_faults(action: &Action) -> String {
+    let Action::LinkFaults {
+        links,
+        drop,
+        delay,
+        duplicate,
+        reorder,
+        ..
+    } = action
+    else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    if *drop > 0.0 {
+        parts.push(format!("drop {drop}"));
+    }
+    if let Some(d) = delay {
+        parts.push(format!("delay {}+{} ms", d.base_ms, d.jitter_ms));
+    }
+    if *duplicate > 0.0 {
+        parts.push(format!("duplicate {duplicate}"));
+    }
+    if *reorder > 0.0 {
+        parts.push(format!("reorder {reorder}"));
+    }
+    let on = match links {
+        crate::nemesis::LinkSet::All => "all links".to_string(),
+        crate::nemesis::LinkSet::Only(l) => format!("{} links", l.len()),
+    };
+    format!("{} on {on}", parts.join(", "))
+}
+
+fn diff(now: &LinkCounters, then: &LinkCounters) -> LinkCounters {
+    LinkCounters {
+        delivered: now.delivered - then.delivered,
+        dropped: now.dropped - then.dropped,
+        cut: now.cut - then.cut,
+        delayed: now.delayed - then.delayed,
+        duplicated: now.duplicated - then.duplicated,
+        reordered: now.reordered - then.reordered,
+        held: now.held - then.held,
+    }
+}
+
+/// Waits (bounded) until `node`'s killed process has been reaped.
+async fn wait_reaped(node: &str, sup: &mut Supervisor, exits: &mut Vec<(ExitEvent, bool)>) {
+    let deadline = Instant::now() + Duration::from_millis(REAP_WAIT_MS);
+    while sup.dying().iter().any(|n| n == node) {
+        match tokio::time::timeout_at(deadline, sup.next_exit()).await {
+            Ok(Some(exit)) => exits.push(exit),
+            _ => break,
+        }
+    }
+}
+
+async fn restart(
+    node: &str,
+    amnesia: bool,
+    sup: &mut Supervisor,
+    exits: &mut Vec<(ExitEvent, bool)>,
+) -> Result<Value, String> {
+    wait_reaped(node, sup, exits).await;
+    if sup.is_running(node) {
+        return Err(format!("{node} is running; nothing to restart"));
+    }
+    match sup.restart(node, amnesia).await {
+        Ok(true) => Ok(json!({"pid": sup.pid(node), "amnesia": amnesia})),
+        Ok(false) => Err(format!("{node} could not be restarted")),
+        Err(e) => Err(format!("restart of {node} failed: {e}")),
+    }
+}
+
+/// Restarts every node squall killed and resumes every paused one.
+async fn restore_all(
+    sup: &mut Supervisor,
+    exits: &mut Vec<(ExitEvent, bool)>,
+) -> (Vec<String>, Vec<String>) {
+    for node in sup.dying() {
+        wait_reaped(&node, sup, exits).await;
+    }
+    let mut restarted = Vec::new();
+    for node in sup.killed() {
+        if let Ok(true) = sup.restart(&node, false).await {
+            restarted.push(node);
+        }
+    }
+    let mut resumed = Vec::new();
+    for node in sup.paused() {
+        if sup.resume(&node) {
+            resumed.push(node);
+        }
+    }
+    (restarted, resumed)
+}

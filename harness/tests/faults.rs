@@ -1,0 +1,407 @@
+//! End-to-end tests of the faults: schedules drawn from seeds or written by hand, carried
+//! out on real node processes, confirmed in `metrics.json`, and leaving nothing behind.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use common::*;
+use serde_json::Value;
+
+/// Writes a schedule file into `dir` and returns its path as a string.
+fn schedule_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("plan.json");
+    std::fs::write(&path, text).expect("write plan");
+    path.to_str().expect("utf8").to_string()
+}
+
+fn total(metrics: &Value, field: &str) -> u64 {
+    metrics["faults"]["total"][field].as_u64().unwrap_or(0)
+}
+
+#[test]
+fn same_seed_gives_a_byte_identical_schedule() {
+    let plan = |seed: &str| {
+        let args = [
+            "run",
+            "--workload",
+            "echo",
+            "--nodes",
+            "3",
+            "--nemesis",
+            "all",
+            "--time-limit",
+            "3s",
+            "--nemesis-interval",
+            "300ms",
+            "--seed",
+            seed,
+        ];
+        let (out, dir) = run_ok(&args);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        std::fs::read(dir.join("schedule.json")).expect("schedule.json")
+    };
+    let (a, b, c) = (plan("42"), plan("42"), plan("43"));
+    assert_eq!(a, b, "seed 42 twice gave different schedules");
+    assert_ne!(a, c, "seeds 42 and 43 gave the same schedule");
+    let parsed: Value = serde_json::from_slice(&a).expect("schedule is json");
+    assert!(parsed["events"].as_array().is_some_and(|e| e.len() > 1));
+}
+
+#[test]
+fn nemesis_all_makes_every_fault_kind_bite() {
+    let args = [
+        "run",
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "5",
+        "--nemesis",
+        "all",
+        "--time-limit",
+        "10s",
+        "--seed",
+        "1",
+    ];
+    let (out, dir) = run_ok(&args);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "paxos must stay valid: {stderr}"
+    );
+    let metrics = json(&dir.join("metrics.json"));
+    for field in [
+        "dropped",
+        "cut",
+        "delayed",
+        "duplicated",
+        "reordered",
+        "held",
+    ] {
+        assert!(
+            total(&metrics, field) > 0,
+            "no message was {field}: {}",
+            metrics["faults"]["total"]
+        );
+    }
+    let process = &metrics["faults"]["process_total"];
+    for field in ["kills", "restarts", "pauses", "resumes"] {
+        assert!(
+            process[field].as_u64().unwrap_or(0) > 0,
+            "no {field}: {process}"
+        );
+    }
+    let verdict = json(&dir.join("verdict.json"));
+    assert_eq!(verdict["warnings"], Value::Array(Vec::new()));
+    let events = metrics["faults"]["events"]["events"]
+        .as_array()
+        .expect("events");
+    assert!(
+        events.iter().all(|e| e["applied"] == true),
+        "an event was not applied"
+    );
+    assert!(!verdict["checkers"][0]["evidence"].is_null());
+}
+
+#[test]
+fn hand_written_isolation_is_followed_exactly() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = schedule_file(
+        tmp.path(),
+        r#"{
+  "seed": 5,
+  "nodes": ["n1", "n2", "n3"],
+  "time_limit_ms": 4000,
+  "recovery_ms": 2000,
+  "events": [
+    { "id": 1, "at_ms": 1000, "action": "partition", "shape": "isolate n1",
+      "cut": [["n1", "n2"], ["n1", "n3"], ["n2", "n1"], ["n3", "n1"]] },
+    { "id": 2, "at_ms": 3000, "action": "heal_partition" }
+  ]
+}"#,
+    );
+    let args = [
+        "run",
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--contention",
+        "2",
+        "--schedule",
+        &plan,
+        "--seed",
+        "5",
+    ];
+    let (out, dir) = run_ok(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = json(&dir.join("metrics.json"));
+    let faults = &metrics["faults"];
+    // Cuts happened, and only on n1's links.
+    let mut cut_links = BTreeSet::new();
+    for (link, c) in faults["links"].as_object().expect("links") {
+        if c["cut"].as_u64().unwrap_or(0) > 0 {
+            cut_links.insert(link.clone());
+        }
+    }
+    assert!(!cut_links.is_empty(), "nothing was cut");
+    assert!(
+        cut_links.iter().all(|l| l.contains("n1")),
+        "links without n1 were cut: {cut_links:?}"
+    );
+    // Every cut happened while the partition was on.
+    let events = faults["events"]["events"].as_array().expect("events");
+    let partition = &events[0];
+    let heal = &events[1];
+    let at = |e: &Value| e["applied_at_ms"].as_u64().expect("applied");
+    assert!(
+        (1000..1100).contains(&at(partition)),
+        "partition at {}",
+        at(partition)
+    );
+    assert!((3000..3100).contains(&at(heal)), "heal at {}", at(heal));
+    let during = partition["evidence"]
+        .as_array()
+        .and_then(|e| e.iter().find_map(|x| x.get("while_active")))
+        .expect("while_active evidence");
+    assert_eq!(
+        during["cut"], faults["total"]["cut"],
+        "cuts outside the partition"
+    );
+    assert_eq!(partition["evidence"][0]["links_cut"], 4);
+    // The checker is told about the fault.
+    let span = &faults["spans"][0];
+    assert_eq!(span["kind"], "partition");
+    assert_eq!(span["what"], "partition: isolate n1");
+}
+
+const KILL_TWICE: &str = r#"{
+  "seed": 3,
+  "nodes": ["n1", "n2", "n3"],
+  "time_limit_ms": 4000,
+  "recovery_ms": 2000,
+  "events": [
+    { "id": 1, "at_ms": 1000, "action": "kill", "node": "n1" },
+    { "id": 2, "at_ms": 1500, "action": "restart", "node": "n1" },
+    { "id": 3, "at_ms": 2500, "action": "kill", "node": "n1" },
+    { "id": 4, "at_ms": 3000, "action": "restart", "node": "n1" }
+  ]
+}"#;
+
+#[test]
+fn killed_node_finds_what_it_synced_and_not_what_it_did_not() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = schedule_file(tmp.path(), KILL_TWICE);
+    let base = [
+        "run",
+        "--workload",
+        "durability",
+        "--nodes",
+        "3",
+        "--schedule",
+        &plan,
+    ];
+    let (out, dir) = run_ok(&base);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    let verdict = json(&dir.join("verdict.json"));
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("up to 2 restarts"),
+        "{}",
+        verdict["reason"]
+    );
+    let metrics = json(&dir.join("metrics.json"));
+    assert_eq!(metrics["faults"]["processes"]["n1"]["kills"], 2);
+    assert_eq!(metrics["faults"]["processes"]["n1"]["restarts"], 2);
+    // The observed exit statuses are recorded: SIGKILL is signal 9.
+    let exits = metrics["processes"]["n1"]["exits"]
+        .as_array()
+        .expect("exits");
+    assert!(
+        exits.iter().filter(|e| e["signal"] == 9).count() >= 2,
+        "{exits:?}"
+    );
+
+    // A node that never syncs loses its records: the checker must catch it.
+    let mut mutant: Vec<&str> = base.to_vec();
+    mutant.extend(["--bug", "skip-sync"]);
+    let (out, dir) = run_ok(&mutant);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let verdict = json(&dir.join("verdict.json"));
+    assert!(verdict["reason"]
+        .as_str()
+        .unwrap_or("")
+        .contains("n1 found 0 synced records"));
+}
+
+/// Pids of squall's children seen while it runs (restarts make new ones).
+fn watch_children(child: &std::process::Child, for_ms: u64) -> BTreeSet<u32> {
+    let mut seen = BTreeSet::new();
+    let deadline = Instant::now() + Duration::from_millis(for_ms);
+    while Instant::now() < deadline {
+        seen.extend(children_of(child.id()));
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    seen
+}
+
+#[test]
+fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = schedule_file(
+        tmp.path(),
+        r#"{
+  "nodes": ["n1", "n2", "n3"],
+  "time_limit_ms": 1500,
+  "recovery_ms": 500,
+  "events": [
+    { "id": 1, "at_ms": 200, "action": "kill", "node": "n1" },
+    { "id": 2, "at_ms": 400, "action": "restart", "node": "n1" },
+    { "id": 3, "at_ms": 600, "action": "pause", "node": "n2" }
+  ]
+}"#,
+    );
+    // A run that ends normally: n2 is resumed by the final heal, then torn down.
+    let results = tempfile::tempdir().expect("tempdir");
+    let mut child = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--schedule",
+        &plan,
+    ])
+    .arg("--results-dir")
+    .arg(results.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn squall");
+    let seen = watch_children(&child, 1_000);
+    let status = child.wait().expect("wait");
+    assert_eq!(status.code(), Some(0));
+    assert!(
+        seen.len() >= 4,
+        "expected 3 nodes and a restart, saw {seen:?}"
+    );
+    let survivors: Vec<u32> = seen.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(survivors.is_empty(), "{survivors:?} outlived the run");
+
+    // A run interrupted while n2 is stopped: teardown must SIGCONT and still reap it.
+    let long = schedule_file(
+        tmp.path(),
+        &std::fs::read_to_string(&plan)
+            .expect("plan")
+            .replace("\"time_limit_ms\": 1500", "\"time_limit_ms\": 60000"),
+    );
+    let results = tempfile::tempdir().expect("tempdir");
+    let child = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--schedule",
+        &long,
+    ])
+    .arg("--results-dir")
+    .arg(results.path())
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn squall");
+    let seen = watch_children(&child, 1_200);
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+    let out = child.wait_with_output().expect("wait");
+    assert_eq!(out.status.code(), Some(0));
+    let survivors: Vec<u32> = seen.iter().copied().filter(|p| alive(*p)).collect();
+    assert!(
+        survivors.is_empty(),
+        "{survivors:?} outlived the interrupted run"
+    );
+    let metrics = json(&results.path().join("latest/metrics.json"));
+    assert_eq!(metrics["faults"]["processes"]["n2"]["pauses"], 1);
+}
+
+#[test]
+fn invalid_schedule_exits_254_naming_the_entry() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = schedule_file(
+        tmp.path(),
+        r#"{
+  "nodes": ["n1", "n2", "n3"],
+  "time_limit_ms": 2000,
+  "events": [
+    { "id": 1, "at_ms": 100, "action": "kill", "node": "n1" },
+    { "id": 7, "at_ms": 200, "action": "pause", "node": "n9" }
+  ]
+}"#,
+    );
+    let out = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--schedule",
+        &plan,
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(254));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("n9") && stderr.contains("id 7"), "{stderr}");
+
+    // A valid plan for another cluster size is refused too.
+    let plan = schedule_file(tmp.path(), KILL_TWICE);
+    let out = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "5",
+        "--schedule",
+        &plan,
+    ])
+    .output()
+    .expect("run");
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes 5"));
+
+    let out = squall(&["run", "--nemesis", "partition,kil"])
+        .output()
+        .expect("run");
+    assert_eq!(out.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("'kil'"));
+}
