@@ -285,6 +285,15 @@ impl Chaos {
                     Err(format!("{node} was not running"))
                 }
             }
+            ProcessAction::Crash { node } => {
+                let pid = sup.pid(node);
+                if sup.crash(node) {
+                    router.disconnect(node);
+                    Ok(json!({"signal": "SIGKILL", "pid": pid, "for_good": true}))
+                } else {
+                    Err(format!("{node} was not running"))
+                }
+            }
             ProcessAction::Restart { node, amnesia } => restart(node, *amnesia, sup, exits).await,
             ProcessAction::Pause { node } => {
                 let pid = sup.pid(node);
@@ -352,7 +361,7 @@ impl Chaos {
         let nodes: Vec<String> = action.nodes().into_iter().map(str::to_string).collect();
         let kind = match action {
             Action::Partition { .. } => "partition",
-            Action::Kill { .. } => "kill",
+            Action::Kill { .. } | Action::Crash { .. } => "kill",
             Action::Pause { .. } => "pause",
             Action::LinkFaults { .. } => "link_faults",
             Action::Clog { .. } => "clog",
@@ -370,6 +379,9 @@ impl Chaos {
             }
             Action::HealPartition {} => close.push("partition".into()),
             Action::Kill { node } => open = Some((format!("down {node}"), format!("kill {node}"))),
+            Action::Crash { node } => {
+                open = Some((format!("crash {node}"), format!("crash {node}")))
+            }
             Action::Restart { node, .. } => close.push(format!("down {node}")),
             Action::Pause { node } => {
                 open = Some((format!("pause {node}"), format!("pause {node}")))
@@ -387,7 +399,7 @@ impl Chaos {
             ),
             Action::Clog { node } => open = Some((format!("clog {node}"), format!("clog {node}"))),
             Action::Unclog { node } => close.push(format!("clog {node}")),
-            Action::HealAll {} => close.extend(self.open.keys().cloned().collect::<Vec<_>>()),
+            Action::HealAll {} => close.extend(healed_by_heal_all(&self.open)),
         }
         let now_ns = self.ns_since_start(now);
         for key in close {
@@ -455,8 +467,7 @@ impl Chaos {
             restore_all(sup, &mut exits).await;
             let counters = with_faults(router, |p| p.table.counters().total);
             let now_ns = self.ns_since_start(now);
-            let keys: Vec<String> = self.open.keys().cloned().collect();
-            for key in keys {
+            for key in healed_by_heal_all(&self.open) {
                 self.close(&key, now_ns, &counters);
             }
         }
@@ -548,6 +559,14 @@ impl Chaos {
         let origin_us = self.origin.map_or(0, |o| self.ns_since_start(o) / 1_000);
         at_us.saturating_sub(origin_us) / 1_000
     }
+}
+
+/// Every open fault but crashes, which last to the end.
+fn healed_by_heal_all(open: &BTreeMap<String, Open>) -> Vec<String> {
+    open.keys()
+        .filter(|k| !k.starts_with("crash "))
+        .cloned()
+        .collect()
 }
 
 fn describe_link_faults(action: &Action) -> String {

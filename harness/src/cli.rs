@@ -69,7 +69,7 @@ pub struct BenchRouterArgs {
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
     /// Workload: what clients do and how it is checked (see `squall list`).
-    #[arg(long, default_value = "echo")]
+    #[arg(long, default_value = "write-once")]
     pub workload: String,
     /// Bundled algorithm the nodes run (default: the workload's own).
     #[arg(long)]
@@ -78,7 +78,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub node_cmd: Option<String>,
     /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
+    #[arg(long, default_value_t = 5)]
     pub nodes: usize,
     /// Number of client workers.
     #[arg(long, default_value_t = 4)]
@@ -86,7 +86,7 @@ pub struct RunArgs {
     /// Target client ops per second, over all clients (open loop).
     #[arg(long, default_value_t = 100.0)]
     pub rate: f64,
-    /// How long clients issue ops and faults happen: 500ms, 5s, 2m, 1h [default: 10s,
+    /// How long clients issue ops and faults happen: 500ms, 5s, 2m, 1h [default: 30s,
     /// or the schedule's `time_limit_ms` with --schedule].
     #[arg(long, value_parser = parse_duration_ms)]
     pub time_limit: Option<u64>,
@@ -111,11 +111,11 @@ pub struct RunArgs {
     #[arg(long)]
     pub instances: Option<u64>,
     /// Clients proposing to the same instance at once (write-once).
-    #[arg(long, default_value_t = 1)]
+    #[arg(long, default_value_t = 2)]
     pub contention: u64,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
     /// duplicate, reorder, clog (comma-separated), `all` or `none`.
-    #[arg(long, default_value = "none")]
+    #[arg(long, default_value = "all")]
     pub nemesis: String,
     /// Run this fault plan (a `schedule.json`, written or edited) instead of one drawn
     /// from the seed; it sets the time limit and the recovery window.
@@ -404,7 +404,7 @@ pub fn auto_instances(rate: f64, time_limit_ms: u64, contention: u64) -> u64 {
 }
 
 /// Default `--time-limit`.
-pub const DEFAULT_TIME_LIMIT_MS: u64 = 10_000;
+pub const DEFAULT_TIME_LIMIT_MS: u64 = 30_000;
 /// Default `--recovery-time`.
 pub const DEFAULT_RECOVERY_MS: u64 = 5_000;
 

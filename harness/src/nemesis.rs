@@ -117,10 +117,13 @@ pub enum FaultKind {
     Reorder,
     /// Swizzle-clog: nodes' links held one by one, released in another order.
     Clog,
+    /// SIGKILL for good (crash-stop), at most a minority; not part of `all`, because
+    /// the final heal does not bring the node back.
+    Crash,
 }
 
 impl FaultKind {
-    /// Every kind, in the order used for `all`.
+    /// Every kind `all` stands for, in order.
     pub const ALL: [FaultKind; 8] = [
         FaultKind::Partition,
         FaultKind::Kill,
@@ -143,6 +146,7 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Reorder => "reorder",
             FaultKind::Clog => "clog",
+            FaultKind::Crash => "crash",
         }
     }
 
@@ -182,10 +186,11 @@ impl FromStr for FaultKind {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         FaultKind::ALL
             .into_iter()
+            .chain([FaultKind::Crash])
             .find(|k| k.name() == s)
             .ok_or_else(|| NemesisError::UnknownKind {
                 name: s.to_string(),
-                valid: FaultKind::ALL.map(FaultKind::name).join(", "),
+                valid: FaultKind::ALL.map(FaultKind::name).join(", ") + ", crash",
             })
     }
 }

@@ -218,8 +218,12 @@ impl Live {
                 at_us,
             });
         }
-        self.router.disconnect(node);
-        self.ready.remove(node);
+        // A node restarted before its old process was reaped has a new connection by
+        // now; the old one closed by itself.
+        if !self.sup.is_running(node) {
+            self.router.disconnect(node);
+            self.ready.remove(node);
+        }
     }
 
     fn on_exits(&mut self, exits: Vec<(crate::supervisor::ExitEvent, bool)>) {

@@ -103,6 +103,8 @@ struct NodeProc {
     incarnation: u64,
     paused: bool,
     expect_exit: bool,
+    /// Crashed for good: never restarted.
+    crashed: bool,
     counters: ProcCounters,
 }
 
@@ -186,6 +188,7 @@ impl Supervisor {
                 incarnation: 0,
                 paused: false,
                 expect_exit: false,
+                crashed: false,
                 counters: ProcCounters::default(),
             },
         );
@@ -308,12 +311,22 @@ impl Supervisor {
         sent
     }
 
+    /// SIGKILLs a node for good: [`Supervisor::restart`] refuses it from now on.
+    pub fn crash(&mut self, id: &str) -> bool {
+        let killed = self.kill(id);
+        if killed {
+            self.nodes.get_mut(id).expect("known").crashed = true;
+            self.record(id, "crash", None);
+        }
+        killed
+    }
+
     /// Starts a killed node again with the same data dir (or a wiped one: amnesia).
     pub async fn restart(&mut self, id: &str, amnesia: bool) -> Result<bool, SpawnError> {
         let Some(node) = self.nodes.get_mut(id) else {
             return Ok(false);
         };
-        if node.pid.is_some() {
+        if node.pid.is_some() || node.crashed {
             return Ok(false);
         }
         node.incarnation += 1;
@@ -364,11 +377,11 @@ impl Supervisor {
         self.nodes.get(id).and_then(|n| n.pid)
     }
 
-    /// Nodes squall killed that have exited and not been restarted.
+    /// Nodes squall killed (not crashed for good) that have exited and not been restarted.
     pub fn killed(&self) -> Vec<String> {
         self.nodes
             .iter()
-            .filter(|(_, n)| n.pid.is_none() && n.expect_exit)
+            .filter(|(_, n)| n.pid.is_none() && n.expect_exit && !n.crashed)
             .map(|(id, _)| id.clone())
             .collect()
     }

@@ -405,3 +405,47 @@ fn invalid_schedule_exits_254_naming_the_entry() {
     assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("'kil'"));
 }
+
+#[test]
+fn a_trigger_kills_the_sender_of_the_third_accept() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = schedule_file(
+        tmp.path(),
+        r#"{
+  "nodes": ["n1", "n2", "n3"],
+  "time_limit_ms": 2000,
+  "recovery_ms": 2000,
+  "events": [
+    { "id": 1, "on": { "msg_type": "accept", "nth": 3 }, "action": "kill", "node": "$src" }
+  ]
+}"#,
+    );
+    let args = [
+        "run",
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--schedule",
+        &plan,
+        "--seed",
+        "4",
+    ];
+    let (out, dir) = run_ok(&args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let metrics = json(&dir.join("metrics.json"));
+    let event = &metrics["faults"]["events"]["events"][0];
+    assert_eq!(event["applied"], true, "{event}");
+    assert!(event["evidence"][0]["fired_at_ms"].is_u64(), "{event}");
+    assert_eq!(event["evidence"][1]["signal"], "SIGKILL");
+    assert_eq!(metrics["faults"]["process_total"]["kills"], 1);
+    // The final heal restarted it.
+    assert_eq!(metrics["faults"]["process_total"]["restarts"], 1);
+}

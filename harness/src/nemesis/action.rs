@@ -89,6 +89,12 @@ pub enum Action {
         /// The node.
         node: String,
     },
+    /// SIGKILL a node for good (crash-stop): no event, not even the final heal,
+    /// restarts it.
+    Crash {
+        /// The node.
+        node: String,
+    },
     /// Start a killed node again.
     Restart {
         /// The node.
@@ -186,6 +192,11 @@ pub enum ProcessAction {
         /// The node.
         node: String,
     },
+    /// SIGKILL the node and never restart it.
+    Crash {
+        /// The node.
+        node: String,
+    },
     /// Start the killed node again, with a wiped data dir if `amnesia`.
     Restart {
         /// The node.
@@ -214,6 +225,7 @@ impl Action {
             Action::Partition { .. } => "partition",
             Action::HealPartition {} => "heal_partition",
             Action::Kill { .. } => "kill",
+            Action::Crash { .. } => "crash",
             Action::Restart { .. } => "restart",
             Action::Pause { .. } => "pause",
             Action::Resume { .. } => "resume",
@@ -258,6 +270,7 @@ impl Action {
             Action::Unclog { node } => NetAction::Unclog { node: node.clone() },
             Action::HealAll {} => NetAction::HealAll,
             Action::Kill { .. }
+            | Action::Crash { .. }
             | Action::Restart { .. }
             | Action::Pause { .. }
             | Action::Resume { .. } => return None,
@@ -268,6 +281,7 @@ impl Action {
     pub fn process(&self) -> Option<ProcessAction> {
         Some(match self {
             Action::Kill { node } => ProcessAction::Kill { node: node.clone() },
+            Action::Crash { node } => ProcessAction::Crash { node: node.clone() },
             Action::Restart { node, amnesia } => ProcessAction::Restart {
                 node: node.clone(),
                 amnesia: *amnesia,
@@ -284,6 +298,7 @@ impl Action {
         match self {
             Action::Partition { .. } => vec![FaultKind::Partition],
             Action::Kill { .. } => vec![FaultKind::Kill],
+            Action::Crash { .. } => vec![FaultKind::Crash],
             Action::Pause { .. } => vec![FaultKind::Pause],
             Action::Clog { .. } => vec![FaultKind::Clog],
             Action::LinkFaults {
@@ -317,6 +332,7 @@ impl Action {
                 .flat_map(|(src, dest)| [src.as_str(), dest.as_str()])
                 .collect(),
             Action::Kill { node }
+            | Action::Crash { node }
             | Action::Restart { node, .. }
             | Action::Pause { node }
             | Action::Resume { node }
@@ -346,6 +362,7 @@ impl Action {
                 }
             }
             Action::Kill { node }
+            | Action::Crash { node }
             | Action::Restart { node, .. }
             | Action::Pause { node }
             | Action::Resume { node }

@@ -49,7 +49,7 @@ pub fn expand(seed: u64, opts: &NemesisOpts, nodes: &[String], time_limit_ms: u6
             .filter(|k| opts.kinds.contains(k))
             .collect()
     };
-    let process = kinds(&[FaultKind::Kill, FaultKind::Pause]);
+    let process = kinds(&[FaultKind::Kill, FaultKind::Pause, FaultKind::Crash]);
     let network = kinds(&[FaultKind::Partition, FaultKind::Clog]);
     let link = kinds(&[
         FaultKind::Drop,
@@ -75,6 +75,7 @@ pub fn expand(seed: u64, opts: &NemesisOpts, nodes: &[String], time_limit_ms: u6
             interval_ms: opts.interval_ms.clamp(INTERVAL_MS_MIN, TIME_LIMIT_MS_MAX),
             limit_ms: time_limit_ms,
             events: Vec::new(),
+            crashed: Vec::new(),
         };
         track.run(&kinds);
         let events = track.events.into_iter().enumerate();
@@ -109,6 +110,8 @@ struct Track<'a> {
     interval_ms: u64,
     limit_ms: u64,
     events: Vec<(u64, Action)>,
+    /// Nodes crashed for good; they count against the minority that may be down.
+    crashed: Vec<String>,
 }
 
 impl Track<'_> {
@@ -128,6 +131,7 @@ impl Track<'_> {
             let kind = deck.pop().expect("deck refilled");
             let end = match kind {
                 FaultKind::Kill | FaultKind::Pause => self.process_fault(kind, t),
+                FaultKind::Crash => self.crash(t),
                 FaultKind::Partition => {
                     if shapes.is_empty() {
                         shapes = Shape::ALL.to_vec();
@@ -145,11 +149,36 @@ impl Track<'_> {
         }
     }
 
-    /// Kills or pauses up to a minority; returns when the last node is back.
-    fn process_fault(&mut self, kind: FaultKind, t: u64) -> u64 {
+    /// Crashes one node for good, while the crashed stay a minority.
+    fn crash(&mut self, t: u64) -> u64 {
         let minority = (self.nodes.len() - 1) / 2;
+        if self.crashed.len() >= minority {
+            return t;
+        }
+        let up: Vec<String> = self.up_nodes();
+        let node = up.choose(&mut self.rng).expect("a majority is up").clone();
+        self.crashed.push(node.clone());
+        self.events.push((t, Action::Crash { node }));
+        t
+    }
+
+    fn up_nodes(&self) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|n| !self.crashed.contains(n))
+            .cloned()
+            .collect()
+    }
+
+    /// Kills or pauses up to a minority (crashed nodes included); returns when the
+    /// last node is back.
+    fn process_fault(&mut self, kind: FaultKind, t: u64) -> u64 {
+        let minority = (self.nodes.len() - 1) / 2 - self.crashed.len();
+        if minority == 0 {
+            return t;
+        }
         let count = self.rng.gen_range(1..=minority);
-        let mut targets = self.nodes.to_vec();
+        let mut targets = self.up_nodes();
         targets.shuffle(&mut self.rng);
         targets.truncate(count);
         let heal = match kind {

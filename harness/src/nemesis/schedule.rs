@@ -51,6 +51,7 @@
 //! | `partition` | `cut`: `[[src, dest], ...]`, `mode`: `"cut"` (default) or `"hold"`, `shape`: a label | the listed directed links drop (`cut`) or queue (`hold`) their messages; replaces any active partition; one-way cuts are just unpaired links |
 //! | `heal_partition` | | lifts the partition; held messages are delivered in order |
 //! | `kill` | `node` | SIGKILL |
+//! | `crash` | `node` | SIGKILL for good (crash-stop): never restarted, not even by the final heal |
 //! | `restart` | `node`, `amnesia` (default false) | starts a killed node again, wiping its data dir if `amnesia` |
 //! | `pause` / `resume` | `node` | SIGSTOP / SIGCONT |
 //! | `link_faults` | `links`: `"all"` or `[[src, dest], ...]`; `drop`, `duplicate`, `reorder`: probabilities (default 0); `delay`: `{"dist": "constant" \| "uniform" \| "exponential", "base_ms": 5, "jitter_ms": 20}` (optional); `msg_types`: `["accept", ...]` (optional: only these message types are affected) | message faults on those links, replacing the ones they had |
@@ -281,6 +282,7 @@ fn describe_action(action: &Action) -> String {
             )
         }
         Action::Kill { node }
+        | Action::Crash { node }
         | Action::Pause { node }
         | Action::Resume { node }
         | Action::Clog { node }

@@ -173,6 +173,8 @@ pub enum Problem {
 #[derive(Debug, Clone, Copy, Default)]
 struct NodeModel {
     down: bool,
+    /// Crashed for good: down even after `heal_all`.
+    crashed: bool,
     paused: bool,
     clogged: bool,
 }
@@ -302,11 +304,12 @@ impl Schedule {
                 },
             };
             match &event.action {
-                Action::Kill { node } => {
+                Action::Kill { node } | Action::Crash { node } => {
                     let m = node_mut(&mut model, node);
-                    if m.down {
+                    if m.down || m.crashed {
                         return Err(wrong(node, "is already down"));
                     }
+                    m.crashed = matches!(event.action, Action::Crash { .. });
                     *m = NodeModel {
                         down: true,
                         paused: false,
@@ -315,6 +318,9 @@ impl Schedule {
                 }
                 Action::Restart { node, .. } => {
                     let m = node_mut(&mut model, node);
+                    if m.crashed {
+                        return Err(wrong(node, "crashed for good"));
+                    }
                     if !m.down {
                         return Err(wrong(node, "is not down"));
                     }
@@ -352,7 +358,13 @@ impl Schedule {
                     }
                     m.clogged = clog;
                 }
-                Action::HealAll {} => model.values_mut().for_each(|m| *m = NodeModel::default()),
+                Action::HealAll {} => model.values_mut().for_each(|m| {
+                    *m = NodeModel {
+                        crashed: m.crashed,
+                        down: m.crashed,
+                        ..NodeModel::default()
+                    }
+                }),
                 _ => {}
             }
         }

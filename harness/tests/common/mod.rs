@@ -135,6 +135,8 @@ pub fn start_echo_run(
         "run",
         "--workload",
         "echo",
+        "--nemesis",
+        "none",
         "--nodes",
         "3",
         "--time-limit",

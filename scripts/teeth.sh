@@ -1,0 +1,128 @@
+#!/usr/bin/env bash
+# The teeth matrix: every bundled consensus algorithm and Paxos mutant, run on real
+# processes under the faults it needs, seed after seed, until it fails the way the seeds
+# predict (or, for the safe ones, on every seed). Prints a markdown table.
+#
+#   scripts/teeth.sh [--seeds N] [--time-limit 5s] [--only NAME] [--results DIR]
+#
+# A row expecting a failure stops at the first seed that shows it; "seeds" is how many it
+# took. A row expecting `valid` runs every seed and must stay valid on all of them. Any
+# other outcome (a different violation, or none within N seeds) is marked MISMATCH and
+# the script exits 1. Needs a release build (cargo build --release) and python3.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+SEEDS=20
+LIMIT=5s
+ONLY=""
+RESULTS=$(mktemp -d /tmp/squall-teeth.XXXXXX)
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --seeds) SEEDS=$2; shift 2 ;;
+        --time-limit) LIMIT=$2; shift 2 ;;
+        --only) ONLY=$2; shift 2 ;;
+        --results) RESULTS=$2; shift 2 ;;
+        *) echo "teeth.sh: unknown argument $1" >&2; exit 254 ;;
+    esac
+done
+SQUALL=target/release/squall
+[ -x "$SQUALL" ] || { echo "teeth.sh: build first: cargo build --release" >&2; exit 254; }
+
+# name | expected | squall run flags. `@plan` stands for `--schedule` with a plan that
+# `plan` below writes: the fault a mutant needs, aimed by a trigger or a message type.
+ROWS=(
+  "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
+  "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
+  "tiebreak-wait-all|no termination|--algorithm tiebreak-wait-all --nemesis crash --contention 3"
+  "tiebreak-timeout|disagreement|--algorithm tiebreak-timeout --nemesis delay --delay 200ms --delay-jitter 400ms --contention 3"
+  "floodset|disagreement|--algorithm floodset --nemesis delay --delay 150ms --delay-jitter 300ms --contention 3"
+  "paxos|valid|--algorithm paxos --nemesis all --contention 3"
+  "paxos --bug no-backoff|valid|--algorithm paxos --bug no-backoff --nemesis all --contention 3"
+  "paxos --bug small-quorum|disagreement|--algorithm paxos --bug small-quorum --nemesis partition --contention 3"
+  "paxos --bug forget-accepted|disagreement|--algorithm paxos --bug forget-accepted --contention 3 @decided-late"
+  "paxos --bug skip-fsync|disagreement|--algorithm paxos --bug skip-fsync --contention 3 @promise-then-crash"
+)
+
+# Writes the plan $1 for a run of $2 ms on 5 nodes; prints its path.
+plan() {
+    python3 - "$1" "$2" "$RESULTS/plan-$1.json" <<'PY'
+import json, sys
+name, limit, path = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+nodes = [f"n{i}" for i in range(1, 6)]
+events = []
+if name == "decided-late":
+    # Decisions reach other nodes 300 ms late: a second proposer for a decided
+    # instance runs a ballot and must adopt the value it finds accepted.
+    events.append({"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
+                   "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0},
+                   "msg_types": ["decided"]})
+elif name == "promise-then-crash":
+    # Slow links (so concurrent proposers overlap) and, every 3rd promise, SIGKILL its
+    # sender at once and restart it: an acceptor that did not sync its promise forgets
+    # it and may then accept a lower ballot.
+    events.append({"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
+                   "delay": {"dist": "uniform", "base_ms": 40, "jitter_ms": 80}})
+    for k in range(100):
+        on = {"msg_type": "promise", "nth": 2 + 3 * k}
+        events.append({"id": 2 * k + 2, "on": on, "action": "kill", "node": "$src"})
+        events.append({"id": 2 * k + 3, "on": on, "action": "restart", "node": "$src"})
+else:
+    sys.exit(f"unknown plan {name}")
+json.dump({"nodes": nodes, "time_limit_ms": limit, "recovery_ms": 5000,
+           "events": events}, open(path, "w"), indent=1)
+print(path)
+PY
+}
+
+# Prints the observed outcome of the run directory $1: valid, unknown, no termination,
+# disagreement, invalid validity.
+observe() {
+    python3 - "$1" <<'EOF'
+import json, sys
+v = json.load(open(sys.argv[1] + "/verdict.json"))
+if v["verdict"] != "invalid":
+    print(v["verdict"]); sys.exit()
+props = {c.get("evidence", {}).get("property") for c in v["checkers"] if c["verdict"] == "invalid"}
+print("disagreement" if "agreement" in props else
+      "no termination" if "termination" in props else
+      "invalid " + ",".join(sorted(p or "?" for p in props)))
+EOF
+}
+
+echo "| algorithm | nemesis | expected | observed | seeds | first failing seed |"
+echo "|---|---|---|---|---|---|"
+status=0
+for row in "${ROWS[@]}"; do
+    IFS='|' read -r name expected flags <<<"$row"
+    [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
+    nemesis=$(sed -n 's/.*--nemesis \([^ ]*\).*/\1/p; s/.*@\([a-z-]*\).*/\1 (plan)/p' <<<"$flags")
+    if [[ "$flags" == *@* ]]; then
+        name_of_plan=$(sed -n 's/.*@\([a-z-]*\).*/\1/p' <<<"$flags")
+        limit_ms=$(python3 -c "import sys; v=sys.argv[1]; print(int(float(v[:-2])) if v.endswith('ms') else int(float(v[:-1])*1000))" "$LIMIT")
+        flags="${flags/@$name_of_plan/--schedule $(plan "$name_of_plan" "$limit_ms")}"
+    fi
+    observed=""; seeds=0; first="-"; others=""
+    for seed in $(seq 1 "$SEEDS"); do
+        seeds=$seed
+        # shellcheck disable=SC2086
+        limit_flag=(--time-limit "$LIMIT")
+        [[ "$flags" == *--schedule* ]] && limit_flag=()
+        "$SQUALL" run --workload write-once --nodes 5 "${limit_flag[@]}" --seed "$seed" \
+            --results-dir "$RESULTS" $flags >/dev/null 2>&1 || true
+        got=$(observe "$RESULTS/latest")
+        if [ "$expected" = valid ]; then
+            if [ "$got" != valid ]; then observed=$got; first=$seed; break; fi
+            observed=valid
+        else
+            if [ "$got" = "$expected" ]; then observed=$got; first=$seed; break; fi
+            [ "$got" != valid ] && others="$others $got(s$seed)"
+            observed="not caught${others:+:$others}"
+        fi
+    done
+    mark=""
+    [ "$observed" = "$expected" ] || { mark=" MISMATCH"; status=1; }
+    echo "| $name | $nemesis | $expected | $observed$mark | $seeds | $first |"
+done
+echo
+echo "runs kept in $RESULTS"
+exit $status
