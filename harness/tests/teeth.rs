@@ -1,0 +1,190 @@
+//! The teeth matrix, CI-sized: each broken algorithm and Paxos mutant, on real processes
+//! under the faults it needs, must fail the way its seed predicts within a few short
+//! seeds, and correct Paxos must stay valid. `scripts/teeth.sh` is the full matrix.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+/// How the run ended: `valid`, `unknown`, or the violated property.
+fn outcome(verdict: &Value) -> String {
+    if verdict["verdict"] != "invalid" {
+        return verdict["verdict"].as_str().unwrap_or("?").to_string();
+    }
+    verdict["checkers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|c| c["verdict"] == "invalid")
+        .filter_map(|c| c["evidence"]["property"].as_str())
+        .next()
+        .unwrap_or("invalid")
+        .to_string()
+}
+
+/// Runs seeds 1..=`seeds` until one ends in `expected`; returns the outcomes seen.
+fn hunt(flags: &[&str], expected: &str, seeds: u64) -> Result<u64, Vec<String>> {
+    let mut seen = Vec::new();
+    for seed in 1..=seeds {
+        let seed_text = seed.to_string();
+        let mut args = vec!["run", "--workload", "write-once", "--nodes", "5"];
+        args.extend_from_slice(flags);
+        args.extend(["--recovery-time", "2s", "--seed", &seed_text]);
+        if !flags.contains(&"--schedule") {
+            args.extend(["--time-limit", "3s"]);
+        }
+        let (_, dir) = run_ok(&args);
+        let got = outcome(&json(&dir.join("verdict.json")));
+        if got == expected {
+            return Ok(seed);
+        }
+        seen.push(format!("seed {seed}: {got}"));
+    }
+    Err(seen)
+}
+
+fn assert_caught(name: &str, flags: &[&str], expected: &str, seeds: u64) {
+    match hunt(flags, expected, seeds) {
+        Ok(seed) => eprintln!("{name}: {expected} at seed {seed}"),
+        Err(seen) => panic!("{name}: no {expected} within {seeds} seeds: {seen:?}"),
+    }
+}
+
+#[test]
+fn paxos_small_quorum_disagrees_under_partitions() {
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "small-quorum",
+        "--nemesis",
+        "partition",
+    ];
+    assert_caught("small-quorum", &flags, "agreement", 5);
+}
+
+#[test]
+fn paxos_forget_accepted_disagrees_when_decisions_arrive_late() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = tmp.path().join("decided-late.json");
+    std::fs::write(
+        &plan,
+        r#"{"nodes": ["n1", "n2", "n3", "n4", "n5"], "time_limit_ms": 3000, "recovery_ms": 2000,
+  "events": [{"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
+    "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0}, "msg_types": ["decided"]}]}"#,
+    )
+    .expect("write plan");
+    let plan = plan.to_str().expect("utf8").to_string();
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "forget-accepted",
+        "--contention",
+        "3",
+        "--schedule",
+        &plan,
+    ];
+    assert_caught("forget-accepted", &flags, "agreement", 5);
+}
+
+#[test]
+fn tiebreak_timeout_disagrees_when_votes_are_late() {
+    let flags = [
+        "--algorithm",
+        "tiebreak-timeout",
+        "--nemesis",
+        "delay",
+        "--delay",
+        "200ms",
+        "--delay-jitter",
+        "400ms",
+        "--contention",
+        "3",
+    ];
+    assert_caught("tiebreak-timeout", &flags, "agreement", 5);
+}
+
+#[test]
+fn floodset_disagrees_when_delays_exceed_the_round() {
+    let flags = [
+        "--algorithm",
+        "floodset",
+        "--nemesis",
+        "delay",
+        "--delay",
+        "150ms",
+        "--delay-jitter",
+        "300ms",
+        "--contention",
+        "3",
+    ];
+    assert_caught("floodset", &flags, "agreement", 5);
+}
+
+#[test]
+fn majority_vote_split_votes_never_terminate() {
+    let flags = [
+        "--algorithm",
+        "majority-vote",
+        "--nemesis",
+        "delay",
+        "--clients",
+        "3",
+        "--contention",
+        "3",
+    ];
+    assert_caught("majority-vote", &flags, "termination", 5);
+}
+
+#[test]
+fn coordinator_stalls_once_the_coordinator_crashes() {
+    let flags = [
+        "--algorithm",
+        "coordinator",
+        "--nemesis",
+        "crash",
+        "--nemesis-interval",
+        "500ms",
+    ];
+    assert_caught("coordinator", &flags, "termination", 10);
+}
+
+#[test]
+fn tiebreak_wait_all_stalls_once_a_voter_crashes() {
+    let flags = [
+        "--algorithm",
+        "tiebreak-wait-all",
+        "--nemesis",
+        "crash",
+        "--nemesis-interval",
+        "500ms",
+        "--contention",
+        "3",
+    ];
+    assert_caught("tiebreak-wait-all", &flags, "termination", 10);
+}
+
+#[test]
+fn paxos_stays_valid_under_every_fault() {
+    for seed in ["1", "2"] {
+        let args = [
+            "run",
+            "--algorithm",
+            "paxos",
+            "--time-limit",
+            "4s",
+            "--seed",
+            seed,
+        ];
+        let (out, dir) = run_ok(&args);
+        let verdict = json(&dir.join("verdict.json"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "seed {seed}: {}",
+            verdict["reason"]
+        );
+    }
+}
