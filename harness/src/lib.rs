@@ -18,6 +18,7 @@ pub mod bench;
 pub mod check;
 pub mod cli;
 pub mod clients;
+pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
 pub mod results;
