@@ -36,8 +36,10 @@
 //! 4. At `time_limit_ms` of virtual time: the schedule's remaining events up to it, then
 //!    everything healed (held messages released, killed nodes restarted, paused ones
 //!    resumed); a quiet window of `schedule.recovery_ms`; then the workload's final ops
-//!    to every live node (a read that returns null is retried up to
-//!    [`FINAL_READ_RETRIES`] times, [`FINAL_RETRY_PAUSE_MS`] apart).
+//!    to every live node. A final read that returns null for a key some client wrote to
+//!    (propose, write, cas) is retried up to [`FINAL_READ_RETRIES`] times,
+//!    [`FINAL_RETRY_PAUSE_MS`] apart: the node may not have caught up yet. A null read
+//!    of a key nobody wrote to is the right answer and is not retried.
 //! 5. Teardown, checkers on what was recorded, `verdict.json` (with `"mode"` and
 //!    `"trace_hash"`), `metrics.json`, `latest`.
 //!
@@ -58,6 +60,7 @@ use crate::run::{RunConfig, RunOutcome};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
+pub mod bench;
 mod clients;
 pub mod conn;
 pub mod queue;
@@ -201,6 +204,7 @@ pub async fn run_lockstep(
     let not_ready = world.not_ready();
     let fault_counters = world.fault_counters();
     let steps = world.steps;
+    let choices = world.choices();
     let steps_by_kind = world.steps_by_kind.clone();
     let stale = world.stale;
     let late_ops = world.late_ops;
@@ -307,6 +311,7 @@ pub async fn run_lockstep(
             "total": steps,
             "by_kind": steps_by_kind,
             "stale_events_dropped": stale,
+            "seeded_choices": choices,
             "per_wall_s": if wall_ms > 0.0 { steps as f64 / wall_ms * 1e3 } else { 0.0 },
         },
         "virtual_ms": virtual_us as f64 / 1e3,

@@ -343,3 +343,128 @@ fn node_without_lockstep_support_is_a_usage_error() {
         "refused at once, not after a timeout"
     );
 }
+
+fn python_lockstep_node(mode: &str) -> String {
+    format!(
+        "python3 {} {mode}",
+        repo_root()
+            .join("harness/tests/nodes/lockstep_echo.py")
+            .display()
+    )
+}
+
+#[test]
+fn a_python_node_written_from_the_protocol_replays_exactly() {
+    if !has_python() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = python_lockstep_node("ok");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "3",
+        "--time-limit",
+        "1s",
+        "--rate",
+        "60",
+        "--seed",
+        "4",
+    ];
+    let kinds = [FaultKind::Kill, FaultKind::Pause];
+    let a = run_once(&args, &kinds, results.path());
+    let b = run_once(&args, &kinds, results.path());
+    assert_eq!(a.hash, b.hash);
+    assert!(a.history == b.history);
+    assert_eq!(a.verdict["verdict"], "valid", "{}", a.verdict);
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    let timers = records
+        .iter()
+        .filter(|r| r.kind == TraceKind::Timer)
+        .count();
+    let oks = String::from_utf8(a.history)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""type":"ok""#))
+        .count();
+    assert!(oks > 20, "{oks} ok ops");
+    assert!(
+        timers >= oks,
+        "every echo waits for its timer ({timers} timers)"
+    );
+}
+
+#[test]
+fn hanging_and_chattering_lockstep_nodes_are_faulty_and_the_run_ends() {
+    if !has_python() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    for (mode, expect) in [
+        ("chatter", "outside a lockstep step"),
+        ("hang", "did not answer with step_done"),
+    ] {
+        let cmd = python_lockstep_node(mode);
+        let args = [
+            "--workload",
+            "echo",
+            "--node-cmd",
+            &cmd,
+            "--nodes",
+            "2",
+            "--time-limit",
+            "2s",
+            "--rate",
+            "40",
+            "--op-timeout",
+            "100ms",
+            "--seed",
+            "9",
+        ];
+        let out = run_once(&args, &[], results.path());
+        let faulty = out.verdict["faulty_nodes"].as_array().expect("list");
+        assert!(
+            faulty
+                .iter()
+                .any(|f| f["node"] == "n1" && f["what"].as_str().unwrap().contains(expect)),
+            "{mode}: {faulty:?}"
+        );
+        assert_eq!(out.verdict["verdict"], "unknown", "{mode}: {}", out.verdict);
+        let ok_from_n2 = String::from_utf8(out.history)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""type":"ok""#) && l.contains(r#""node":"n2""#))
+            .count();
+        assert!(
+            ok_from_n2 > 10,
+            "{mode}: the run went on with n2 ({ok_from_n2} ok)"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_run_still_writes_a_verdict() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        &["--workload", "echo", "--time-limit", "2s", "--seed", "8"],
+        results.path(),
+    );
+    let sched = schedule(&cfg, &[], 0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tx.send(true).expect("receiver alive");
+    let out = rt
+        .block_on(run_lockstep(cfg, sched, rx))
+        .expect("interrupted runs end normally");
+    let verdict = json(&out.dir.join("verdict.json"));
+    assert_eq!(verdict["interrupted"], true);
+    assert!(out.dir.join("history.jsonl").exists());
+    assert!(out.dir.join("metrics.json").exists());
+}

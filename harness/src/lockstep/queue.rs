@@ -38,6 +38,7 @@ pub struct EventQueue<E> {
     behind: BTreeMap<Lane, VecDeque<Entry<E>>>,
     rng: ChaCha8Rng,
     len: usize,
+    choices: u64,
 }
 
 impl<E> EventQueue<E> {
@@ -51,6 +52,7 @@ impl<E> EventQueue<E> {
             behind: BTreeMap::new(),
             rng: ChaCha8Rng::seed_from_u64(seed),
             len: 0,
+            choices: 0,
         }
     }
 
@@ -67,6 +69,12 @@ impl<E> EventQueue<E> {
     /// Whether nothing is pending.
     pub fn is_empty(&self) -> bool {
         self.len == 0
+    }
+
+    /// Pops that had more than one ready event to choose from: where the seed picked
+    /// the interleaving.
+    pub fn choices(&self) -> u64 {
+        self.choices
     }
 
     /// Moves the clock forward to `t_us` (never back).
@@ -115,6 +123,7 @@ impl<E> EventQueue<E> {
             self.due.push(entry.remove());
         }
         let i = if self.due.len() > 1 {
+            self.choices += 1;
             self.rng.gen_range(0..self.due.len())
         } else {
             0
@@ -179,6 +188,11 @@ mod tests {
                 .collect::<Vec<_>>()
         };
         assert_eq!(order(7), order(7), "same seed, same order");
+        let mut q = EventQueue::new(1);
+        q.push(1, None, 0);
+        q.push(1, None, 1);
+        drain(&mut q);
+        assert_eq!(q.choices(), 1, "one real choice, then one event left");
         let orders: std::collections::BTreeSet<Vec<u32>> = (0..20).map(order).collect();
         assert!(orders.len() > 10, "seeds explore interleavings");
         for o in orders {

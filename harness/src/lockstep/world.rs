@@ -5,7 +5,7 @@
 //! guards (a node's step, a node's start) and for the wall duration in `metrics.json`;
 //! the order of events depends only on the seed and on what the nodes answer.
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::{Duration, Instant};
 
 use proto::body::Control;
@@ -154,6 +154,9 @@ pub struct World {
     history: HistoryWriter,
     workload: Box<dyn Workload>,
     final_ops: Vec<ClientOp>,
+    /// Keys some client op wrote to (propose, write, cas): a null final read of one of
+    /// these may be a node that has not caught up yet, and is retried.
+    written_keys: BTreeSet<u64>,
     init_msg_id: u64,
     /// During an init step: `Some(lockstep)` once `init_ok` was seen.
     init_ok: Option<bool>,
@@ -285,6 +288,7 @@ impl World {
             history,
             workload,
             final_ops,
+            written_keys: BTreeSet::new(),
             init_msg_id: 0,
             init_ok: None,
             in_init: false,
@@ -304,6 +308,11 @@ impl World {
             quiet_from: None,
             interrupted: false,
         }
+    }
+
+    /// Events handled when more than one was ready: where the seed chose the order.
+    pub fn choices(&self) -> u64 {
+        self.queue.choices()
     }
 
     /// Virtual time, µs.
@@ -1020,6 +1029,12 @@ impl World {
         retries_left: u32,
     ) -> anyhow::Result<()> {
         let now = self.now_us();
+        if let ClientOp::Propose { key, .. }
+        | ClientOp::Write { key, .. }
+        | ClientOp::Cas { key, .. } = op
+        {
+            self.written_keys.insert(key);
+        }
         let c = &mut self.clients[client];
         c.next_msg_id += 1;
         let msg_id = c.next_msg_id;
@@ -1088,13 +1103,13 @@ impl World {
             }
             Phase::Recovery => {}
             Phase::Final => {
-                let null_read = matches!(
-                    (&done.op, &answer),
+                let null_read = match (&done.op, &answer) {
                     (
-                        ClientOp::Read { .. },
-                        Answer::Reply(ClientReply::ReadOk { value: None })
-                    )
-                );
+                        ClientOp::Read { key },
+                        Answer::Reply(ClientReply::ReadOk { value: None }),
+                    ) => self.written_keys.contains(key),
+                    _ => false,
+                };
                 let mut at = now;
                 if null_read && done.retries_left > 0 {
                     self.clients[client].work.push_front(FinalOp {
