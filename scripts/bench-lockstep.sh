@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Lockstep throughput: how many seeds of a short faulty run squall gets through per
 # minute per core. Default: five-node write-once paxos, 3 s of virtual time with
-# partitions, kills, drops and delays, 1 s recovery, final reads; 200 seeds, one run per
-# core at a time. Reports seeds per wall-clock minute and seeds per CPU-minute (harness
-# plus every node process).
+# partitions, kills, drops and delays, 1 s recovery, final reads; 200 seeds, two runs per
+# core at a time (a run waits on its nodes' fsyncs; the other run fills that time).
+# Reports seeds per wall-clock minute (and per core) and seeds per CPU-minute (harness
+# plus every node process). Results go to the system temp dir unless --results-dir.
 #
 # Usage: scripts/bench-lockstep.sh [--seeds N] [--jobs J] [--first-seed S]
 #          [--run "squall run flags"] [--nemesis kinds] [--interval-ms MS]

@@ -2,7 +2,8 @@
 //! per minute per core of lockstep runs. Settings come from the environment:
 //!
 //! - `SQUALL_BENCH_SEEDS` (default 200), `SQUALL_BENCH_FIRST_SEED` (1),
-//!   `SQUALL_BENCH_JOBS` (the number of cores);
+//!   `SQUALL_BENCH_JOBS` (twice the number of cores: a lockstep run waits on its nodes'
+//!   fsyncs, and a second run per core fills that time);
 //! - `SQUALL_BENCH_RUN`: `squall run` flags (default: five-node write-once paxos, 3 s);
 //! - `SQUALL_BENCH_NEMESIS`: fault kinds (default `partition,kill,drop,delay`),
 //!   `SQUALL_BENCH_INTERVAL_MS` (500), `SQUALL_BENCH_RECOVERY_MS` (1000);
@@ -62,7 +63,7 @@ fn bench_lockstep() {
         nemesis: nemesis.clone(),
         first_seed: env_num("SQUALL_BENCH_FIRST_SEED", 1),
         seeds: env_num("SQUALL_BENCH_SEEDS", 200),
-        jobs: env_num("SQUALL_BENCH_JOBS", cores) as usize,
+        jobs: env_num("SQUALL_BENCH_JOBS", 2 * cores) as usize,
         keep: std::env::var("SQUALL_BENCH_KEEP").is_ok_and(|v| v == "1"),
     };
     let rt = tokio::runtime::Builder::new_multi_thread()
