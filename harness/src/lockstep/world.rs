@@ -1,37 +1,39 @@
 //! The lockstep world: nodes, the simulated network, virtual clients, faults, and the
 //! single-threaded loop that delivers one event at a time.
 //!
+//! This file holds the state, the start, the steps and what nodes answer, the event
+//! dispatch and the phases; `faults` holds schedule events, triggers and the process
+//! lifecycle; `flow` the clients' ops.
+//!
 //! Everything here runs on one blocking thread. Wall-clock time is read only for the
 //! guards (a node's step, a node's start) and for the wall duration in `metrics.json`;
 //! the order of events depends only on the seed and on what the nodes answer.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 use proto::body::Control;
 use proto::envelope::frame_raw;
 use proto::lockstep::Lockstep;
-use proto::ops::{ClientOp, ClientReply, Request, Response};
+use proto::ops::{ClientOp, Response};
 use proto::{EnvelopeHead, Report, HARNESS};
-use rand::Rng;
 use serde::Serialize;
-use serde_json::json;
 use tokio::sync::watch;
-use workloads::history::EventType;
 use workloads::verdict::TimedReport;
 use workloads::Workload;
 
-use super::clients::{
-    record_completion, split_final_ops, Answer, FinalOp, HistoryWriter, InFlight, VClient,
-};
+use super::clients::{Answer, HistoryWriter, VClient};
 use super::conn::{is_step_done, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
 use super::trace::{TraceKind, TraceRecord, TraceWriter};
-use super::{FINAL_READ_RETRIES, FINAL_RETRY_PAUSE_MS, HOP_US, STARTUP_TIMEOUT};
+use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
-    Action, Confirmations, Decision, Link, LinkTable, ProcessAction, ScheduleEvent, TriggerSet,
+    Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, TriggerSet,
 };
 use crate::supervisor::Supervisor;
+
+mod faults;
+mod flow;
 
 /// A node that broke the protocol, stopped answering or died on its own.
 #[derive(Debug, Clone, Serialize)]
@@ -675,236 +677,6 @@ impl World {
         (src * self.nodes.len() + dest) as Lane
     }
 
-    // ---------------------------------------------------------------- faults
-
-    /// Shows a message to the triggers and applies what they fire: network actions now,
-    /// process actions after the current step.
-    fn observe(&mut self, src: &str, dest: &str, ty: &str) -> anyhow::Result<()> {
-        if !self.triggers_on || self.triggers.is_empty() {
-            return Ok(());
-        }
-        let now_ms = self.now_us() / 1_000;
-        for (id, action) in self.triggers.observe(src, dest, ty, now_ms) {
-            self.record(HARNESS, TraceKind::Fault, action_json(&action))?;
-            self.net_action(Some(id), &action);
-            if let Some(p) = action.process() {
-                self.deferred.push((Some(id), p));
-            }
-        }
-        Ok(())
-    }
-
-    /// Applies a schedule event's action (network part, then process part).
-    fn apply_action(&mut self, id: Option<u32>, action: &Action) -> anyhow::Result<()> {
-        self.record(HARNESS, TraceKind::Fault, action_json(action))?;
-        self.net_action(id, action);
-        if let Some(p) = action.process() {
-            self.process_action(id, p)?;
-        }
-        Ok(())
-    }
-
-    fn net_action(&mut self, id: Option<u32>, action: &Action) {
-        let Some(net) = action.net() else { return };
-        let released = self.links.apply(&net);
-        let count = self.release(&released);
-        if let Some(id) = id {
-            let now_ms = self.now_us() / 1_000;
-            self.confirms.applied(
-                id,
-                now_ms,
-                json!({"links_released": released.len(), "messages_released": count}),
-            );
-        }
-    }
-
-    /// Puts the held messages of `links` back on their links, in order, now.
-    fn release(&mut self, links: &[Link]) -> usize {
-        let mut count = 0;
-        let now = self.now_us();
-        for (src, dest) in links {
-            let (Some(&s), Some(&d)) = (self.node_index.get(src), self.node_index.get(dest)) else {
-                continue;
-            };
-            let lane = self.link_lane(s, d);
-            for ev in self.held.remove(&(s, d)).unwrap_or_default() {
-                count += 1;
-                self.queue.push(now, Some(lane), ev);
-            }
-        }
-        count
-    }
-
-    fn process_action(&mut self, id: Option<u32>, action: ProcessAction) -> anyhow::Result<()> {
-        let now_ms = self.now_us() / 1_000;
-        let node = |w: &World, name: &str| w.node_index.get(name).copied();
-        let outcome: Result<serde_json::Value, String> = match &action {
-            ProcessAction::Kill { node: name } => match node(self, name) {
-                Some(i) if self.nodes[i].up => {
-                    self.kill(i);
-                    self.process.kills += 1;
-                    Ok(json!({"node": name, "signal": "SIGKILL"}))
-                }
-                Some(_) => Err(format!("{name} was not running")),
-                None => Err(format!("unknown node {name}")),
-            },
-            ProcessAction::Restart {
-                node: name,
-                amnesia,
-            } => match node(self, name) {
-                Some(i) if !self.nodes[i].up => {
-                    if self.restart(i, *amnesia)? {
-                        Ok(json!({"node": name, "amnesia": amnesia}))
-                    } else {
-                        Err(format!("{name} did not come back"))
-                    }
-                }
-                Some(_) => Err(format!("{name} was already running")),
-                None => Err(format!("unknown node {name}")),
-            },
-            ProcessAction::Pause { node: name } => match node(self, name) {
-                Some(i) if self.nodes[i].up && !self.nodes[i].paused => {
-                    self.nodes[i].paused = true;
-                    self.process.pauses += 1;
-                    Ok(json!({"node": name, "lockstep": "takes no events until resumed"}))
-                }
-                Some(_) => Err(format!("{name} was not running or already paused")),
-                None => Err(format!("unknown node {name}")),
-            },
-            ProcessAction::Resume { node: name } => match node(self, name) {
-                Some(i) if self.nodes[i].paused => {
-                    self.resume(i);
-                    Ok(json!({"node": name}))
-                }
-                Some(_) => Err(format!("{name} was not paused")),
-                None => Err(format!("unknown node {name}")),
-            },
-            ProcessAction::RestoreAll => {
-                let restarted = self.restore_all()?;
-                Ok(json!({"restarted": restarted}))
-            }
-        };
-        if let Some(id) = id {
-            match outcome {
-                Ok(evidence) => self.confirms.applied(id, now_ms, evidence),
-                Err(reason) => self.confirms.not_applied(id, now_ms, reason),
-            }
-        }
-        Ok(())
-    }
-
-    /// Restarts every node that is down and resumes every paused one; returns the
-    /// restarted nodes.
-    fn restore_all(&mut self) -> anyhow::Result<Vec<String>> {
-        let mut restarted = Vec::new();
-        for i in 0..self.nodes.len() {
-            if self.nodes[i].paused {
-                self.resume(i);
-            }
-            if !self.nodes[i].up && self.restart(i, false)? {
-                restarted.push(self.nodes[i].id.clone());
-            }
-        }
-        Ok(restarted)
-    }
-
-    fn resume(&mut self, i: usize) {
-        self.nodes[i].paused = false;
-        self.process.resumes += 1;
-        let now = self.now_us();
-        for (lane, ev) in std::mem::take(&mut self.nodes[i].parked) {
-            self.queue.push(now, lane, ev);
-        }
-    }
-
-    /// SIGKILLs node `i` at a step boundary and forgets its pending events.
-    fn kill(&mut self, i: usize) {
-        let id = self.nodes[i].id.clone();
-        self.sup.kill(&id);
-        let n = &mut self.nodes[i];
-        n.conn = None;
-        n.up = false;
-        n.paused = false;
-        n.parked.clear();
-        n.epoch += 1;
-        self.timers.retain(|&(node, _), _| node != i);
-        self.wait_exit(&id);
-    }
-
-    /// A node that broke its step: recorded as faulty and treated as crashed.
-    fn crash(&mut self, i: usize, what: impl Into<String>) {
-        let id = self.nodes[i].id.clone();
-        self.fault(&id, what);
-        if self.nodes[i].up {
-            self.kill(i);
-            self.process.crashes += 1;
-        }
-    }
-
-    /// Waits (real time, bounded) until the supervisor has seen node `id` exit.
-    fn wait_exit(&mut self, id: &str) {
-        let deadline = Instant::now() + Duration::from_secs(5);
-        while self.sup.is_running(id) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                break;
-            }
-            match self
-                .handle
-                .block_on(tokio::time::timeout(left, self.sup.next_exit()))
-            {
-                Ok(Some((ev, expected))) => {
-                    if !expected {
-                        let what = format!("exited unexpectedly ({})", ev.status);
-                        self.fault(&ev.node.clone(), what);
-                    }
-                }
-                _ => break,
-            }
-        }
-    }
-
-    /// Starts node `i` again and runs its init step; false if it did not come back.
-    fn restart(&mut self, i: usize, amnesia: bool) -> anyhow::Result<bool> {
-        let id = self.nodes[i].id.clone();
-        match self.handle.block_on(self.sup.restart(&id, amnesia)) {
-            Ok(true) => {}
-            Ok(false) => return Ok(false),
-            Err(e) => {
-                self.fault(&id, format!("could not be restarted: {e}"));
-                return Ok(false);
-            }
-        }
-        self.process.restarts += 1;
-        self.nodes[i].epoch += 1;
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
-        loop {
-            match self.accept_hello(deadline) {
-                Some((hello_id, conn)) if hello_id == id => {
-                    self.nodes[i].conn = Some(conn);
-                    break;
-                }
-                Some((other, _)) => {
-                    self.fault(&other, format!("said hello while {id} was restarting"));
-                }
-                None => {
-                    self.fault(&id, "did not say hello after a restart");
-                    self.sup.kill(&id);
-                    self.wait_exit(&id);
-                    return Ok(false);
-                }
-            }
-        }
-        match self.init_node(i)? {
-            InitResult::Ready => Ok(true),
-            InitResult::NoLockstep => {
-                self.crash(i, "answered init_ok without lockstep after a restart");
-                Ok(false)
-            }
-            InitResult::Failed => Ok(false),
-        }
-    }
-
     // ---------------------------------------------------------------- events
 
     fn handle(&mut self, ev: Ev) -> anyhow::Result<()> {
@@ -982,145 +754,6 @@ impl World {
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Timeout, msg_id.to_string())?;
                     self.complete(client, Answer::Timeout)?;
-                }
-            }
-        }
-        Ok(())
-    }
-
-    /// A client's next op is due.
-    fn issue(&mut self, client: usize) -> anyhow::Result<()> {
-        if self.clients[client].inflight.is_some() {
-            return Ok(());
-        }
-        let now = self.now_us();
-        match self.phase {
-            Phase::Main if now < self.limit_us => {
-                let interval = self.interval_us;
-                let c = &mut self.clients[client];
-                if now.saturating_sub(c.next_start_us) > interval {
-                    self.late_ops += 1;
-                }
-                c.next_start_us += interval;
-                if c.next_start_us < now {
-                    c.next_start_us = now;
-                }
-                let op = self.workload.next_op(&mut c.rng);
-                let node = self.opts.node_ids[c.rng.gen_range(0..self.opts.node_ids.len())].clone();
-                self.invoke(client, node, op, 0)
-            }
-            Phase::Final => match self.clients[client].work.pop_front() {
-                Some(FinalOp {
-                    node,
-                    op,
-                    retries_left,
-                }) => self.invoke(client, node, op, retries_left),
-                None => Ok(()),
-            },
-            _ => Ok(()),
-        }
-    }
-
-    fn invoke(
-        &mut self,
-        client: usize,
-        node: String,
-        op: ClientOp,
-        retries_left: u32,
-    ) -> anyhow::Result<()> {
-        let now = self.now_us();
-        if let ClientOp::Propose { key, .. }
-        | ClientOp::Write { key, .. }
-        | ClientOp::Cas { key, .. } = op
-        {
-            self.written_keys.insert(key);
-        }
-        let c = &mut self.clients[client];
-        c.next_msg_id += 1;
-        let msg_id = c.next_msg_id;
-        let (process, addr) = (c.process, c.addr.clone());
-        let value = workloads::history::op_value(&op);
-        self.history.record(
-            now * 1_000,
-            process,
-            EventType::Invoke,
-            op.f(),
-            value,
-            Some(&node),
-            None,
-        )?;
-        let body = serde_json::to_string(&Request {
-            msg_id,
-            op: op.clone(),
-        })?;
-        self.count(op.f());
-        self.observe(&addr, &node, op.f())?;
-        let d = self.node_index[&node];
-        let ev = Ev::Deliver {
-            dest: d,
-            epoch: self.nodes[d].epoch,
-            lane: None,
-            kind: TraceKind::Request,
-            line: envelope(&addr, &node, &body),
-        };
-        self.queue.push(now + HOP_US, None, ev);
-        let timeout_us = self.opts.op_timeout_ms.saturating_mul(1_000);
-        self.queue
-            .push(now + timeout_us, None, Ev::Timeout { client, msg_id });
-        self.clients[client].inflight = Some(InFlight {
-            msg_id,
-            node,
-            op,
-            retries_left,
-        });
-        Ok(())
-    }
-
-    fn complete(&mut self, client: usize, answer: Answer) -> anyhow::Result<()> {
-        let now = self.now_us();
-        let Some(done) = self.clients[client].inflight.take() else {
-            return Ok(());
-        };
-        let process = self.clients[client].process;
-        let retire = record_completion(
-            &mut self.history,
-            now * 1_000,
-            process,
-            &done.node,
-            &done.op,
-            &answer,
-        )?;
-        if retire {
-            self.clients[client].process = self.next_process;
-            self.next_process += 1;
-        }
-        match self.phase {
-            Phase::Main => {
-                let at = self.clients[client].next_start_us.max(now);
-                if at < self.limit_us {
-                    self.queue.push(at, None, Ev::Issue { client });
-                }
-            }
-            Phase::Recovery => {}
-            Phase::Final => {
-                let null_read = match (&done.op, &answer) {
-                    (
-                        ClientOp::Read { key },
-                        Answer::Reply(ClientReply::ReadOk { value: None }),
-                    ) => self.written_keys.contains(key),
-                    _ => false,
-                };
-                let mut at = now;
-                if null_read && done.retries_left > 0 {
-                    self.clients[client].work.push_front(FinalOp {
-                        node: done.node,
-                        op: done.op,
-                        retries_left: done.retries_left - 1,
-                    });
-                    at = now + FINAL_RETRY_PAUSE_MS * 1_000;
-                }
-                if !self.clients[client].work.is_empty() {
-                    self.queue.push(at, None, Ev::Issue { client });
                 }
             }
         }
@@ -1206,30 +839,6 @@ impl World {
         self.apply_action(None, &Action::HealAll {})?;
         self.quiet_from = Some(self.now_us() * 1_000);
         Ok(())
-    }
-
-    fn start_final(&mut self) {
-        self.phase = Phase::Final;
-        let live = self.live_nodes();
-        let split = split_final_ops(
-            &live,
-            &self.final_ops,
-            self.clients.len(),
-            FINAL_READ_RETRIES,
-        );
-        let now = self.now_us();
-        for (c, work) in split.into_iter().enumerate() {
-            if work.is_empty() {
-                continue;
-            }
-            let client = &mut self.clients[c];
-            client.work = work.into();
-            client.process = self.next_process;
-            self.next_process += 1;
-            if client.inflight.is_none() {
-                self.queue.push(now, None, Ev::Issue { client: c });
-            }
-        }
     }
 
     /// Closes every connection (nodes exit on EOF) ahead of the supervisor's teardown.
