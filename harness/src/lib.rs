@@ -19,6 +19,7 @@ pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;
+pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
 pub mod results;

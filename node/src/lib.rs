@@ -4,7 +4,8 @@
 //!   module per algorithm (`algo/*.rs`). Nothing under `algo` does IO, reads a clock or
 //!   uses an unseeded RNG.
 //! - [`registry`]: algorithm names -> constructors, used by the binary and by `squall list`.
-//! - [`runtime`]: the free-running shell: TCP to the router, timers, the event loop.
+//! - [`runtime`]: the shell: TCP to the router, timers, the free-running and lockstep loops.
+//! - [`lockstep`]: virtual timers, the algorithm's timers as ids the harness fires.
 //! - [`storage`]: the durable append log; unsynced records are lost on a crash.
 //! - [`bench`]: ping/pong peers for `squall bench router` (runtime-level, reads clocks).
 //! - [`sim`]: an in-process simulated network for unit-testing algorithms without sockets.
@@ -12,6 +13,7 @@
 
 pub mod algo;
 pub mod bench;
+pub mod lockstep;
 pub mod registry;
 pub mod runtime;
 pub mod sim;

@@ -1,9 +1,21 @@
-//! The free-running shell: one TCP connection to the router, real timers, real fsync.
+//! The node shell: one TCP connection to the router, timers, real fsync.
 //!
-//! The event loop is single-threaded (a current-thread tokio runtime): read every complete
-//! line available, hand each to the algorithm, apply the effects in order, flush, then
-//! sleep until the next line or the next timer. Only this module (and [`crate::storage`])
-//! touches sockets, clocks and the disk.
+//! Two loops share one [`Shell`], chosen by the harness's `init`:
+//!
+//! - **free-running** (the default): single-threaded (a current-thread tokio runtime):
+//!   read every complete line available, hand each to the algorithm, apply the effects
+//!   in order, flush, then sleep until the next line or the next timer.
+//! - **lockstep** (`init` carries `"lockstep": true`, PROTOCOL.md §10): blocking and
+//!   clockless. Each line received is one step: the algorithm handles it, its effects are
+//!   applied in order (persist and sync on the spot, sends and replies buffered), and the
+//!   buffered lines go out followed by `step_done`. Timers are not kept here: `SetTimer`
+//!   and `CancelTimer` become `timer_set` / `timer_cancel` to the harness, which sends
+//!   `timer_fired` in virtual time ([`crate::lockstep::VirtualTimers`] maps the
+//!   algorithm's timers to ids). The RNG is seeded from `SQUALL_SEED` as always, so a
+//!   node's output is a function of the lines it is given.
+//!
+//! Every `init_ok` says `"lockstep": true`: every bundled algorithm runs in both modes.
+//! Only this module (and [`crate::storage`]) touches sockets, clocks and the disk.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write as _;
@@ -12,6 +24,7 @@ use std::path::PathBuf;
 use anyhow::{bail, Context};
 use proto::body::Control;
 use proto::envelope::frame_raw;
+use proto::lockstep::{InitMode, Lockstep};
 use proto::ops::{ClientReply, Request, Response};
 use proto::{EnvelopeHead, LineDecoder, HARNESS, ROUTER};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -19,6 +32,7 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 
 use crate::algo::{Algorithm, ClientReq, Config, Ctx, Effect};
+use crate::lockstep::VirtualTimers;
 use crate::storage::Storage;
 
 /// Everything a node process is started with (environment plus command line).
@@ -134,6 +148,8 @@ struct Shell<A: Algorithm> {
     ctx: Ctx<A>,
     storage: Storage,
     timers: Timers<A::Timer>,
+    /// `Some` in lockstep mode: timers live in the harness, in virtual time.
+    virtual_timers: Option<VirtualTimers<A::Timer>>,
     out: Vec<u8>,
 }
 
@@ -158,11 +174,25 @@ impl<A: Algorithm> Shell<A> {
                     let body = serde_json::to_string(&report)?;
                     self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
                 }
-                Effect::SetTimer { timer, after_ms } => {
-                    let at = Instant::now() + std::time::Duration::from_millis(after_ms);
-                    self.timers.set(timer, at);
-                }
-                Effect::CancelTimer { timer } => self.timers.cancel(&timer),
+                Effect::SetTimer { timer, after_ms } => match &mut self.virtual_timers {
+                    Some(vt) => {
+                        let body = serde_json::to_string(&vt.set(timer, after_ms))?;
+                        self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
+                    }
+                    None => {
+                        let at = Instant::now() + std::time::Duration::from_millis(after_ms);
+                        self.timers.set(timer, at);
+                    }
+                },
+                Effect::CancelTimer { timer } => match &mut self.virtual_timers {
+                    Some(vt) => {
+                        if let Some(cancel) = vt.cancel(&timer) {
+                            let body = serde_json::to_string(&cancel)?;
+                            self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
+                        }
+                    }
+                    None => self.timers.cancel(&timer),
+                },
                 Effect::Persist(record) => self.storage.append(&record)?,
                 Effect::Sync => self.storage.sync()?,
             }
@@ -215,9 +245,28 @@ impl<A: Algorithm> Shell<A> {
                 Ok(msg) => self.algo.on_msg(src, msg, &mut self.ctx),
                 Err(e) => eprintln!("squall-node: dropping message from {src}: {e}"),
             }
+        } else if src == HARNESS {
+            // In lockstep the harness fires timers; anything else from it after init
+            // (and everything in free-running mode) is ignored.
+            if let (Some(vt), Ok(Lockstep::TimerFired { timer_id })) = (
+                &mut self.virtual_timers,
+                serde_json::from_str::<Lockstep>(head.body.get()),
+            ) {
+                match vt.fire(timer_id) {
+                    Some(timer) => self.algo.on_timer(timer, &mut self.ctx),
+                    None => eprintln!("squall-node: timer_fired for unknown timer {timer_id}"),
+                }
+            }
         }
-        // Anything from the harness after init is ignored in free-running mode.
         self.apply()
+    }
+
+    /// Ends a lockstep step: `step_done` after everything the step produced.
+    fn step_done(&mut self) -> anyhow::Result<()> {
+        let body = serde_json::to_string(&Lockstep::StepDone)?;
+        self.out
+            .extend_from_slice(&frame_raw(self.ctx.id(), HARNESS, &body));
+        Ok(())
     }
 }
 
@@ -236,7 +285,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
     let mut dec = LineDecoder::new();
     let mut buf = vec![0u8; 64 * 1024];
     // Wait for init.
-    let (init_id, node_ids) = loop {
+    let (init_id, node_ids, mode) = loop {
         if let Some(line) = dec.next_frame()? {
             let head = EnvelopeHead::parse(line).context("envelope before init")?;
             if let Ok(Control::Init {
@@ -251,7 +300,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
                         launch.node_id
                     );
                 }
-                break (msg_id, node_ids);
+                break (msg_id, node_ids, InitMode::of(head.body.get()));
             }
             continue;
         }
@@ -276,18 +325,30 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         ctx: Ctx::new(config, seed),
         storage,
         timers: Timers::new(),
+        virtual_timers: mode.lockstep.then(VirtualTimers::new),
         out: Vec::new(),
     };
 
     let ok = serde_json::to_string(&Control::InitOk {
         in_reply_to: init_id,
-        lockstep: false,
+        lockstep: true,
     })?;
     shell
         .out
         .extend_from_slice(&frame_raw(&launch.node_id, HARNESS, &ok));
     shell.algo.on_start(recovered, &mut shell.ctx);
     shell.apply()?;
+
+    if mode.lockstep {
+        // The init step: init_ok and on_start's effects, then step_done.
+        shell.step_done()?;
+        let stream = rd
+            .reunite(wr)
+            .map_err(|e| anyhow::anyhow!("reunite socket halves: {e}"))?
+            .into_std()?;
+        stream.set_nonblocking(false)?;
+        return lockstep_loop(shell, stream, dec);
+    }
 
     loop {
         while let Some(line) = dec.next_frame()? {
@@ -313,6 +374,40 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
             }
             _ = sleep_until_opt(deadline) => {}
         }
+    }
+}
+
+/// The lockstep loop: one received line, one step, one `step_done`; no clock is read.
+fn lockstep_loop<A: Algorithm>(
+    mut shell: Shell<A>,
+    mut stream: std::net::TcpStream,
+    mut dec: LineDecoder,
+) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        if !shell.out.is_empty() {
+            stream.write_all(&shell.out)?;
+            shell.out.clear();
+        }
+        while let Some(line) = dec.next_frame()? {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            shell.on_line(line)?;
+            shell.step_done()?;
+            stream.write_all(&shell.out)?;
+            shell.out.clear();
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            return Ok(());
+        }
+        dec.push(&buf[..n]);
     }
 }
 

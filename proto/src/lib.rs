@@ -6,6 +6,7 @@
 //! - [`ops`]: client operations and their replies, one enum per direction.
 //! - [`report`]: what nodes may tell the harness out of band (decisions, acceptances).
 //! - [`codec`]: newline-delimited JSON framing with a hard frame size limit.
+//! - [`lockstep`]: the control bodies of deterministic lockstep mode (timers, `step_done`).
 //!
 //! PROTOCOL.md at the repository root is the normative description; this crate is its
 //! Rust rendering.
@@ -14,6 +15,7 @@
 pub mod body;
 pub mod codec;
 pub mod envelope;
+pub mod lockstep;
 pub mod ops;
 pub mod report;
 

@@ -1,0 +1,399 @@
+//! Lockstep mode: a deterministic run over real node processes.
+//!
+//! Nodes that advertise it in `init_ok` are driven one event at a time — a node message,
+//! a client request or a timer firing — and answer with their effects and `step_done`
+//! (PROTOCOL.md §10). Nothing runs concurrently and no wall clock orders anything, so
+//! with the same seed, node binary and configuration a run is identical step for step:
+//! `trace.bin` and its hash, `history.jsonl`, the verdict.
+//!
+//! # How a run goes
+//!
+//! 1. The run directory, `run.json` (with `"mode": "lockstep"`) and `schedule.json`.
+//! 2. Nodes are spawned by the [`Supervisor`] with the usual environment, connect to a
+//!    loopback listener of this module (no router), say `hello`, and get an `init` that
+//!    asks for lockstep, in node order. A node whose `init_ok` lacks `"lockstep": true`
+//!    ends the run with a [`UsageError`] naming it.
+//! 3. A single-threaded loop in virtual time (`world`): the pending events sit in a
+//!    priority queue (`queue`); the ones at the earliest virtual time are ready, and a
+//!    ChaCha8 RNG seeded from the run's seed picks which goes next. Quiet stretches are
+//!    skipped at once. One event goes to exactly one node, and the harness reads that
+//!    node's output up to `step_done` before anything else happens.
+//!    - A node message takes [`HOP_US`] of virtual time plus any delay the nemesis's
+//!      [`LinkTable::decide`](crate::nemesis::LinkTable::decide) gives it; it may also
+//!      be dropped, duplicated, held or allowed to overtake (per-link FIFO otherwise).
+//!      Client traffic is never faulted and takes [`HOP_US`] each way.
+//!    - Timers fire at `after_ms` of virtual time after their `timer_set`.
+//!    - Clients are the free-running clients replayed in virtual time (open loop at
+//!      `rate`, op timeout in virtual time, Jepsen processes), recorded in
+//!      `history.jsonl` with virtual times.
+//!    - Schedule events apply at their `at_ms`, between steps; triggers fire on the
+//!      messages nodes send (network actions at once, process actions after the step).
+//!    - A kill is a real SIGKILL at a step boundary; the node's pending deliveries and
+//!      timers are dropped (so are messages in flight to it that arrive after it
+//!      restarted). A restart is a real restart plus `hello` and the init step.
+//!    - A pause is modelled: the node is not signalled, it simply takes no events
+//!      until resumed; events for it wait, in order, and are ready again at the resume.
+//! 4. At `time_limit_ms` of virtual time: the schedule's remaining events up to it, then
+//!    everything healed (held messages released, killed nodes restarted, paused ones
+//!    resumed); a quiet window of `schedule.recovery_ms`; then the workload's final ops
+//!    to every live node. A final read that returns null for a key some client wrote to
+//!    (propose, write, cas) is retried up to [`FINAL_READ_RETRIES`] times,
+//!    [`FINAL_RETRY_PAUSE_MS`] apart: the node may not have caught up yet. A null read
+//!    of a key nobody wrote to is the right answer and is not retried.
+//! 5. Teardown, checkers on what was recorded, `verdict.json` (with `"mode"` and
+//!    `"trace_hash"`), `metrics.json`, `latest`.
+//!
+//! A node that does not finish a step within [`conn::STEP_TIMEOUT`] of real time, closes
+//! its connection, writes garbage or an oversized line, spoofs `src` or sends anything
+//! outside a step is listed under `faulty_nodes`; a node whose step failed is treated as
+//! crashed (SIGKILL), so a run never hangs on a node.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+use tokio::sync::watch;
+use workloads::workload::WorkloadOpts;
+use workloads::{CheckInput, History, Verdict, VerdictKind};
+
+use crate::nemesis::{self, ProcessCounters, Schedule};
+use crate::run::{RunConfig, RunOutcome};
+use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
+use crate::{metrics, results, UsageError};
+
+pub mod bench;
+mod clients;
+pub mod conn;
+pub mod queue;
+pub mod trace;
+mod world;
+
+pub use trace::{hash_file, read_trace, TraceKind, TraceRecord};
+
+use clients::HistoryWriter;
+use trace::TraceWriter;
+use world::{World, WorldOpts, WorldParts};
+
+/// Virtual time a message or a client request or reply spends on the wire, in µs.
+pub const HOP_US: u64 = 100;
+/// How long nodes have (real time) to connect, say hello and finish their init step.
+pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long nodes have to exit after SIGTERM before SIGKILL, at teardown.
+pub const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
+/// Retries of a final read that returned null.
+pub const FINAL_READ_RETRIES: u32 = 3;
+/// Virtual time between a null final read and its retry, in ms.
+pub const FINAL_RETRY_PAUSE_MS: u64 = 250;
+
+/// The argv of a node: `--node-cmd`, or the bundled node with the algorithm, bugs and
+/// params.
+fn node_argv(cfg: &RunConfig) -> Vec<String> {
+    if let Some(argv) = &cfg.node_cmd {
+        return argv.clone();
+    }
+    let mut argv = vec![
+        cfg.node_bin.display().to_string(),
+        "--algorithm".into(),
+        cfg.algorithm.clone(),
+    ];
+    for b in &cfg.bugs {
+        argv.extend(["--bug".to_string(), b.clone()]);
+    }
+    for p in &cfg.params {
+        argv.extend(["--param".to_string(), p.clone()]);
+    }
+    argv
+}
+
+/// Runs one configuration in lockstep mode to a verdict, applying `schedule`.
+///
+/// The same `cfg` (seed included), `schedule` and node binary give the same
+/// `trace.bin`, `trace_hash` and `history.jsonl`. `interrupt` turning true (Ctrl-C)
+/// ends the run early; what was recorded is still checked and written.
+pub async fn run_lockstep(
+    cfg: RunConfig,
+    schedule: Schedule,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    let wopts = WorkloadOpts {
+        instances: cfg.instances,
+        contention: cfg.contention,
+    };
+    let workload = workloads::workload_by_name(&cfg.workload, &wopts)
+        .ok_or_else(|| UsageError(format!("unknown workload '{}'", cfg.workload)))?;
+    let checkers = workload.checkers();
+    let node_ids = cfg.node_ids();
+    if schedule.nodes != node_ids {
+        return Err(UsageError(format!(
+            "the schedule is for nodes {:?}, the run has {:?}",
+            schedule.nodes, node_ids
+        ))
+        .into());
+    }
+
+    let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
+    let mut run_json = serde_json::to_value(&cfg)?;
+    run_json["mode"] = json!("lockstep");
+    results::write_json(&dir.join("run.json"), &run_json)?;
+    std::fs::write(dir.join("schedule.json"), schedule.to_json())?;
+    eprintln!(
+        "squall: run {run_id} (seed {}, lockstep) in {}",
+        cfg.seed,
+        dir.display()
+    );
+
+    let wall_start = Instant::now();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let mut sup = Supervisor::new(wall_start);
+    let argv = node_argv(&cfg);
+    for id in &node_ids {
+        let data_dir = dir.join("data").join(id);
+        let spec = NodeSpec {
+            id: id.clone(),
+            argv: argv.clone(),
+            env: vec![
+                ("SQUALL_NODE_ID".into(), id.clone()),
+                ("SQUALL_ROUTER".into(), addr.to_string()),
+                ("SQUALL_DATA_DIR".into(), data_dir.display().to_string()),
+                ("SQUALL_SEED".into(), cfg.seed.to_string()),
+            ],
+            data_dir,
+            log_path: dir.join("nodes").join(format!("{id}.log")),
+        };
+        if let Err(e) = sup.spawn(spec).await {
+            sup.teardown(TEARDOWN_GRACE).await;
+            return Err(match e {
+                SpawnError::Program { .. } => UsageError(e.to_string()).into(),
+                other => other.into(),
+            });
+        }
+    }
+
+    let opts = WorldOpts {
+        seed: cfg.seed,
+        node_ids: node_ids.clone(),
+        clients: cfg.clients,
+        rate: cfg.rate,
+        time_limit_ms: cfg.time_limit_ms,
+        recovery_ms: schedule.recovery_ms,
+        op_timeout_ms: cfg.op_timeout_ms,
+    };
+    let kinds = schedule.kinds();
+    let parts = WorldParts {
+        handle: tokio::runtime::Handle::current(),
+        listener,
+        sup,
+        interrupt,
+        schedule,
+        workload,
+        trace: TraceWriter::create(&dir.join("trace.bin"))?,
+        history: HistoryWriter::create(&dir.join("history.jsonl"))?,
+    };
+    let handle = parts.handle.clone();
+    let driven = tokio::task::spawn_blocking(move || drive(World::new(opts, parts), handle))
+        .await
+        .map_err(|e| anyhow::anyhow!("the lockstep loop panicked: {e}"))?;
+    let Driven {
+        world,
+        refused,
+        startup_failed,
+    } = driven?;
+    let wall = wall_start.elapsed();
+    let virtual_us = world.now_us();
+    let live_nodes = world.live_nodes();
+    let not_ready = world.not_ready();
+    let fault_counters = world.fault_counters();
+    let steps = world.steps;
+    let choices = world.choices();
+    let steps_by_kind = world.steps_by_kind.clone();
+    let stale = world.stale;
+    let late_ops = world.late_ops;
+    let by_type = world.by_type.clone();
+    let reports = world.reports.clone();
+    let faulty = world.faulty.clone();
+    let confirms = world.confirms.clone();
+    let process = world.process;
+    let quiet_from = world.quiet_from;
+    let interrupted = world.interrupted;
+    let (trace, history, sup) = world.into_writers();
+    let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
+    let trace_hash = trace.finish()?;
+    history.finish()?;
+    if let Some(node) = refused {
+        return Err(UsageError(format!(
+            "node {node} does not support lockstep mode: its init_ok did not say \
+             \"lockstep\": true (see PROTOCOL.md §10); run it without lockstep"
+        ))
+        .into());
+    }
+
+    let history = History::load(&dir.join("history.jsonl"))
+        .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
+    let ops = history.ops();
+    let input = CheckInput {
+        history,
+        reports: reports.clone(),
+        faults: Vec::new(),
+        quiet_from,
+        live_nodes,
+    };
+    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(&input)).collect();
+    let mut overall = verdicts
+        .iter()
+        .map(|v| v.verdict)
+        .max()
+        .unwrap_or(VerdictKind::Unknown);
+    let mut reason = verdicts
+        .iter()
+        .find(|v| v.verdict == overall)
+        .map(|v| format!("{}: {}", v.checker, v.reason))
+        .unwrap_or_else(|| "no checker ran".into());
+    if startup_failed {
+        overall = overall.max(VerdictKind::Unknown);
+        reason = format!(
+            "nodes {not_ready:?} did not start (no lockstep init within {} s); see {}/nodes/",
+            STARTUP_TIMEOUT.as_secs(),
+            dir.display()
+        );
+    } else if !faulty.is_empty() && overall == VerdictKind::Valid {
+        overall = VerdictKind::Unknown;
+        reason = format!(
+            "{} node fault(s): {} {}",
+            faulty.len(),
+            faulty[0].node,
+            faulty[0].what
+        );
+    } else if interrupted && overall == VerdictKind::Valid {
+        reason = format!("{reason} (interrupted: partial history)");
+    }
+
+    let process_counters = ProcessCounters {
+        kills: process.kills,
+        restarts: process.restarts,
+        pauses: process.pauses,
+        resumes: process.resumes,
+    };
+    let mut warnings = confirms.warnings();
+    if !interrupted && !startup_failed {
+        warnings.extend(nemesis::warnings(
+            &kinds,
+            &fault_counters,
+            &process_counters,
+        ));
+    }
+    let verdict_json = json!({
+        "verdict": overall,
+        "reason": reason,
+        "run_id": run_id,
+        "seed": cfg.seed,
+        "interrupted": interrupted,
+        "checkers": verdicts,
+        "faulty_nodes": faulty,
+        "warnings": warnings,
+        "mode": "lockstep",
+        "trace_hash": trace_hash,
+    });
+    results::write_json(&dir.join("verdict.json"), &verdict_json)?;
+
+    let wall_ms = wall.as_secs_f64() * 1e3;
+    let metrics_json = json!({
+        "mode": "lockstep",
+        "ops": metrics::op_counts(&ops),
+        "late_ops": late_ops,
+        "latency_ms": metrics::latency_by_kind(&ops),
+        "latency_clock": "virtual",
+        "messages": {
+            "total": by_type.values().sum::<u64>(),
+            "by_type": by_type,
+            "per_op": metrics::messages_per_op(&by_type, &ops),
+        },
+        "steps": {
+            "total": steps,
+            "by_kind": steps_by_kind,
+            "stale_events_dropped": stale,
+            "seeded_choices": choices,
+            "per_wall_s": if wall_ms > 0.0 { steps as f64 / wall_ms * 1e3 } else { 0.0 },
+        },
+        "virtual_ms": virtual_us as f64 / 1e3,
+        "wall_ms": wall_ms,
+        "faults": fault_counters,
+        "processes": process,
+        "process_events": sup.records(),
+        "confirmations": confirms,
+        "reports": reports.len(),
+        "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
+    });
+    results::write_json(&dir.join("metrics.json"), &metrics_json)?;
+    results::update_latest(&cfg.results_dir, &run_id)?;
+
+    let counts = metrics::op_counts(&ops);
+    let summary = summary_text(&run_id, &dir, overall, &reason, &counts, &trace_hash, steps);
+    Ok(RunOutcome {
+        dir,
+        verdict: overall,
+        summary,
+    })
+}
+
+struct Driven {
+    world: World,
+    refused: Option<String>,
+    startup_failed: bool,
+}
+
+/// The blocking part: start, run, tear down. Runs on a blocking thread; the
+/// supervisor's async calls go through `handle`.
+fn drive(mut world: World, handle: tokio::runtime::Handle) -> anyhow::Result<Driven> {
+    let started = world.start();
+    let refused = match started {
+        Ok(refused) => refused,
+        Err(e) => {
+            handle.block_on(world.supervisor().teardown(TEARDOWN_GRACE));
+            return Err(e);
+        }
+    };
+    let startup_failed = refused.is_none() && !world.not_ready().is_empty();
+    let ran = if refused.is_none() && !startup_failed {
+        world.run()
+    } else {
+        Ok(())
+    };
+    handle.block_on(world.supervisor().teardown(TEARDOWN_GRACE));
+    world.disconnect_all();
+    world.note_unexpected_exits();
+    ran?;
+    Ok(Driven {
+        world,
+        refused,
+        startup_failed,
+    })
+}
+
+fn summary_text(
+    run_id: &str,
+    dir: &std::path::Path,
+    verdict: VerdictKind,
+    reason: &str,
+    counts: &Value,
+    trace_hash: &str,
+    steps: u64,
+) -> String {
+    let word = match verdict {
+        VerdictKind::Valid => "VALID",
+        VerdictKind::Invalid => "INVALID",
+        VerdictKind::Unknown => "UNKNOWN",
+    };
+    format!(
+        "run       {run_id} (lockstep)\n\
+         ops       {} total: {} ok, {} fail, {} info, {} pending\n\
+         steps     {steps}, trace {trace_hash}\n\
+         verdict   {word}: {reason}\n\
+         results   {}\n",
+        counts["total"],
+        counts["ok"],
+        counts["fail"],
+        counts["info"],
+        counts["pending"],
+        dir.display()
+    )
+}

@@ -1,0 +1,162 @@
+//! How many seeds per minute lockstep runs get through, in wall time and per core.
+//!
+//! [`bench`] runs one configuration over consecutive seeds, `jobs` runs at a time, each
+//! with the schedule [`expand`](crate::nemesis::expand()) draws from its seed. It measures
+//! wall time and the CPU time of the harness and of every node process it started
+//! (`getrusage` of the process and of its reaped children), so "per core" is honest
+//! whatever the machine's load: seeds per CPU-minute.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use serde::Serialize;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::nemesis::{expand, NemesisOpts};
+use crate::run::RunConfig;
+
+/// What to measure.
+#[derive(Debug, Clone)]
+pub struct BenchOpts {
+    /// The run configuration; its seed is replaced by each seed in turn.
+    pub base: RunConfig,
+    /// The nemesis options every seed's schedule is expanded from.
+    pub nemesis: NemesisOpts,
+    /// The first seed.
+    pub first_seed: u64,
+    /// How many seeds.
+    pub seeds: u64,
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Keep each run's directory (otherwise it is removed once read).
+    pub keep: bool,
+}
+
+/// The measurement.
+#[derive(Debug, Clone, Serialize)]
+pub struct BenchReport {
+    /// Runs completed.
+    pub runs: u64,
+    /// Runs at a time.
+    pub jobs: usize,
+    /// Wall-clock seconds for all runs.
+    pub wall_s: f64,
+    /// CPU seconds of the harness and all node processes.
+    pub cpu_s: f64,
+    /// Seeds per wall-clock minute.
+    pub seeds_per_min: f64,
+    /// Seeds per wall-clock minute divided by the cores used (`min(jobs, cores)`).
+    pub seeds_per_min_per_core_wall: f64,
+    /// Seeds per CPU-minute: what one fully used core gets through.
+    pub seeds_per_cpu_min: f64,
+    /// Verdicts by kind.
+    pub verdicts: BTreeMap<String, u64>,
+    /// Steps delivered over all runs.
+    pub steps: u64,
+    /// Steps per CPU-second.
+    pub steps_per_cpu_s: f64,
+    /// Client ops recorded over all runs.
+    pub ops: u64,
+    /// Different trace hashes seen (as many as runs, unless seeds collide).
+    pub distinct_traces: usize,
+    /// Seeds whose verdict was not valid.
+    pub not_valid: Vec<u64>,
+}
+
+/// CPU seconds used by this process and its reaped children so far.
+pub fn cpu_seconds() -> f64 {
+    let mut total = 0.0;
+    for who in [libc::RUSAGE_SELF, libc::RUSAGE_CHILDREN] {
+        // SAFETY: getrusage writes one rusage struct, which we own.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        if unsafe { libc::getrusage(who, &mut usage) } == 0 {
+            for t in [usage.ru_utime, usage.ru_stime] {
+                total += t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            }
+        }
+    }
+    total
+}
+
+fn read_json(path: &std::path::Path) -> serde_json::Value {
+    std::fs::read_to_string(path)
+        .ok()
+        .and_then(|t| serde_json::from_str(&t).ok())
+        .unwrap_or_default()
+}
+
+/// Runs `opts.seeds` lockstep runs and measures them.
+pub async fn bench(opts: BenchOpts) -> anyhow::Result<BenchReport> {
+    opts.nemesis
+        .validate()
+        .map_err(|e| crate::UsageError(e.to_string()))?;
+    let jobs = opts.jobs.max(1);
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (_tx, rx) = watch::channel(false);
+    let cpu0 = cpu_seconds();
+    let wall0 = Instant::now();
+    let mut set = JoinSet::new();
+    let mut next = 0u64;
+    let mut report = BenchReport {
+        runs: 0,
+        jobs,
+        wall_s: 0.0,
+        cpu_s: 0.0,
+        seeds_per_min: 0.0,
+        seeds_per_min_per_core_wall: 0.0,
+        seeds_per_cpu_min: 0.0,
+        verdicts: BTreeMap::new(),
+        steps: 0,
+        steps_per_cpu_s: 0.0,
+        ops: 0,
+        distinct_traces: 0,
+        not_valid: Vec::new(),
+    };
+    let mut hashes = BTreeSet::new();
+    loop {
+        while set.len() < jobs && next < opts.seeds {
+            let seed = opts.first_seed.wrapping_add(next);
+            next += 1;
+            let mut cfg = opts.base.clone();
+            cfg.seed = seed;
+            let schedule = expand(seed, &opts.nemesis, &cfg.node_ids(), cfg.time_limit_ms);
+            schedule
+                .validate()
+                .map_err(|e| anyhow::anyhow!("seed {seed}: expanded schedule: {e}"))?;
+            let rx = rx.clone();
+            set.spawn(async move { (seed, super::run_lockstep(cfg, schedule, rx).await) });
+        }
+        let Some(joined) = set.join_next().await else {
+            break;
+        };
+        let (seed, outcome) = joined?;
+        let outcome = outcome?;
+        let verdict = read_json(&outcome.dir.join("verdict.json"));
+        let metrics = read_json(&outcome.dir.join("metrics.json"));
+        let kind = verdict["verdict"].as_str().unwrap_or("?").to_string();
+        if kind != "valid" {
+            report.not_valid.push(seed);
+        }
+        *report.verdicts.entry(kind).or_default() += 1;
+        hashes.insert(verdict["trace_hash"].as_str().unwrap_or("").to_string());
+        report.steps += metrics["steps"]["total"].as_u64().unwrap_or(0);
+        report.ops += metrics["ops"]["total"].as_u64().unwrap_or(0);
+        report.runs += 1;
+        if !opts.keep {
+            let _ = std::fs::remove_dir_all(&outcome.dir);
+        }
+    }
+    report.not_valid.sort_unstable();
+    report.distinct_traces = hashes.len();
+    report.wall_s = wall0.elapsed().as_secs_f64();
+    report.cpu_s = cpu_seconds() - cpu0;
+    let runs = report.runs as f64;
+    report.seeds_per_min = runs / (report.wall_s / 60.0);
+    report.seeds_per_min_per_core_wall = report.seeds_per_min / jobs.min(cores) as f64;
+    if report.cpu_s > 0.0 {
+        report.seeds_per_cpu_min = runs / (report.cpu_s / 60.0);
+        report.steps_per_cpu_s = report.steps as f64 / report.cpu_s;
+    }
+    Ok(report)
+}

@@ -1,0 +1,165 @@
+//! One node's TCP connection in lockstep mode: blocking writes of one event, blocking
+//! reads of the node's output up to its `step_done`, with a real-time guard.
+//!
+//! Wall-clock time appears here only as a guard: a node that does not finish its step
+//! within [`STEP_TIMEOUT`] is reported as [`StepEnd::Timeout`] and the run treats it as
+//! crashed. It never decides the order of anything.
+
+use std::io::{ErrorKind, Read, Write};
+use std::net::TcpStream;
+use std::time::{Duration, Instant};
+
+use proto::codec::FrameError;
+use proto::{EnvelopeHead, LineDecoder, HARNESS};
+
+/// Longest a node may take to answer one event with `step_done`.
+pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How reading a step's output ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StepEnd {
+    /// The node sent `step_done`.
+    Done,
+    /// The node sent `step_done` and then more lines at once: those arrived outside a
+    /// step and were discarded.
+    Leftover,
+    /// No `step_done` within the guard.
+    Timeout,
+    /// The node closed its connection (or died).
+    Closed,
+    /// The node sent a line longer than the frame limit.
+    Oversized,
+    /// Some other socket error.
+    Io(String),
+}
+
+impl StepEnd {
+    /// Why the node is faulty, for `faulty_nodes`; `None` for [`StepEnd::Done`].
+    pub fn fault(&self) -> Option<String> {
+        match self {
+            StepEnd::Done => None,
+            StepEnd::Leftover => {
+                Some("sent lines after step_done, outside a lockstep step (discarded)".into())
+            }
+            StepEnd::Timeout => Some(format!(
+                "did not answer with step_done within {} s (lockstep); treated as crashed",
+                STEP_TIMEOUT.as_secs()
+            )),
+            StepEnd::Closed => {
+                Some("closed its connection in the middle of a lockstep step".into())
+            }
+            StepEnd::Oversized => Some(format!(
+                "sent a line over the {}-byte frame limit",
+                proto::FRAME_BYTES_MAX
+            )),
+            StepEnd::Io(e) => Some(format!("connection error: {e}")),
+        }
+    }
+}
+
+/// Whether `line` is an envelope to the harness whose body is `step_done`.
+pub fn is_step_done(line: &str) -> bool {
+    // Cheap test first: nearly every line is not one.
+    line.contains("step_done")
+        && EnvelopeHead::parse(line.as_bytes())
+            .is_ok_and(|h| h.dest == HARNESS && h.body_type().as_deref() == Some("step_done"))
+}
+
+/// A node's connection.
+pub struct NodeConn {
+    stream: TcpStream,
+    dec: LineDecoder,
+    buf: Vec<u8>,
+}
+
+impl NodeConn {
+    /// Wraps an accepted blocking stream.
+    pub fn new(stream: TcpStream) -> std::io::Result<NodeConn> {
+        stream.set_nonblocking(false)?;
+        stream.set_nodelay(true)?;
+        stream.set_read_timeout(Some(STEP_TIMEOUT))?;
+        stream.set_write_timeout(Some(STEP_TIMEOUT))?;
+        Ok(NodeConn {
+            stream,
+            dec: LineDecoder::new(),
+            buf: vec![0u8; 64 * 1024],
+        })
+    }
+
+    /// Writes one line (which must end in a newline).
+    pub fn send(&mut self, line: &[u8]) -> std::io::Result<()> {
+        self.stream.write_all(line)
+    }
+
+    /// Reads one complete line by `deadline` (for `hello`); empty lines are skipped.
+    pub fn read_line(&mut self, deadline: Instant) -> Result<String, StepEnd> {
+        let mut lines = Vec::new();
+        let end = self.read_lines(deadline, &mut lines, |_| true);
+        match lines.pop() {
+            Some(line) => Ok(line),
+            None => Err(if end == StepEnd::Done {
+                StepEnd::Closed
+            } else {
+                end
+            }),
+        }
+    }
+
+    /// Reads the node's output into `out` up to and including the first line for which
+    /// `last` holds (normally [`is_step_done`]), within [`STEP_TIMEOUT`]. Bytes that
+    /// arrived after that line are discarded and reported as [`StepEnd::Leftover`]:
+    /// nothing may arrive outside a step.
+    pub fn read_step_with(
+        &mut self,
+        out: &mut Vec<String>,
+        last: impl FnMut(&str) -> bool,
+    ) -> StepEnd {
+        let deadline = Instant::now() + STEP_TIMEOUT;
+        let end = self.read_lines(deadline, out, last);
+        if end == StepEnd::Done && self.dec.pending() > 0 {
+            self.dec = LineDecoder::new();
+            return StepEnd::Leftover;
+        }
+        end
+    }
+
+    fn read_lines(
+        &mut self,
+        deadline: Instant,
+        out: &mut Vec<String>,
+        mut last: impl FnMut(&str) -> bool,
+    ) -> StepEnd {
+        loop {
+            loop {
+                match self.dec.next_frame() {
+                    Ok(Some(frame)) => {
+                        if frame.iter().all(u8::is_ascii_whitespace) {
+                            continue;
+                        }
+                        let line = String::from_utf8_lossy(frame).into_owned();
+                        let done = last(&line);
+                        out.push(line);
+                        if done {
+                            return StepEnd::Done;
+                        }
+                    }
+                    Ok(None) => break,
+                    Err(FrameError::TooLong(_)) => return StepEnd::Oversized,
+                }
+            }
+            if Instant::now() >= deadline {
+                return StepEnd::Timeout;
+            }
+            match self.stream.read(&mut self.buf) {
+                Ok(0) => return StepEnd::Closed,
+                Ok(n) => self.dec.push(&self.buf[..n]),
+                Err(e) if e.kind() == ErrorKind::Interrupted => {}
+                Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {
+                    return StepEnd::Timeout
+                }
+                Err(e) if e.kind() == ErrorKind::ConnectionReset => return StepEnd::Closed,
+                Err(e) => return StepEnd::Io(e.to_string()),
+            }
+        }
+    }
+}

@@ -1,0 +1,182 @@
+//! `trace.bin`: every event of a lockstep run, in the order it happened, and its hash.
+//!
+//! The file is a plain concatenation of bincode-encoded [`TraceRecord`]s (bincode 1,
+//! default options: little-endian, fixed-width integers, strings as a u64 length and
+//! UTF-8 bytes). [`read_trace`] reads it back. The run's `trace_hash` (in
+//! `verdict.json`) is FNV-1a 64 over the file's bytes, as 16 lowercase hex digits:
+//! two runs with the same seed, binary and configuration have the same hash.
+
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::Path;
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// What a trace record is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TraceKind {
+    /// `init` to a node (a start or a restart); `line` is the init envelope.
+    Init,
+    /// A node-to-node message delivered; `line` is the envelope as the sender wrote it.
+    Message,
+    /// A client request delivered to a node.
+    Request,
+    /// `timer_fired` delivered to a node.
+    Timer,
+    /// A fault or heal carried out by the harness; `line` is the action as JSON.
+    Fault,
+    /// A client received its reply; `node` is the client, `line` the reply body.
+    Reply,
+    /// A client's op timed out; `node` is the client, `line` the request's `msg_id`.
+    Timeout,
+}
+
+/// One event of the run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TraceRecord {
+    /// Steps delivered to nodes before this record (a node step has the number of
+    /// the step it is, from 1; harness-only records carry the last step's number).
+    pub step: u64,
+    /// Virtual time in microseconds.
+    pub at_us: u64,
+    /// The node given the event (or the client, or `harness`).
+    pub node: String,
+    /// What it is.
+    pub kind: TraceKind,
+    /// The raw line or description.
+    pub line: String,
+}
+
+/// FNV-1a 64, byte by byte, from `state` (start from [`FNV_OFFSET`]).
+pub fn fnv1a64(mut state: u64, bytes: &[u8]) -> u64 {
+    for &b in bytes {
+        state ^= u64::from(b);
+        state = state.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    state
+}
+
+/// FNV-1a 64's initial state.
+pub const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+
+/// Appends records to `trace.bin` and hashes what it writes.
+pub struct TraceWriter {
+    out: BufWriter<File>,
+    hash: u64,
+    records: u64,
+    bytes: u64,
+    scratch: Vec<u8>,
+}
+
+impl TraceWriter {
+    /// Creates (truncating) the trace file.
+    pub fn create(path: &Path) -> anyhow::Result<TraceWriter> {
+        let file = File::create(path).with_context(|| format!("create {}", path.display()))?;
+        Ok(TraceWriter {
+            out: BufWriter::with_capacity(256 * 1024, file),
+            hash: FNV_OFFSET,
+            records: 0,
+            bytes: 0,
+            scratch: Vec::with_capacity(1024),
+        })
+    }
+
+    /// Appends one record.
+    pub fn append(&mut self, record: &TraceRecord) -> anyhow::Result<()> {
+        self.scratch.clear();
+        bincode::serialize_into(&mut self.scratch, record)?;
+        self.hash = fnv1a64(self.hash, &self.scratch);
+        self.out.write_all(&self.scratch)?;
+        self.records += 1;
+        self.bytes += self.scratch.len() as u64;
+        Ok(())
+    }
+
+    /// Records written so far.
+    pub fn records(&self) -> u64 {
+        self.records
+    }
+
+    /// Bytes written so far.
+    pub fn bytes(&self) -> u64 {
+        self.bytes
+    }
+
+    /// The hash of everything written so far, as 16 hex digits.
+    pub fn hash_hex(&self) -> String {
+        format!("{:016x}", self.hash)
+    }
+
+    /// Flushes and syncs the file; returns the final hash.
+    pub fn finish(mut self) -> anyhow::Result<String> {
+        self.out.flush()?;
+        self.out.get_ref().sync_data()?;
+        Ok(self.hash_hex())
+    }
+}
+
+/// Reads every record of a trace file.
+pub fn read_trace(path: &Path) -> anyhow::Result<Vec<TraceRecord>> {
+    let file = File::open(path).with_context(|| format!("open {}", path.display()))?;
+    let len = file.metadata()?.len();
+    let mut reader = BufReader::new(file);
+    let mut out = Vec::new();
+    let mut read = 0u64;
+    while read < len {
+        let record: TraceRecord = bincode::deserialize_from(&mut reader)
+            .with_context(|| format!("record {} of {}", out.len(), path.display()))?;
+        read += bincode::serialized_size(&record)?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// The `trace_hash` of a trace file: FNV-1a 64 of its bytes, 16 hex digits.
+pub fn hash_file(path: &Path) -> anyhow::Result<String> {
+    let bytes = std::fs::read(path).with_context(|| format!("read {}", path.display()))?;
+    Ok(format!("{:016x}", fnv1a64(FNV_OFFSET, &bytes)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_round_trip_and_the_hash_is_the_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("trace.bin");
+        let records = vec![
+            TraceRecord {
+                step: 1,
+                at_us: 0,
+                node: "n1".into(),
+                kind: TraceKind::Init,
+                line: r#"{"src":"harness"}"#.into(),
+            },
+            TraceRecord {
+                step: 1,
+                at_us: 1_500,
+                node: "harness".into(),
+                kind: TraceKind::Fault,
+                line: r#"{"action":"kill","node":"n2"}"#.into(),
+            },
+        ];
+        let mut w = TraceWriter::create(&path).unwrap();
+        for r in &records {
+            w.append(r).unwrap();
+        }
+        assert_eq!(w.records(), 2);
+        let hash = w.finish().unwrap();
+        assert_eq!(read_trace(&path).unwrap(), records);
+        assert_eq!(hash_file(&path).unwrap(), hash);
+        assert_eq!(hash.len(), 16);
+    }
+
+    #[test]
+    fn fnv_matches_reference_values() {
+        assert_eq!(fnv1a64(FNV_OFFSET, b""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64(FNV_OFFSET, b"a"), 0xaf63_dc4c_8601_ec8c);
+        assert_eq!(fnv1a64(FNV_OFFSET, b"foobar"), 0x8594_4171_f739_67e8);
+    }
+}

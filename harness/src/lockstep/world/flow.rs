@@ -1,0 +1,176 @@
+//! The clients' side of the lockstep world: issuing ops open loop in virtual time,
+//! recording their completions, and the final ops after the quiet window.
+
+use proto::ops::{ClientOp, ClientReply, Request};
+use rand::Rng;
+use workloads::history::EventType;
+
+use super::{envelope, Ev, Phase, World};
+use crate::lockstep::clients::{record_completion, split_final_ops, Answer, FinalOp, InFlight};
+use crate::lockstep::trace::TraceKind;
+use crate::lockstep::{FINAL_READ_RETRIES, FINAL_RETRY_PAUSE_MS, HOP_US};
+
+impl World {
+    /// A client's next op is due.
+    pub(super) fn issue(&mut self, client: usize) -> anyhow::Result<()> {
+        if self.clients[client].inflight.is_some() {
+            return Ok(());
+        }
+        let now = self.now_us();
+        match self.phase {
+            Phase::Main if now < self.limit_us => {
+                let interval = self.interval_us;
+                let c = &mut self.clients[client];
+                if now.saturating_sub(c.next_start_us) > interval {
+                    self.late_ops += 1;
+                }
+                c.next_start_us += interval;
+                if c.next_start_us < now {
+                    c.next_start_us = now;
+                }
+                let op = self.workload.next_op(&mut c.rng);
+                let node = self.opts.node_ids[c.rng.gen_range(0..self.opts.node_ids.len())].clone();
+                self.invoke(client, node, op, 0)
+            }
+            Phase::Final => match self.clients[client].work.pop_front() {
+                Some(FinalOp {
+                    node,
+                    op,
+                    retries_left,
+                }) => self.invoke(client, node, op, retries_left),
+                None => Ok(()),
+            },
+            _ => Ok(()),
+        }
+    }
+
+    pub(super) fn invoke(
+        &mut self,
+        client: usize,
+        node: String,
+        op: ClientOp,
+        retries_left: u32,
+    ) -> anyhow::Result<()> {
+        let now = self.now_us();
+        if let ClientOp::Propose { key, .. }
+        | ClientOp::Write { key, .. }
+        | ClientOp::Cas { key, .. } = op
+        {
+            self.written_keys.insert(key);
+        }
+        let c = &mut self.clients[client];
+        c.next_msg_id += 1;
+        let msg_id = c.next_msg_id;
+        let (process, addr) = (c.process, c.addr.clone());
+        let value = workloads::history::op_value(&op);
+        self.history.record(
+            now * 1_000,
+            process,
+            EventType::Invoke,
+            op.f(),
+            value,
+            Some(&node),
+            None,
+        )?;
+        let body = serde_json::to_string(&Request {
+            msg_id,
+            op: op.clone(),
+        })?;
+        self.count(op.f());
+        self.observe(&addr, &node, op.f())?;
+        let d = self.node_index[&node];
+        let ev = Ev::Deliver {
+            dest: d,
+            epoch: self.nodes[d].epoch,
+            lane: None,
+            kind: TraceKind::Request,
+            line: envelope(&addr, &node, &body),
+        };
+        self.queue.push(now + HOP_US, None, ev);
+        let timeout_us = self.opts.op_timeout_ms.saturating_mul(1_000);
+        self.queue
+            .push(now + timeout_us, None, Ev::Timeout { client, msg_id });
+        self.clients[client].inflight = Some(InFlight {
+            msg_id,
+            node,
+            op,
+            retries_left,
+        });
+        Ok(())
+    }
+
+    pub(super) fn complete(&mut self, client: usize, answer: Answer) -> anyhow::Result<()> {
+        let now = self.now_us();
+        let Some(done) = self.clients[client].inflight.take() else {
+            return Ok(());
+        };
+        let process = self.clients[client].process;
+        let retire = record_completion(
+            &mut self.history,
+            now * 1_000,
+            process,
+            &done.node,
+            &done.op,
+            &answer,
+        )?;
+        if retire {
+            self.clients[client].process = self.next_process;
+            self.next_process += 1;
+        }
+        match self.phase {
+            Phase::Main => {
+                let at = self.clients[client].next_start_us.max(now);
+                if at < self.limit_us {
+                    self.queue.push(at, None, Ev::Issue { client });
+                }
+            }
+            Phase::Recovery => {}
+            Phase::Final => {
+                let null_read = match (&done.op, &answer) {
+                    (
+                        ClientOp::Read { key },
+                        Answer::Reply(ClientReply::ReadOk { value: None }),
+                    ) => self.written_keys.contains(key),
+                    _ => false,
+                };
+                let mut at = now;
+                if null_read && done.retries_left > 0 {
+                    self.clients[client].work.push_front(FinalOp {
+                        node: done.node,
+                        op: done.op,
+                        retries_left: done.retries_left - 1,
+                    });
+                    at = now + FINAL_RETRY_PAUSE_MS * 1_000;
+                }
+                if !self.clients[client].work.is_empty() {
+                    self.queue.push(at, None, Ev::Issue { client });
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub(super) fn start_final(&mut self) {
+        self.phase = Phase::Final;
+        let live = self.live_nodes();
+        let split = split_final_ops(
+            &live,
+            &self.final_ops,
+            self.clients.len(),
+            FINAL_READ_RETRIES,
+        );
+        let now = self.now_us();
+        for (c, work) in split.into_iter().enumerate() {
+            if work.is_empty() {
+                continue;
+            }
+            let client = &mut self.clients[c];
+            client.work = work.into();
+            client.process = self.next_process;
+            self.next_process += 1;
+            if client.inflight.is_none() {
+                self.queue.push(now, None, Ev::Issue { client: c });
+            }
+        }
+    }
+}

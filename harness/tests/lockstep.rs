@@ -1,0 +1,470 @@
+//! Lockstep mode end to end: real `squall-node` processes driven one event at a time.
+//!
+//! The property that matters: the same seed, node binary and configuration give the
+//! same trace (hash and bytes) and the same history, byte for byte, for every bundled
+//! algorithm, under partitions, kills, drops and delays; another seed gives another
+//! trace. A node that does not advertise lockstep is refused with a usage error.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Once;
+
+use clap::Parser;
+use harness::cli::{Cli, Command as SquallCommand};
+use harness::lockstep::{hash_file, read_trace, run_lockstep, TraceKind};
+use harness::nemesis::{expand, FaultKind, NemesisOpts, Schedule};
+use harness::run::{RunConfig, RunOutcome};
+use harness::UsageError;
+use serde_json::Value;
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace root")
+        .to_path_buf()
+}
+
+/// `squall-node` is another package's binary: make sure it is built next to `squall`.
+fn ensure_node_bin() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let node = PathBuf::from(env!("CARGO_BIN_EXE_squall")).with_file_name("squall-node");
+        if node.is_file() {
+            return;
+        }
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "node", "--bin", "squall-node"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building squall-node failed");
+    });
+}
+
+/// A run configuration from `squall run` flags, validated as the CLI does.
+fn config(args: &[&str], results: &Path) -> RunConfig {
+    ensure_node_bin();
+    let mut argv = vec!["squall", "run"];
+    argv.extend_from_slice(args);
+    let r = results.to_str().expect("utf8 path");
+    argv.extend(["--results-dir", r]);
+    let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+    let SquallCommand::Run(run) = cli.command else {
+        panic!("not a run command")
+    };
+    run.validate()
+        .unwrap_or_else(|e| panic!("{argv:?}: {}", e.0))
+}
+
+fn schedule(cfg: &RunConfig, kinds: &[FaultKind], recovery_ms: u64) -> Schedule {
+    let opts = NemesisOpts {
+        kinds: kinds.iter().copied().collect(),
+        interval_ms: 400,
+        recovery_ms,
+        kill_restart_after_ms: 300,
+        ..NemesisOpts::default()
+    };
+    opts.validate().expect("valid nemesis options");
+    let schedule = expand(cfg.seed, &opts, &cfg.node_ids(), cfg.time_limit_ms);
+    schedule.validate().expect("valid schedule");
+    schedule
+}
+
+fn run(cfg: RunConfig, schedule: Schedule) -> anyhow::Result<RunOutcome> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    rt.block_on(run_lockstep(cfg, schedule, rx))
+}
+
+fn json(path: &Path) -> Value {
+    let text =
+        std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
+    serde_json::from_str(&text).expect("valid json")
+}
+
+/// What two runs must agree on.
+struct Outcome {
+    dir: PathBuf,
+    hash: String,
+    trace: Vec<u8>,
+    history: Vec<u8>,
+    verdict: Value,
+}
+
+fn run_once(args: &[&str], kinds: &[FaultKind], results: &Path) -> Outcome {
+    let cfg = config(args, results);
+    let sched = schedule(&cfg, kinds, 500);
+    let outcome = run(cfg, sched).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
+    let dir = outcome.dir;
+    let verdict = json(&dir.join("verdict.json"));
+    let hash = verdict["trace_hash"]
+        .as_str()
+        .expect("trace_hash")
+        .to_string();
+    assert_eq!(verdict["mode"], "lockstep");
+    assert_eq!(
+        hash_file(&dir.join("trace.bin")).expect("hash trace"),
+        hash,
+        "trace_hash is the hash of trace.bin"
+    );
+    Outcome {
+        trace: std::fs::read(dir.join("trace.bin")).expect("trace.bin"),
+        history: std::fs::read(dir.join("history.jsonl")).expect("history.jsonl"),
+        dir,
+        hash,
+        verdict,
+    }
+}
+
+const FAULTS: [FaultKind; 5] = [
+    FaultKind::Partition,
+    FaultKind::Kill,
+    FaultKind::Drop,
+    FaultKind::Delay,
+    FaultKind::Pause,
+];
+
+#[test]
+fn same_seed_same_trace_and_history_for_every_algorithm() {
+    ensure_node_bin();
+    let results = tempfile::tempdir().expect("tempdir");
+    let bin = harness::run::find_node_bin().expect("squall-node");
+    let registry = harness::run::node_registry(&bin).expect("--list-json");
+    let mut pairs = 0;
+    for algo in &registry {
+        for workload in &algo.workloads {
+            let args = [
+                "--workload",
+                workload,
+                "--algorithm",
+                &algo.name,
+                "--nodes",
+                "3",
+                "--time-limit",
+                "2s",
+                "--rate",
+                "40",
+                "--instances",
+                "10",
+                "--seed",
+                "11",
+            ];
+            let a = run_once(&args, &FAULTS, results.path());
+            let b = run_once(&args, &FAULTS, results.path());
+            let what = format!("{} / {workload}", algo.name);
+            assert_ne!(a.dir, b.dir);
+            assert_eq!(a.hash, b.hash, "{what}: trace hashes differ");
+            assert!(a.trace == b.trace, "{what}: trace bytes differ");
+            assert!(
+                a.history == b.history,
+                "{what}: histories differ ({} and {})",
+                a.dir.display(),
+                b.dir.display()
+            );
+            assert_eq!(a.verdict["verdict"], b.verdict["verdict"], "{what}");
+            assert!(!a.history.is_empty(), "{what}: empty history");
+            let metrics = json(&a.dir.join("metrics.json"));
+            assert!(metrics["steps"]["total"].as_u64().unwrap() > 0, "{what}");
+            let p = &metrics["processes"];
+            assert!(
+                p["kills"].as_u64().unwrap() + p["pauses"].as_u64().unwrap() > 0,
+                "{what}: no process fault bit: {p}"
+            );
+            pairs += 1;
+        }
+    }
+    assert!(pairs >= 8, "only {pairs} algorithm/workload pairs ran");
+}
+
+#[test]
+fn different_seeds_explore_different_runs() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = |seed: &'static str| {
+        [
+            "--workload",
+            "write-once",
+            "--nodes",
+            "5",
+            "--time-limit",
+            "2s",
+            "--rate",
+            "40",
+            "--instances",
+            "10",
+            "--seed",
+            seed,
+        ]
+    };
+    let a = run_once(&args("1"), &FAULTS, results.path());
+    let b = run_once(&args("2"), &FAULTS, results.path());
+    assert_ne!(a.hash, b.hash);
+    assert_ne!(a.history, b.history);
+}
+
+#[test]
+fn paxos_run_is_valid_and_the_trace_reads_back() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = [
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "5",
+        "--time-limit",
+        "3s",
+        "--rate",
+        "50",
+        "--instances",
+        "20",
+        "--seed",
+        "5",
+    ];
+    let all = [
+        FaultKind::Partition,
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Drop,
+        FaultKind::Delay,
+        FaultKind::Duplicate,
+        FaultKind::Reorder,
+        FaultKind::Clog,
+    ];
+    let out = run_once(&args, &all, results.path());
+    assert_eq!(
+        out.verdict["verdict"],
+        "valid",
+        "{}",
+        serde_json::to_string_pretty(&out.verdict).unwrap()
+    );
+    assert!(out.verdict["faulty_nodes"].as_array().unwrap().is_empty());
+    let records = read_trace(&out.dir.join("trace.bin")).expect("trace reads back");
+    let inits = records.iter().filter(|r| r.kind == TraceKind::Init).count();
+    let metrics = json(&out.dir.join("metrics.json"));
+    let kills = metrics["processes"]["kills"].as_u64().unwrap();
+    assert!(kills > 0, "the schedule kills: {metrics}");
+    assert_eq!(
+        inits as u64,
+        5 + metrics["processes"]["restarts"].as_u64().unwrap()
+    );
+    assert!(records.iter().any(|r| r.kind == TraceKind::Timer));
+    assert!(records.iter().any(|r| r.kind == TraceKind::Fault));
+    let steps: Vec<u64> = records
+        .iter()
+        .filter(|r| {
+            !matches!(
+                r.kind,
+                TraceKind::Fault | TraceKind::Reply | TraceKind::Timeout
+            )
+        })
+        .map(|r| r.step)
+        .collect();
+    assert_eq!(steps, (1..=steps.len() as u64).collect::<Vec<_>>());
+    let mut last = 0;
+    for r in &records {
+        assert!(r.at_us >= last, "virtual time never goes back");
+        last = r.at_us;
+    }
+    assert_eq!(metrics["steps"]["total"].as_u64(), Some(steps.len() as u64));
+    assert!(metrics["faults"]["total"]["dropped"].as_u64().unwrap() > 0);
+    let history: Vec<Value> = String::from_utf8(out.history)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let indices: Vec<u64> = history
+        .iter()
+        .map(|e| e["index"].as_u64().unwrap())
+        .collect();
+    assert_eq!(indices, (0..history.len() as u64).collect::<Vec<_>>());
+    let finals = history
+        .iter()
+        .filter(|e| e["f"] == "read" && e["time"].as_u64().unwrap() >= 3_500_000_000)
+        .count();
+    assert!(
+        finals >= 5 * 20,
+        "final reads of every instance on every node"
+    );
+}
+
+fn has_python() -> bool {
+    let ok = Command::new("python3")
+        .arg("--version")
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !ok {
+        eprintln!("skipping: python3 is not installed");
+    }
+    ok
+}
+
+#[test]
+fn node_without_lockstep_support_is_a_usage_error() {
+    if !has_python() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = format!(
+        "python3 {}",
+        repo_root().join("examples/python/echo_node.py").display()
+    );
+    let cfg = config(
+        &[
+            "--workload",
+            "echo",
+            "--node-cmd",
+            &cmd,
+            "--time-limit",
+            "1s",
+            "--seed",
+            "3",
+        ],
+        results.path(),
+    );
+    let sched = schedule(&cfg, &[], 0);
+    let started = std::time::Instant::now();
+    let err = run(cfg, sched).expect_err("python echo node does not speak lockstep");
+    let usage = err
+        .downcast_ref::<UsageError>()
+        .unwrap_or_else(|| panic!("not a usage error: {err:#}"));
+    assert!(
+        usage.0.contains("node n1") && usage.0.contains("lockstep"),
+        "{}",
+        usage.0
+    );
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(5),
+        "refused at once, not after a timeout"
+    );
+}
+
+fn python_lockstep_node(mode: &str) -> String {
+    format!(
+        "python3 {} {mode}",
+        repo_root()
+            .join("harness/tests/nodes/lockstep_echo.py")
+            .display()
+    )
+}
+
+#[test]
+fn a_python_node_written_from_the_protocol_replays_exactly() {
+    if !has_python() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = python_lockstep_node("ok");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "3",
+        "--time-limit",
+        "1s",
+        "--rate",
+        "60",
+        "--seed",
+        "4",
+    ];
+    let kinds = [FaultKind::Kill, FaultKind::Pause];
+    let a = run_once(&args, &kinds, results.path());
+    let b = run_once(&args, &kinds, results.path());
+    assert_eq!(a.hash, b.hash);
+    assert!(a.history == b.history);
+    assert_eq!(a.verdict["verdict"], "valid", "{}", a.verdict);
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    let timers = records
+        .iter()
+        .filter(|r| r.kind == TraceKind::Timer)
+        .count();
+    let oks = String::from_utf8(a.history)
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(r#""type":"ok""#))
+        .count();
+    assert!(oks > 20, "{oks} ok ops");
+    assert!(
+        timers >= oks,
+        "every echo waits for its timer ({timers} timers)"
+    );
+}
+
+#[test]
+fn hanging_and_chattering_lockstep_nodes_are_faulty_and_the_run_ends() {
+    if !has_python() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    for (mode, expect) in [
+        ("chatter", "outside a lockstep step"),
+        ("hang", "did not answer with step_done"),
+    ] {
+        let cmd = python_lockstep_node(mode);
+        let args = [
+            "--workload",
+            "echo",
+            "--node-cmd",
+            &cmd,
+            "--nodes",
+            "2",
+            "--time-limit",
+            "2s",
+            "--rate",
+            "40",
+            "--op-timeout",
+            "100ms",
+            "--seed",
+            "9",
+        ];
+        let out = run_once(&args, &[], results.path());
+        let faulty = out.verdict["faulty_nodes"].as_array().expect("list");
+        assert!(
+            faulty
+                .iter()
+                .any(|f| f["node"] == "n1" && f["what"].as_str().unwrap().contains(expect)),
+            "{mode}: {faulty:?}"
+        );
+        assert_eq!(out.verdict["verdict"], "unknown", "{mode}: {}", out.verdict);
+        let ok_from_n2 = String::from_utf8(out.history)
+            .unwrap()
+            .lines()
+            .filter(|l| l.contains(r#""type":"ok""#) && l.contains(r#""node":"n2""#))
+            .count();
+        assert!(
+            ok_from_n2 > 10,
+            "{mode}: the run went on with n2 ({ok_from_n2} ok)"
+        );
+    }
+}
+
+#[test]
+fn an_interrupted_run_still_writes_a_verdict() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let cfg = config(
+        &["--workload", "echo", "--time-limit", "2s", "--seed", "8"],
+        results.path(),
+    );
+    let sched = schedule(&cfg, &[], 0);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tx.send(true).expect("receiver alive");
+    let out = rt
+        .block_on(run_lockstep(cfg, sched, rx))
+        .expect("interrupted runs end normally");
+    let verdict = json(&out.dir.join("verdict.json"));
+    assert_eq!(verdict["interrupted"], true);
+    assert!(out.dir.join("history.jsonl").exists());
+    assert!(out.dir.join("metrics.json").exists());
+}
