@@ -382,7 +382,8 @@ impl Chaos {
             Action::Crash { node } => {
                 open = Some((format!("crash {node}"), format!("crash {node}")))
             }
-            Action::Restart { node, .. } => close.push(format!("down {node}")),
+            // A restarted node is down until it answers `init` again: see `node_ready`.
+            Action::Restart { .. } => {}
             Action::Pause { node } => {
                 open = Some((format!("pause {node}"), format!("pause {node}")))
             }
@@ -440,6 +441,17 @@ impl Chaos {
             kind: o.kind.to_string(),
             nodes: o.nodes,
         });
+    }
+
+    /// A node answered `init`: if it was killed, it is back from now on. Until then
+    /// requests sent to it were lost with the process, so its kill span ends here.
+    pub fn node_ready(&mut self, node: &str, router: &Router) {
+        let key = format!("down {node}");
+        if self.open.contains_key(&key) {
+            let counters = with_faults(router, |p| p.table.counters().total);
+            let now_ns = self.ns_since_start(Instant::now());
+            self.close(&key, now_ns, &counters);
+        }
     }
 
     /// The final heal: lifts every network fault, restarts every killed node, resumes
@@ -561,10 +573,11 @@ impl Chaos {
     }
 }
 
-/// Every open fault but crashes, which last to the end.
+/// Every open fault but crashes, which last to the end, and kills, which end when the
+/// node is back.
 fn healed_by_heal_all(open: &BTreeMap<String, Open>) -> Vec<String> {
     open.keys()
-        .filter(|k| !k.starts_with("crash "))
+        .filter(|k| !k.starts_with("crash ") && !k.starts_with("down "))
         .cloned()
         .collect()
 }

@@ -113,6 +113,10 @@ pub struct RunArgs {
     /// Clients proposing to the same instance at once (write-once).
     #[arg(long, default_value_t = 2)]
     pub contention: u64,
+    /// Execution mode: `free` (real time) or `lockstep` (one event at a time in virtual
+    /// time, replayable bit for bit; nodes must support it, see PROTOCOL.md §10).
+    #[arg(long, default_value = "free")]
+    pub mode: String,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
     /// duplicate, reorder, clog (comma-separated), `all` or `none`.
     #[arg(long, default_value = "all")]
@@ -214,6 +218,11 @@ impl RunArgs {
                 self.rate
             ));
         }
+        let mode = match self.mode.as_str() {
+            "free" => run::RunMode::Free,
+            "lockstep" => run::RunMode::Lockstep,
+            other => return fail(format!("--mode '{other}' is not one of free, lockstep")),
+        };
         let plan = self.fault_plan()?;
         let time_limit_ms = plan.time_limit_ms;
         if time_limit_ms == 0 {
@@ -307,6 +316,7 @@ impl RunArgs {
             params: self.params.clone(),
             instances,
             contention: self.contention,
+            mode,
             nemesis: plan.opts,
             schedule: plan.schedule,
             schedule_from: self.schedule.clone(),

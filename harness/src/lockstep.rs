@@ -214,6 +214,7 @@ pub async fn run_lockstep(
     let confirms = world.confirms.clone();
     let process = world.process;
     let quiet_from = world.quiet_from;
+    let fault_spans = world.fault_spans();
     let interrupted = world.interrupted;
     let (trace, history, sup) = world.into_writers();
     let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
@@ -233,7 +234,7 @@ pub async fn run_lockstep(
     let input = CheckInput {
         history,
         reports: reports.clone(),
-        faults: Vec::new(),
+        faults: fault_spans,
         quiet_from,
         live_nodes,
     };

@@ -67,7 +67,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 // Keep the sender alive so receivers do not see a closed channel.
                 std::future::pending::<()>().await;
             });
-            let outcome = run::run(cfg, rx).await?;
+            let outcome = run::run_any(cfg, rx).await?;
             print!("{}", outcome.summary);
             Ok(outcome.verdict.exit_code())
         }

@@ -37,6 +37,17 @@ pub const STARTUP_TIMEOUT_MS: u64 = 10_000;
 /// How long nodes have to exit after SIGTERM before SIGKILL.
 pub const TEARDOWN_GRACE_MS: u64 = 1_000;
 
+/// How a run executes (DESIGN.md § Two execution modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Real time, real concurrency, the nodes' own timers.
+    #[default]
+    Free,
+    /// One event at a time in virtual time, chosen by the seed: replays bit for bit.
+    Lockstep,
+}
+
 /// A validated run configuration; saved as `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -70,6 +81,9 @@ pub struct RunConfig {
     pub instances: u64,
     /// Concurrent proposals per instance.
     pub contention: u64,
+    /// Free-running or lockstep.
+    #[serde(default)]
+    pub mode: RunMode,
     /// What the seed's fault schedule is drawn from (also holds the recovery window).
     pub nemesis: NemesisOpts,
     /// A fault plan given with `--schedule` (the run writes it to `schedule.json`).
@@ -185,6 +199,7 @@ impl Live {
 
     fn on_harness_msg(&mut self, d: crate::router::Delivered) {
         if let Ok(Control::InitOk { .. }) = serde_json::from_str::<Control>(&d.body) {
+            self.chaos.node_ready(&d.src, &self.router);
             self.ready.insert(d.src);
             return;
         }
@@ -279,8 +294,23 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// Runs one configuration to a verdict. `interrupt` turning true (Ctrl-C) ends the run
-/// early; what was recorded is still checked and written.
+/// Runs one configuration in its mode to a verdict. `interrupt` turning true (Ctrl-C)
+/// ends the run early; what was recorded is still checked and written.
+pub async fn run_any(
+    cfg: RunConfig,
+    interrupt: watch::Receiver<bool>,
+) -> anyhow::Result<RunOutcome> {
+    match cfg.mode {
+        RunMode::Free => run(cfg, interrupt).await,
+        RunMode::Lockstep => {
+            let schedule = cfg.fault_schedule();
+            crate::lockstep::run_lockstep(cfg, schedule, interrupt).await
+        }
+    }
+}
+
+/// Runs one configuration free-running to a verdict. `interrupt` turning true (Ctrl-C)
+/// ends the run early; what was recorded is still checked and written.
 pub async fn run(
     cfg: RunConfig,
     mut interrupt: watch::Receiver<bool>,

@@ -19,7 +19,7 @@ use proto::ops::{ClientOp, Response};
 use proto::{EnvelopeHead, Report, HARNESS};
 use serde::Serialize;
 use tokio::sync::watch;
-use workloads::verdict::TimedReport;
+use workloads::verdict::{FaultSpan, TimedReport};
 use workloads::Workload;
 
 use super::clients::{Answer, HistoryWriter, VClient};
@@ -109,6 +109,8 @@ struct NodeState {
     /// Bumped at every kill and restart: events for an older epoch are dropped.
     epoch: u64,
     paused: bool,
+    /// Crashed for good (`crash`): never restarted.
+    crashed: bool,
     /// Events that came due while paused, in order.
     parked: Vec<(Option<Lane>, Ev)>,
 }
@@ -189,6 +191,10 @@ pub struct World {
     pub process: ProcessCounts,
     /// Virtual ns of the final heal, if reached.
     pub quiet_from: Option<u64>,
+    /// Process faults that ended (kills until their restart, pauses until resumed).
+    pub spans: Vec<FaultSpan>,
+    /// Process faults still on, by `"<kind> <node>"`.
+    open_spans: BTreeMap<String, FaultSpan>,
     /// Whether Ctrl-C ended the run early.
     pub interrupted: bool,
 }
@@ -246,6 +252,7 @@ impl World {
                 up: false,
                 epoch: 0,
                 paused: false,
+                crashed: false,
                 parked: Vec::new(),
             })
             .collect();
@@ -308,8 +315,38 @@ impl World {
             faulty: Vec::new(),
             process: ProcessCounts::default(),
             quiet_from: None,
+            spans: Vec::new(),
+            open_spans: BTreeMap::new(),
             interrupted: false,
         }
+    }
+
+    /// Starts a process-fault span (`kind` is `kill` or `pause`).
+    pub(super) fn open_span(&mut self, key: &str, kind: &str, node: &str) {
+        let span = FaultSpan {
+            start: self.now_us() * 1_000,
+            end: None,
+            what: key.to_string(),
+            kind: kind.to_string(),
+            nodes: vec![node.to_string()],
+        };
+        self.open_spans.insert(key.to_string(), span);
+    }
+
+    /// Ends the span `key`, if open.
+    pub(super) fn close_span(&mut self, key: &str) {
+        if let Some(mut span) = self.open_spans.remove(key) {
+            span.end = Some(self.now_us() * 1_000);
+            self.spans.push(span);
+        }
+    }
+
+    /// Every fault span, ended or still on, by start.
+    pub fn fault_spans(&self) -> Vec<FaultSpan> {
+        let mut all: Vec<FaultSpan> = self.spans.clone();
+        all.extend(self.open_spans.values().cloned());
+        all.sort_by_key(|s| s.start);
+        all
     }
 
     /// Events handled when more than one was ready: where the seed chose the order.

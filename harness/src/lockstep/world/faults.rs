@@ -83,7 +83,19 @@ impl World {
                 Some(i) if self.nodes[i].up => {
                     self.kill(i);
                     self.process.kills += 1;
+                    self.open_span(&format!("kill {name}"), "kill", name);
                     Ok(json!({"node": name, "signal": "SIGKILL"}))
+                }
+                Some(_) => Err(format!("{name} was not running")),
+                None => Err(format!("unknown node {name}")),
+            },
+            ProcessAction::Crash { node: name } => match node(self, name) {
+                Some(i) if self.nodes[i].up => {
+                    self.kill(i);
+                    self.nodes[i].crashed = true;
+                    self.process.kills += 1;
+                    self.open_span(&format!("crash {name}"), "kill", name);
+                    Ok(json!({"node": name, "signal": "SIGKILL", "for_good": true}))
                 }
                 Some(_) => Err(format!("{name} was not running")),
                 None => Err(format!("unknown node {name}")),
@@ -92,7 +104,8 @@ impl World {
                 node: name,
                 amnesia,
             } => match node(self, name) {
-                Some(i) if !self.nodes[i].up => {
+                Some(i) if !self.nodes[i].up && !self.nodes[i].crashed => {
+                    self.close_span(&format!("kill {name}"));
                     if self.restart(i, *amnesia)? {
                         Ok(json!({"node": name, "amnesia": amnesia}))
                     } else {
@@ -106,6 +119,7 @@ impl World {
                 Some(i) if self.nodes[i].up && !self.nodes[i].paused => {
                     self.nodes[i].paused = true;
                     self.process.pauses += 1;
+                    self.open_span(&format!("pause {name}"), "pause", name);
                     Ok(json!({"node": name, "lockstep": "takes no events until resumed"}))
                 }
                 Some(_) => Err(format!("{name} was not running or already paused")),
@@ -141,6 +155,11 @@ impl World {
             if self.nodes[i].paused {
                 self.resume(i);
             }
+            if self.nodes[i].crashed {
+                continue;
+            }
+            let id = self.nodes[i].id.clone();
+            self.close_span(&format!("kill {id}"));
             if !self.nodes[i].up && self.restart(i, false)? {
                 restarted.push(self.nodes[i].id.clone());
             }
@@ -150,6 +169,8 @@ impl World {
 
     pub(super) fn resume(&mut self, i: usize) {
         self.nodes[i].paused = false;
+        let id = self.nodes[i].id.clone();
+        self.close_span(&format!("pause {id}"));
         self.process.resumes += 1;
         let now = self.now_us();
         for (lane, ev) in std::mem::take(&mut self.nodes[i].parked) {
