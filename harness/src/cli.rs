@@ -36,6 +36,9 @@ pub enum Command {
     List,
     /// Check stored histories for linearizability; one line per file: path, verdict, ms.
     Check(crate::check::CheckArgs),
+    /// Run a saved run again from its run.json and schedule.json; report whether it
+    /// reproduced (lockstep: the same trace hash; free-running: the verdict, --times K).
+    Replay(crate::replay::ReplayArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

@@ -22,6 +22,7 @@ pub mod clients;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
+pub mod replay;
 pub mod results;
 pub mod router;
 pub mod run;
