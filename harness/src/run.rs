@@ -466,14 +466,13 @@ pub async fn run(
                 }
             }
         }
-        if let (Some(healed_at), false, false) =
-            (quiet_from, final_ops.is_empty(), clients_back.is_empty())
+        if let (Some(_), false, false) = (quiet_from, final_ops.is_empty(), clients_back.is_empty())
         {
-            // Final ops run in the quiet window; unanswered reads are retried until it
-            // ends, so a node that restarted or has yet to learn a decision has the whole
-            // window to catch up.
-            let window_end =
-                start + Duration::from_nanos(healed_at) + Duration::from_millis(recovery_ms);
+            // Final ops run in the quiet window; unanswered reads are retried for the
+            // recovery time from when they begin (ops in flight may have used part of the
+            // window since the heal), so a node that restarted or has yet to learn a
+            // decision has the whole window to catch up.
+            let window_end = Instant::now() + Duration::from_millis(recovery_ms);
             let clients = std::mem::take(&mut clients_back);
             let finals = FinalOps {
                 nodes: node_ids.clone(),
@@ -655,8 +654,7 @@ impl FinalOps {
                 }
             }
             let retry_at = Instant::now() + Duration::from_millis(FINAL_RETRY_MS);
-            if work.is_empty() || clients.is_empty() || retry_at + self.op_timeout > self.window_end
-            {
+            if work.is_empty() || clients.is_empty() || retry_at >= self.window_end {
                 return;
             }
             tokio::time::sleep_until(retry_at).await;
