@@ -53,7 +53,7 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 use tokio::sync::watch;
 use workloads::workload::WorkloadOpts;
-use workloads::{CheckInput, History, Verdict, VerdictKind};
+use workloads::{CheckInput, History, VerdictKind};
 
 use crate::nemesis::{self, ProcessCounters, Schedule};
 use crate::run::{RunConfig, RunOutcome};
@@ -238,17 +238,7 @@ pub async fn run_lockstep(
         quiet_from,
         live_nodes,
     };
-    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(&input)).collect();
-    let mut overall = verdicts
-        .iter()
-        .map(|v| v.verdict)
-        .max()
-        .unwrap_or(VerdictKind::Unknown);
-    let mut reason = verdicts
-        .iter()
-        .find(|v| v.verdict == overall)
-        .map(|v| format!("{}: {}", v.checker, v.reason))
-        .unwrap_or_else(|| "no checker ran".into());
+    let (verdicts, mut overall, mut reason) = crate::run::judge(&checkers, &input);
     if startup_failed {
         overall = overall.max(VerdictKind::Unknown);
         reason = format!(

@@ -23,7 +23,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use workloads::verdict::TimedReport;
 use workloads::workload::WorkloadOpts;
-use workloads::{CheckInput, History, Verdict, VerdictKind};
+use workloads::{CheckInput, Checker, History, Verdict, VerdictKind};
 
 use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
@@ -532,18 +532,7 @@ pub async fn run(
         quiet_from,
         live_nodes,
     };
-    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(&input)).collect();
-
-    let mut overall = verdicts
-        .iter()
-        .map(|v| v.verdict)
-        .max()
-        .unwrap_or(VerdictKind::Unknown);
-    let mut reason = verdicts
-        .iter()
-        .find(|v| v.verdict == overall)
-        .map(|v| format!("{}: {}", v.checker, v.reason))
-        .unwrap_or_else(|| "no checker ran".into());
+    let (verdicts, mut overall, mut reason) = judge(&checkers, &input);
     if startup_failed {
         overall = overall.max(VerdictKind::Unknown);
         let missing: Vec<&String> = node_ids
@@ -610,6 +599,26 @@ pub async fn run(
         verdict: overall,
         summary,
     })
+}
+
+/// Runs every checker. The overall verdict is the worst one, and its reason that of the
+/// first checker that gave it.
+pub fn judge(
+    checkers: &[Box<dyn Checker>],
+    input: &CheckInput,
+) -> (Vec<Verdict>, VerdictKind, String) {
+    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(input)).collect();
+    let overall = verdicts
+        .iter()
+        .map(|v| v.verdict)
+        .max()
+        .unwrap_or(VerdictKind::Unknown);
+    let reason = verdicts
+        .iter()
+        .find(|v| v.verdict == overall)
+        .map(|v| format!("{}: {}", v.checker, v.reason))
+        .unwrap_or_else(|| "no checker ran".into());
+    (verdicts, overall, reason)
 }
 
 /// The final ops of the quiet window: every op on every node that was up at the heal.

@@ -5,9 +5,12 @@
 //! algorithm, under partitions, kills, drops and delays; another seed gives another
 //! trace. A node that does not advertise lockstep is refused with a usage error.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::sync::Once;
+
+use common::{ensure_node_bin, repo_root};
 
 use clap::Parser;
 use harness::cli::{Cli, Command as SquallCommand};
@@ -16,31 +19,6 @@ use harness::nemesis::{expand, FaultKind, NemesisOpts, Schedule};
 use harness::run::{RunConfig, RunOutcome};
 use harness::UsageError;
 use serde_json::Value;
-
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .expect("workspace root")
-        .to_path_buf()
-}
-
-/// `squall-node` is another package's binary: make sure it is built next to `squall`.
-fn ensure_node_bin() {
-    static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let node = PathBuf::from(env!("CARGO_BIN_EXE_squall")).with_file_name("squall-node");
-        if node.is_file() {
-            return;
-        }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "node", "--bin", "squall-node"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building squall-node failed");
-    });
-}
 
 /// A run configuration from `squall run` flags, validated as the CLI does.
 fn config(args: &[&str], results: &Path) -> RunConfig {
