@@ -210,6 +210,7 @@ pub async fn run_lockstep(
     let late_ops = world.late_ops;
     let by_type = world.by_type.clone();
     let reports = world.reports.clone();
+    results::write_jsonl(&dir.join("reports.jsonl"), &reports)?;
     let faulty = world.faulty.clone();
     let confirms = world.confirms.clone();
     let process = world.process;

@@ -81,6 +81,16 @@ pub fn write_json(path: &Path, value: &impl Serialize) -> anyhow::Result<()> {
     write_synced(path, &bytes)
 }
 
+/// Writes one JSON value per line (`reports.jsonl`) and fsyncs the file.
+pub fn write_jsonl<T: Serialize>(path: &Path, items: &[T]) -> anyhow::Result<()> {
+    let mut bytes = Vec::new();
+    for item in items {
+        serde_json::to_writer(&mut bytes, item)?;
+        bytes.push(b'\n');
+    }
+    write_synced(path, &bytes)
+}
+
 /// Writes `text` and fsyncs it.
 pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     write_synced(path, text.as_bytes())

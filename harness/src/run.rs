@@ -522,6 +522,7 @@ pub async fn run(
     tasks.abort_all();
 
     let (fault_report, warnings) = live.chaos.report(&router, &live.sup);
+    results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
     let history = History::load(&dir.join("history.jsonl"))
         .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
     let ops = history.ops();
