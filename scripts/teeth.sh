@@ -33,7 +33,7 @@ SQUALL=target/release/squall
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
-  "tiebreak-wait-all|no termination|--algorithm tiebreak-wait-all --nemesis crash --contention 3"
+  "tiebreak-wait-all|no termination|--algorithm tiebreak-wait-all --nemesis crash,delay --nemesis-interval 500ms --contention 3"
   "tiebreak-timeout|disagreement|--algorithm tiebreak-timeout --nemesis delay --delay 200ms --delay-jitter 400ms --contention 3"
   "floodset|disagreement|--algorithm floodset --nemesis delay --delay 150ms --delay-jitter 300ms --contention 3"
   "paxos|valid|--algorithm paxos --nemesis all --contention 3"

@@ -475,7 +475,7 @@ pub async fn run(
             let window_end = Instant::now() + Duration::from_millis(recovery_ms);
             let clients = std::mem::take(&mut clients_back);
             let finals = FinalOps {
-                nodes: node_ids.clone(),
+                nodes: live.sup.running(),
                 ops: final_ops.clone(),
                 op_timeout: Duration::from_millis(cfg.op_timeout_ms),
                 window_end,

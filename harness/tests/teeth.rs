@@ -157,7 +157,7 @@ fn tiebreak_wait_all_stalls_once_a_voter_crashes() {
         "--algorithm",
         "tiebreak-wait-all",
         "--nemesis",
-        "crash",
+        "crash,delay",
         "--nemesis-interval",
         "500ms",
         "--contention",
