@@ -277,8 +277,8 @@ fn mean(xs: &[u64]) -> f64 {
 }
 
 fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
@@ -316,7 +316,11 @@ pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
     let history: Vec<Value> = read_jsonl(&dir.join("history.jsonl"))?;
     let truth = ground_truth_rounds(&reports, n_nodes);
 
-    let key_of = |v: &Value| v.get("value").and_then(|x| x.get("key")).and_then(Value::as_u64);
+    let key_of = |v: &Value| {
+        v.get("value")
+            .and_then(|x| x.get("key"))
+            .and_then(Value::as_u64)
+    };
     let mut first_invoke: BTreeMap<u64, u64> = BTreeMap::new();
     let mut first_learned: BTreeMap<u64, u64> = BTreeMap::new();
     let mut ops = 0u64;
@@ -659,7 +663,10 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
         out.calibration.loadavg_before,
         out.calibration.loadavg_after
     );
-    println!("plot {}; cells {}", svg.display(), dir.join("rounds.json").display());
+    println!(
+        "plot {}; cells {}",
+        svg.display(),
+        dir.join("rounds.json").display()
+    );
     Ok(0)
 }
-

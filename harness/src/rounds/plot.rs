@@ -148,7 +148,10 @@ pub fn svg(cells: &[Cell]) -> String {
             }
             let c = colour(b);
             for (dash, value) in [
-                ("", Box::new(|c: &Cell| c.rounds_mean) as Box<dyn Fn(&Cell) -> f64>),
+                (
+                    "",
+                    Box::new(|c: &Cell| c.rounds_mean) as Box<dyn Fn(&Cell) -> f64>,
+                ),
                 (
                     r#" stroke-dasharray="5,3""#,
                     Box::new(|c: &Cell| c.rounds_p99 as f64),
