@@ -53,7 +53,7 @@ pub enum BenchCmd {
     Checker(crate::check::BenchCheckerArgs),
     /// Paxos rounds to decision over a grid of cluster sizes, contending proposers,
     /// backoff strategies and drop rates, on real node processes.
-    Rounds(crate::rounds::BenchRoundsArgs),
+    Rounds(Box<crate::rounds::BenchRoundsArgs>),
 }
 
 /// `squall bench router` options.

@@ -417,10 +417,7 @@ async fn run_cell(
     args: &BenchRoundsArgs,
     bench_dir: &Path,
     idx: usize,
-    nodes: usize,
-    k: u64,
-    backoff: &str,
-    drop: f64,
+    (nodes, k, backoff, drop): (usize, u64, &str, f64),
     rtt_us: f64,
 ) -> anyhow::Result<Cell> {
     let clients = args.clients.unwrap_or(k as usize).max(k as usize);
@@ -631,7 +628,7 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
     let mut cells = Vec::new();
     for (idx, (n, k, b, d)) in grid.iter().enumerate() {
         bar.set_message(format!("N={n} k={k} {b} drop={d}"));
-        let cell = run_cell(args, &dir, idx, *n, *k, b, *d, rtt_p50_us).await?;
+        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_p50_us).await?;
         cells.push(cell);
         bar.inc(1);
     }
