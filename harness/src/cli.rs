@@ -51,6 +51,9 @@ pub enum BenchCmd {
     Router(BenchRouterArgs),
     /// The linearizability checker on Porcupine's corpus and a generated 100k-op history.
     Checker(crate::check::BenchCheckerArgs),
+    /// Paxos rounds to decision over a grid of cluster sizes, contending proposers,
+    /// backoff strategies and drop rates, on real node processes.
+    Rounds(Box<crate::rounds::BenchRoundsArgs>),
 }
 
 /// `squall bench router` options.

@@ -12,6 +12,7 @@
 //! - [`results`]: run directories, JSON files, the `latest` link.
 //! - [`bench`]: `squall bench router`.
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
+//! - [`rounds`]: `squall bench rounds`, Paxos rounds to decision over a grid.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -24,6 +25,7 @@ pub mod metrics;
 pub mod nemesis;
 pub mod replay;
 pub mod results;
+pub mod rounds;
 pub mod router;
 pub mod run;
 pub mod supervisor;

@@ -1,0 +1,669 @@
+//! `squall bench rounds`: how many Paxos rounds a decision takes on real node processes,
+//! as the number of contending proposers, the backoff strategy and message loss vary.
+//!
+//! Each cell of the grid (nodes × proposers k × backoff × drop rate) is one ordinary
+//! `squall run` of the write-once workload with `--algorithm paxos --contention k`, built
+//! through the same command line and validation as `squall run`, with no faults but, for a
+//! drop rate above 0, one `link_faults` drop event on every node-to-node link for the whole
+//! run. From the run directory the bench reads:
+//!
+//! - `reports.jsonl`: the acceptors' `accepted` reports give the ground truth
+//!   ([`workloads::consensus::ground_truth_rounds`]): the round in which a majority
+//!   first accepted one value, and when; next to it the rounds the winning proposer counted;
+//! - `history.jsonl`: the first `propose` invoke of each instance, from which decision
+//!   latency is measured (until chosen, and until the first proposer learned it);
+//! - `metrics.json`: node-to-node messages by type, per decision.
+//!
+//! Latency is also given in round trips, calibrated before the grid by a direct loopback
+//! ping-pong between two node processes (as `squall bench router` does).
+//!
+//! **Concurrency of a group.** The write-once workload hands the k proposals of a group
+//! to consecutive client ops; clients are open-loop at `--rate` over all clients. The rate
+//! defaults far above what a cell serves, so every client is behind its schedule and issues
+//! its next op as soon as the previous one completes: the k proposals of a group start
+//! within the time it takes the previous decision to reach the k clients, which is what
+//! makes them contend. `late_ops` in the JSON counts ops issued behind schedule.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::{Args, Parser};
+use hdrhistogram::Histogram;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use workloads::consensus::ground_truth_rounds;
+use workloads::verdict::TimedReport;
+
+pub mod plot;
+
+use crate::cli::{parse_duration_ms, Cli, Command};
+use crate::supervisor::{NodeSpec, Supervisor};
+use crate::{results, run, UsageError};
+
+/// `squall bench rounds` options.
+#[derive(Args, Debug, Clone)]
+pub struct BenchRoundsArgs {
+    /// Cluster sizes (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "3,5")]
+    pub nodes: Vec<usize>,
+    /// Contending proposers per instance, k (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "1,2,3,5,8")]
+    pub proposers: Vec<u64>,
+    /// Backoff strategies: exp-random, fixed, none (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "exp-random,fixed,none")]
+    pub backoff: Vec<String>,
+    /// Drop probabilities of node-to-node messages for the whole run (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "0,0.05")]
+    pub drop: Vec<f64>,
+    /// How long clients issue ops in each cell.
+    #[arg(long, default_value = "5s", value_parser = parse_duration_ms)]
+    pub time_limit: u64,
+    /// Offered ops/s per cell over all clients (open loop; the default saturates, so a
+    /// group's proposals start together; see the module docs).
+    #[arg(long, default_value_t = 5000.0)]
+    pub rate: f64,
+    /// Client workers per cell [default: k].
+    #[arg(long)]
+    pub clients: Option<usize>,
+    /// Instances per cell (proposals wrap around to decided ones after the last).
+    #[arg(long, default_value_t = 1000)]
+    pub instances: u64,
+    /// Client op timeout.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
+    pub op_timeout: u64,
+    /// Quiet window after each cell in which ops must complete.
+    #[arg(long, default_value = "2s", value_parser = parse_duration_ms)]
+    pub recovery_time: u64,
+    /// Extra `--param key=value` for paxos in every cell (repeatable).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Seed of the first cell (each cell adds its index).
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Round trips in the loopback calibration.
+    #[arg(long, default_value_t = 5_000)]
+    pub pings: u64,
+    /// Where the bench directory is created.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    /// Also write the cells as a JSON array here.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// No progress bar.
+    #[arg(long)]
+    pub quiet: bool,
+}
+
+/// The loopback round trip latencies are expressed in.
+#[derive(Debug, Clone, Serialize)]
+pub struct Calibration {
+    /// Ping-pong round trips measured.
+    pub samples: usize,
+    /// Median round trip (µs).
+    pub rtt_p50_us: f64,
+    /// 99th percentile round trip (µs).
+    pub rtt_p99_us: f64,
+    /// `/proc/loadavg` before the calibration.
+    pub loadavg_before: String,
+    /// `/proc/loadavg` after the grid.
+    pub loadavg_after: String,
+    /// CPUs available.
+    pub cpus: usize,
+}
+
+/// One cell of the grid.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    /// Cluster size.
+    pub nodes: usize,
+    /// Contending proposers per instance.
+    pub proposers: u64,
+    /// Backoff strategy.
+    pub backoff: String,
+    /// Drop probability on node-to-node links.
+    pub drop: f64,
+    /// Client workers.
+    pub clients: usize,
+    /// Offered ops/s.
+    pub rate: f64,
+    /// Instances chosen (ground truth), i.e. samples.
+    pub decisions: u64,
+    /// Instances proposed to whose value no majority accepted.
+    pub undecided: u64,
+    /// Ground-truth rounds to decision: mean.
+    pub rounds_mean: f64,
+    /// p50.
+    pub rounds_p50: u64,
+    /// p99.
+    pub rounds_p99: u64,
+    /// max.
+    pub rounds_max: u64,
+    /// Rounds the winning proposer counted: mean.
+    pub winner_rounds_mean: f64,
+    /// p50.
+    pub winner_rounds_p50: u64,
+    /// p99.
+    pub winner_rounds_p99: u64,
+    /// max.
+    pub winner_rounds_max: u64,
+    /// Decisions whose winner counted a different number of rounds than the ground truth.
+    pub winner_rounds_differ: u64,
+    /// Distinct ballots started per decision.
+    pub ballots_per_decision: f64,
+    /// First propose invoke until chosen: p50 (µs).
+    pub latency_p50_us: f64,
+    /// p99 (µs).
+    pub latency_p99_us: f64,
+    /// p50 in calibrated round trips.
+    pub latency_p50_rtt: f64,
+    /// p99 in calibrated round trips.
+    pub latency_p99_rtt: f64,
+    /// First propose invoke until the first proposer learns it: p50 (µs).
+    pub learned_p50_us: f64,
+    /// p99 (µs).
+    pub learned_p99_us: f64,
+    /// p50 in round trips.
+    pub learned_p50_rtt: f64,
+    /// p99 in round trips.
+    pub learned_p99_rtt: f64,
+    /// Node-to-node messages per decision.
+    pub msgs_per_decision: f64,
+    /// Node-to-node messages per decision, by type.
+    pub msgs_by_type: BTreeMap<String, f64>,
+    /// Client ops, and how many were issued behind their open-loop schedule.
+    pub ops: u64,
+    /// Ops issued late.
+    pub late_ops: u64,
+    /// The run's verdict.
+    pub verdict: String,
+    /// The run directory.
+    pub run_dir: PathBuf,
+}
+
+/// The whole output: calibration and cells.
+#[derive(Debug, Clone, Serialize)]
+pub struct Output {
+    /// Round trip calibration and CPU load.
+    pub calibration: Calibration,
+    /// The cells.
+    pub cells: Vec<Cell>,
+}
+
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+#[derive(Debug, Deserialize)]
+struct PingResult {
+    rtt_ns: Vec<u64>,
+}
+
+/// Direct loopback ping-pong between two `squall-node --bench` processes.
+async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<u64>> {
+    let node_bin = run::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+    let dir = dir.join("calibration");
+    std::fs::create_dir_all(dir.join("data"))?;
+    let out = dir.join("ping.json");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let bin = node_bin.display().to_string();
+    let spec = |id: &str, args: Vec<String>| NodeSpec {
+        id: id.to_string(),
+        argv: [vec![bin.clone()], args].concat(),
+        env: Vec::new(),
+        data_dir: dir.join("data"),
+        log_path: dir.join(format!("{id}.log")),
+    };
+    let s = |x: &str| x.to_string();
+    let mut sup = Supervisor::new(std::time::Instant::now());
+    sup.spawn(spec(
+        "pong",
+        vec![s("--bench"), s("pong"), s("--direct"), addr.clone()],
+    ))
+    .await?;
+    sup.spawn(spec(
+        "ping",
+        vec![
+            s("--bench"),
+            s("ping"),
+            s("--direct"),
+            addr,
+            s("--window"),
+            s("1"),
+            s("--count"),
+            pings.to_string(),
+            s("--duration-ms"),
+            s("60000"),
+            s("--out"),
+            out.display().to_string(),
+        ],
+    ))
+    .await?;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
+    while sup.is_running("ping") {
+        match tokio::time::timeout_at(deadline, sup.next_exit()).await {
+            Ok(Some(_)) => {}
+            Ok(None) => break,
+            Err(_) => anyhow::bail!("calibration ping did not finish; see {}", dir.display()),
+        }
+    }
+    sup.kill("pong");
+    sup.teardown(Duration::from_secs(1)).await;
+    let bytes = std::fs::read(&out)
+        .map_err(|e| anyhow::anyhow!("calibration: no result ({e}); see {}", dir.display()))?;
+    let r: PingResult = serde_json::from_slice(&bytes)?;
+    Ok(r.rtt_ns)
+}
+
+/// Nearest-rank percentile of sorted values.
+fn rank(xs: &[u64], pct: f64) -> u64 {
+    if xs.is_empty() {
+        return 0;
+    }
+    let i = ((xs.len() as f64 * pct / 100.0).ceil() as usize).clamp(1, xs.len()) - 1;
+    xs[i]
+}
+
+fn mean(xs: &[u64]) -> f64 {
+    if xs.is_empty() {
+        return 0.0;
+    }
+    xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64
+}
+
+fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let text =
+        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+    text.lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
+        .collect()
+}
+
+/// What one cell's run directory says, before it is put in a [`Cell`].
+#[derive(Debug, Default)]
+pub struct RunStats {
+    /// Ground-truth rounds of each decided instance.
+    pub rounds: Vec<u64>,
+    /// The winner's own count, where it reported one.
+    pub winner_rounds: Vec<u64>,
+    /// Decisions where the two differ.
+    pub differ: u64,
+    /// Instances proposed to without a chosen value.
+    pub undecided: u64,
+    /// Ballots started, summed over decided instances.
+    pub ballots: u64,
+    /// First invoke → chosen (ns).
+    pub chosen_ns: Vec<u64>,
+    /// First invoke → first proposer learned (ns).
+    pub learned_ns: Vec<u64>,
+    /// Node-to-node messages by type, in total.
+    pub msgs: BTreeMap<String, u64>,
+    /// Client ops.
+    pub ops: u64,
+    /// Ops issued late.
+    pub late_ops: u64,
+}
+
+/// Reads `reports.jsonl`, `history.jsonl` and `metrics.json` of a write-once paxos run.
+pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
+    let reports: Vec<TimedReport> = read_jsonl(&dir.join("reports.jsonl"))?;
+    let history: Vec<Value> = read_jsonl(&dir.join("history.jsonl"))?;
+    let truth = ground_truth_rounds(&reports, n_nodes);
+
+    let key_of = |v: &Value| {
+        v.get("value")
+            .and_then(|x| x.get("key"))
+            .and_then(Value::as_u64)
+    };
+    let mut first_invoke: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut first_learned: BTreeMap<u64, u64> = BTreeMap::new();
+    let mut ops = 0u64;
+    for ev in &history {
+        let ty = ev.get("type").and_then(Value::as_str).unwrap_or("");
+        if ty == "invoke" {
+            ops += 1;
+        }
+        if ev.get("f").and_then(Value::as_str) != Some("propose") {
+            continue;
+        }
+        let (Some(key), Some(time)) = (key_of(ev), ev.get("time").and_then(Value::as_u64)) else {
+            continue;
+        };
+        let slot = match ty {
+            "invoke" => &mut first_invoke,
+            "ok" => &mut first_learned,
+            _ => continue,
+        };
+        let t = slot.entry(key).or_insert(time);
+        *t = (*t).min(time);
+    }
+    for r in &reports {
+        if let proto::Report::Decided { key, .. } = &r.report {
+            let t = first_learned.entry(*key).or_insert(r.time);
+            *t = (*t).min(r.time);
+        }
+    }
+
+    let mut s = RunStats {
+        ops,
+        ..RunStats::default()
+    };
+    for (key, &start) in &first_invoke {
+        let Some(t) = truth.get(key) else {
+            s.undecided += 1;
+            continue;
+        };
+        let (Some(round), Some(chosen)) = (t.chosen_round, t.chosen_time) else {
+            s.undecided += 1;
+            continue;
+        };
+        s.rounds.push(round);
+        s.ballots += t.ballots_started;
+        if let Some(w) = t.winner_rounds {
+            s.winner_rounds.push(w as u64);
+            if w as u64 != round {
+                s.differ += 1;
+            }
+        }
+        s.chosen_ns.push(chosen.saturating_sub(start));
+        if let Some(&l) = first_learned.get(key) {
+            s.learned_ns.push(l.saturating_sub(start));
+        }
+    }
+
+    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json"))?)?;
+    let nodes: Vec<String> = (1..=n_nodes).map(|i| format!("n{i}")).collect();
+    if let Some(links) = metrics.get("links").and_then(Value::as_object) {
+        for (link, stats) in links {
+            let Some((a, b)) = link.split_once("->") else {
+                continue;
+            };
+            if !nodes.iter().any(|n| n == a) || !nodes.iter().any(|n| n == b) {
+                continue;
+            }
+            if let Some(by) = stats.get("by_type").and_then(Value::as_object) {
+                for (ty, n) in by {
+                    *s.msgs.entry(ty.clone()).or_default() += n.as_u64().unwrap_or(0);
+                }
+            }
+        }
+    }
+    s.late_ops = metrics.get("late_ops").and_then(Value::as_u64).unwrap_or(0);
+    Ok(s)
+}
+
+fn hist_us(ns: &[u64]) -> (f64, f64) {
+    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid");
+    for &x in ns {
+        h.saturating_record((x / 1_000).max(1));
+    }
+    if h.is_empty() {
+        return (0.0, 0.0);
+    }
+    (
+        h.value_at_quantile(0.5) as f64,
+        h.value_at_quantile(0.99) as f64,
+    )
+}
+
+/// Runs one cell and returns its row.
+async fn run_cell(
+    args: &BenchRoundsArgs,
+    bench_dir: &Path,
+    idx: usize,
+    (nodes, k, backoff, drop): (usize, u64, &str, f64),
+    rtt_us: f64,
+) -> anyhow::Result<Cell> {
+    let clients = args.clients.unwrap_or(k as usize).max(k as usize);
+    let seed = args.seed + idx as u64;
+    let runs = bench_dir.join("runs");
+    let mut argv: Vec<String> = [
+        "squall",
+        "run",
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    let mut push = |a: &str, b: String| {
+        argv.push(a.to_string());
+        argv.push(b);
+    };
+    push("--nodes", nodes.to_string());
+    push("--clients", clients.to_string());
+    push("--contention", k.to_string());
+    push("--rate", args.rate.to_string());
+    push("--instances", args.instances.to_string());
+    push("--op-timeout", format!("{}ms", args.op_timeout));
+    push("--seed", seed.to_string());
+    push("--results-dir", runs.display().to_string());
+    push("--param", format!("backoff={backoff}"));
+    for p in &args.params {
+        push("--param", p.clone());
+    }
+    if drop > 0.0 {
+        let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
+        let schedule = serde_json::json!({
+            "seed": seed,
+            "nodes": ids,
+            "time_limit_ms": args.time_limit,
+            "recovery_ms": args.recovery_time,
+            "events": [{"id": 1, "at_ms": 0, "action": "link_faults", "links": "all", "drop": drop}],
+        });
+        let path = bench_dir.join(format!("schedule-{idx}.json"));
+        results::write_json(&path, &schedule)?;
+        push("--schedule", path.display().to_string());
+    } else {
+        push("--nemesis", "none".into());
+        push("--time-limit", format!("{}ms", args.time_limit));
+        push("--recovery-time", format!("{}ms", args.recovery_time));
+    }
+    let cli = Cli::try_parse_from(&argv).map_err(|e| UsageError(e.to_string()))?;
+    let Command::Run(run_args) = cli.command else {
+        unreachable!("argv starts with `run`")
+    };
+    let cfg = run_args.validate()?;
+    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let outcome = run::run_any(cfg, rx).await?;
+    let s = analyze_run(&outcome.dir, nodes)?;
+
+    let mut rounds = s.rounds.clone();
+    rounds.sort_unstable();
+    let mut winners = s.winner_rounds.clone();
+    winners.sort_unstable();
+    let decisions = rounds.len() as u64;
+    let per = |x: u64| {
+        if decisions == 0 {
+            0.0
+        } else {
+            x as f64 / decisions as f64
+        }
+    };
+    let (lat50, lat99) = hist_us(&s.chosen_ns);
+    let (learn50, learn99) = hist_us(&s.learned_ns);
+    let rtt = |us: f64| if rtt_us > 0.0 { us / rtt_us } else { 0.0 };
+    let total_msgs: u64 = s.msgs.values().sum();
+    Ok(Cell {
+        nodes,
+        proposers: k,
+        backoff: backoff.to_string(),
+        drop,
+        clients,
+        rate: args.rate,
+        decisions,
+        undecided: s.undecided,
+        rounds_mean: mean(&rounds),
+        rounds_p50: rank(&rounds, 50.0),
+        rounds_p99: rank(&rounds, 99.0),
+        rounds_max: rounds.last().copied().unwrap_or(0),
+        winner_rounds_mean: mean(&winners),
+        winner_rounds_p50: rank(&winners, 50.0),
+        winner_rounds_p99: rank(&winners, 99.0),
+        winner_rounds_max: winners.last().copied().unwrap_or(0),
+        winner_rounds_differ: s.differ,
+        ballots_per_decision: per(s.ballots),
+        latency_p50_us: lat50,
+        latency_p99_us: lat99,
+        latency_p50_rtt: rtt(lat50),
+        latency_p99_rtt: rtt(lat99),
+        learned_p50_us: learn50,
+        learned_p99_us: learn99,
+        learned_p50_rtt: rtt(learn50),
+        learned_p99_rtt: rtt(learn99),
+        msgs_per_decision: per(total_msgs),
+        msgs_by_type: s.msgs.iter().map(|(t, &n)| (t.clone(), per(n))).collect(),
+        ops: s.ops,
+        late_ops: s.late_ops,
+        verdict: format!("{:?}", outcome.verdict),
+        run_dir: outcome.dir,
+    })
+}
+
+fn check_args(args: &BenchRoundsArgs) -> Result<(), UsageError> {
+    let fail = |m: String| Err(UsageError(m));
+    if args.nodes.is_empty() || args.proposers.is_empty() || args.backoff.is_empty() {
+        return fail("--nodes, --proposers and --backoff need at least one value each".into());
+    }
+    for b in &args.backoff {
+        if !["exp-random", "fixed", "none"].contains(&b.as_str()) {
+            return fail(format!(
+                "--backoff '{b}' is not one of exp-random, fixed, none"
+            ));
+        }
+    }
+    for &d in &args.drop {
+        if !(0.0..1.0).contains(&d) {
+            return fail(format!("--drop {d} is not a probability below 1"));
+        }
+    }
+    if args.proposers.contains(&0) {
+        return fail("--proposers must be at least 1".into());
+    }
+    Ok(())
+}
+
+/// The markdown table of the cells.
+pub fn table(cells: &[Cell]) -> String {
+    let mut out = String::new();
+    out.push_str("| N | k | backoff | drop | decisions | rounds mean | p50 | p99 | max | winner counted mean/p99 | ballots/decision | chosen p50/p99 µs | chosen p50/p99 RTT | learned p50/p99 RTT | msgs/decision |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for c in cells {
+        out.push_str(&format!(
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}/{} | {:.2} | {:.0}/{:.0} | {:.1}/{:.1} | {:.1}/{:.1} | {:.1} |\n",
+            c.nodes,
+            c.proposers,
+            c.backoff,
+            c.drop,
+            c.decisions,
+            c.rounds_mean,
+            c.rounds_p50,
+            c.rounds_p99,
+            c.rounds_max,
+            c.winner_rounds_mean,
+            c.winner_rounds_p99,
+            c.ballots_per_decision,
+            c.latency_p50_us,
+            c.latency_p99_us,
+            c.latency_p50_rtt,
+            c.latency_p99_rtt,
+            c.learned_p50_rtt,
+            c.learned_p99_rtt,
+            c.msgs_per_decision,
+        ));
+    }
+    out
+}
+
+/// Runs the grid, prints the table, writes JSON and the plot.
+pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
+    check_args(args)?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let dir = args
+        .results_dir
+        .join(format!("bench-rounds-{}", results::utc_stamp(now)));
+    std::fs::create_dir_all(&dir)?;
+    let loadavg_before = loadavg();
+    let mut rtts = calibrate(&dir, args.pings).await?;
+    rtts.sort_unstable();
+    let rtt_p50_us = rank(&rtts, 50.0) as f64 / 1_000.0;
+    let rtt_p99_us = rank(&rtts, 99.0) as f64 / 1_000.0;
+    eprintln!(
+        "bench rounds: loopback round trip p50 {rtt_p50_us:.1} µs, p99 {rtt_p99_us:.1} µs (load average {loadavg_before})"
+    );
+
+    let mut grid = Vec::new();
+    for &d in &args.drop {
+        for &n in &args.nodes {
+            for b in &args.backoff {
+                for &k in &args.proposers {
+                    grid.push((n, k, b.clone(), d));
+                }
+            }
+        }
+    }
+    let bar = if args.quiet {
+        indicatif::ProgressBar::hidden()
+    } else {
+        indicatif::ProgressBar::new(grid.len() as u64)
+    };
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} cells (eta {eta}) {msg}",
+        )
+        .expect("template is valid"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(200));
+    let mut cells = Vec::new();
+    for (idx, (n, k, b, d)) in grid.iter().enumerate() {
+        bar.set_message(format!("N={n} k={k} {b} drop={d}"));
+        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_p50_us).await?;
+        cells.push(cell);
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+
+    let out = Output {
+        calibration: Calibration {
+            samples: rtts.len(),
+            rtt_p50_us,
+            rtt_p99_us,
+            loadavg_before,
+            loadavg_after: loadavg(),
+            cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        },
+        cells,
+    };
+    results::write_json(&dir.join("rounds.json"), &out)?;
+    if let Some(path) = &args.json {
+        results::write_json(path, &out.cells)?;
+    }
+    let svg = dir.join("rounds.svg");
+    std::fs::write(&svg, plot::svg(&out.cells))?;
+    print!("{}", table(&out.cells));
+    println!(
+        "\nround trip (direct loopback ping-pong) p50 {:.1} µs, p99 {:.1} µs; {} CPUs; load average before {}, after {}",
+        out.calibration.rtt_p50_us,
+        out.calibration.rtt_p99_us,
+        out.calibration.cpus,
+        out.calibration.loadavg_before,
+        out.calibration.loadavg_after
+    );
+    println!(
+        "plot {}; cells {}",
+        svg.display(),
+        dir.join("rounds.json").display()
+    );
+    Ok(0)
+}
