@@ -25,6 +25,7 @@ while [ $# -gt 0 ]; do
         *) echo "teeth.sh: unknown argument $1" >&2; exit 254 ;;
     esac
 done
+mkdir -p "$RESULTS"
 SQUALL=target/release/squall
 [ -x "$SQUALL" ] || { echo "teeth.sh: build first: cargo build --release" >&2; exit 254; }
 
