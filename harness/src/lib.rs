@@ -12,6 +12,7 @@
 //! - [`results`]: run directories, JSON files, the `latest` link.
 //! - [`bench`]: `squall bench router`.
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
+//! - [`shrink`]: `squall shrink`, a failing run cut down to what still fails.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -26,6 +27,7 @@ pub mod replay;
 pub mod results;
 pub mod router;
 pub mod run;
+pub mod shrink;
 pub mod supervisor;
 
 /// A problem with what the user asked for: exit code 254.

@@ -91,5 +91,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(BenchCmd::Checker(args)) => harness::check::bench(&args),
         Command::Check(args) => harness::check::check(&args),
         Command::Replay(args) => harness::replay::replay(&args).await,
+        Command::Shrink(args) => harness::shrink::shrink(&args).await,
     }
 }
