@@ -39,6 +39,9 @@ pub enum Command {
     /// Run a saved run again from its run.json and schedule.json; report whether it
     /// reproduced (lockstep: the same trace hash; free-running: the verdict, --times K).
     Replay(crate::replay::ReplayArgs),
+    /// Cut a failing run down while it still fails the same way: drop fault events,
+    /// shorten the run and its faults, lower rates; writes the smallest failing run.
+    Shrink(crate::shrink::ShrinkArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

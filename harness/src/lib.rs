@@ -13,6 +13,7 @@
 //! - [`bench`]: `squall bench router`.
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
 //! - [`rounds`]: `squall bench rounds`, Paxos rounds to decision over a grid.
+//! - [`shrink`]: `squall shrink`, a failing run cut down to what still fails.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -28,6 +29,7 @@ pub mod results;
 pub mod rounds;
 pub mod router;
 pub mod run;
+pub mod shrink;
 pub mod supervisor;
 
 /// A problem with what the user asked for: exit code 254.

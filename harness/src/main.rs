@@ -92,5 +92,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(BenchCmd::Rounds(args)) => harness::rounds::bench(&args).await,
         Command::Check(args) => harness::check::check(&args),
         Command::Replay(args) => harness::replay::replay(&args).await,
+        Command::Shrink(args) => harness::shrink::shrink(&args).await,
     }
 }
