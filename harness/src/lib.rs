@@ -5,6 +5,10 @@
 //! - [`run`]: one run from start to verdict; owns the sequence and the run directory.
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
+//! - [`chaos`]: carries a schedule out during a free-running run (policy, executor,
+//!   spans, the final heal).
+//! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
+//! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`].
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
