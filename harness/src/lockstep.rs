@@ -84,26 +84,6 @@ pub const FINAL_READ_RETRIES: u32 = 3;
 /// Virtual time between a null final read and its retry, in ms.
 pub const FINAL_RETRY_PAUSE_MS: u64 = 250;
 
-/// The argv of a node: `--node-cmd`, or the bundled node with the algorithm, bugs and
-/// params.
-fn node_argv(cfg: &RunConfig) -> Vec<String> {
-    if let Some(argv) = &cfg.node_cmd {
-        return argv.clone();
-    }
-    let mut argv = vec![
-        cfg.node_bin.display().to_string(),
-        "--algorithm".into(),
-        cfg.algorithm.clone(),
-    ];
-    for b in &cfg.bugs {
-        argv.extend(["--bug".to_string(), b.clone()]);
-    }
-    for p in &cfg.params {
-        argv.extend(["--param".to_string(), p.clone()]);
-    }
-    argv
-}
-
 /// Runs one configuration in lockstep mode to a verdict, applying `schedule`.
 ///
 /// The same `cfg` (seed included), `schedule` and node binary give the same
@@ -145,7 +125,7 @@ pub async fn run_lockstep(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut sup = Supervisor::new(wall_start);
-    let argv = node_argv(&cfg);
+    let argv = cfg.node_argv();
     for id in &node_ids {
         let data_dir = dir.join("data").join(id);
         let spec = NodeSpec {

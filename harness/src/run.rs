@@ -96,8 +96,9 @@ pub struct RunConfig {
 }
 
 impl RunConfig {
-    /// The argv of node `id`.
-    fn node_argv(&self) -> Vec<String> {
+    /// The argv every node is started with: `--node-cmd`, or the bundled node with the
+    /// algorithm, bugs and params.
+    pub fn node_argv(&self) -> Vec<String> {
         match &self.node_cmd {
             Some(argv) => argv.clone(),
             None => {
