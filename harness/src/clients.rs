@@ -181,8 +181,50 @@ impl Client {
     }
 }
 
-/// Records one call: invoke, then the completion that `answer` implies. Returns true if
-/// the process must be retired (outcome unknown).
+/// The completion event an `answer` implies: its type, value and error text.
+pub struct Completion {
+    /// `ok`, `fail` or `info`.
+    pub ty: EventType,
+    /// The event's value.
+    pub value: serde_json::Value,
+    /// Why it failed or is unknown.
+    pub error: Option<String>,
+}
+
+impl Completion {
+    /// What `answer` to `op` means for the history: a reply is `ok`, a definite error
+    /// `fail`, an indefinite error or a timeout `info`.
+    pub fn of(op: &ClientOp, answer: &Answer) -> Completion {
+        match answer {
+            Answer::Reply(ClientReply::Error { code, text }) => Completion {
+                ty: match code.errorness() {
+                    Errorness::Definite => EventType::Fail,
+                    Errorness::Indefinite => EventType::Info,
+                },
+                value: op_value(op),
+                error: Some(format!("error {}: {text}", code.code())),
+            },
+            Answer::Reply(reply) => Completion {
+                ty: EventType::Ok,
+                value: completion_value(op, reply),
+                error: None,
+            },
+            Answer::Timeout => Completion {
+                ty: EventType::Info,
+                value: op_value(op),
+                error: Some("timeout".into()),
+            },
+        }
+    }
+
+    /// Whether the process that saw it must be retired (outcome unknown).
+    pub fn retires(&self) -> bool {
+        self.ty == EventType::Info
+    }
+}
+
+/// Records the completion of one call. Returns true if the process must be retired
+/// (outcome unknown).
 pub fn record_call(
     rec: &Recorder,
     process: u64,
@@ -190,39 +232,10 @@ pub fn record_call(
     op: &ClientOp,
     answer: &Answer,
 ) -> bool {
-    match answer {
-        Answer::Reply(ClientReply::Error { code, text }) => {
-            let ty = match code.errorness() {
-                Errorness::Definite => EventType::Fail,
-                Errorness::Indefinite => EventType::Info,
-            };
-            let err = format!("error {}: {text}", code.code());
-            rec.record(process, ty, op.f(), op_value(op), Some(node), Some(err));
-            ty == EventType::Info
-        }
-        Answer::Reply(reply) => {
-            rec.record(
-                process,
-                EventType::Ok,
-                op.f(),
-                completion_value(op, reply),
-                Some(node),
-                None,
-            );
-            false
-        }
-        Answer::Timeout => {
-            rec.record(
-                process,
-                EventType::Info,
-                op.f(),
-                op_value(op),
-                Some(node),
-                Some("timeout".into()),
-            );
-            true
-        }
-    }
+    let c = Completion::of(op, answer);
+    let retire = c.retires();
+    rec.record(process, c.ty, op.f(), c.value, Some(node), c.error);
+    retire
 }
 
 /// Runs one client worker until `stop` becomes true; the op in flight then completes (or

@@ -13,13 +13,12 @@ use std::io::{BufWriter, Write};
 use std::path::Path;
 
 use anyhow::Context;
-use proto::ops::{ClientOp, ClientReply};
-use proto::Errorness;
+use proto::ops::ClientOp;
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
-use workloads::history::{completion_value, op_value, Event, EventType};
+use workloads::history::{Event, EventType};
 
 /// Writes `history.jsonl`, giving events dense indices in file order.
 pub struct HistoryWriter {
@@ -73,15 +72,9 @@ impl HistoryWriter {
     }
 }
 
-/// How a client's call ended.
-pub enum Answer {
-    /// The node replied.
-    Reply(ClientReply),
-    /// No reply within the op timeout.
-    Timeout,
-}
+pub use crate::clients::Answer;
 
-/// Records the completion `answer` implies (as `crate::clients::record_call` does).
+/// Records the completion `answer` implies, as [`crate::clients::record_call`] does.
 /// Returns whether the process must be retired (outcome unknown).
 pub fn record_completion(
     history: &mut HistoryWriter,
@@ -91,49 +84,10 @@ pub fn record_completion(
     op: &ClientOp,
     answer: &Answer,
 ) -> anyhow::Result<bool> {
-    match answer {
-        Answer::Reply(ClientReply::Error { code, text }) => {
-            let ty = match code.errorness() {
-                Errorness::Definite => EventType::Fail,
-                Errorness::Indefinite => EventType::Info,
-            };
-            let err = format!("error {}: {text}", code.code());
-            history.record(
-                time_ns,
-                process,
-                ty,
-                op.f(),
-                op_value(op),
-                Some(node),
-                Some(err),
-            )?;
-            Ok(ty == EventType::Info)
-        }
-        Answer::Reply(reply) => {
-            history.record(
-                time_ns,
-                process,
-                EventType::Ok,
-                op.f(),
-                completion_value(op, reply),
-                Some(node),
-                None,
-            )?;
-            Ok(false)
-        }
-        Answer::Timeout => {
-            history.record(
-                time_ns,
-                process,
-                EventType::Info,
-                op.f(),
-                op_value(op),
-                Some(node),
-                Some("timeout".into()),
-            )?;
-            Ok(true)
-        }
-    }
+    let c = crate::clients::Completion::of(op, answer);
+    let retire = c.retires();
+    history.record(time_ns, process, c.ty, op.f(), c.value, Some(node), c.error)?;
+    Ok(retire)
 }
 
 /// An op a client has sent and not yet seen answered.

@@ -9,7 +9,7 @@
 //! guards (a node's step, a node's start) and for the wall duration in `metrics.json`;
 //! the order of events depends only on the seed and on what the nodes answer.
 
-use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Instant;
 
 use proto::body::Control;
@@ -158,9 +158,6 @@ pub struct World {
     history: HistoryWriter,
     workload: Box<dyn Workload>,
     final_ops: Vec<ClientOp>,
-    /// Keys some client op wrote to (propose, write, cas): a null final read of one of
-    /// these may be a node that has not caught up yet, and is retried.
-    written_keys: BTreeSet<u64>,
     init_msg_id: u64,
     /// During an init step: `Some(lockstep)` once `init_ok` was seen.
     init_ok: Option<bool>,
@@ -297,7 +294,6 @@ impl World {
             history,
             workload,
             final_ops,
-            written_keys: BTreeSet::new(),
             init_msg_id: 0,
             init_ok: None,
             in_init: false,

@@ -52,12 +52,6 @@ impl World {
         retries_left: u32,
     ) -> anyhow::Result<()> {
         let now = self.now_us();
-        if let ClientOp::Propose { key, .. }
-        | ClientOp::Write { key, .. }
-        | ClientOp::Cas { key, .. } = op
-        {
-            self.written_keys.insert(key);
-        }
         let c = &mut self.clients[client];
         c.next_msg_id += 1;
         let msg_id = c.next_msg_id;
@@ -126,15 +120,14 @@ impl World {
             }
             Phase::Recovery => {}
             Phase::Final => {
-                let null_read = match (&done.op, &answer) {
-                    (
-                        ClientOp::Read { key },
-                        Answer::Reply(ClientReply::ReadOk { value: None }),
-                    ) => self.written_keys.contains(key),
-                    _ => false,
+                // The same rule as free-running final ops: an error or a timeout, or an
+                // answer the workload does not take as settled, is tried again.
+                let settled = match &answer {
+                    Answer::Reply(ClientReply::Error { .. }) | Answer::Timeout => false,
+                    Answer::Reply(reply) => self.workload.final_settled(&done.op, reply),
                 };
                 let mut at = now;
-                if null_read && done.retries_left > 0 {
+                if !settled && done.retries_left > 0 {
                     self.clients[client].work.push_front(FinalOp {
                         node: done.node,
                         op: done.op,
