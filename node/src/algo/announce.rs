@@ -8,7 +8,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::NodeId;
+use super::{Algorithm, Ctx, NodeId};
 
 #[derive(Debug)]
 struct Pending {
@@ -73,6 +73,58 @@ impl Announcements {
         let p = self.pending.get_mut(&key)?;
         p.retry_ms = (p.retry_ms * 2).min(self.max_ms);
         Some((p.unacked.iter().cloned().collect(), p.retry_ms))
+    }
+}
+
+impl Announcements {
+    /// Sends `msg` (the decision of `key`) to every peer and arms `timer` to repeat it.
+    pub fn announce<A: Algorithm>(
+        &mut self,
+        key: u64,
+        msg: A::Msg,
+        timer: A::Timer,
+        ctx: &mut Ctx<A>,
+    ) {
+        let (peers, delay) = self.start(key, ctx.config().peers().cloned());
+        for peer in &peers {
+            ctx.send(peer, msg.clone());
+        }
+        ctx.set_timer(timer, delay);
+    }
+
+    /// `timer` fired: sends `msg` again to the peers that have not acknowledged, and
+    /// re-arms `timer` with the next backoff. Nothing if the announcement is over.
+    pub fn repeat<A: Algorithm>(
+        &mut self,
+        key: u64,
+        msg: impl FnOnce() -> A::Msg,
+        timer: A::Timer,
+        ctx: &mut Ctx<A>,
+    ) {
+        let Some((peers, delay)) = self.retry(key) else {
+            return;
+        };
+        let msg = msg();
+        for peer in &peers {
+            ctx.send(peer, msg.clone());
+        }
+        ctx.set_timer(timer, delay);
+    }
+
+    /// `peer` knows the decision of `key`. Once every peer does, cancels `timer` and
+    /// persists `done`, unsynced on purpose: losing it only costs a repeat.
+    pub fn acked<A: Algorithm>(
+        &mut self,
+        key: u64,
+        peer: &str,
+        timer: A::Timer,
+        done: A::Record,
+        ctx: &mut Ctx<A>,
+    ) {
+        if self.ack(key, peer) {
+            ctx.cancel_timer(timer);
+            ctx.persist(done);
+        }
     }
 }
 

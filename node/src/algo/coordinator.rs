@@ -196,26 +196,18 @@ impl Coordinator {
     }
 
     fn announce(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
-        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
-        for peer in &peers {
-            ctx.send(
-                peer,
-                Msg::Value {
-                    key,
-                    value: Some(value),
-                },
-            );
-        }
-        ctx.set_timer(Timer::Announce { key }, delay);
+        let msg = Msg::Value {
+            key,
+            value: Some(value),
+        };
+        self.announcing
+            .announce(key, msg, Timer::Announce { key }, ctx);
     }
 
     /// `peer` knows the decision of `key`.
     fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        if self.announcing.ack(key, peer) {
-            ctx.cancel_timer(Timer::Announce { key });
-            // Unsynced on purpose: losing it only costs a repeat of the announcement.
-            ctx.persist(Record::Announced { key });
-        }
+        let (timer, done) = (Timer::Announce { key }, Record::Announced { key });
+        self.announcing.acked(key, peer, timer, done, ctx);
     }
 
     fn forward(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
@@ -411,20 +403,13 @@ impl Algorithm for Coordinator {
                 ctx.set_timer(Timer::Retry { key }, w.retry_ms);
             }
             Timer::Announce { key } => {
-                let Some((peers, delay)) = self.announcing.retry(key) else {
-                    return;
+                let decided = &self.decided;
+                let msg = || Msg::Value {
+                    key,
+                    value: Some(decided[&key]),
                 };
-                let value = self.decided[&key];
-                for peer in &peers {
-                    ctx.send(
-                        peer,
-                        Msg::Value {
-                            key,
-                            value: Some(value),
-                        },
-                    );
-                }
-                ctx.set_timer(Timer::Announce { key }, delay);
+                self.announcing
+                    .repeat(key, msg, Timer::Announce { key }, ctx);
             }
         }
     }

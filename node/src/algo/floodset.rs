@@ -194,20 +194,15 @@ impl FloodSet {
     }
 
     fn announce(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
-        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
-        for peer in &peers {
-            ctx.send(peer, Msg::Decided { key, value });
-        }
-        ctx.set_timer(Timer::Announce { key }, delay);
+        let msg = Msg::Decided { key, value };
+        self.announcing
+            .announce(key, msg, Timer::Announce { key }, ctx);
     }
 
     /// `peer` knows the decision of `key`.
     fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        if self.announcing.ack(key, peer) {
-            ctx.cancel_timer(Timer::Announce { key });
-            // Unsynced on purpose: losing it only costs a repeat of the announcement.
-            ctx.persist(Record::Announced { key });
-        }
+        let (timer, done) = (Timer::Announce { key }, Record::Announced { key });
+        self.announcing.acked(key, peer, timer, done, ctx);
     }
 
     fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {
@@ -362,14 +357,13 @@ impl Algorithm for FloodSet {
         let key = match timer {
             Timer::Round { key } => key,
             Timer::Announce { key } => {
-                let Some((peers, delay)) = self.announcing.retry(key) else {
-                    return;
+                let decided = &self.decided;
+                let msg = || Msg::Decided {
+                    key,
+                    value: decided[&key],
                 };
-                let value = self.decided[&key];
-                for peer in &peers {
-                    ctx.send(peer, Msg::Decided { key, value });
-                }
-                ctx.set_timer(Timer::Announce { key }, delay);
+                self.announcing
+                    .repeat(key, msg, Timer::Announce { key }, ctx);
                 return;
             }
         };

@@ -64,46 +64,37 @@ impl Paxos {
         }
     }
 
-    pub(super) fn announce(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+    /// The announcement of `key`'s decision.
+    fn decided_msg(&self, key: u64) -> Msg {
         let d = &self.decided[&key];
-        let (peers, delay) = self.announcing.start(key, ctx.config().peers().cloned());
-        for peer in &peers {
-            ctx.send(
-                peer,
-                Msg::Decided {
-                    key,
-                    value: d.value,
-                    ballot: d.ballot.clone(),
-                },
-            );
+        Msg::Decided {
+            key,
+            value: d.value,
+            ballot: d.ballot.clone(),
         }
-        ctx.set_timer(Timer::Announce { key }, delay);
+    }
+
+    pub(super) fn announce(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let msg = self.decided_msg(key);
+        self.announcing
+            .announce(key, msg, Timer::Announce { key }, ctx);
     }
 
     /// `peer` knows the decision of `key`.
     pub(super) fn acked(&mut self, key: u64, peer: &str, ctx: &mut Ctx<Self>) {
-        if self.announcing.ack(key, peer) {
-            ctx.cancel_timer(Timer::Announce { key });
-            // Unsynced on purpose: losing it only costs a repeat of the announcement.
-            ctx.persist(Record::Announced { key });
-        }
+        let (timer, done) = (Timer::Announce { key }, Record::Announced { key });
+        self.announcing.acked(key, peer, timer, done, ctx);
     }
 
     pub(super) fn on_announce_timer(&mut self, key: u64, ctx: &mut Ctx<Self>) {
-        let Some((peers, delay)) = self.announcing.retry(key) else {
+        let Some(msg) = self
+            .decided
+            .contains_key(&key)
+            .then(|| self.decided_msg(key))
+        else {
             return;
         };
-        let d = &self.decided[&key];
-        for peer in &peers {
-            ctx.send(
-                peer,
-                Msg::Decided {
-                    key,
-                    value: d.value,
-                    ballot: d.ballot.clone(),
-                },
-            );
-        }
-        ctx.set_timer(Timer::Announce { key }, delay);
+        self.announcing
+            .repeat(key, || msg, Timer::Announce { key }, ctx);
     }
 }
