@@ -283,6 +283,28 @@ pub fn check_params(config: &Config, known: &[&str]) -> Result<(), String> {
     }
 }
 
+/// Client proposals that may wait on one instance; more are refused before they take
+/// effect (a definite error), so a hot key cannot grow a node's memory without bound.
+pub const PENDING_MAX: usize = 64;
+
+/// Queues `req` among the proposals waiting on instance `key`, or refuses it when
+/// [`PENDING_MAX`] already wait. Returns whether it was queued.
+pub fn wait_or_refuse<A: Algorithm>(
+    pending: &mut Vec<ClientReq>,
+    req: ClientReq,
+    key: u64,
+    ctx: &mut Ctx<A>,
+) -> bool {
+    if pending.len() >= PENDING_MAX {
+        let text = format!("{PENDING_MAX} proposals already wait on key {key}");
+        let code = proto::ErrorCode::TemporarilyUnavailable;
+        ctx.reply(&req, ClientReply::Error { code, text });
+        return false;
+    }
+    pending.push(req);
+    true
+}
+
 /// The reply for an op an algorithm does not serve.
 pub fn not_supported(op: &ClientOp) -> ClientReply {
     ClientReply::Error {

@@ -30,13 +30,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{
+    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
+    NodeId,
+};
 use proto::ops::{ClientOp, ClientReply};
-use proto::{ErrorCode, Report};
+use proto::Report;
 use serde::{Deserialize, Serialize};
-
-/// Client proposals waiting on one instance; more are refused before they take effect.
-pub const PENDING_MAX: usize = 64;
 
 const PARAMS: &[&str] = &["retry_ms", "retry_ms_max"];
 
@@ -241,13 +241,7 @@ impl Coordinator {
             return;
         }
         if let Some(w) = self.waiting.get_mut(&key) {
-            if w.reqs.len() >= PENDING_MAX {
-                let text = format!("{PENDING_MAX} proposals already wait on key {key}");
-                let code = ErrorCode::TemporarilyUnavailable;
-                ctx.reply(&req, ClientReply::Error { code, text });
-            } else {
-                w.reqs.push(req);
-            }
+            wait_or_refuse(&mut w.reqs, req, key, ctx);
             return;
         }
         ctx.persist(Record::Proposed { key, value });

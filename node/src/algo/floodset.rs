@@ -40,13 +40,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{
+    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
+    NodeId,
+};
 use proto::ops::{ClientOp, ClientReply};
-use proto::{ErrorCode, Report};
+use proto::Report;
 use serde::{Deserialize, Serialize};
-
-/// Client proposals waiting on one instance; more are refused before they take effect.
-pub const PENDING_MAX: usize = 64;
 
 const PARAMS: &[&str] = &["round_ms", "f", "retry_ms", "retry_ms_max"];
 
@@ -219,13 +219,7 @@ impl FloodSet {
         }
         if let Some(inst) = self.instances.get_mut(&key) {
             // Too late for this value: the instance runs; wait for its outcome.
-            if inst.pending.len() >= PENDING_MAX {
-                let text = format!("{PENDING_MAX} proposals already wait on key {key}");
-                let code = ErrorCode::TemporarilyUnavailable;
-                ctx.reply(&req, ClientReply::Error { code, text });
-            } else {
-                inst.pending.push(req);
-            }
+            wait_or_refuse(&mut inst.pending, req, key, ctx);
             return;
         }
         let inst = Instance {

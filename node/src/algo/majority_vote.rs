@@ -39,13 +39,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{
+    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
+    NodeId,
+};
 use proto::ops::{ClientOp, ClientReply};
-use proto::{ErrorCode, Report};
+use proto::Report;
 use serde::{Deserialize, Serialize};
-
-/// Client proposals waiting on one instance; more are refused before they take effect.
-pub const PENDING_MAX: usize = 64;
 
 /// Parameters every voting variant accepts.
 const PARAMS: &[&str] = &["retry_ms", "retry_ms_max"];
@@ -333,13 +333,9 @@ impl<R: Rule> Voting<R> {
             return;
         }
         let inst = self.instances.entry(key).or_default();
-        if inst.pending.len() >= PENDING_MAX {
-            let text = format!("{PENDING_MAX} proposals already wait on key {key}");
-            let code = ErrorCode::TemporarilyUnavailable;
-            ctx.reply(&req, ClientReply::Error { code, text });
+        if !wait_or_refuse(&mut inst.pending, req, key, ctx) {
             return;
         }
-        inst.pending.push(req);
         let voted = inst.my_vote.is_some();
         ctx.broadcast(Msg::Candidate { key, value });
         if !voted {

@@ -74,9 +74,6 @@ use acceptor::Acceptor;
 use learner::Decision;
 use proposer::{Phase, Proposer};
 
-/// Client proposals waiting on one instance; more are refused before they take effect.
-pub const PENDING_MAX: usize = 64;
-
 /// The largest power of two the exponential backoff multiplies by.
 const BACKOFF_SHIFT_MAX: u32 = 20;
 

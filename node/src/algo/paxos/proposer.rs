@@ -3,10 +3,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Backoff, Msg, Paxos, Proposal, Record, Timer, BACKOFF_SHIFT_MAX, PENDING_MAX};
-use crate::algo::{ClientReq, Ctx, NodeId};
+use super::{Backoff, Msg, Paxos, Proposal, Record, Timer, BACKOFF_SHIFT_MAX};
+use crate::algo::{wait_or_refuse, ClientReq, Ctx, NodeId};
 use proto::ops::{Ballot, ClientReply};
-use proto::{ErrorCode, Report};
+use proto::Report;
 use rand::Rng;
 
 /// Where a proposer's current ballot stands.
@@ -113,12 +113,9 @@ impl Paxos {
         }
         let inst = self.instances.entry(key).or_default();
         match inst.proposer.as_mut() {
-            Some(p) if p.pending.len() >= PENDING_MAX => {
-                let text = format!("{PENDING_MAX} proposals already wait on key {key}");
-                let code = ErrorCode::TemporarilyUnavailable;
-                ctx.reply(&req, ClientReply::Error { code, text });
+            Some(p) => {
+                wait_or_refuse(&mut p.pending, req, key, ctx);
             }
-            Some(p) => p.pending.push(req),
             None => {
                 let ballot = Ballot {
                     round: 0,
