@@ -354,19 +354,6 @@ impl Router {
         self.route(src, dest, &ty, line);
     }
 
-    /// Releases every held message (in order), whatever the policy says.
-    pub fn release_held(&self) {
-        let now = self.now_us();
-        let mut batch = Batch::default();
-        let mut st = self.lock();
-        for link in 0..st.held.len() {
-            release_link(&mut st, link, now, &mut batch);
-        }
-        drop(st);
-        self.flush(&mut batch);
-        self.shared.timer.notify_one();
-    }
-
     /// Closes a node's connection from the router side (used after a kill so that a
     /// stale connection cannot deliver).
     pub fn disconnect(&self, node: &str) {

@@ -248,6 +248,22 @@ impl Live {
         }
     }
 
+    /// Handles router events, harness messages and process exits while `work` runs;
+    /// returns its output.
+    async fn pump_during<T>(&mut self, work: impl std::future::Future<Output = T>) -> T {
+        tokio::pin!(work);
+        loop {
+            tokio::select! {
+                out = &mut work => return out,
+                Some(ev) = self.events.recv() => self.on_router_event(ev),
+                Some(d) = self.inbox.recv() => self.on_harness_msg(d),
+                Some((ev, expected)) = self.sup.next_exit() => {
+                    self.on_exit(&ev.node, &ev.status.to_string(), expected);
+                }
+            }
+        }
+    }
+
     /// Handles whatever arrives until `deadline` (or until `done()` holds).
     async fn pump_until(
         &mut self,
@@ -273,13 +289,16 @@ impl Live {
                     self.on_exits(exits);
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
-                _ = stop.changed() => {
-                    if *stop.borrow() {
-                        return;
-                    }
-                }
+                _ = stop_requested(stop) => return,
             }
         }
+    }
+}
+
+/// Completes once `stop` turns true; never, if its sender is gone without doing so.
+async fn stop_requested(stop: &mut watch::Receiver<bool>) {
+    if stop.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 
@@ -449,24 +468,22 @@ pub async fn run(
             Duration::from_millis(cfg.op_timeout_ms + 1000)
         };
         let drain_deadline = Instant::now() + wait;
-        loop {
-            tokio::select! {
-                joined = client_tasks.join_next() => match joined {
-                    Some(Ok(c)) => clients_back.push(c),
-                    Some(Err(_)) => {}
-                    None => break,
-                },
-                Some(ev) = live.events.recv() => live.on_router_event(ev),
-                Some(d) = live.inbox.recv() => live.on_harness_msg(d),
-                Some((ev, expected)) = live.sup.next_exit() => {
-                    live.on_exit(&ev.node, &ev.status.to_string(), expected);
-                }
-                _ = tokio::time::sleep_until(drain_deadline) => {
-                    client_tasks.abort_all();
-                    break;
+        live.pump_during(async {
+            loop {
+                tokio::select! {
+                    joined = client_tasks.join_next() => match joined {
+                        Some(Ok(c)) => clients_back.push(c),
+                        Some(Err(_)) => {}
+                        None => break,
+                    },
+                    _ = tokio::time::sleep_until(drain_deadline) => {
+                        client_tasks.abort_all();
+                        break;
+                    }
                 }
             }
-        }
+        })
+        .await;
         if let (Some(_), false, false) = (quiet_from, final_ops.is_empty(), clients_back.is_empty())
         {
             // Final ops run in the quiet window; unanswered reads are retried for the
@@ -481,24 +498,15 @@ pub async fn run(
                 op_timeout: Duration::from_millis(cfg.op_timeout_ms),
                 window_end,
             };
-            let run_finals = finals.run(clients, &shared, &rec);
-            tokio::pin!(run_finals);
-            loop {
-                tokio::select! {
-                    _ = &mut run_finals => break,
-                    Some(ev) = live.events.recv() => live.on_router_event(ev),
-                    Some(d) = live.inbox.recv() => live.on_harness_msg(d),
-                    Some((ev, expected)) = live.sup.next_exit() => {
-                        live.on_exit(&ev.node, &ev.status.to_string(), expected);
+            let finished = live
+                .pump_during(async {
+                    tokio::select! {
+                        _ = finals.run(clients, &shared, &rec) => true,
+                        _ = stop_requested(&mut interrupt) => false,
                     }
-                    _ = interrupt.changed() => {
-                        if *interrupt.borrow() {
-                            interrupted = true;
-                            break;
-                        }
-                    }
-                }
-            }
+                })
+                .await;
+            interrupted |= !finished;
         }
     }
     drop(stop_tx);

