@@ -52,7 +52,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use workloads::workload::WorkloadOpts;
 use workloads::{CheckInput, History, VerdictKind};
 
 use crate::nemesis::{self, ProcessCounters, Schedule};
@@ -94,12 +93,7 @@ pub async fn run_lockstep(
     schedule: Schedule,
     interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
-    let wopts = WorkloadOpts {
-        instances: cfg.instances,
-        contention: cfg.contention,
-    };
-    let workload = workloads::workload_by_name(&cfg.workload, &wopts)
-        .ok_or_else(|| UsageError(format!("unknown workload '{}'", cfg.workload)))?;
+    let workload = cfg.workload()?;
     let checkers = workload.checkers();
     let node_ids = cfg.node_ids();
     if schedule.nodes != node_ids {

@@ -123,6 +123,16 @@ impl RunConfig {
         (1..=self.nodes).map(|i| format!("n{i}")).collect()
     }
 
+    /// A fresh op generator of the run's workload.
+    pub fn workload(&self) -> Result<Box<dyn workloads::Workload>, UsageError> {
+        let opts = WorkloadOpts {
+            instances: self.instances,
+            contention: self.contention,
+        };
+        workloads::workload_by_name(&self.workload, &opts)
+            .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))
+    }
+
     /// The run's fault plan: the given schedule, or the one the seed expands to.
     pub fn fault_schedule(&self) -> Schedule {
         match &self.schedule {
@@ -335,12 +345,7 @@ pub async fn run(
     cfg: RunConfig,
     mut interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
-    let wopts = WorkloadOpts {
-        instances: cfg.instances,
-        contention: cfg.contention,
-    };
-    let workload = workloads::workload_by_name(&cfg.workload, &wopts)
-        .ok_or_else(|| UsageError(format!("unknown workload '{}'", cfg.workload)))?;
+    let workload = cfg.workload()?;
     let final_ops = workload.final_ops();
     let checkers = workload.checkers();
 

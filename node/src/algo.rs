@@ -305,6 +305,16 @@ pub fn wait_or_refuse<A: Algorithm>(
     true
 }
 
+/// The reply to a propose whose instance decided `value`, when the algorithm has no
+/// rounds or ballot to tell.
+pub fn propose_ok(value: u64) -> ClientReply {
+    ClientReply::ProposeOk {
+        value,
+        rounds: None,
+        ballot: None,
+    }
+}
+
 /// The reply for an op an algorithm does not serve.
 pub fn not_supported(op: &ClientOp) -> ClientReply {
     ClientReply::Error {

@@ -31,8 +31,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
 use super::{
-    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
-    NodeId,
+    check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
+    Config, Ctx, NodeId,
 };
 use proto::ops::{ClientOp, ClientReply};
 use proto::Report;
@@ -172,14 +172,7 @@ impl Coordinator {
         if let Some(w) = self.waiting.remove(&key) {
             ctx.cancel_timer(Timer::Retry { key });
             for req in w.reqs {
-                ctx.reply(
-                    &req,
-                    ClientReply::ProposeOk {
-                        value,
-                        rounds: None,
-                        ballot: None,
-                    },
-                );
+                ctx.reply(&req, propose_ok(value));
             }
         }
     }
@@ -218,26 +211,12 @@ impl Coordinator {
 
     fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {
         if let Some(d) = self.decided(key) {
-            ctx.reply(
-                &req,
-                ClientReply::ProposeOk {
-                    value: d,
-                    rounds: None,
-                    ballot: None,
-                },
-            );
+            ctx.reply(&req, propose_ok(d));
             return;
         }
         if self.is_coordinator {
             let d = self.try_initialize(key, value, ctx);
-            ctx.reply(
-                &req,
-                ClientReply::ProposeOk {
-                    value: d,
-                    rounds: None,
-                    ballot: None,
-                },
-            );
+            ctx.reply(&req, propose_ok(d));
             return;
         }
         if let Some(w) = self.waiting.get_mut(&key) {

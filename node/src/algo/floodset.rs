@@ -41,8 +41,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
 use super::{
-    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
-    NodeId,
+    check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
+    Config, Ctx, NodeId,
 };
 use proto::ops::{ClientOp, ClientReply};
 use proto::Report;
@@ -207,14 +207,7 @@ impl FloodSet {
 
     fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {
         if let Some(d) = self.decided(key) {
-            ctx.reply(
-                &req,
-                ClientReply::ProposeOk {
-                    value: d,
-                    rounds: None,
-                    ballot: None,
-                },
-            );
+            ctx.reply(&req, propose_ok(d));
             return;
         }
         if let Some(inst) = self.instances.get_mut(&key) {

@@ -40,8 +40,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use super::announce::Announcements;
 use super::{
-    check_bugs, check_params, not_supported, wait_or_refuse, Algorithm, ClientReq, Config, Ctx,
-    NodeId,
+    check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
+    Config, Ctx, NodeId,
 };
 use proto::ops::{ClientOp, ClientReply};
 use proto::Report;
@@ -297,14 +297,7 @@ impl<R: Rule> Voting<R> {
             rounds: None,
         });
         for req in inst.pending {
-            ctx.reply(
-                &req,
-                ClientReply::ProposeOk {
-                    value,
-                    rounds: None,
-                    ballot: None,
-                },
-            );
+            ctx.reply(&req, propose_ok(value));
         }
     }
 
@@ -322,14 +315,7 @@ impl<R: Rule> Voting<R> {
 
     fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {
         if let Some(d) = self.decided(key) {
-            ctx.reply(
-                &req,
-                ClientReply::ProposeOk {
-                    value: d,
-                    rounds: None,
-                    ballot: None,
-                },
-            );
+            ctx.reply(&req, propose_ok(d));
             return;
         }
         let inst = self.instances.entry(key).or_default();
