@@ -292,8 +292,15 @@ pub async fn run_lockstep(
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
     results::update_latest(&cfg.results_dir, &run_id)?;
 
-    let counts = metrics::op_counts(&ops);
-    let summary = summary_text(&run_id, &dir, overall, &reason, &counts, &trace_hash, steps);
+    let summary = summary_text(
+        &run_id,
+        &dir,
+        overall,
+        &reason,
+        &metrics_json["ops"],
+        &trace_hash,
+        steps,
+    );
     Ok(RunOutcome {
         dir,
         verdict: overall,

@@ -600,13 +600,12 @@ pub async fn run(
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
     results::update_latest(&cfg.results_dir, &run_id)?;
 
-    let counts = metrics::op_counts(&ops);
     let summary = summary_text(
         &run_id,
         &dir,
         overall,
         &reason,
-        &counts,
+        &metrics_json["ops"],
         &metrics_json["latency_ms"],
     );
     Ok(RunOutcome {
