@@ -23,8 +23,9 @@ use tokio::time::Instant;
 use workloads::verdict::FaultSpan;
 
 use crate::nemesis::{
-    Action, Confirmations, FaultCounters, FaultKind, Link, LinkCounters, LinkStatus, LinkTable,
-    NetAction, ProcessAction, ProcessCounters, Schedule, ScheduleEvent, TriggerSet,
+    Action, Confirmations, Ended, FaultCounters, FaultKind, Link, LinkCounters, LinkStatus,
+    LinkTable, NetAction, ProcessAction, ProcessCounters, Schedule, ScheduleEvent, SpanBook,
+    TriggerSet,
 };
 use crate::router::{Decision, LinkPolicy, Router};
 use crate::supervisor::{ExitEvent, Supervisor};
@@ -98,17 +99,6 @@ fn with_faults<R: Default>(router: &Router, f: impl FnOnce(&mut FaultPolicy) -> 
     })
 }
 
-/// A fault that is active: since when, and the counters when it started.
-#[derive(Debug, Clone)]
-struct Open {
-    id: u32,
-    what: String,
-    kind: &'static str,
-    nodes: Vec<String>,
-    start_ns: u64,
-    counters: LinkCounters,
-}
-
 /// What `metrics.json` gets under `faults`.
 #[derive(Debug, Clone, Serialize)]
 pub struct FaultReport {
@@ -140,8 +130,9 @@ pub struct Chaos {
     /// Triggered events whose process part is due.
     pub fired_rx: mpsc::UnboundedReceiver<Fired>,
     confirm: Confirmations,
-    open: BTreeMap<String, Open>,
-    spans: Vec<FaultSpan>,
+    book: SpanBook,
+    /// Link counters when each event's span opened, for its `while_active` evidence.
+    counters_at_open: BTreeMap<u32, LinkCounters>,
     healed: bool,
 }
 
@@ -160,8 +151,8 @@ impl Chaos {
             run_start,
             fired_tx,
             fired_rx,
-            open: BTreeMap::new(),
-            spans: Vec::new(),
+            book: SpanBook::default(),
+            counters_at_open: BTreeMap::new(),
             healed: false,
         }
     }
@@ -352,105 +343,39 @@ impl Chaos {
         v
     }
 
-    /// Opens and closes fault spans; a closed network fault gets, as evidence, what the
-    /// link table did while it was active.
+    /// Updates the fault spans; an ended network fault gets, as evidence, what the link
+    /// table did while it was on.
     fn track(&mut self, id: u32, action: &Action, now: Instant, router: &Router) {
         let counters = with_faults(router, |p| p.table.counters().total);
-        let mut close: Vec<String> = Vec::new();
-        let mut open: Option<(String, String)> = None;
-        let nodes: Vec<String> = action.nodes().into_iter().map(str::to_string).collect();
-        let kind = match action {
-            Action::Partition { .. } => "partition",
-            Action::Kill { .. } | Action::Crash { .. } => "kill",
-            Action::Pause { .. } => "pause",
-            Action::LinkFaults { .. } => "link_faults",
-            Action::Clog { .. } => "clog",
-            _ => "",
-        };
-        match action {
-            Action::Partition { shape, cut, .. } => {
-                close.push("partition".into());
-                let what = if shape.is_empty() {
-                    format!("partition ({} links)", cut.len())
-                } else {
-                    format!("partition: {shape}")
-                };
-                open = Some(("partition".into(), what));
-            }
-            Action::HealPartition {} => close.push("partition".into()),
-            Action::Kill { node } => open = Some((format!("down {node}"), format!("kill {node}"))),
-            Action::Crash { node } => {
-                open = Some((format!("crash {node}"), format!("crash {node}")))
-            }
-            // A restarted node is down until it answers `init` again: see `node_ready`.
-            Action::Restart { .. } => {}
-            Action::Pause { node } => {
-                open = Some((format!("pause {node}"), format!("pause {node}")))
-            }
-            Action::Resume { node } => close.push(format!("pause {node}")),
-            Action::LinkFaults { .. } => {
-                open = Some((format!("link_faults {id}"), describe_link_faults(action)))
-            }
-            Action::ClearLinkFaults {} => close.extend(
-                self.open
-                    .keys()
-                    .filter(|k| k.starts_with("link_faults "))
-                    .cloned()
-                    .collect::<Vec<_>>(),
-            ),
-            Action::Clog { node } => open = Some((format!("clog {node}"), format!("clog {node}"))),
-            Action::Unclog { node } => close.push(format!("clog {node}")),
-            Action::HealAll {} => close.extend(healed_by_heal_all(&self.open)),
-        }
-        let now_ns = self.ns_since_start(now);
-        for key in close {
-            self.close(&key, now_ns, &counters);
-        }
-        if let Some((key, what)) = open {
-            self.open.insert(
-                key,
-                Open {
-                    id,
-                    what,
-                    kind,
-                    nodes: if kind == "partition" {
-                        Vec::new()
-                    } else {
-                        nodes
-                    },
-                    start_ns: now_ns,
-                    counters,
-                },
-            );
+        let ended = self.book.track(id, action, self.ns_since_start(now));
+        self.evidence_for(ended, &counters);
+        if action.net().is_some() || action.process().is_some() {
+            self.counters_at_open.insert(id, counters);
         }
     }
 
-    fn close(&mut self, key: &str, now_ns: u64, counters: &LinkCounters) {
-        let Some(o) = self.open.remove(key) else {
-            return;
-        };
-        let during = diff(counters, &o.counters);
-        if during != LinkCounters::default() || !key.starts_with("down ") {
-            self.confirm
-                .add_evidence(o.id, json!({"while_active": during}));
+    /// Adds to each ended span's event what the links did while it was on (a kill
+    /// that cut nothing gets nothing).
+    fn evidence_for(&mut self, ended: Vec<Ended>, counters: &LinkCounters) {
+        for e in ended {
+            let Some(at_open) = self.counters_at_open.get(&e.id) else {
+                continue;
+            };
+            let during = diff(counters, at_open);
+            if during != LinkCounters::default() || !e.key.starts_with("down ") {
+                self.confirm
+                    .add_evidence(e.id, json!({"while_active": during}));
+            }
         }
-        self.spans.push(FaultSpan {
-            start: o.start_ns,
-            end: Some(now_ns),
-            what: o.what,
-            kind: o.kind.to_string(),
-            nodes: o.nodes,
-        });
     }
 
     /// A node answered `init`: if it was killed, it is back from now on. Until then
     /// requests sent to it were lost with the process, so its kill span ends here.
     pub fn node_ready(&mut self, node: &str, router: &Router) {
-        let key = format!("down {node}");
-        if self.open.contains_key(&key) {
+        let now_ns = self.ns_since_start(Instant::now());
+        if let Some(ended) = self.book.node_back(node, now_ns) {
             let counters = with_faults(router, |p| p.table.counters().total);
-            let now_ns = self.ns_since_start(Instant::now());
-            self.close(&key, now_ns, &counters);
+            self.evidence_for(vec![ended], &counters);
         }
     }
 
@@ -478,10 +403,8 @@ impl Chaos {
             });
             restore_all(sup, &mut exits).await;
             let counters = with_faults(router, |p| p.table.counters().total);
-            let now_ns = self.ns_since_start(now);
-            for key in healed_by_heal_all(&self.open) {
-                self.close(&key, now_ns, &counters);
-            }
+            let ended = self.book.heal_all(self.ns_since_start(now));
+            self.evidence_for(ended, &counters);
         }
         (self.ns_since_start(Instant::now()), exits)
     }
@@ -508,16 +431,7 @@ impl Chaos {
 
     /// The fault spans so far (closed ones; open ones end at the heal).
     pub fn spans(&self) -> Vec<FaultSpan> {
-        let mut spans = self.spans.clone();
-        spans.extend(self.open.values().map(|o| FaultSpan {
-            start: o.start_ns,
-            end: None,
-            what: o.what.clone(),
-            kind: o.kind.to_string(),
-            nodes: o.nodes.clone(),
-        }));
-        spans.sort_by_key(|s| s.start);
-        spans
+        self.book.spans()
     }
 
     /// The `faults` section of `metrics.json` and the warnings for `verdict.json`.
@@ -571,47 +485,6 @@ impl Chaos {
         let origin_us = self.origin.map_or(0, |o| self.ns_since_start(o) / 1_000);
         at_us.saturating_sub(origin_us) / 1_000
     }
-}
-
-/// Every open fault but crashes, which last to the end, and kills, which end when the
-/// node is back.
-fn healed_by_heal_all(open: &BTreeMap<String, Open>) -> Vec<String> {
-    open.keys()
-        .filter(|k| !k.starts_with("crash ") && !k.starts_with("down "))
-        .cloned()
-        .collect()
-}
-
-fn describe_link_faults(action: &Action) -> String {
-    let Action::LinkFaults {
-        links,
-        drop,
-        delay,
-        duplicate,
-        reorder,
-        ..
-    } = action
-    else {
-        return String::new();
-    };
-    let mut parts = Vec::new();
-    if *drop > 0.0 {
-        parts.push(format!("drop {drop}"));
-    }
-    if let Some(d) = delay {
-        parts.push(format!("delay {}+{} ms", d.base_ms, d.jitter_ms));
-    }
-    if *duplicate > 0.0 {
-        parts.push(format!("duplicate {duplicate}"));
-    }
-    if *reorder > 0.0 {
-        parts.push(format!("reorder {reorder}"));
-    }
-    let on = match links {
-        crate::nemesis::LinkSet::All => "all links".to_string(),
-        crate::nemesis::LinkSet::Only(l) => format!("{} links", l.len()),
-    };
-    format!("{} on {on}", parts.join(", "))
 }
 
 fn diff(now: &LinkCounters, then: &LinkCounters) -> LinkCounters {

@@ -190,6 +190,7 @@ pub async fn run_lockstep(
     let process = world.process;
     let quiet_from = world.quiet_from;
     let fault_spans = world.fault_spans();
+    let spans_json = json!(fault_spans);
     let interrupted = world.interrupted;
     let (trace, history, sup) = world.into_writers();
     let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
@@ -282,10 +283,16 @@ pub async fn run_lockstep(
         },
         "virtual_ms": virtual_us as f64 / 1e3,
         "wall_ms": wall_ms,
-        "faults": fault_counters,
+        "faults": {
+            "requested": kinds,
+            "links": fault_counters.links,
+            "total": fault_counters.total,
+            "process_total": process_counters,
+            "events": confirms,
+            "spans": spans_json,
+        },
         "processes": process,
         "process_events": sup.records(),
-        "confirmations": confirms,
         "reports": reports.len(),
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
     });

@@ -18,6 +18,7 @@
 //! - `validate`: [`Schedule::validate`] and [`ScheduleError`].
 //! - `expand`: [`expand()`], seed and options to a schedule.
 //! - `trigger`: [`TriggerSet`], faults fired by the protocol messages the router sees.
+//! - `spans`: [`SpanBook`], when each fault was on (for explanations and the report).
 //! - `confirm`: counters ([`LinkCounters`], [`FaultCounters`], [`ProcessCounters`]),
 //!   [`Confirmations`] and [`warnings`]: a fault that did not bite is never silent.
 //!
@@ -42,6 +43,7 @@ mod link;
 mod pretty;
 mod schedule;
 mod shape;
+mod spans;
 mod trigger;
 mod validate;
 
@@ -57,6 +59,7 @@ pub use shape::{
     between, bridge, clog_links, isolate, majorities_ring, one_way, reachability, swizzle_orders,
     Shape,
 };
+pub use spans::{Ended, SpanBook};
 pub use trigger::TriggerSet;
 pub use validate::{Problem, ScheduleError};
 

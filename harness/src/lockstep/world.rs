@@ -28,7 +28,7 @@ use super::queue::{EventQueue, Lane};
 use super::trace::{TraceKind, TraceRecord, TraceWriter};
 use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
-    Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, TriggerSet,
+    Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
 use crate::supervisor::Supervisor;
 
@@ -188,10 +188,8 @@ pub struct World {
     pub process: ProcessCounts,
     /// Virtual ns of the final heal, if reached.
     pub quiet_from: Option<u64>,
-    /// Process faults that ended (kills until their restart, pauses until resumed).
-    pub spans: Vec<FaultSpan>,
-    /// Process faults still on, by `"<kind> <node>"`.
-    open_spans: BTreeMap<String, FaultSpan>,
+    /// When each fault was on.
+    book: SpanBook,
     /// Whether Ctrl-C ended the run early.
     pub interrupted: bool,
 }
@@ -311,38 +309,21 @@ impl World {
             faulty: Vec::new(),
             process: ProcessCounts::default(),
             quiet_from: None,
-            spans: Vec::new(),
-            open_spans: BTreeMap::new(),
+            book: SpanBook::default(),
             interrupted: false,
         }
     }
 
-    /// Starts a process-fault span (`kind` is `kill` or `pause`).
-    pub(super) fn open_span(&mut self, key: &str, kind: &str, node: &str) {
-        let span = FaultSpan {
-            start: self.now_us() * 1_000,
-            end: None,
-            what: key.to_string(),
-            kind: kind.to_string(),
-            nodes: vec![node.to_string()],
-        };
-        self.open_spans.insert(key.to_string(), span);
-    }
-
-    /// Ends the span `key`, if open.
-    pub(super) fn close_span(&mut self, key: &str) {
-        if let Some(mut span) = self.open_spans.remove(key) {
-            span.end = Some(self.now_us() * 1_000);
-            self.spans.push(span);
-        }
+    /// Records what the carried-out event `id` (0 for the harness's own) does to the
+    /// fault spans, now.
+    pub(super) fn track(&mut self, id: Option<u32>, action: &Action) {
+        let now_ns = self.now_us() * 1_000;
+        self.book.track(id.unwrap_or(0), action, now_ns);
     }
 
     /// Every fault span, ended or still on, by start.
     pub fn fault_spans(&self) -> Vec<FaultSpan> {
-        let mut all: Vec<FaultSpan> = self.spans.clone();
-        all.extend(self.open_spans.values().cloned());
-        all.sort_by_key(|s| s.start);
-        all
+        self.book.spans()
     }
 
     /// Events handled when more than one was ready: where the seed chose the order.

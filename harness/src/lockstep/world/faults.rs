@@ -42,6 +42,9 @@ impl World {
 
     pub(super) fn net_action(&mut self, id: Option<u32>, action: &Action) {
         let Some(net) = action.net() else { return };
+        if action.process().is_none() || matches!(action, Action::HealAll {}) {
+            self.track(id, action);
+        }
         let released = self.links.apply(&net);
         let count = self.release(&released);
         if let Some(id) = id {
@@ -83,7 +86,7 @@ impl World {
                 Some(i) if self.nodes[i].up => {
                     self.kill(i);
                     self.process.kills += 1;
-                    self.open_span(&format!("kill {name}"), "kill", name);
+                    self.track(id, &Action::Kill { node: name.clone() });
                     Ok(json!({"node": name, "signal": "SIGKILL"}))
                 }
                 Some(_) => Err(format!("{name} was not running")),
@@ -94,7 +97,7 @@ impl World {
                     self.kill(i);
                     self.nodes[i].crashed = true;
                     self.process.kills += 1;
-                    self.open_span(&format!("crash {name}"), "kill", name);
+                    self.track(id, &Action::Crash { node: name.clone() });
                     Ok(json!({"node": name, "signal": "SIGKILL", "for_good": true}))
                 }
                 Some(_) => Err(format!("{name} was not running")),
@@ -105,7 +108,6 @@ impl World {
                 amnesia,
             } => match node(self, name) {
                 Some(i) if !self.nodes[i].up && !self.nodes[i].crashed => {
-                    self.close_span(&format!("kill {name}"));
                     if self.restart(i, *amnesia)? {
                         Ok(json!({"node": name, "amnesia": amnesia}))
                     } else {
@@ -119,7 +121,7 @@ impl World {
                 Some(i) if self.nodes[i].up && !self.nodes[i].paused => {
                     self.nodes[i].paused = true;
                     self.process.pauses += 1;
-                    self.open_span(&format!("pause {name}"), "pause", name);
+                    self.track(id, &Action::Pause { node: name.clone() });
                     Ok(json!({"node": name, "lockstep": "takes no events until resumed"}))
                 }
                 Some(_) => Err(format!("{name} was not running or already paused")),
@@ -158,8 +160,6 @@ impl World {
             if self.nodes[i].crashed {
                 continue;
             }
-            let id = self.nodes[i].id.clone();
-            self.close_span(&format!("kill {id}"));
             if !self.nodes[i].up && self.restart(i, false)? {
                 restarted.push(self.nodes[i].id.clone());
             }
@@ -170,7 +170,8 @@ impl World {
     pub(super) fn resume(&mut self, i: usize) {
         self.nodes[i].paused = false;
         let id = self.nodes[i].id.clone();
-        self.close_span(&format!("pause {id}"));
+        self.book
+            .close(&format!("pause {id}"), self.now_us() * 1_000);
         self.process.resumes += 1;
         let now = self.now_us();
         for (lane, ev) in std::mem::take(&mut self.nodes[i].parked) {
@@ -257,7 +258,10 @@ impl World {
             }
         }
         match self.init_node(i)? {
-            InitResult::Ready => Ok(true),
+            InitResult::Ready => {
+                self.book.node_back(&id, self.now_us() * 1_000);
+                Ok(true)
+            }
             InitResult::NoLockstep => {
                 self.crash(i, "answered init_ok without lockstep after a restart");
                 Ok(false)
