@@ -31,16 +31,14 @@ SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 [ -x "$SQUALL" ] || { echo "mutant-sweep.sh: build first: cargo build --release" >&2; exit 254; }
 mkdir -p "$RESULTS"
 
-# mutant | label | squall run flags (after --mode lockstep --workload write-once --nodes 5
-# --algorithm paxos --bug MUTANT). `@plan` stands for `--schedule` with the plan `plan`
+# mutant | label | squall run flags (after --mode lockstep --workload write-once
+# --algorithm paxos --bug MUTANT; 5 nodes unless they say --nodes). `@plan` stands for `--schedule` with the plan `plan`
 # writes.
 ROWS=(
   "small-quorum|partition|--contention 3 --nemesis partition --time-limit ${LIMIT_MS}ms"
   "forget-accepted|partition,delay|--contention 3 --nemesis partition,delay --time-limit ${LIMIT_MS}ms"
   "forget-accepted|decided-late (plan)|--contention 3 @decided-late"
-  "skip-fsync|kill every ~200ms|--contention 3 --nemesis kill --nemesis-interval 200ms --kill-restart-after 50ms --time-limit ${LIMIT_MS}ms"
-  "skip-fsync|promise-then-crash (plan)|--contention 3 @promise-then-crash"
-  "skip-fsync|kill,delay every ~100ms|--contention 3 --nemesis kill,delay --nemesis-interval 100ms --kill-restart-after 20ms --time-limit ${LIMIT_MS}ms"
+  "skip-fsync|bridge-promise-crash (plan)|--nodes 3 @bridge-promise-crash"
 )
 
 # Writes the plan $1 (see scripts/teeth.sh) for a run of LIMIT_MS on 5 nodes; prints its path.
@@ -83,7 +81,9 @@ for row in "${ROWS[@]}"; do
     for seed in $(seq 1 "$SEEDS"); do
         TRIED[$mutant]=$(( ${TRIED[$mutant]:-0} + 1 ))
         # shellcheck disable=SC2086
-        "$SQUALL" run --mode lockstep --workload write-once --nodes 5 --algorithm paxos \
+        nodes_flag=(--nodes 5)
+        [[ "$flags" == *--nodes* ]] && nodes_flag=()
+        "$SQUALL" run --mode lockstep --workload write-once "${nodes_flag[@]}" --algorithm paxos \
             --bug "$mutant" --seed "$seed" --results-dir "$dir" $flags >/dev/null 2>&1 || true
         got=$(observe "$dir/latest")
         case "$got" in valid|unknown) ;; *) found=$seed; break ;; esac

@@ -29,8 +29,10 @@ mkdir -p "$RESULTS"
 SQUALL=target/release/squall
 [ -x "$SQUALL" ] || { echo "teeth.sh: build first: cargo build --release" >&2; exit 254; }
 
-# name | expected | squall run flags. `@plan` stands for `--schedule` with a plan that
-# `plan` below writes: the fault a mutant needs, aimed by a trigger or a message type.
+# name | expected | squall run flags (5 nodes unless they say --nodes). `@plan` stands for
+# `--schedule` with a plan that `plan` below writes: the fault a mutant needs, aimed by a
+# trigger or a message type. A control row runs correct Paxos under a mutant's plan: the
+# plan alone must not break it.
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
@@ -41,7 +43,8 @@ ROWS=(
   "paxos --bug no-backoff|valid|--algorithm paxos --bug no-backoff --nemesis all --contention 3"
   "paxos --bug small-quorum|disagreement|--algorithm paxos --bug small-quorum --nemesis partition --contention 3"
   "paxos --bug forget-accepted|disagreement|--algorithm paxos --bug forget-accepted --contention 3 @decided-late"
-  "paxos --bug skip-fsync|disagreement|--algorithm paxos --bug skip-fsync --contention 3 @promise-then-crash"
+  "paxos --bug skip-fsync|disagreement|--algorithm paxos --bug skip-fsync --nodes 3 @bridge-promise-crash"
+  "paxos (control)|valid|--algorithm paxos --nodes 3 @bridge-promise-crash"
 )
 
 # Writes the plan $1 for a run of $2 ms on 5 nodes; prints its path.
@@ -82,7 +85,9 @@ for row in "${ROWS[@]}"; do
         # shellcheck disable=SC2086
         limit_flag=(--time-limit "$LIMIT")
         [[ "$flags" == *--schedule* ]] && limit_flag=()
-        "$SQUALL" run --workload write-once --nodes 5 "${limit_flag[@]}" --seed "$seed" \
+        nodes_flag=(--nodes 5)
+        [[ "$flags" == *--nodes* ]] && nodes_flag=()
+        "$SQUALL" run --workload write-once "${nodes_flag[@]}" "${limit_flag[@]}" --seed "$seed" \
             --results-dir "$RESULTS" $flags >/dev/null 2>&1 || true
         got=$(observe "$RESULTS/latest")
         if [ "$expected" = valid ]; then

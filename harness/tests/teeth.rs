@@ -28,7 +28,10 @@ fn hunt(flags: &[&str], expected: &str, seeds: u64) -> Result<u64, Vec<String>> 
     let mut seen = Vec::new();
     for seed in 1..=seeds {
         let seed_text = seed.to_string();
-        let mut args = vec!["run", "--workload", "write-once", "--nodes", "5"];
+        let mut args = vec!["run", "--workload", "write-once"];
+        if !flags.contains(&"--nodes") {
+            args.extend(["--nodes", "5"]);
+        }
         args.extend_from_slice(flags);
         args.extend(["--recovery-time", "2s", "--seed", &seed_text]);
         if !flags.contains(&"--schedule") {
@@ -164,6 +167,91 @@ fn tiebreak_wait_all_stalls_once_a_voter_crashes() {
         "3",
     ];
     assert_caught("tiebreak-wait-all", &flags, "termination", 10);
+}
+
+/// `scripts/plan.py bridge-promise-crash`: three nodes, n1 and n3 cut apart, n2 the
+/// bridge in every quorum, killed and restarted at once on every other promise it sends
+/// to n3.
+fn bridge_promise_crash_plan(dir: &std::path::Path) -> String {
+    let mut events = vec![
+        serde_json::json!({"id": 1, "at_ms": 0, "action": "partition",
+        "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]}),
+    ];
+    for k in 0..100u32 {
+        let on = serde_json::json!({"msg_type": "promise", "src": "n2", "dest": "n3",
+            "nth": 1 + 2 * k});
+        events.push(
+            serde_json::json!({"id": 2 * k + 2, "on": on, "action": "kill",
+            "node": "n2"}),
+        );
+        events.push(
+            serde_json::json!({"id": 2 * k + 3, "on": on, "action": "restart",
+            "node": "n2"}),
+        );
+    }
+    let plan = serde_json::json!({"nodes": ["n1", "n2", "n3"], "time_limit_ms": 3000,
+        "recovery_ms": 2000, "events": events});
+    let path = dir.join("bridge-promise-crash.json");
+    std::fs::write(&path, plan.to_string()).expect("write plan");
+    path.to_str().expect("utf8").to_string()
+}
+
+/// Seed 003's split decision, made by a forgotten promise (the `skip-fsync` mutant): an
+/// acceptor that promised ballot (1, n3) without syncing is killed, comes back without
+/// the promise and accepts n1's lower ballot, so {n1, n2} and {n2, n3} decide different
+/// values. Lockstep makes the catch exact: the same seeds fail every time.
+#[test]
+fn seed_003_skip_fsync_forgotten_promise_splits_the_decision() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = bridge_promise_crash_plan(tmp.path());
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "skip-fsync",
+        "--nodes",
+        "3",
+        "--mode",
+        "lockstep",
+        "--schedule",
+        &plan,
+    ];
+    assert_caught("skip-fsync", &flags, "agreement", 5);
+}
+
+/// The control for the test above: the same plan, which kills n2 right after promises,
+/// leaves correct Paxos (promises synced before they leave) valid.
+#[test]
+fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = bridge_promise_crash_plan(tmp.path());
+    for seed in ["1", "2", "3"] {
+        let args = [
+            "run",
+            "--workload",
+            "write-once",
+            "--algorithm",
+            "paxos",
+            "--nodes",
+            "3",
+            "--mode",
+            "lockstep",
+            "--schedule",
+            &plan,
+            "--recovery-time",
+            "2s",
+            "--seed",
+            seed,
+        ];
+        let (out, dir) = run_ok(&args);
+        let verdict = json(&dir.join("verdict.json"));
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "seed {seed}: {}",
+            verdict["reason"]
+        );
+    }
 }
 
 #[test]
