@@ -9,13 +9,15 @@
 //! - [`echo`]: the smallest workload.
 //! - [`durability`]: what a node finds after SIGKILL is what it synced.
 //! - [`write_once`] and [`consensus`]: write-once instances judged by agreement, validity
-//!   and termination.
+//!   and termination; [`linearizable`]: the same runs judged as one linearizable
+//!   write-once register per instance.
 #![deny(missing_docs)]
 
 pub mod consensus;
 pub mod durability;
 pub mod echo;
 pub mod history;
+pub mod linearizable;
 pub mod verdict;
 pub mod workload;
 pub mod write_once;

@@ -24,6 +24,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 
 use crate::consensus::ConsensusChecker;
+use crate::linearizable::WriteOnceLinearizability;
 use crate::verdict::Checker;
 use crate::workload::{Workload, WorkloadOpts};
 
@@ -114,8 +115,10 @@ impl Workload for WriteOnceWorkload {
     }
 
     fn checkers(&self) -> Vec<Box<dyn Checker>> {
-        // The linearizability check of the write-once register joins this list.
-        vec![Box::new(ConsensusChecker)]
+        vec![
+            Box::new(ConsensusChecker),
+            Box::new(WriteOnceLinearizability),
+        ]
     }
 
     fn default_algorithm(&self) -> &'static str {

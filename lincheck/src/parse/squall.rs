@@ -36,84 +36,102 @@ struct Line {
 pub fn parse(text: &str) -> Result<History, ParseError> {
     let mut pairing = Pairing::default();
     for (n, raw) in text.lines().enumerate() {
-        let lineno = n + 1;
-        let err = |m: String| ParseError::new(lineno, m);
         if raw.trim().is_empty() {
             continue;
         }
-        let line: Line = serde_json::from_str(raw).map_err(|e| err(e.to_string()))?;
-        if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
-            return Err(err(format!(
-                "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
-                line.f
-            )));
-        }
-        let field = |name: &str| -> Result<Value, ParseError> {
-            match line.value.get(name) {
-                Some(Json::Null) | None => Ok(Value::Nil),
-                Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
-                    err(format!(
-                        "`{name}` of {} must be an unsigned integer or null",
-                        line.f
-                    ))
-                }),
-            }
-        };
-        let required = |name: &str| -> Result<Value, ParseError> {
-            match field(name)? {
-                Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
-                v => Ok(v),
-            }
-        };
-        match line.ty.as_str() {
-            "invoke" => {
-                let key = required("key")?;
-                let input = match line.f.as_str() {
-                    "read" => Input::Read,
-                    "write" => Input::Write {
-                        value: required("value")?,
-                    },
-                    "cas" => Input::Cas {
-                        from: required("from")?,
-                        to: required("to")?,
-                    },
-                    _ => Input::Propose {
-                        value: required("value")?,
-                    },
-                };
-                pairing
-                    .invoke(line.process, key, input, line.time)
-                    .map_err(err)?;
-            }
-            "ok" | "fail" | "info" => {
-                let Some(open) = pairing.open_op(line.process) else {
-                    return Err(err(format!(
-                        "process {} completed an op it never invoked",
-                        line.process
-                    )));
-                };
-                if open.input.name() != line.f {
-                    return Err(err(format!(
-                        "completion f `{}` does not match the invoke's `{}`",
-                        line.f,
-                        open.input.name()
-                    )));
-                }
-                let outcome = match (line.ty.as_str(), line.f.as_str()) {
-                    ("ok", "read") => Outcome::Ok(field("value")?),
-                    ("ok", "propose") => Outcome::Ok(required("value")?),
-                    ("ok", _) => Outcome::Ok(Value::Nil),
-                    ("fail", _) => Outcome::Fail,
-                    _ => Outcome::Info,
-                };
-                pairing
-                    .complete(line.process, outcome, line.time)
-                    .map_err(err)?;
-            }
-            other => return Err(err(format!("unknown type `{other}`"))),
-        }
+        let line: Line =
+            serde_json::from_str(raw).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
+        feed(&mut pairing, n + 1, line)?;
     }
     Ok(pairing.finish())
+}
+
+/// Reads events already in memory, each a `history.jsonl` line as a JSON value (what a
+/// checker inside the harness has); error positions count events from 1.
+pub fn from_values(events: impl IntoIterator<Item = Json>) -> Result<History, ParseError> {
+    let mut pairing = Pairing::default();
+    for (n, event) in events.into_iter().enumerate() {
+        let line: Line =
+            serde_json::from_value(event).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
+        feed(&mut pairing, n + 1, line)?;
+    }
+    Ok(pairing.finish())
+}
+
+/// Pairs one event (line `lineno`) with the op it opens or completes.
+fn feed(pairing: &mut Pairing, lineno: usize, line: Line) -> Result<(), ParseError> {
+    let err = |m: String| ParseError::new(lineno, m);
+    if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
+        return Err(err(format!(
+            "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
+            line.f
+        )));
+    }
+    let field = |name: &str| -> Result<Value, ParseError> {
+        match line.value.get(name) {
+            Some(Json::Null) | None => Ok(Value::Nil),
+            Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
+                err(format!(
+                    "`{name}` of {} must be an unsigned integer or null",
+                    line.f
+                ))
+            }),
+        }
+    };
+    let required = |name: &str| -> Result<Value, ParseError> {
+        match field(name)? {
+            Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
+            v => Ok(v),
+        }
+    };
+    match line.ty.as_str() {
+        "invoke" => {
+            let key = required("key")?;
+            let input = match line.f.as_str() {
+                "read" => Input::Read,
+                "write" => Input::Write {
+                    value: required("value")?,
+                },
+                "cas" => Input::Cas {
+                    from: required("from")?,
+                    to: required("to")?,
+                },
+                _ => Input::Propose {
+                    value: required("value")?,
+                },
+            };
+            pairing
+                .invoke(line.process, key, input, line.time)
+                .map_err(err)?;
+        }
+        "ok" | "fail" | "info" => {
+            let Some(open) = pairing.open_op(line.process) else {
+                return Err(err(format!(
+                    "process {} completed an op it never invoked",
+                    line.process
+                )));
+            };
+            if open.input.name() != line.f {
+                return Err(err(format!(
+                    "completion f `{}` does not match the invoke's `{}`",
+                    line.f,
+                    open.input.name()
+                )));
+            }
+            let outcome = match (line.ty.as_str(), line.f.as_str()) {
+                ("ok", "read") => Outcome::Ok(field("value")?),
+                ("ok", "propose") => Outcome::Ok(required("value")?),
+                ("ok", _) => Outcome::Ok(Value::Nil),
+                ("fail", _) => Outcome::Fail,
+                _ => Outcome::Info,
+            };
+            pairing
+                .complete(line.process, outcome, line.time)
+                .map_err(err)?;
+        }
+        other => return Err(err(format!("unknown type `{other}`"))),
+    }
+    Ok(())
 }
 
 /// Renders `history` as `history.jsonl`, events ordered by time. `info` ops without a

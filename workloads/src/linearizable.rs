@@ -1,0 +1,193 @@
+//! Linearizability of the write-once register, by the `lincheck` engine.
+//!
+//! The consensus checker judges instances by the properties of consensus, from client
+//! replies and node reports together. This one asks a different question of the client
+//! history alone: is there one order of every `propose` and `read`, each taking effect
+//! between its invoke and its completion, that a single write-once register would
+//! answer the same way? It catches what agreement alone does not, e.g. a read that
+//! returns null after a propose to the same instance had already returned its decided
+//! value. Ops with no reply (`info`) may have taken effect or not.
+//!
+//! Reads are local in this workload: `read` returns what the asked node knows, and null
+//! means "this node has not learned a decision", not "nothing is decided" (a node cut off
+//! by a partition cannot know). So a null read says nothing about the register and is left
+//! out; every read that returns a value, and every propose, is judged. A value read before
+//! anyone proposed it, or a read of one value and a propose answered with another, has no
+//! linearization.
+//!
+//! The check is bounded by explored states, not by time, so the verdict is a function
+//! of the history only; past the bound it says `unknown`.
+
+use lincheck::{CheckOptions, Input, ModelKind, OpOutcome, Value, Verdict as LinVerdict};
+use serde_json::json;
+
+use crate::verdict::{CheckInput, Checker, Verdict};
+
+/// States the search may explore before it gives up with `unknown`.
+pub const STATES_MAX: u64 = 20_000_000;
+
+/// Linearizability of the write-once register, per instance.
+pub struct WriteOnceLinearizability;
+
+impl Checker for WriteOnceLinearizability {
+    fn name(&self) -> &'static str {
+        "linearizability"
+    }
+
+    fn check(&self, input: &CheckInput) -> Verdict {
+        let name = self.name();
+        let events = input
+            .history
+            .events
+            .iter()
+            .filter(|e| e.f == "propose" || e.f == "read")
+            .map(|e| serde_json::to_value(e).expect("events serialise"));
+        let mut history = match lincheck::parse::squall::from_values(events) {
+            Ok(h) => h,
+            Err(e) => {
+                return Verdict::unknown(
+                    name,
+                    format!("the history cannot be read as write-once ops: {e}"),
+                    json!({"property": "linearizability"}),
+                )
+            }
+        };
+        let before = history.ops.len();
+        history
+            .ops
+            .retain(|op| !(op.input == Input::Read && op.outcome == OpOutcome::Ok(Value::Nil)));
+        let null_reads = before - history.ops.len();
+        let opts = CheckOptions {
+            threads: 1,
+            states_max: STATES_MAX,
+            time_ms_max: None,
+            minimize: true,
+            ..CheckOptions::default()
+        };
+        let outcome = match lincheck::check(&history, ModelKind::WriteOnce, &opts) {
+            Ok(o) => o,
+            Err(e) => {
+                return Verdict::unknown(
+                    name,
+                    format!("an op the write-once model cannot interpret: {e}"),
+                    json!({"property": "linearizability"}),
+                )
+            }
+        };
+        let ops = history.ops.len();
+        let instances = outcome.stats.partitions;
+        match outcome.verdict {
+            LinVerdict::Valid => Verdict::valid(
+                name,
+                format!(
+                    "every instance's proposes and reads linearize ({ops} ops, {instances} \
+                     instances; {null_reads} null reads not judged)"
+                ),
+            ),
+            LinVerdict::Invalid { explanation } => {
+                let first = explanation.partitions.first();
+                let key = first.map(|p| p.key.to_string()).unwrap_or_default();
+                let stuck = first
+                    .and_then(|p| p.stuck.as_ref())
+                    .map(|s| format!("; no order explains {}", s.op))
+                    .unwrap_or_default();
+                let window = explanation
+                    .window
+                    .as_ref()
+                    .map(|w| {
+                        let ops: Vec<&str> = w.ops.iter().map(|o| o.op.as_str()).collect();
+                        format!("; minimal failing window: {}", ops.join(", "))
+                    })
+                    .unwrap_or_default();
+                Verdict::invalid(
+                    name,
+                    format!(
+                        "linearizability violated: instance {key}{stuck}{window} ({} instances fail)",
+                        explanation.partitions.len()
+                    ),
+                    json!({"property": "linearizability", "explanation": explanation}),
+                )
+            }
+            LinVerdict::Unknown { reason, partial } => Verdict::unknown(
+                name,
+                format!("linearizability undecided: {reason}"),
+                json!({"property": "linearizability", "partial": partial}),
+            ),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, EventType, History};
+    use crate::verdict::VerdictKind;
+
+    /// `(process, type, f, value, time)` rows to a history.
+    fn history(rows: &[(u64, EventType, &str, serde_json::Value, u64)]) -> CheckInput {
+        let events = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (process, ty, f, value, time))| Event {
+                index: i as u64,
+                process: *process,
+                ty: *ty,
+                f: f.to_string(),
+                value: value.clone(),
+                time: *time,
+                node: None,
+                error: None,
+            })
+            .collect();
+        CheckInput {
+            history: History { events },
+            ..CheckInput::default()
+        }
+    }
+
+    use EventType::{Invoke, Ok as Done};
+
+    #[test]
+    fn racing_proposes_answered_alike_linearize_and_null_reads_are_not_judged() {
+        let input = history(&[
+            (1, Invoke, "propose", json!({"key": 0, "value": 1}), 10),
+            (2, Invoke, "propose", json!({"key": 0, "value": 2}), 11),
+            (1, Done, "propose", json!({"key": 0, "value": 2}), 20),
+            (2, Done, "propose", json!({"key": 0, "value": 2}), 21),
+            // A node that has not learned the decision yet.
+            (3, Invoke, "read", json!({"key": 0}), 30),
+            (3, Done, "read", json!({"key": 0, "value": null}), 31),
+            (3, Invoke, "read", json!({"key": 0}), 40),
+            (3, Done, "read", json!({"key": 0, "value": 2}), 41),
+        ]);
+        let v = WriteOnceLinearizability.check(&input);
+        assert_eq!(v.verdict, VerdictKind::Valid, "{}", v.reason);
+        assert!(v.reason.contains("1 null reads not judged"), "{}", v.reason);
+    }
+
+    #[test]
+    fn two_decided_values_have_no_linearization() {
+        let input = history(&[
+            (1, Invoke, "propose", json!({"key": 7, "value": 1}), 10),
+            (1, Done, "propose", json!({"key": 7, "value": 1}), 20),
+            (2, Invoke, "propose", json!({"key": 7, "value": 2}), 30),
+            (2, Done, "propose", json!({"key": 7, "value": 2}), 40),
+        ]);
+        let v = WriteOnceLinearizability.check(&input);
+        assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+        assert!(v.reason.contains("instance 7"), "{}", v.reason);
+        assert_eq!(v.evidence["property"], "linearizability");
+    }
+
+    #[test]
+    fn a_value_read_before_anyone_proposed_it_has_no_linearization() {
+        let input = history(&[
+            (1, Invoke, "read", json!({"key": 3}), 10),
+            (1, Done, "read", json!({"key": 3, "value": 5}), 20),
+            (2, Invoke, "propose", json!({"key": 3, "value": 5}), 30),
+            (2, Done, "propose", json!({"key": 3, "value": 5}), 40),
+        ]);
+        let v = WriteOnceLinearizability.check(&input);
+        assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+    }
+}
