@@ -288,7 +288,7 @@ fn rounds_summary_of_all_replies_and_of_winners() {
 }
 
 #[test]
-fn write_once_is_registered_and_judged_by_consensus() {
+fn write_once_is_registered_and_judged_by_consensus_and_linearizability() {
     let w = workload_by_name(
         "write-once",
         &WorkloadOpts {
@@ -300,7 +300,7 @@ fn write_once_is_registered_and_judged_by_consensus() {
     assert_eq!(w.name(), "write-once");
     assert_eq!(w.default_algorithm(), "paxos");
     let names: Vec<&str> = w.checkers().iter().map(|c| c.name()).collect();
-    assert_eq!(names, ["consensus"]);
+    assert_eq!(names, ["consensus", "linearizability"]);
     assert_eq!(w.final_ops().len(), 5);
     assert!(workloads::workload::WORKLOADS
         .iter()
