@@ -63,7 +63,41 @@ struct Bench {
     spawned: u64,
 }
 
+/// How one calibration ping-pong runs.
+#[derive(Debug, Clone, Copy)]
+pub struct PingPong {
+    /// Through a router (as nodes talk in a run) or over direct loopback TCP.
+    pub routed: bool,
+    /// Round trips.
+    pub pings: u64,
+    /// Idle time after each round trip (0: back to back, the CPUs stay awake).
+    pub gap: Duration,
+}
+
+/// Round-trip times (ns) of one window-1 ping-pong between two `squall-node --bench`
+/// processes, with their logs and data under `dir`.
+pub async fn round_trips(dir: &Path, name: &str, how: PingPong) -> anyhow::Result<Vec<u64>> {
+    let mut b = Bench::new(dir.to_path_buf())?;
+    let longest = Duration::from_secs(60) + how.gap * how.pings.min(100_000) as u32;
+    let result = b
+        .phase(name, how.routed, 1, how.pings, longest, how.gap)
+        .await;
+    b.sup.teardown(Duration::from_secs(1)).await;
+    Ok(result?.rtt_ns)
+}
+
 impl Bench {
+    fn new(dir: PathBuf) -> anyhow::Result<Bench> {
+        let node_bin = run::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
+        std::fs::create_dir_all(dir.join("data"))?;
+        Ok(Bench {
+            sup: Supervisor::new(std::time::Instant::now()),
+            node_bin,
+            dir,
+            spawned: 0,
+        })
+    }
+
     async fn spawn(
         &mut self,
         name: &str,
@@ -108,6 +142,7 @@ impl Bench {
         window: u64,
         count: u64,
         duration: Duration,
+        gap: Duration,
     ) -> anyhow::Result<PingResult> {
         let out = self.dir.join(format!("{name}.json"));
         let mut tasks = JoinSet::new();
@@ -119,6 +154,8 @@ impl Bench {
             count.to_string(),
             "--duration-ms".into(),
             duration.as_millis().to_string(),
+            "--gap-us".into(),
+            gap.as_micros().to_string(),
             "--out".into(),
             out.display().to_string(),
         ];
@@ -207,14 +244,8 @@ fn bench_dir(results_dir: &Path) -> anyhow::Result<PathBuf> {
 
 /// Runs the router benchmark and prints a markdown table.
 pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
-    let node_bin = run::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
     let dir = bench_dir(Path::new("results"))?;
-    let mut b = Bench {
-        sup: Supervisor::new(std::time::Instant::now()),
-        node_bin,
-        dir: dir.clone(),
-        spawned: 0,
-    };
+    let mut b = Bench::new(dir.clone())?;
     let flood = Duration::from_millis(args.duration);
     let long = Duration::from_secs(120);
     eprintln!(
@@ -222,26 +253,42 @@ pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
         args.pings
     );
     let direct_lat = b
-        .phase("direct-latency", false, 1, args.pings, long)
+        .phase("direct-latency", false, 1, args.pings, long, Duration::ZERO)
         .await?;
     eprintln!(
         "bench router: routed ping-pong ({} round trips)",
         args.pings
     );
-    let routed_lat = b.phase("routed-latency", true, 1, args.pings, long).await?;
+    let routed_lat = b
+        .phase("routed-latency", true, 1, args.pings, long, Duration::ZERO)
+        .await?;
     eprintln!(
         "bench router: routed flood (window {}, {:?})",
         args.window, flood
     );
     let routed_tp = b
-        .phase("routed-flood", true, args.window, u64::MAX, flood)
+        .phase(
+            "routed-flood",
+            true,
+            args.window,
+            u64::MAX,
+            flood,
+            Duration::ZERO,
+        )
         .await?;
     eprintln!(
         "bench router: direct flood (window {}, {:?})",
         args.window, flood
     );
     let direct_tp = b
-        .phase("direct-flood", false, args.window, u64::MAX, flood)
+        .phase(
+            "direct-flood",
+            false,
+            args.window,
+            u64::MAX,
+            flood,
+            Duration::ZERO,
+        )
         .await?;
     b.sup.teardown(Duration::from_secs(1)).await;
 

@@ -38,7 +38,6 @@ use workloads::verdict::TimedReport;
 pub mod plot;
 
 use crate::cli::{parse_duration_ms, Cli, Command};
-use crate::supervisor::{NodeSpec, Supervisor};
 use crate::{results, run, UsageError};
 
 /// `squall bench rounds` options.
@@ -95,15 +94,34 @@ pub struct BenchRoundsArgs {
     pub quiet: bool,
 }
 
-/// The loopback round trip latencies are expressed in.
+/// One calibration ping-pong between two node processes.
+#[derive(Debug, Clone, Serialize)]
+pub struct RoundTrip {
+    /// `direct-busy`, `routed-busy` or `routed-idle`.
+    pub name: String,
+    /// Through a router, as node messages go in a run.
+    pub routed: bool,
+    /// Idle time between round trips (0: back to back, so the CPUs never sleep).
+    pub gap_ms: f64,
+    /// Round trips measured.
+    pub samples: usize,
+    /// Median (µs).
+    pub p50_us: f64,
+    /// 99th percentile (µs).
+    pub p99_us: f64,
+}
+
+/// The loopback round trips latencies are expressed in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Calibration {
-    /// Ping-pong round trips measured.
-    pub samples: usize,
-    /// Median round trip (µs).
+    /// The round trip the `*_rtt` columns divide by ([`RTT_BASIS`]).
+    pub basis: String,
+    /// Its median (µs).
     pub rtt_p50_us: f64,
-    /// 99th percentile round trip (µs).
+    /// Its 99th percentile (µs).
     pub rtt_p99_us: f64,
+    /// Every ping-pong measured: direct and routed, back to back and with idle gaps.
+    pub round_trips: Vec<RoundTrip>,
     /// `/proc/loadavg` before the calibration.
     pub loadavg_before: String,
     /// `/proc/loadavg` after the grid.
@@ -167,9 +185,10 @@ pub struct Cell {
     pub learned_p50_rtt: f64,
     /// p99 in round trips.
     pub learned_p99_rtt: f64,
-    /// Node-to-node messages per decision.
+    /// Node-to-node messages of the consensus protocol per decision: every type but
+    /// [`READ_TRAFFIC`], which reads cause, not decisions.
     pub msgs_per_decision: f64,
-    /// Node-to-node messages per decision, by type.
+    /// Node-to-node messages per decision, by type (read traffic included).
     pub msgs_by_type: BTreeMap<String, f64>,
     /// Client ops, and how many were issued behind their open-loop schedule.
     pub ops: u64,
@@ -196,68 +215,44 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-#[derive(Debug, Deserialize)]
-struct PingResult {
-    rtt_ns: Vec<u64>,
-}
+/// Idle time between round trips of the `routed-idle` calibration: long enough for
+/// every process on the path to go to sleep, as nodes do between protocol steps at the
+/// rates the bench offers.
+pub const IDLE_GAP: Duration = Duration::from_millis(2);
 
-/// Direct loopback ping-pong between two `squall-node --bench` processes.
-async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<u64>> {
-    let node_bin = run::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+/// Message types a node sends to answer a client `read` of a key it has not learned
+/// (every final read of an instance never proposed to is one broadcast).
+pub const READ_TRAFFIC: &[&str] = &["learn"];
+
+/// The calibration the `*_rtt` columns are in.
+pub const RTT_BASIS: &str = "routed-idle";
+
+/// The three calibration ping-pongs, each between two `squall-node --bench` processes:
+/// direct loopback back to back (the floor), through a router back to back, and through
+/// a router with [`IDLE_GAP`] between round trips (what a protocol step costs when the
+/// CPUs have gone idle: on a VM a vCPU's wake-up dominates it).
+async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<RoundTrip>> {
     let dir = dir.join("calibration");
-    std::fs::create_dir_all(dir.join("data"))?;
-    let out = dir.join("ping.json");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port();
-    let addr = format!("127.0.0.1:{port}");
-    let bin = node_bin.display().to_string();
-    let spec = |id: &str, args: Vec<String>| NodeSpec {
-        id: id.to_string(),
-        argv: [vec![bin.clone()], args].concat(),
-        env: Vec::new(),
-        data_dir: dir.join("data"),
-        log_path: dir.join(format!("{id}.log")),
-    };
-    let s = |x: &str| x.to_string();
-    let mut sup = Supervisor::new(std::time::Instant::now());
-    sup.spawn(spec(
-        "pong",
-        vec![s("--bench"), s("pong"), s("--direct"), addr.clone()],
-    ))
-    .await?;
-    sup.spawn(spec(
-        "ping",
-        vec![
-            s("--bench"),
-            s("ping"),
-            s("--direct"),
-            addr,
-            s("--window"),
-            s("1"),
-            s("--count"),
-            pings.to_string(),
-            s("--duration-ms"),
-            s("60000"),
-            s("--out"),
-            out.display().to_string(),
-        ],
-    ))
-    .await?;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(90);
-    while sup.is_running("ping") {
-        match tokio::time::timeout_at(deadline, sup.next_exit()).await {
-            Ok(Some(_)) => {}
-            Ok(None) => break,
-            Err(_) => anyhow::bail!("calibration ping did not finish; see {}", dir.display()),
-        }
+    let plan = [
+        ("direct-busy", false, pings, Duration::ZERO),
+        ("routed-busy", true, pings, Duration::ZERO),
+        ("routed-idle", true, (pings / 5).max(100), IDLE_GAP),
+    ];
+    let mut out = Vec::new();
+    for (name, routed, pings, gap) in plan {
+        let how = crate::bench::PingPong { routed, pings, gap };
+        let mut rtts = crate::bench::round_trips(&dir, name, how).await?;
+        rtts.sort_unstable();
+        out.push(RoundTrip {
+            name: name.to_string(),
+            routed,
+            gap_ms: gap.as_secs_f64() * 1e3,
+            samples: rtts.len(),
+            p50_us: rank(&rtts, 50.0) as f64 / 1_000.0,
+            p99_us: rank(&rtts, 99.0) as f64 / 1_000.0,
+        });
     }
-    sup.kill("pong");
-    sup.teardown(Duration::from_secs(1)).await;
-    let bytes = std::fs::read(&out)
-        .map_err(|e| anyhow::anyhow!("calibration: no result ({e}); see {}", dir.display()))?;
-    let r: PingResult = serde_json::from_slice(&bytes)?;
-    Ok(r.rtt_ns)
+    Ok(out)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -491,7 +486,12 @@ async fn run_cell(
     let (lat50, lat99) = hist_us(&s.chosen_ns);
     let (learn50, learn99) = hist_us(&s.learned_ns);
     let rtt = |us: f64| if rtt_us > 0.0 { us / rtt_us } else { 0.0 };
-    let total_msgs: u64 = s.msgs.values().sum();
+    let total_msgs: u64 = s
+        .msgs
+        .iter()
+        .filter(|(t, _)| !READ_TRAFFIC.contains(&t.as_str()))
+        .map(|(_, n)| n)
+        .sum();
     Ok(Cell {
         nodes,
         proposers: k,
@@ -595,13 +595,19 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
         .join(format!("bench-rounds-{}", results::utc_stamp(now)));
     std::fs::create_dir_all(&dir)?;
     let loadavg_before = loadavg();
-    let mut rtts = calibrate(&dir, args.pings).await?;
-    rtts.sort_unstable();
-    let rtt_p50_us = rank(&rtts, 50.0) as f64 / 1_000.0;
-    let rtt_p99_us = rank(&rtts, 99.0) as f64 / 1_000.0;
-    eprintln!(
-        "bench rounds: loopback round trip p50 {rtt_p50_us:.1} µs, p99 {rtt_p99_us:.1} µs (load average {loadavg_before})"
-    );
+    let round_trips = calibrate(&dir, args.pings).await?;
+    for r in &round_trips {
+        eprintln!(
+            "bench rounds: {} round trip p50 {:.1} µs, p99 {:.1} µs",
+            r.name, r.p50_us, r.p99_us
+        );
+    }
+    eprintln!("bench rounds: load average {loadavg_before}");
+    let basis = round_trips
+        .iter()
+        .find(|r| r.name == RTT_BASIS)
+        .expect("the basis is calibrated");
+    let (rtt_p50_us, rtt_p99_us) = (basis.p50_us, basis.p99_us);
 
     let mut grid = Vec::new();
     for &d in &args.drop {
@@ -636,9 +642,10 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
 
     let out = Output {
         calibration: Calibration {
-            samples: rtts.len(),
+            basis: RTT_BASIS.to_string(),
             rtt_p50_us,
             rtt_p99_us,
+            round_trips,
             loadavg_before,
             loadavg_after: loadavg(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -652,13 +659,23 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
     let svg = dir.join("rounds.svg");
     std::fs::write(&svg, plot::svg(&out.cells))?;
     print!("{}", table(&out.cells));
+    println!();
+    for r in &out.calibration.round_trips {
+        println!(
+            "round trip {}{}: p50 {:.1} µs, p99 {:.1} µs",
+            r.name,
+            if r.name == RTT_BASIS {
+                " (the RTT unit above)"
+            } else {
+                ""
+            },
+            r.p50_us,
+            r.p99_us
+        );
+    }
     println!(
-        "\nround trip (direct loopback ping-pong) p50 {:.1} µs, p99 {:.1} µs; {} CPUs; load average before {}, after {}",
-        out.calibration.rtt_p50_us,
-        out.calibration.rtt_p99_us,
-        out.calibration.cpus,
-        out.calibration.loadavg_before,
-        out.calibration.loadavg_after
+        "{} CPUs; load average before {}, after {}",
+        out.calibration.cpus, out.calibration.loadavg_before, out.calibration.loadavg_after
     );
     println!(
         "plot {}; cells {}",

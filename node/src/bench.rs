@@ -107,12 +107,15 @@ fn parse_seq(line: &[u8]) -> Option<u64> {
 }
 
 /// Sends pings keeping `window` in flight, for `count` round trips or `duration`,
-/// whichever ends first, and writes the result as JSON to `out`.
+/// whichever ends first, and writes the result as JSON to `out`. With a `gap`, each
+/// answered ping is followed by that much sleep before the next one, so both peers (and
+/// the router) go idle between round trips, as nodes do between protocol steps.
 pub fn ping(
     link: &Link,
     window: u64,
     count: u64,
     duration: Duration,
+    gap: Duration,
     out: PathBuf,
 ) -> anyhow::Result<()> {
     let (stream, me, peer) = connect(link)?;
@@ -174,6 +177,9 @@ pub fn ping(
             rtt_ns.push(t.elapsed().as_nanos() as u64);
         }
         done += 1;
+        if !gap.is_zero() {
+            std::thread::sleep(gap);
+        }
         if seq <= count {
             writer.write_all(&ping_line(&me, &peer, seq))?;
             sent_at.push_back(Instant::now());

@@ -42,6 +42,9 @@ struct Args {
     /// Bench: longest measurement, in ms.
     #[arg(long, hide = true, default_value_t = 5_000)]
     duration_ms: u64,
+    /// Bench: idle time after each answered ping, in µs.
+    #[arg(long, hide = true, default_value_t = 0)]
+    gap_us: u64,
     /// Bench: where the pinger writes its result.
     #[arg(long, hide = true)]
     out: Option<std::path::PathBuf>,
@@ -65,7 +68,8 @@ fn run_bench(args: &Args, mode: &str) -> anyhow::Result<()> {
                 .clone()
                 .ok_or_else(|| anyhow::anyhow!("--bench ping needs --out"))?;
             let duration = std::time::Duration::from_millis(args.duration_ms);
-            bench::ping(&link, args.window, args.count, duration, out)
+            let gap = std::time::Duration::from_micros(args.gap_us);
+            bench::ping(&link, args.window, args.count, duration, gap, out)
         }
         other => anyhow::bail!("unknown bench mode '{other}' (valid: ping, pong)"),
     }
