@@ -582,7 +582,8 @@ fn healed_by_heal_all(open: &BTreeMap<String, Open>) -> Vec<String> {
         .collect()
 }
 
-fn describe_link_faults(action: &Action) -> String {
+/// `drop 0.1, delay 5+20 ms on all links`: a link-faults action for humans.
+pub(crate) fn describe_link_faults(action: &Action) -> String {
     let Action::LinkFaults {
         links,
         drop,

@@ -188,10 +188,14 @@ pub struct World {
     pub process: ProcessCounts,
     /// Virtual ns of the final heal, if reached.
     pub quiet_from: Option<u64>,
-    /// Process faults that ended (kills until their restart, pauses until resumed).
+    /// Faults that ended (kills until their restart, pauses until resumed, network
+    /// faults until lifted).
     pub spans: Vec<FaultSpan>,
-    /// Process faults still on, by `"<kind> <node>"`.
+    /// Faults still on, by `"<kind> <node>"` (`partition`, `link_faults <n>` for the
+    /// network).
     open_spans: BTreeMap<String, FaultSpan>,
+    /// Link-fault spans opened so far (they are keyed apart: several may be on).
+    link_fault_spans: u64,
     /// Whether Ctrl-C ended the run early.
     pub interrupted: bool,
 }
@@ -313,6 +317,7 @@ impl World {
             quiet_from: None,
             spans: Vec::new(),
             open_spans: BTreeMap::new(),
+            link_fault_spans: 0,
             interrupted: false,
         }
     }
@@ -325,6 +330,24 @@ impl World {
             what: key.to_string(),
             kind: kind.to_string(),
             nodes: vec![node.to_string()],
+        };
+        self.open_spans.insert(key.to_string(), span);
+    }
+
+    /// Starts a network-fault span.
+    pub(super) fn open_net_span(
+        &mut self,
+        key: &str,
+        what: String,
+        kind: &str,
+        nodes: Vec<String>,
+    ) {
+        let span = FaultSpan {
+            start: self.now_us() * 1_000,
+            end: None,
+            what,
+            kind: kind.to_string(),
+            nodes,
         };
         self.open_spans.insert(key.to_string(), span);
     }

@@ -42,6 +42,7 @@ impl World {
 
     pub(super) fn net_action(&mut self, id: Option<u32>, action: &Action) {
         let Some(net) = action.net() else { return };
+        self.track_net_span(action);
         let released = self.links.apply(&net);
         let count = self.release(&released);
         if let Some(id) = id {
@@ -51,6 +52,62 @@ impl World {
                 now_ms,
                 json!({"links_released": released.len(), "messages_released": count}),
             );
+        }
+    }
+
+    /// Opens and closes the spans of network faults, as the free-running executor does,
+    /// so that checkers quote them and the report shades them.
+    fn track_net_span(&mut self, action: &Action) {
+        let open_keys = |w: &World, prefix: &str| -> Vec<String> {
+            w.open_spans
+                .keys()
+                .filter(|k| k.starts_with(prefix))
+                .cloned()
+                .collect()
+        };
+        let mut nodes: Vec<String> = Vec::new();
+        for n in action.nodes() {
+            if !nodes.iter().any(|m| m == n) {
+                nodes.push(n.to_string());
+            }
+        }
+        match action {
+            Action::Partition { shape, cut, .. } => {
+                self.close_span("partition");
+                let what = if shape.is_empty() {
+                    format!("partition ({} links)", cut.len())
+                } else {
+                    format!("partition: {shape}")
+                };
+                self.open_net_span("partition", what, "partition", Vec::new());
+            }
+            Action::HealPartition {} => self.close_span("partition"),
+            Action::LinkFaults { .. } => {
+                self.link_fault_spans += 1;
+                let key = format!("link_faults {}", self.link_fault_spans);
+                let what = crate::chaos::describe_link_faults(action);
+                self.open_net_span(&key, what, "link_faults", nodes);
+            }
+            Action::ClearLinkFaults {} => {
+                for key in open_keys(self, "link_faults ") {
+                    self.close_span(&key);
+                }
+            }
+            Action::Clog { node } => self.open_net_span(
+                &format!("clog {node}"),
+                format!("clog {node}"),
+                "clog",
+                nodes,
+            ),
+            Action::Unclog { node } => self.close_span(&format!("clog {node}")),
+            Action::HealAll {} => {
+                for prefix in ["partition", "link_faults ", "clog "] {
+                    for key in open_keys(self, prefix) {
+                        self.close_span(&key);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 
