@@ -292,6 +292,7 @@ pub async fn run_lockstep(
     // Like free-running runs, the spans each fault was active go under `faults`.
     metrics_json["faults"]["spans"] = json!(fault_spans);
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
+    crate::report::write_or_warn(&dir);
     results::update_latest(&cfg.results_dir, &run_id)?;
 
     let summary = summary_text(

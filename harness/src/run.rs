@@ -607,6 +607,7 @@ pub async fn run(
         "message_log": message_log,
     });
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
+    crate::report::write_or_warn(&dir);
     results::update_latest(&cfg.results_dir, &run_id)?;
 
     let summary = summary_text(
