@@ -224,7 +224,12 @@ fn render(run: &RunData) -> String {
         "<p class=\"note\">Written by squall {} from the files in this directory; \
          regenerate with <code>squall report {}</code>.</p>\n</body></html>\n",
         html::esc(run.run["version"].as_str().unwrap_or("")),
-        html::esc(&run.dir.display().to_string())
+        html::esc(
+            &std::fs::canonicalize(&run.dir)
+                .unwrap_or_else(|_| run.dir.clone())
+                .display()
+                .to_string()
+        )
     );
     s
 }
