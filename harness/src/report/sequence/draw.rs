@@ -349,13 +349,14 @@ impl Diagram {
                     );
                 }
                 None => {
-                    // Dropped, held or still in flight: a stub ending in a cross.
-                    let len = if sc == dc {
-                        30.0
+                    // Dropped, held or still in flight: a dashed line that stops short
+                    // of its destination with a cross, the fate written before it.
+                    let x1 = if sc == dc {
+                        x0 + 30.0
                     } else {
-                        (self.x(dc) - x0).abs() * 0.42
+                        self.x(dc) - dir * 14.0
                     };
-                    let (x1, y1) = (x0 + dir * len, y0 + ROW_H * 0.55);
+                    let y1 = y0 + ROW_H * 0.8;
                     let red = if m.fate == "held" || m.fate == "in_flight" {
                         "#8a8a8a"
                     } else {
@@ -363,12 +364,12 @@ impl Diagram {
                     };
                     let _ = write!(
                         s,
-                        r#"<line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="{c}" stroke-width="1.3" stroke-dasharray="4,3"/><path d="M{:.1},{:.1}l8,8m0,-8l-8,8" stroke="{red}" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{red}" text-anchor="{}">{}</text>"#,
+                        r##"<line x1="{x0:.1}" y1="{y0:.1}" x2="{x1:.1}" y2="{y1:.1}" stroke="{c}" stroke-width="1.2" stroke-dasharray="4,3"/><path d="M{:.1},{:.1}l8,8m0,-8l-8,8" stroke="{red}" stroke-width="2"/><text x="{:.1}" y="{:.1}" font-size="10" fill="{red}" text-anchor="{}" stroke="#fff" stroke-width="3" paint-order="stroke">{}</text>"##,
                         x1 - 4.0,
                         y1 - 4.0,
-                        x1 + dir * 7.0,
-                        y1 + 4.0,
-                        if dir > 0.0 { "start" } else { "end" },
+                        x1 - dir * 8.0,
+                        y1 + 11.0,
+                        if dir > 0.0 { "end" } else { "start" },
                         esc(&m.fate)
                     );
                 }
