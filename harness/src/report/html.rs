@@ -53,6 +53,34 @@ pub fn compact(v: &Value) -> String {
     }
 }
 
+/// A JSON value for a tooltip, without JSON's quotes: `key=3 value=59`, nested objects
+/// as their values in parentheses (`ballot=(n3,1)`).
+pub fn brief(v: &Value) -> String {
+    match v {
+        Value::Object(map) => map
+            .iter()
+            .map(|(k, v)| format!("{k}={}", brief_inner(v)))
+            .collect::<Vec<_>>()
+            .join(" "),
+        other => brief_inner(other),
+    }
+}
+
+fn brief_inner(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Object(map) => format!(
+            "({})",
+            map.values().map(brief_inner).collect::<Vec<_>>().join(",")
+        ),
+        Value::Array(items) => format!(
+            "[{}]",
+            items.iter().map(brief_inner).collect::<Vec<_>>().join(",")
+        ),
+        other => other.to_string(),
+    }
+}
+
 /// A JSON value as nested HTML: objects as definition lists, arrays of objects as
 /// tables, scalars as text. `depth` bounds the nesting; `rows_max` the rows of a table.
 pub fn json_html(v: &Value, depth: usize, rows_max: usize) -> String {
@@ -188,6 +216,14 @@ mod tests {
         assert!(h.contains("<th>a</th><th>b</th>"));
         assert!(h.contains("&lt;x&gt;"));
         assert!(!h.contains("<x>"));
+    }
+
+    #[test]
+    fn brief_values_drop_the_quotes() {
+        let v =
+            serde_json::json!({"ballot": {"node": "n3", "round": 1}, "key": 0, "tags": ["a", 2]});
+        assert_eq!(brief(&v), "ballot=(n3,1) key=0 tags=[a,2]");
+        assert_eq!(brief(&serde_json::json!("x")), "x");
     }
 
     #[test]

@@ -35,6 +35,9 @@ pub(crate) use draw::section;
 pub const ARROWS_MAX: usize = 80;
 /// Slack after the last conflicting decision.
 const AFTER_NS: u64 = 1_000_000;
+/// How far before the first conflicting decision traffic is shown when messages carry
+/// no key.
+const KEYLESS_BEFORE_NS: u64 = 20_000_000;
 
 /// One copy of a message, in ns since the run's start.
 #[derive(Debug, Clone)]
@@ -261,7 +264,16 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
     let first_mark = marks.first().map_or(0, |m| m.at_ns);
     let last_mark = marks.last().map_or(u64::MAX, |m| m.at_ns);
     let to_ns = last_mark.saturating_add(AFTER_NS);
-    let of_key: Vec<&Msg> = msgs.iter().filter(|m| m.key == key).collect();
+    let mut of_key: Vec<&Msg> = msgs.iter().filter(|m| m.key == key).collect();
+    let keyless = of_key.is_empty();
+    if keyless {
+        // Messages that do not name their instance: all traffic shortly before the
+        // decisions.
+        of_key = msgs
+            .iter()
+            .filter(|m| m.sent_ns.saturating_add(KEYLESS_BEFORE_NS) >= first_mark)
+            .collect();
+    }
     let from_ns = of_key.first().map_or(first_mark, |m| m.sent_ns);
     let in_window: Vec<&Msg> = of_key
         .into_iter()
@@ -279,8 +291,13 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
         from_ns,
         to_ns: to_ns.max(last_mark.min(u64::MAX - 1)),
         title: format!(
-            "instance {}: the {property} violation",
-            key.map_or("?".into(), |k| k.to_string())
+            "instance {}: the {property} violation{}",
+            key.map_or("?".into(), |k| k.to_string()),
+            if keyless {
+                " (its messages carry no key: all traffic around the decisions)"
+            } else {
+                ""
+            }
         ),
         marks,
         marks_caption: caption,

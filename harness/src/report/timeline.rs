@@ -7,7 +7,7 @@ use std::fmt::Write;
 
 use workloads::history::{Op, Outcome};
 
-use super::html::{compact, esc, ms, short_ns};
+use super::html::{brief, esc, ms, short_ns};
 use super::sequence::Window;
 use super::svg::{self, TimeScale, GUTTER, WIDTH};
 use super::RunData;
@@ -16,9 +16,9 @@ use super::RunData;
 /// share a lane, and past that again the latest processes are left out.
 pub const LANES_MAX: usize = 40;
 /// Op bars drawn at most (every op that is not `ok` is kept; `ok` ops are thinned).
-pub const BARS_MAX: usize = 5_000;
+pub const BARS_MAX: usize = 4_000;
 /// Points of the latency scatter at most (thinned the same way).
-pub const POINTS_MAX: usize = 4_000;
+pub const POINTS_MAX: usize = 3_000;
 
 /// Lane height for many lanes, and for a few (up to [`ROOMY_LANES`]).
 const LANE_H: f64 = 13.0;
@@ -120,7 +120,7 @@ fn lanes(ops: &[Op]) -> (BTreeMap<u64, usize>, Vec<String>) {
 
 fn op_tip(op: &Op) -> String {
     let out = match &op.output {
-        Some(v) => format!(" → {} {}", outcome_word(op.outcome), compact(v)),
+        Some(v) => format!(" → {} {}", outcome_word(op.outcome), brief(v)),
         None => format!(" → {}", outcome_word(op.outcome)),
     };
     let node = op
@@ -140,7 +140,7 @@ fn op_tip(op: &Op) -> String {
         "p{} {} {}{}{node}, {when}",
         op.process,
         op.f,
-        compact(&op.input),
+        brief(&op.input),
         out
     )
 }
