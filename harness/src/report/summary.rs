@@ -131,10 +131,40 @@ fn checker(s: &mut String, c: &Value, overall_reason: &str) {
         consensus_evidence(s, ev);
     } else if ev["window"]["ops"].is_array() || ev["ops"].is_array() && ev["key"].is_null() {
         lin_window(s, ev);
-    } else if !ev.is_null() && ev.as_object().is_none_or(|o| !o.is_empty()) {
-        s.push_str(&json_html(ev, 4, 20));
+    } else if let Some(map) = ev.as_object().filter(|o| !o.is_empty()) {
+        // Anything else: the faults as a list, the rest as it is.
+        faults_active(s, ev);
+        let rest: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| *k != "faults")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        s.push_str(&json_html(&Value::Object(rest), 4, 20));
     }
     s.push_str("</div>");
+}
+
+/// The evidence's `faults` (spans active at the violation), as a list with times.
+fn faults_active(s: &mut String, ev: &Value) {
+    let Some(faults) = ev["faults"].as_array() else {
+        return;
+    };
+    if faults.is_empty() {
+        s.push_str("<p class=\"note\">No fault was active then.</p>");
+        return;
+    }
+    s.push_str("<p>Faults active then:</p><ul>");
+    for f in faults {
+        let end = f["end"].as_u64().map_or("the end".to_string(), ms);
+        let _ = write!(
+            s,
+            "<li>{} <span class=\"note\">({} → {})</span></li>",
+            esc(f["what"].as_str().unwrap_or("")),
+            ms(f["start"].as_u64().unwrap_or(0)),
+            end
+        );
+    }
+    s.push_str("</ul>");
 }
 
 /// Instance, values, their witnesses and the faults active then.
@@ -150,24 +180,7 @@ fn consensus_evidence(s: &mut String, ev: &Value) {
         let _ = write!(s, " Violating instances: {}.", esc(&parts.join(", ")));
     }
     s.push_str("</p>");
-    if let Some(faults) = ev["faults"].as_array() {
-        if faults.is_empty() {
-            s.push_str("<p class=\"note\">No fault was active then.</p>");
-        } else {
-            s.push_str("<p>Faults active then:</p><ul>");
-            for f in faults {
-                let end = f["end"].as_u64().map_or("the end".to_string(), ms);
-                let _ = write!(
-                    s,
-                    "<li>{} <span class=\"note\">({} → {})</span></li>",
-                    esc(f["what"].as_str().unwrap_or("")),
-                    ms(f["start"].as_u64().unwrap_or(0)),
-                    end
-                );
-            }
-            s.push_str("</ul>");
-        }
-    }
+    faults_active(s, ev);
     s.push_str("<div class=\"cols\">");
     for val in ev["values"].as_array().into_iter().flatten() {
         let _ = write!(
