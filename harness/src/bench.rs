@@ -164,6 +164,8 @@ impl Bench {
             let addrs = vec![proto::HARNESS.to_string(), "n1".into(), "n2".into()];
             let (router, _events) =
                 Router::start(&addrs, tokio::time::Instant::now(), &mut tasks).await?;
+            // Runs log node-to-node messages; the bench pays for it too.
+            router.log_messages(&["n1".to_string(), "n2".into()]);
             let addr = router.local_addr().to_string();
             env_pong = vec![
                 ("SQUALL_ROUTER".to_string(), addr.clone()),

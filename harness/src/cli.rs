@@ -42,6 +42,9 @@ pub enum Command {
     /// Cut a failing run down while it still fails the same way: drop fault events,
     /// shorten the run and its faults, lower rates; writes the smallest failing run.
     Shrink(crate::shrink::ShrinkArgs),
+    /// Write a run directory's report.html again (timeline, faults, message sequence,
+    /// metrics) and print its path.
+    Report(crate::report::ReportArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

@@ -14,6 +14,7 @@
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
 //! - [`results`]: run directories, JSON files, the `latest` link.
+//! - [`report`]: `report.html`, one self-contained page per run, and `squall report`.
 //! - [`bench`]: `squall bench router`.
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
 //! - [`rounds`]: `squall bench rounds`, Paxos rounds to decision over a grid.
@@ -29,6 +30,7 @@ pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
 pub mod replay;
+pub mod report;
 pub mod results;
 pub mod rounds;
 pub mod router;

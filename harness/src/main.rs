@@ -93,5 +93,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => harness::check::check(&args),
         Command::Replay(args) => harness::replay::replay(&args).await,
         Command::Shrink(args) => harness::shrink::shrink(&args).await,
+        Command::Report(args) => harness::report::report_cmd(&args),
     }
 }

@@ -10,6 +10,9 @@
 //! Everything is bounded: each destination has a bounded queue (a paused node that stops
 //! reading makes its queue overflow, which is counted as a drop), held and delayed messages
 //! are capped per link, and frames are capped at [`proto::FRAME_BYTES_MAX`].
+//!
+//! When asked ([`Router::log_messages`]), the router also keeps a bounded log of every
+//! node-to-node copy, its fate and its delivery time ([`msglog`]), for the run report.
 
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
@@ -24,6 +27,10 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
+
+pub mod msglog;
+
+use msglog::{Fate, LogSummary, MessageLog};
 
 /// Messages queued towards one destination before further ones are dropped.
 pub const DEST_QUEUE_MAX: usize = 16 * 1024;
@@ -215,7 +222,12 @@ struct Pending {
     dest: usize,
     link: usize,
     line: Vec<u8>,
+    /// The copy's message-log sequence number, or [`NO_LOG`].
+    log: u64,
 }
+
+/// A copy that is not in the message log.
+const NO_LOG: u64 = u64::MAX;
 
 struct State {
     addrs: Vec<String>,
@@ -227,12 +239,28 @@ struct State {
     /// delivery time given to a FIFO copy.
     fifo_in_flight: Vec<usize>,
     fifo_last_us: Vec<u64>,
-    held: Vec<VecDeque<Vec<u8>>>,
+    /// Per link: held lines and their message-log sequence numbers.
+    held: Vec<VecDeque<(Vec<u8>, u64)>>,
     delayed: BinaryHeap<Reverse<(u64, u64)>>,
     delayed_items: HashMap<u64, (Pending, bool)>,
     seq: u64,
     policy: Box<dyn LinkPolicy>,
-    type_counts: HashMap<String, u64>,
+    /// Messages by body type, and the type's index in `type_names`.
+    type_counts: HashMap<String, (u64, u16)>,
+    type_names: Vec<String>,
+    log: Option<MessageLog>,
+}
+
+impl State {
+    /// Records what became of a logged copy.
+    #[inline]
+    fn settle(&mut self, seq: u64, fate: Fate, now: u64) {
+        if seq != NO_LOG {
+            if let Some(log) = &mut self.log {
+                log.settle(seq, fate, now);
+            }
+        }
+    }
 }
 
 struct Shared {
@@ -289,6 +317,8 @@ impl Router {
             seq: 0,
             policy: Box::new(DeliverAll),
             type_counts: HashMap::new(),
+            type_names: Vec::new(),
+            log: None,
         };
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -335,6 +365,26 @@ impl Router {
         out
     }
 
+    /// Starts logging every node-to-node message copy (see [`msglog`]); `nodes` are the
+    /// addresses that are nodes.
+    pub fn log_messages(&self, nodes: &[String]) {
+        let mut st = self.lock();
+        let is_node = st.addrs.iter().map(|a| nodes.contains(a)).collect();
+        st.log = Some(MessageLog::new(is_node));
+    }
+
+    /// Writes the message log to `path` and stops logging; `None` if it was not on.
+    pub fn write_message_log(&self, path: &std::path::Path) -> anyhow::Result<Option<LogSummary>> {
+        let (log, addrs, types) = {
+            let mut st = self.lock();
+            let Some(log) = st.log.take() else {
+                return Ok(None);
+            };
+            (log, st.addrs.clone(), st.type_names.clone())
+        };
+        log.write_jsonl(path, &addrs, &types).map(Some)
+    }
+
     /// Registers a local endpoint (client or harness) and returns its inbox.
     pub fn register_local(&self, addr: &str, capacity: usize) -> mpsc::Receiver<Delivered> {
         let (tx, rx) = mpsc::channel(capacity);
@@ -351,7 +401,7 @@ impl Router {
     pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
         let line = proto::envelope::frame_raw(src, dest, body_json);
         let ty = proto::envelope::body_type(body_json).unwrap_or_default();
-        self.route(src, dest, &ty, line);
+        self.route(src, dest, &ty, None, line);
     }
 
     /// Closes a node's connection from the router side (used after a kill so that a
@@ -380,7 +430,7 @@ impl Router {
         let by_type = st
             .type_counts
             .iter()
-            .map(|(k, v)| (k.clone(), *v))
+            .map(|(k, (count, _))| (k.clone(), *count))
             .collect();
         RouterStats { links, by_type }
     }
@@ -396,9 +446,9 @@ impl Router {
         let _ = self.shared.events.send(e);
     }
 
-    fn route(&self, src: &str, dest: &str, ty: &str, line: Vec<u8>) {
+    fn route(&self, src: &str, dest: &str, ty: &str, key: Option<u64>, line: Vec<u8>) {
         let mut batch = Batch::default();
-        self.route_into(src, dest, ty, line, &mut batch);
+        self.route_into(src, dest, ty, key, line, &mut batch);
         self.flush(&mut batch);
     }
 
@@ -413,16 +463,30 @@ impl Router {
         }
     }
 
-    fn route_into(&self, src: &str, dest: &str, ty: &str, line: Vec<u8>, batch: &mut Batch) {
+    fn route_into(
+        &self,
+        src: &str,
+        dest: &str,
+        ty: &str,
+        key: Option<u64>,
+        line: Vec<u8>,
+        batch: &mut Batch,
+    ) {
         let now = self.now_us();
         let mut st = self.lock();
         let n = st.addrs.len();
         let Some(&s) = st.index.get(src) else { return };
-        if let Some(c) = st.type_counts.get_mut(ty) {
+        let ty_id = if let Some((c, id)) = st.type_counts.get_mut(ty) {
             *c += 1;
+            *id
         } else {
-            st.type_counts.insert(ty.to_string(), 1);
-        }
+            let id = u16::try_from(st.type_names.len()).unwrap_or(u16::MAX);
+            if id < u16::MAX {
+                st.type_names.push(ty.to_string());
+            }
+            st.type_counts.insert(ty.to_string(), (1, id));
+            id
+        };
         let Some(&d) = st.index.get(dest) else {
             drop(st);
             self.event(RouterEvent::Faulty {
@@ -443,14 +507,23 @@ impl Router {
         }
         let decision = st.policy.decide(src, dest, ty, now);
         release_opened(&mut st, now, batch);
+        let log = |st: &mut State, fate: Fate, dup: bool| match &mut st.log {
+            Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, key, fate, dup),
+            _ => NO_LOG,
+        };
         match decision {
-            Decision::Drop(cause) => count_drop(&mut st.links[link], cause),
+            Decision::Drop(cause) => {
+                count_drop(&mut st.links[link], cause);
+                log(&mut st, Fate::from_cause(cause), false);
+            }
             Decision::Hold => {
                 if st.held[link].len() >= LINK_QUEUE_MAX {
                     count_drop(&mut st.links[link], "overflow");
+                    log(&mut st, Fate::Overflow, false);
                 } else {
                     st.links[link].held += 1;
-                    st.held[link].push_back(line);
+                    let seq = log(&mut st, Fate::Held, false);
+                    st.held[link].push_back((line, seq));
                 }
             }
             Decision::Deliver(copies) => {
@@ -471,7 +544,8 @@ impl Router {
                     if !copy.fifo {
                         st.links[link].reordered += 1;
                     }
-                    deliver_copy(&mut st, d, link, bytes, copy, now, batch);
+                    let seq = log(&mut st, Fate::InFlight, i > 0);
+                    deliver_copy(&mut st, d, link, bytes, seq, copy, now, batch);
                 }
             }
         }
@@ -497,7 +571,7 @@ impl Router {
                         if fifo {
                             st.fifo_in_flight[p.link] -= 1;
                         }
-                        push_to_sink(&mut st, p.dest, p.link, p.line, now, &mut batch);
+                        push_to_sink(&mut st, p.dest, p.link, p.line, p.log, now, &mut batch);
                     }
                 }
                 st.delayed.peek().map(|Reverse((at, _))| *at)
@@ -699,12 +773,12 @@ impl Router {
                     }
                     continue;
                 }
-                let ty = head.body_type().unwrap_or_default();
+                let (ty, key) = head.body_type_key().unwrap_or_default();
                 let dest = head.dest.to_string();
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, &dest, &ty, owned, &mut batch);
+                self.route_into(node, &dest, &ty, key, owned, &mut batch);
             }
             self.flush(&mut batch);
             match rd.read(buf).await {
@@ -739,12 +813,12 @@ fn release_opened(st: &mut State, now: u64, batch: &mut Batch) {
 /// Delivers one link's held messages, in the order they were held.
 fn release_link(st: &mut State, link: usize, now: u64, batch: &mut Batch) {
     let dest = link % st.addrs.len();
-    while let Some(line) = st.held[link].pop_front() {
+    while let Some((line, seq)) = st.held[link].pop_front() {
         let copy = Delivery {
             delay_us: 0,
             fifo: true,
         };
-        deliver_copy(st, dest, link, line, copy, now, batch);
+        deliver_copy(st, dest, link, line, seq, copy, now, batch);
     }
 }
 
@@ -752,11 +826,13 @@ fn count_drop(stats: &mut LinkStats, cause: &str) {
     *stats.dropped.entry(cause.to_string()).or_insert(0) += 1;
 }
 
+#[allow(clippy::too_many_arguments)]
 fn deliver_copy(
     st: &mut State,
     dest: usize,
     link: usize,
     line: Vec<u8>,
+    log: u64,
     copy: Delivery,
     now: u64,
     batch: &mut Batch,
@@ -768,11 +844,12 @@ fn deliver_copy(
     }
     let must_queue = at > now || (copy.fifo && st.fifo_in_flight[link] > 0);
     if !must_queue {
-        push_to_sink(st, dest, link, line, now, batch);
+        push_to_sink(st, dest, link, line, log, now, batch);
         return;
     }
     if st.delayed_items.len() >= LINK_QUEUE_MAX * 4 {
         count_drop(&mut st.links[link], "overflow");
+        st.settle(log, Fate::Overflow, now);
         return;
     }
     st.seq += 1;
@@ -781,21 +858,40 @@ fn deliver_copy(
         st.fifo_in_flight[link] += 1;
     }
     st.delayed.push(Reverse((at, seq)));
-    st.delayed_items
-        .insert(seq, (Pending { dest, link, line }, copy.fifo));
+    st.delayed_items.insert(
+        seq,
+        (
+            Pending {
+                dest,
+                link,
+                line,
+                log,
+            },
+            copy.fifo,
+        ),
+    );
 }
 
+/// Hands a copy to its destination's connection (or inbox). A logged copy counts as
+/// delivered here, though a socket write may still find the connection gone.
 fn push_to_sink(
     st: &mut State,
     dest: usize,
     link: usize,
     line: Vec<u8>,
+    log: u64,
     now: u64,
     batch: &mut Batch,
 ) {
     match &st.sinks[dest] {
-        None => count_drop(&mut st.links[link], "dest_down"),
-        Some(Sink::Tcp(_)) => batch.add(dest, link, &line),
+        None => {
+            count_drop(&mut st.links[link], "dest_down");
+            st.settle(log, Fate::DestDown, now);
+        }
+        Some(Sink::Tcp(_)) => {
+            batch.add(dest, link, &line);
+            st.settle(log, Fate::Delivered, now);
+        }
         Some(Sink::Local(tx)) => {
             let n = st.addrs.len();
             let src = st.addrs[link / n].clone();

@@ -368,6 +368,7 @@ pub async fn run(
     addrs.extend(client_ids.iter().cloned());
     let mut tasks = JoinSet::new();
     let (router, events) = Router::start(&addrs, start, &mut tasks).await?;
+    router.log_messages(&node_ids);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = Live {
         router: router.clone(),
@@ -581,6 +582,13 @@ pub async fn run(
     });
     results::write_json(&dir.join("verdict.json"), &verdict_json)?;
 
+    let message_log = match router.write_message_log(&dir.join("messages.jsonl")) {
+        Ok(summary) => summary,
+        Err(e) => {
+            tracing::warn!(error = %e, "could not write messages.jsonl");
+            None
+        }
+    };
     let rstats = router.stats();
     let metrics_json = json!({
         "ops": metrics::op_counts(&ops),
@@ -596,8 +604,10 @@ pub async fn run(
         "faults": fault_report,
         "process_events": live.sup.records(),
         "reports": live.reports.len(),
+        "message_log": message_log,
     });
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
+    crate::report::write_or_warn(&dir);
     results::update_latest(&cfg.results_dir, &run_id)?;
 
     let summary = summary_text(

@@ -43,6 +43,15 @@ struct TypeOnly<'a> {
     ty: std::borrow::Cow<'a, str>,
 }
 
+#[derive(Deserialize)]
+struct TypeAndKey<'a> {
+    #[serde(rename = "type", borrow)]
+    ty: std::borrow::Cow<'a, str>,
+    /// Kept raw: a key of any JSON type must not make the type unreadable.
+    #[serde(borrow, default)]
+    key: Option<&'a RawValue>,
+}
+
 impl<'a> EnvelopeHead<'a> {
     /// Parses the head of one line (without its trailing newline).
     pub fn parse(line: &'a [u8]) -> Result<Self, serde_json::Error> {
@@ -53,6 +62,12 @@ impl<'a> EnvelopeHead<'a> {
     pub fn body_type(&self) -> Option<String> {
         body_type(self.body.get())
     }
+
+    /// The body's `type` and, when the body has one that is an unsigned integer, its
+    /// `key` (the instance a message is about), read in one pass.
+    pub fn body_type_key(&self) -> Option<(String, Option<u64>)> {
+        body_type_key(self.body.get())
+    }
 }
 
 /// The `type` of a body given as JSON text, read without building the body's tree.
@@ -60,6 +75,14 @@ pub fn body_type(body_json: &str) -> Option<String> {
     serde_json::from_str::<TypeOnly<'_>>(body_json)
         .ok()
         .map(|t| t.ty.into_owned())
+}
+
+/// The `type` and the unsigned-integer `key` of a body, read in one pass without
+/// building the body's tree. A `key` that is not an unsigned integer reads as `None`.
+pub fn body_type_key(body_json: &str) -> Option<(String, Option<u64>)> {
+    serde_json::from_str::<TypeAndKey<'_>>(body_json)
+        .ok()
+        .map(|t| (t.ty.into_owned(), t.key.and_then(|k| k.get().parse().ok())))
 }
 
 /// Serialises an envelope around an already-encoded body, newline included.
@@ -87,6 +110,25 @@ mod tests {
         assert_eq!(head.src, "n1");
         assert_eq!(head.dest, "n2");
         assert_eq!(head.body_type().as_deref(), Some("prepare"));
+    }
+
+    #[test]
+    fn type_and_key_read_together_and_odd_keys_do_not_hide_the_type() {
+        let key = |body: &str| body_type_key(body);
+        assert_eq!(
+            key(r#"{"type":"accept","key":29,"value":3}"#),
+            Some(("accept".into(), Some(29)))
+        );
+        assert_eq!(
+            key(r#"{"key":"k1","type":"put"}"#),
+            Some(("put".into(), None))
+        );
+        assert_eq!(
+            key(r#"{"type":"ping","key":[1,2]}"#),
+            Some(("ping".into(), None))
+        );
+        assert_eq!(key(r#"{"type":"ping"}"#), Some(("ping".into(), None)));
+        assert_eq!(key(r#"{"key":1}"#), None);
     }
 
     #[test]

@@ -1,0 +1,235 @@
+//! `report.html`: one self-contained page per run directory, written at the end of every
+//! run and by `squall report RUN_DIR`.
+//!
+//! The page reads only the files of the run directory: `run.json`, `verdict.json`,
+//! `metrics.json`, `history.jsonl`, `reports.jsonl`, and the messages — `messages.jsonl`
+//! (the router's log, free-running) or `trace.bin` (lockstep). It holds, in order:
+//!
+//! 1. the header: run id, workload, algorithm and bugs, nodes, seed, mode, the verdict
+//!    in colour and each checker's explanation ([`summary`]);
+//! 2. a timeline of client ops, one lane per process, with the fault spans as a labelled
+//!    strip and as shading, and the conflicting decisions marked ([`timeline`]);
+//! 3. a message sequence diagram of the violation's instance and window, or for a valid
+//!    run of its busiest instance ([`sequence`]);
+//! 4. latency against invoke time with the same shading, and a percentile table;
+//! 5. messages per op by type, rounds to decision, fault counters and events
+//!    ([`tables`]).
+//!
+//! Everything is inline — SVG drawn by hand, CSS, tooltips as SVG `<title>` — and
+//! every string from the run is escaped; nothing is fetched. For big runs the page is
+//! bounded: at most [`timeline::LANES_MAX`] process lanes and [`timeline::BARS_MAX`] op
+//! bars (every failed or indefinite op is kept, `ok` ops are thinned evenly), at most
+//! [`timeline::POINTS_MAX`] latency points (the same way), at most
+//! [`sequence::ARROWS_MAX`] arrows, and at most [`tables::EVENTS_MAX`] fault events.
+//! The page says what it left out.
+
+use std::fmt::Write;
+use std::path::{Path, PathBuf};
+
+use clap::Args;
+use serde_json::Value;
+use workloads::history::Op;
+use workloads::History;
+
+use crate::UsageError;
+
+mod html;
+mod sequence;
+mod summary;
+mod svg;
+mod tables;
+mod timeline;
+
+/// The file name of the report in a run directory.
+pub const FILE: &str = "report.html";
+
+/// `squall report` options.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// The run directory (`results/<run-id>` or `results/latest`).
+    pub dir: PathBuf,
+}
+
+/// `squall report RUN_DIR`: writes the report again and prints its path.
+pub fn report_cmd(args: &ReportArgs) -> anyhow::Result<u8> {
+    let dir = &args.dir;
+    if !dir.is_dir() {
+        return Err(UsageError(format!("{} is not a directory", dir.display())).into());
+    }
+    for needed in ["run.json", "verdict.json"] {
+        if !dir.join(needed).is_file() {
+            return Err(UsageError(format!(
+                "{} is not a run directory: it has no {needed}",
+                dir.display()
+            ))
+            .into());
+        }
+    }
+    let path = write_report(dir)?;
+    println!("{}", path.display());
+    Ok(crate::exit::VALID)
+}
+
+/// Writes `report.html` at the end of a run; a failure is a warning and changes nothing
+/// else about the run.
+pub fn write_or_warn(dir: &Path) {
+    if let Err(e) = write_report(dir) {
+        tracing::warn!(error = %format!("{e:#}"), "could not write report.html");
+        eprintln!("squall: warning: could not write report.html: {e:#}");
+    }
+}
+
+/// Reads the run directory `dir` and writes `dir/report.html`; returns its path.
+pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
+    let run = RunData::load(dir)?;
+    let page = render(&run);
+    let path = dir.join(FILE);
+    crate::results::write_text(&path, &page)?;
+    Ok(path)
+}
+
+/// A fault span as the report draws it (ns since the run's start).
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Span {
+    pub start_ns: u64,
+    /// `None`: still on when the run ended (drawn to the end).
+    pub end_ns: Option<u64>,
+    pub what: String,
+    pub kind: String,
+    pub nodes: Vec<String>,
+}
+
+/// What the report reads from a run directory.
+pub(crate) struct RunData {
+    pub dir: PathBuf,
+    pub run: Value,
+    pub verdict: Value,
+    pub metrics: Value,
+    pub ops: Vec<Op>,
+    /// `reports.jsonl` lines: `{"time", "node", "report": {"type", ...}}`.
+    pub reports: Vec<Value>,
+    pub spans: Vec<Span>,
+    pub nodes: Vec<String>,
+    /// The last time anything happened (ns since the start).
+    pub end_ns: u64,
+    pub lockstep: bool,
+}
+
+impl RunData {
+    fn load(dir: &Path) -> anyhow::Result<RunData> {
+        let run = read_json(&dir.join("run.json"))?;
+        let verdict = read_json(&dir.join("verdict.json"))?;
+        let metrics = read_json(&dir.join("metrics.json")).unwrap_or(Value::Null);
+        let ops = match History::load(&dir.join("history.jsonl")) {
+            Ok(h) => h.ops(),
+            Err(_) => Vec::new(),
+        };
+        let reports: Vec<Value> = std::fs::read_to_string(dir.join("reports.jsonl"))
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        let spans: Vec<Span> = metrics["faults"]["spans"]
+            .as_array()
+            .map(|a| a.iter().filter_map(span_of).collect())
+            .unwrap_or_default();
+        let n = run["nodes"].as_u64().unwrap_or(0);
+        let nodes = (1..=n).map(|i| format!("n{i}")).collect();
+        let mut end_ns = 0u64;
+        for op in &ops {
+            end_ns = end_ns.max(op.complete_time.unwrap_or(op.invoke_time));
+        }
+        for sp in &spans {
+            end_ns = end_ns.max(sp.end_ns.unwrap_or(sp.start_ns));
+        }
+        for r in &reports {
+            end_ns = end_ns.max(r["time"].as_u64().unwrap_or(0));
+        }
+        let lockstep = run["mode"] == "lockstep" || verdict["mode"] == "lockstep";
+        Ok(RunData {
+            dir: dir.to_path_buf(),
+            run,
+            verdict,
+            metrics,
+            ops,
+            reports,
+            spans,
+            nodes,
+            end_ns: end_ns.max(1_000_000),
+            lockstep,
+        })
+    }
+
+    /// The run id (from the verdict, else the directory's name).
+    pub fn run_id(&self) -> String {
+        self.verdict["run_id"]
+            .as_str()
+            .map(str::to_string)
+            .unwrap_or_else(|| {
+                self.dir
+                    .file_name()
+                    .map(|n| n.to_string_lossy().to_string())
+                    .unwrap_or_default()
+            })
+    }
+}
+
+fn read_json(path: &Path) -> anyhow::Result<Value> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parse {}: {e}", path.display()))
+}
+
+fn span_of(v: &Value) -> Option<Span> {
+    Some(Span {
+        start_ns: v["start"].as_u64()?,
+        end_ns: v["end"].as_u64(),
+        what: v["what"].as_str().unwrap_or_default().to_string(),
+        kind: v["kind"].as_str().unwrap_or_default().to_string(),
+        nodes: v["nodes"]
+            .as_array()
+            .map(|a| {
+                let mut nodes: Vec<String> = Vec::new();
+                for n in a.iter().filter_map(Value::as_str) {
+                    if !nodes.iter().any(|m| m == n) {
+                        nodes.push(n.to_string());
+                    }
+                }
+                nodes
+            })
+            .unwrap_or_default(),
+    })
+}
+
+/// The whole page.
+fn render(run: &RunData) -> String {
+    let mut s = String::with_capacity(256 * 1024);
+    let title = format!("squall {}", run.run_id());
+    let _ = write!(
+        s,
+        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <title>{}</title><style>{}</style></head><body>\n",
+        html::esc(&title),
+        html::CSS
+    );
+    let window = sequence::choose_window(run);
+    summary::header(&mut s, run);
+    timeline::ops_timeline(&mut s, run, window.as_ref());
+    sequence::section(&mut s, run, window.as_ref());
+    timeline::latency(&mut s, run);
+    tables::section(&mut s, run);
+    let _ = write!(
+        s,
+        "<p class=\"note\">Written by squall {} from the files in this directory; \
+         regenerate with <code>squall report {}</code>.</p>\n</body></html>\n",
+        html::esc(run.run["version"].as_str().unwrap_or("")),
+        html::esc(
+            &std::fs::canonicalize(&run.dir)
+                .unwrap_or_else(|_| run.dir.clone())
+                .display()
+                .to_string()
+        )
+    );
+    s
+}

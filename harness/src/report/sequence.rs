@@ -1,0 +1,530 @@
+//! The message sequence diagram: one lifeline per node, time downwards, an arrow per
+//! message copy from its send to its delivery, labelled by type; dropped copies end in
+//! a cross. Decisions and client ops on the instance are marked on the lifelines, and
+//! faults active in the window are shaded.
+//!
+//! Which messages: for an invalid run whose evidence names an instance (`key`), that
+//! instance's messages from its first one to just after the conflicting decisions; for
+//! a linearizability window, the window's key and times; otherwise the busiest
+//! instance, or the traffic from the start of the last fault. At most [`ARROWS_MAX`]
+//! arrows: those nearest the conflicting decisions are kept.
+//!
+//! Messages come from `messages.jsonl` (free-running: the router's times of taking and
+//! handing over each copy) or `trace.bin` (lockstep: deliveries in virtual time; the
+//! trace has no send record, so a send is placed at the sender's last step at least
+//! [`HOP_US`] before the delivery, and copies the nemesis dropped are not there).
+//!
+//! Choosing and loading are here; `layout` gives events their rows and `draw` writes
+//! the section.
+
+use std::collections::BTreeMap;
+
+use serde_json::Value;
+
+use super::html::{ms, truncate};
+use super::RunData;
+use crate::lockstep::{TraceKind, HOP_US};
+use crate::router::msglog;
+
+mod draw;
+mod layout;
+
+pub(crate) use draw::section;
+
+/// Arrows drawn at most.
+pub const ARROWS_MAX: usize = 80;
+/// Slack after the last conflicting decision.
+const AFTER_NS: u64 = 1_000_000;
+/// How far before the first conflicting decision traffic is shown when messages carry
+/// no key.
+const KEYLESS_BEFORE_NS: u64 = 20_000_000;
+
+/// One copy of a message, in ns since the run's start.
+#[derive(Debug, Clone)]
+pub(crate) struct Msg {
+    pub sent_ns: u64,
+    /// Delivery (or drop) time; `None` when it was still held or delayed at the end.
+    pub at_ns: Option<u64>,
+    pub src: String,
+    pub dest: String,
+    pub ty: String,
+    pub key: Option<u64>,
+    pub fate: String,
+    pub dup: bool,
+    /// The body's other fields, short (lockstep only: the trace has bodies).
+    pub detail: String,
+}
+
+/// Something to mark on a lifeline: a decision, a client op's invoke or completion.
+#[derive(Debug, Clone)]
+pub(crate) struct Mark {
+    pub at_ns: u64,
+    pub node: String,
+    pub label: String,
+    /// A conflicting decision (drawn strong) rather than context.
+    pub strong: bool,
+}
+
+/// The messages the diagram shows and why.
+#[derive(Debug, Clone)]
+pub(crate) struct Window {
+    pub key: Option<u64>,
+    pub from_ns: u64,
+    pub to_ns: u64,
+    /// `instance 29: the agreement violation` and the like.
+    pub title: String,
+    /// The conflicting decisions (also drawn on the timeline).
+    pub marks: Vec<Mark>,
+    pub marks_caption: String,
+    pub msgs: Vec<Msg>,
+    /// Copies in the window before the cap.
+    pub in_window: usize,
+    /// Why there is nothing to draw, when there is not.
+    pub empty_because: Option<String>,
+    /// Which copies were kept when the window held more than [`ARROWS_MAX`].
+    pub kept: &'static str,
+    pub source: &'static str,
+}
+
+/// Reads the run's messages: `messages.jsonl`, else `trace.bin`.
+pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), String> {
+    let jsonl = run.dir.join("messages.jsonl");
+    if jsonl.is_file() {
+        let lines = msglog::read_jsonl(&jsonl).map_err(|e| e.to_string())?;
+        let msgs = lines
+            .into_iter()
+            .map(|m| Msg {
+                sent_ns: m.sent_us * 1_000,
+                at_ns: m.at_us.map(|t| t * 1_000),
+                src: m.src,
+                dest: m.dest,
+                ty: m.ty,
+                key: m.key,
+                fate: m.fate,
+                dup: m.dup,
+                detail: String::new(),
+            })
+            .collect();
+        return Ok((msgs, "messages.jsonl"));
+    }
+    let trace = run.dir.join("trace.bin");
+    if trace.is_file() {
+        let records = crate::lockstep::read_trace(&trace).map_err(|e| format!("{e:#}"))?;
+        return Ok((from_trace(&records), "trace.bin"));
+    }
+    Err("this run directory has neither messages.jsonl nor trace.bin".into())
+}
+
+/// Node-to-node deliveries of a lockstep trace, with estimated send times.
+fn from_trace(records: &[crate::lockstep::TraceRecord]) -> Vec<Msg> {
+    let mut steps: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    for r in records {
+        if matches!(
+            r.kind,
+            TraceKind::Init | TraceKind::Message | TraceKind::Request | TraceKind::Timer
+        ) {
+            steps.entry(r.node.as_str()).or_default().push(r.at_us);
+        }
+    }
+    let mut out = Vec::new();
+    for r in records.iter().filter(|r| r.kind == TraceKind::Message) {
+        let Ok(env) = serde_json::from_str::<Value>(&r.line) else {
+            continue;
+        };
+        let src = env["src"].as_str().unwrap_or("?").to_string();
+        let body = &env["body"];
+        let latest = r.at_us.saturating_sub(HOP_US);
+        let sent_us = steps
+            .get(src.as_str())
+            .and_then(|t| {
+                let i = t.partition_point(|&x| x <= latest);
+                i.checked_sub(1).map(|i| t[i])
+            })
+            .unwrap_or(latest);
+        out.push(Msg {
+            sent_ns: sent_us * 1_000,
+            at_ns: Some(r.at_us * 1_000),
+            src,
+            dest: r.node.clone(),
+            ty: body["type"].as_str().unwrap_or("?").to_string(),
+            key: body["key"].as_u64(),
+            fate: "delivered".into(),
+            dup: false,
+            detail: detail(body),
+        });
+    }
+    out.sort_by_key(|m| m.sent_ns);
+    out
+}
+
+/// `(1,n3) 59`: a body's fields other than type, key and ids, short.
+fn detail(body: &Value) -> String {
+    let Some(map) = body.as_object() else {
+        return String::new();
+    };
+    let mut parts = Vec::new();
+    for (k, v) in map {
+        if matches!(k.as_str(), "type" | "key" | "msg_id" | "in_reply_to") {
+            continue;
+        }
+        let text = match v {
+            Value::Object(o) if o.contains_key("round") && o.contains_key("node") => {
+                format!("({},{})", o["round"], o["node"].as_str().unwrap_or("?"))
+            }
+            Value::Null => continue,
+            Value::Object(o) if o.contains_key("value") => format!("v{}", o["value"]),
+            other => other.to_string(),
+        };
+        parts.push(text);
+    }
+    truncate(&parts.join(" "), 26)
+}
+
+/// The first checker's evidence that names an instance or a window.
+fn violation(run: &RunData) -> Option<&Value> {
+    run.verdict["checkers"]
+        .as_array()?
+        .iter()
+        .filter(|c| c["verdict"] == "invalid")
+        .map(|c| &c["evidence"])
+        .find(|e| e["key"].is_u64() || e["window"]["ops"].is_array())
+}
+
+/// Chooses what the diagram shows (and what the timeline marks).
+pub(crate) fn choose_window(run: &RunData) -> Option<Window> {
+    let (msgs, source) = match load_messages(run) {
+        Ok(m) => m,
+        Err(why) => {
+            return Some(Window {
+                key: None,
+                from_ns: 0,
+                to_ns: 0,
+                title: "no messages".into(),
+                marks: Vec::new(),
+                marks_caption: String::new(),
+                msgs: Vec::new(),
+                in_window: 0,
+                empty_because: Some(why),
+                kept: "",
+                source: "",
+            })
+        }
+    };
+    let mut w = match violation(run) {
+        Some(ev) if ev["key"].is_u64() => consensus_window(ev, &msgs),
+        Some(ev) => lin_window(ev, &msgs),
+        None => quiet_window(run, &msgs),
+    };
+    w.source = source;
+    if w.msgs.is_empty() && w.empty_because.is_none() {
+        w.empty_because = Some(if msgs.is_empty() {
+            "no node-to-node messages were recorded in this run".into()
+        } else {
+            "no node-to-node message falls in this window".into()
+        });
+    }
+    Some(w)
+}
+
+/// The instance's messages up to just after its conflicting decisions.
+fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
+    let key = ev["key"].as_u64();
+    let property = ev["property"].as_str().unwrap_or("property");
+    let mut marks = Vec::new();
+    for val in ev["values"].as_array().into_iter().flatten() {
+        let v = val["value"].to_string();
+        let seen = val["seen"].as_array().cloned().unwrap_or_default();
+        let report = seen
+            .iter()
+            .filter(|w| w["source"] == "report")
+            .filter_map(|w| Some((w["time"].as_u64()?, w["node"].as_str()?.to_string())))
+            .min();
+        let op = seen
+            .iter()
+            .filter_map(|w| {
+                Some((
+                    w["complete_time"].as_u64()?,
+                    w["node"].as_str().unwrap_or("?").to_string(),
+                ))
+            })
+            .min();
+        let (at_ns, node, how) = match (report, op) {
+            (Some((t, n)), _) => (t, n, "decided"),
+            (None, Some((t, n))) => (t, n, "returned"),
+            (None, None) => continue,
+        };
+        marks.push(Mark {
+            at_ns,
+            label: format!("{how} {v} at {node}"),
+            node,
+            strong: true,
+        });
+    }
+    marks.sort_by_key(|m| m.at_ns);
+    let first_mark = marks.first().map_or(0, |m| m.at_ns);
+    let last_mark = marks.last().map_or(u64::MAX, |m| m.at_ns);
+    let to_ns = last_mark.saturating_add(AFTER_NS);
+    let mut of_key: Vec<&Msg> = msgs.iter().filter(|m| m.key == key).collect();
+    let keyless = of_key.is_empty();
+    if keyless {
+        // Messages that do not name their instance: all traffic shortly before the
+        // decisions.
+        of_key = msgs
+            .iter()
+            .filter(|m| m.sent_ns.saturating_add(KEYLESS_BEFORE_NS) >= first_mark)
+            .collect();
+    }
+    let from_ns = of_key.first().map_or(first_mark, |m| m.sent_ns);
+    let in_window: Vec<&Msg> = of_key
+        .into_iter()
+        .filter(|m| m.sent_ns >= from_ns && m.sent_ns <= to_ns)
+        .collect();
+    let n = in_window.len();
+    let kept = nearest(in_window, first_mark, last_mark);
+    let (from_ns, to_ns) = extent(&kept, from_ns, to_ns);
+    let caption = format!(
+        "the conflicting decisions on instance {}",
+        key.map_or("?".into(), |k| k.to_string())
+    );
+    Window {
+        key,
+        from_ns,
+        to_ns: to_ns.max(last_mark.min(u64::MAX - 1)),
+        title: format!(
+            "instance {}: the {property} violation{}",
+            key.map_or("?".into(), |k| k.to_string()),
+            if keyless {
+                " (its messages carry no key: all traffic around the decisions)"
+            } else {
+                ""
+            }
+        ),
+        marks,
+        marks_caption: caption,
+        msgs: kept,
+        in_window: n,
+        empty_because: None,
+        kept: "those sent nearest the violation",
+        source: "",
+    }
+}
+
+/// A linearizability failure's window: its key (when a number) and its ops' times.
+fn lin_window(ev: &Value, msgs: &[Msg]) -> Window {
+    let w = if ev["window"].is_object() {
+        &ev["window"]
+    } else {
+        ev
+    };
+    let key = w["key"].as_u64();
+    let ops = w["ops"].as_array().cloned().unwrap_or_default();
+    let from_ns = ops
+        .iter()
+        .filter_map(|o| o["call"].as_u64())
+        .min()
+        .unwrap_or(0);
+    let to_ns = ops
+        .iter()
+        .filter_map(|o| o["ret"].as_u64().or(o["call"].as_u64()))
+        .max()
+        .unwrap_or(from_ns);
+    let in_window: Vec<&Msg> = msgs
+        .iter()
+        .filter(|m| key.is_none() || m.key == key)
+        .filter(|m| m.sent_ns >= from_ns && m.sent_ns <= to_ns)
+        .collect();
+    let n = in_window.len();
+    let kept = nearest(in_window, from_ns, to_ns);
+    Window {
+        key,
+        from_ns,
+        to_ns,
+        title: match key {
+            Some(k) => format!("key {k}: the failing window"),
+            None => "the failing window".into(),
+        },
+        marks: Vec::new(),
+        marks_caption: String::new(),
+        msgs: kept,
+        in_window: n,
+        empty_because: None,
+        kept: "the first ones",
+        source: "",
+    }
+}
+
+/// How eventful an instance was: ballots started on it, copies the nemesis dropped,
+/// copies in all; the earliest wins a tie.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Eventful {
+    ballots: u64,
+    dropped: u64,
+    copies: u64,
+}
+
+/// A run without a located violation: its most eventful instance (most ballots, then
+/// most dropped copies, then most copies), or the traffic from the start of the last
+/// fault when messages carry no key.
+fn quiet_window(run: &RunData, msgs: &[Msg]) -> Window {
+    let mut by_key: BTreeMap<u64, (Eventful, u64)> = BTreeMap::new();
+    for m in msgs {
+        if let Some(k) = m.key {
+            let e = by_key.entry(k).or_insert((Eventful::default(), m.sent_ns));
+            e.0.copies += 1;
+            if m.fate != "delivered" {
+                e.0.dropped += 1;
+            }
+        }
+    }
+    for r in &run.reports {
+        if r["report"]["type"] == "ballot_started" {
+            if let Some(e) = r["report"]["key"].as_u64().and_then(|k| by_key.get_mut(&k)) {
+                e.0.ballots += 1;
+            }
+        }
+    }
+    let chosen_key = by_key
+        .iter()
+        .max_by(|a, b| a.1 .0.cmp(&b.1 .0).then(b.1 .1.cmp(&a.1 .1)))
+        .map(|(&k, &(ev, _))| (k, ev));
+    let (key, title, chosen): (Option<u64>, String, Vec<&Msg>) = match chosen_key {
+        Some((k, ev)) => (
+            Some(k),
+            if ev.ballots > 0 {
+                format!(
+                    "instance {k}: the most contended instance ({} ballots, {} copies dropped)",
+                    ev.ballots, ev.dropped
+                )
+            } else {
+                format!(
+                    "instance {k}: the most eventful instance ({} copies, {} dropped)",
+                    ev.copies, ev.dropped
+                )
+            },
+            msgs.iter().filter(|m| m.key == Some(k)).collect(),
+        ),
+        None => {
+            let from = run
+                .spans
+                .iter()
+                .rev()
+                .map(|s| s.start_ns)
+                .find(|&t| msgs.iter().any(|m| m.sent_ns >= t))
+                .unwrap_or(0);
+            let title = if from > 0 {
+                format!("traffic from the last fault, at {}", ms(from))
+            } else {
+                "the first messages of the run".into()
+            };
+            (
+                None,
+                title,
+                msgs.iter().filter(|m| m.sent_ns >= from).collect(),
+            )
+        }
+    };
+    let n = chosen.len();
+    let kept: Vec<Msg> = chosen.into_iter().take(ARROWS_MAX).cloned().collect();
+    let (from_ns, to_ns) = extent(&kept, 0, 0);
+    Window {
+        key,
+        from_ns,
+        to_ns,
+        title,
+        marks: Vec::new(),
+        marks_caption: String::new(),
+        msgs: kept,
+        in_window: n,
+        empty_because: None,
+        kept: "the first ones",
+        source: "",
+    }
+}
+
+/// At most [`ARROWS_MAX`] of `msgs`: those sent nearest `[lo, hi]`, in send order.
+fn nearest(msgs: Vec<&Msg>, lo: u64, hi: u64) -> Vec<Msg> {
+    let mut idx: Vec<usize> = (0..msgs.len()).collect();
+    if msgs.len() > ARROWS_MAX {
+        let dist = |m: &Msg| {
+            if m.sent_ns < lo {
+                lo - m.sent_ns
+            } else {
+                m.sent_ns.saturating_sub(hi)
+            }
+        };
+        idx.sort_by_key(|&i| (dist(msgs[i]), i));
+        idx.truncate(ARROWS_MAX);
+        idx.sort_unstable();
+    }
+    idx.into_iter().map(|i| msgs[i].clone()).collect()
+}
+
+fn extent(msgs: &[Msg], from: u64, to: u64) -> (u64, u64) {
+    match (
+        msgs.first(),
+        msgs.iter().map(|m| m.at_ns.unwrap_or(m.sent_ns)).max(),
+    ) {
+        (Some(first), Some(last)) => (first.sent_ns, last.max(to.min(last + AFTER_NS))),
+        _ => (from, to),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(sent_us: u64, at_us: u64, src: &str, dest: &str, ty: &str) -> Msg {
+        Msg {
+            sent_ns: sent_us * 1000,
+            at_ns: Some(at_us * 1000),
+            src: src.into(),
+            dest: dest.into(),
+            ty: ty.into(),
+            key: Some(1),
+            fate: "delivered".into(),
+            dup: false,
+            detail: String::new(),
+        }
+    }
+
+    #[test]
+    fn the_arrows_kept_are_those_nearest_the_violation() {
+        let msgs: Vec<Msg> = (0..200)
+            .map(|i| msg(i * 10, i * 10 + 1, "n1", "n2", "x"))
+            .collect();
+        let refs: Vec<&Msg> = msgs.iter().collect();
+        let kept = nearest(refs, 1_500_000, 1_600_000);
+        assert_eq!(kept.len(), ARROWS_MAX);
+        assert!(kept
+            .iter()
+            .all(|m| m.sent_ns >= 1_100_000 && m.sent_ns <= 2_000_000));
+        assert!(kept.windows(2).all(|w| w[0].sent_ns <= w[1].sent_ns));
+    }
+
+    #[test]
+    fn lockstep_sends_sit_at_the_senders_last_step_before_the_hop() {
+        use crate::lockstep::TraceRecord;
+        let rec = |at_us: u64, node: &str, kind: TraceKind, line: &str| TraceRecord {
+            step: 0,
+            at_us,
+            node: node.into(),
+            kind,
+            line: line.into(),
+        };
+        let records = [
+            rec(1000, "n1", TraceKind::Request, "{}"),
+            rec(1050, "n1", TraceKind::Timer, "{}"),
+            rec(
+                1100,
+                "n2",
+                TraceKind::Message,
+                r#"{"src":"n1","dest":"n2","body":{"type":"accept","key":4,"ballot":{"round":2,"node":"n1"},"value":9}}"#,
+            ),
+        ];
+        let msgs = from_trace(&records);
+        assert_eq!(msgs.len(), 1);
+        assert_eq!(msgs[0].sent_ns, 1_000_000);
+        assert_eq!(msgs[0].key, Some(4));
+        assert_eq!(msgs[0].detail, "(2,n1) 9");
+    }
+}

@@ -1,0 +1,277 @@
+//! The header: what ran, the verdict in colour, and each checker's explanation —
+//! consensus evidence (instance, values, witnesses, faults active) and linearizability
+//! windows get their own rendering, anything else is shown as its JSON.
+
+use std::fmt::Write;
+
+use serde_json::Value;
+
+use super::html::{compact, esc, json_html, ms};
+use super::RunData;
+
+/// The verdict's CSS class and word.
+pub fn verdict_class(v: &Value) -> (&'static str, &'static str) {
+    match v.as_str() {
+        Some("valid") => ("v-valid", "VALID"),
+        Some("invalid") => ("v-invalid", "INVALID"),
+        _ => ("v-unknown", "UNKNOWN"),
+    }
+}
+
+/// Writes the header section.
+pub fn header(s: &mut String, run: &RunData) {
+    let r = &run.run;
+    let v = &run.verdict;
+    let _ = write!(
+        s,
+        "<section id=\"header\"><h1>Run {}</h1>",
+        esc(&run.run_id())
+    );
+    let mut algo = r["algorithm"].as_str().unwrap_or("?").to_string();
+    if let Some(bugs) = r["bugs"].as_array() {
+        for b in bugs.iter().filter_map(Value::as_str) {
+            algo.push_str(&format!(" --bug {b}"));
+        }
+    }
+    if let Some(cmd) = r["node_cmd"].as_array() {
+        let argv: Vec<String> = cmd.iter().map(compact).collect();
+        algo = format!("node-cmd: {}", argv.join(" "));
+    }
+    let kinds: Vec<String> = r["nemesis"]["kinds"]
+        .as_array()
+        .map(|a| a.iter().map(compact).collect())
+        .unwrap_or_default();
+    let counts = &run.metrics["ops"];
+    let facts: Vec<(&str, String)> = vec![
+        ("workload", compact(&r["workload"])),
+        ("algorithm", algo),
+        ("nodes", compact(&r["nodes"])),
+        ("clients", compact(&r["clients"])),
+        ("rate", format!("{}/s", compact(&r["rate"]))),
+        ("seed", compact(&r["seed"])),
+        (
+            "mode",
+            if run.lockstep {
+                "lockstep (virtual time)".into()
+            } else {
+                "free-running".into()
+            },
+        ),
+        ("time limit", format!("{} ms", compact(&r["time_limit_ms"]))),
+        (
+            "nemesis",
+            if kinds.is_empty() {
+                "none".into()
+            } else {
+                kinds.join(", ")
+            },
+        ),
+        (
+            "ops",
+            format!(
+                "{} ({} ok, {} fail, {} info, {} pending)",
+                compact(&counts["total"]),
+                compact(&counts["ok"]),
+                compact(&counts["fail"]),
+                compact(&counts["info"]),
+                compact(&counts["pending"])
+            ),
+        ),
+    ];
+    s.push_str("<div class=\"facts\">");
+    for (k, val) in facts {
+        let _ = write!(s, "<span>{k} <b>{}</b></span>", esc(&val));
+    }
+    s.push_str("</div>");
+    let (class, word) = verdict_class(&v["verdict"]);
+    let _ = write!(
+        s,
+        "<div id=\"verdict\"><span class=\"verdict {class}\">{word}</span><span class=\"reason\">{}</span></div>",
+        esc(v["reason"].as_str().unwrap_or(""))
+    );
+    if v["interrupted"] == true {
+        s.push_str("<p class=\"note\">Interrupted: the history is partial.</p>");
+    }
+    if let Some(faulty) = v["faulty_nodes"].as_array().filter(|a| !a.is_empty()) {
+        s.push_str("<h3>Faulty nodes</h3>");
+        s.push_str(&json_html(&Value::Array(faulty.clone()), 3, 20));
+    }
+    if let Some(w) = v["warnings"].as_array().filter(|a| !a.is_empty()) {
+        s.push_str("<h3>Warnings</h3><ul>");
+        for line in w.iter().take(20) {
+            let _ = write!(s, "<li>{}</li>", esc(&compact(line)));
+        }
+        s.push_str("</ul>");
+    }
+    if let Some(checkers) = v["checkers"].as_array() {
+        let overall = v["reason"].as_str().unwrap_or("");
+        for c in checkers {
+            checker(s, c, overall);
+        }
+    }
+    s.push_str("</section>\n");
+}
+
+/// One checker: its verdict, its reason (unless the header already says it) and its
+/// evidence.
+fn checker(s: &mut String, c: &Value, overall_reason: &str) {
+    let (class, word) = verdict_class(&c["verdict"]);
+    let name = c["checker"].as_str().unwrap_or("checker");
+    let reason = c["reason"].as_str().unwrap_or("");
+    let _ = write!(
+        s,
+        "<div class=\"checker\"><h3>{} <span class=\"small {class}\">{word}</span></h3>",
+        esc(name)
+    );
+    if overall_reason != format!("{name}: {reason}") {
+        let _ = write!(s, "<p>{}</p>", esc(reason));
+    }
+    let ev = &c["evidence"];
+    if ev["values"].is_array() {
+        consensus_evidence(s, ev);
+    } else if ev["window"]["ops"].is_array() || ev["ops"].is_array() && ev["key"].is_null() {
+        lin_window(s, ev);
+    } else if let Some(map) = ev.as_object().filter(|o| !o.is_empty()) {
+        // Anything else: the faults as a list, the rest as it is.
+        faults_active(s, ev);
+        let rest: serde_json::Map<String, Value> = map
+            .iter()
+            .filter(|(k, _)| *k != "faults")
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        s.push_str(&json_html(&Value::Object(rest), 4, 20));
+    }
+    s.push_str("</div>");
+}
+
+/// The evidence's `faults` (spans active at the violation), as a list with times.
+fn faults_active(s: &mut String, ev: &Value) {
+    let Some(faults) = ev["faults"].as_array() else {
+        return;
+    };
+    if faults.is_empty() {
+        s.push_str("<p class=\"note\">No fault was active then.</p>");
+        return;
+    }
+    s.push_str("<p>Faults active then:</p><ul>");
+    for f in faults {
+        let end = f["end"].as_u64().map_or("the end".to_string(), ms);
+        let _ = write!(
+            s,
+            "<li>{} <span class=\"note\">({} → {})</span></li>",
+            esc(f["what"].as_str().unwrap_or("")),
+            ms(f["start"].as_u64().unwrap_or(0)),
+            end
+        );
+    }
+    s.push_str("</ul>");
+}
+
+/// Instance, values, their witnesses and the faults active then.
+fn consensus_evidence(s: &mut String, ev: &Value) {
+    let _ = write!(
+        s,
+        "<p><b>Instance {}</b> — {} violated.",
+        esc(&compact(&ev["key"])),
+        esc(ev["property"].as_str().unwrap_or("property"))
+    );
+    if let Some(v) = ev["violations"].as_object() {
+        let parts: Vec<String> = v.iter().map(|(k, n)| format!("{k} {n}")).collect();
+        let _ = write!(s, " Violating instances: {}.", esc(&parts.join(", ")));
+    }
+    s.push_str("</p>");
+    faults_active(s, ev);
+    s.push_str("<div class=\"cols\">");
+    for val in ev["values"].as_array().into_iter().flatten() {
+        let _ = write!(
+            s,
+            "<div><b>value {}</b> <span class=\"note\">{} witnesses</span>\
+             <table class=\"grid\"><tr><th>witness</th><th>node</th><th>process</th><th>time</th></tr>",
+            esc(&compact(&val["value"])),
+            esc(&compact(&val["witnesses"]))
+        );
+        let seen = val["seen"].as_array().cloned().unwrap_or_default();
+        for w in seen.iter().take(12) {
+            let time = match (w["time"].as_u64(), w["invoke_time"].as_u64()) {
+                (Some(t), _) => ms(t),
+                (None, Some(i)) => {
+                    let c = w["complete_time"].as_u64().map_or("—".into(), ms);
+                    format!("{} → {c}", ms(i))
+                }
+                _ => String::new(),
+            };
+            let what = match w["source"].as_str() {
+                Some("report") => "decided report".to_string(),
+                Some(other) => format!("{other} returned it"),
+                None => String::new(),
+            };
+            let _ = write!(
+                s,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"num\">{}</td></tr>",
+                esc(&what),
+                esc(&compact(&w["node"])),
+                esc(&w["process"]
+                    .as_u64()
+                    .map_or(String::new(), |p| format!("p{p}"))),
+                esc(&time)
+            );
+        }
+        s.push_str("</table>");
+        if seen.len() > 12 {
+            let _ = write!(s, "<p class=\"note\">… {} more</p>", seen.len() - 12);
+        }
+        s.push_str("</div>");
+    }
+    s.push_str("</div>");
+}
+
+/// A linearizability failure: the minimal failing window, op by op.
+fn lin_window(s: &mut String, ev: &Value) {
+    let w = if ev["window"].is_object() {
+        &ev["window"]
+    } else {
+        ev
+    };
+    let _ = write!(
+        s,
+        "<p><b>Failing window</b>{}{}</p>",
+        if w["key"].is_null() {
+            String::new()
+        } else {
+            format!(" on key {}", esc(&compact(&w["key"])))
+        },
+        if w["minimal"] == true {
+            " (minimal: dropping any op makes it linearizable)"
+        } else {
+            ""
+        }
+    );
+    s.push_str(
+        "<table class=\"grid\"><tr><th>#</th><th>op</th><th>invoke</th><th>return</th></tr>",
+    );
+    for op in w["ops"].as_array().into_iter().flatten().take(50) {
+        let _ = write!(
+            s,
+            "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
+            esc(&compact(&op["index"])),
+            esc(&compact(&op["op"])),
+            op["call"].as_u64().map_or("—".into(), ms),
+            op["ret"].as_u64().map_or("never".into(), ms)
+        );
+    }
+    s.push_str("</table>");
+    let rest: serde_json::Map<String, Value> = ev
+        .as_object()
+        .map(|o| {
+            o.iter()
+                .filter(|(k, _)| *k != "window" && *k != "ops")
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    if !rest.is_empty() {
+        s.push_str("<details><summary>more evidence</summary>");
+        s.push_str(&json_html(&Value::Object(rest), 4, 20));
+        s.push_str("</details>");
+    }
+}

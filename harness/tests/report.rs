@@ -1,0 +1,289 @@
+//! The run report end to end: every run writes a self-contained `report.html` with the
+//! op timeline, fault shading and the message sequence; `squall report` writes it again
+//! and refuses what is not a run directory; an invalid run's diagram is about the
+//! violating instance.
+
+mod common;
+
+use std::path::Path;
+
+use common::*;
+
+fn report(dir: &Path) -> String {
+    std::fs::read_to_string(dir.join("report.html"))
+        .unwrap_or_else(|e| panic!("read {}/report.html: {e}", dir.display()))
+}
+
+/// Nothing in the page points outside it or runs code: the only URL is the SVG
+/// namespace, no element loads anything, and `url()` only names the page's own markers.
+fn assert_self_contained(html: &str) {
+    let rest = html
+        .replace(r#"xmlns="http://www.w3.org/2000/svg""#, "")
+        .replace("url(#", "");
+    for needle in [
+        "http://", "https://", "<link", "<script", "<img", "<iframe", "@import", "url(", " src=\"",
+        " href=\"",
+    ] {
+        assert!(
+            !rest.contains(needle),
+            "report.html contains {needle:?} near: {}",
+            rest.find(needle)
+                .map(|i| &rest[i.saturating_sub(80)..(i + 80).min(rest.len())])
+                .unwrap_or("")
+        );
+    }
+}
+
+/// The part of the page from `<section id="{id}"` to its end.
+fn section<'a>(html: &'a str, id: &str) -> &'a str {
+    let start = html
+        .find(&format!("<section id=\"{id}\""))
+        .unwrap_or_else(|| panic!("no section {id}"));
+    let len = html[start..].find("</section>").expect("section ends");
+    &html[start..start + len]
+}
+
+#[test]
+fn a_free_running_run_writes_a_self_contained_report_and_squall_report_rewrites_it() {
+    let (out, dir) = run_ok(&[
+        "run",
+        "--workload",
+        "write-once",
+        "--nodes",
+        "3",
+        "--nemesis",
+        "partition,kill",
+        "--nemesis-interval",
+        "300ms",
+        "--time-limit",
+        "2s",
+        "--recovery-time",
+        "1s",
+        "--seed",
+        "4",
+    ]);
+    assert!(
+        out.status.code().is_some_and(|c| c <= 2),
+        "run failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = report(&dir);
+    assert!(html.starts_with("<!DOCTYPE html>"));
+    for id in [
+        r#"id="verdict""#,
+        r#"id="timeline""#,
+        r#"id="fault-strip""#,
+        r#"id="ops""#,
+        r#"id="sequence""#,
+        r#"id="arrows""#,
+        r#"id="latency""#,
+        r#"id="percentiles""#,
+        r#"id="messages-per-op""#,
+        r#"id="fault-events""#,
+    ] {
+        assert!(html.contains(id), "report.html has no {id}");
+    }
+    let spans = json(&dir.join("metrics.json"))["faults"]["spans"]
+        .as_array()
+        .map_or(0, Vec::len);
+    assert!(spans > 0, "the run had no fault spans to shade");
+    assert!(html.contains(r#"class="fault-shade""#));
+    assert!(html.contains(r#"<g class="fault""#));
+    assert!(html.contains(r#"class="msg "#), "no message arrows");
+    assert_self_contained(&html);
+
+    // The router's message log is there and the metrics describe it.
+    let log = json(&dir.join("metrics.json"))["message_log"].clone();
+    let lines = std::fs::read_to_string(dir.join("messages.jsonl")).expect("messages.jsonl");
+    assert_eq!(log["recorded"].as_u64(), Some(lines.lines().count() as u64));
+    let first: serde_json::Value =
+        serde_json::from_str(lines.lines().next().expect("a message")).expect("json line");
+    assert!(first["sent_us"].is_u64() && first["type"].is_string() && first["fate"].is_string());
+
+    // `squall report` writes the same page again and prints its path.
+    std::fs::remove_file(dir.join("report.html")).expect("remove");
+    let again = squall(&["report", dir.to_str().expect("utf8")])
+        .output()
+        .expect("squall report");
+    assert_eq!(again.status.code(), Some(0));
+    let printed = String::from_utf8_lossy(&again.stdout);
+    assert!(
+        printed.trim().ends_with("report.html"),
+        "printed {printed:?}"
+    );
+    assert_eq!(report(&dir), html);
+}
+
+#[test]
+fn squall_report_refuses_what_is_not_a_run_directory() {
+    let missing = squall(&["report", "/nonexistent/squall-run"])
+        .output()
+        .expect("squall report");
+    assert_eq!(missing.status.code(), Some(254));
+    assert!(String::from_utf8_lossy(&missing.stderr).contains("is not a directory"));
+
+    let empty = tempfile::tempdir().expect("tempdir");
+    let out = squall(&["report", empty.path().to_str().expect("utf8")])
+        .output()
+        .expect("squall report");
+    assert_eq!(out.status.code(), Some(254));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("not a run directory") && err.contains("run.json"),
+        "{err}"
+    );
+}
+
+/// The violating instance named in `verdict.json`.
+fn violating_key(dir: &Path) -> u64 {
+    json(&dir.join("verdict.json"))["checkers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["verdict"] == "invalid")
+        .and_then(|c| c["evidence"]["key"].as_u64())
+        .expect("an invalid checker names the instance")
+}
+
+fn assert_sequence_is_about(dir: &Path, key: u64) {
+    let html = report(dir);
+    let seq = section(&html, "sequence-section");
+    assert!(
+        seq.starts_with(&format!(
+            r#"<section id="sequence-section" data-key="{key}""#
+        )),
+        "sequence section is not about instance {key}: {}",
+        &seq[..seq.len().min(200)]
+    );
+    assert!(seq.contains(&format!("instance {key}: the agreement violation")));
+    assert!(seq.contains(&format!(r#"<svg id="sequence" data-key="{key}""#)));
+    assert!(
+        seq.contains(&format!("key={key}")),
+        "no message of instance {key}"
+    );
+    assert!(seq.contains(r#"class="msg "#), "no arrows");
+    // The conflicting decisions are marked on the timeline.
+    assert!(section(&html, "timeline-section").contains(r#"<g class="mark">"#));
+    assert_self_contained(&html);
+}
+
+#[test]
+fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
+    let (out, dir) = run_ok(&[
+        "run",
+        "--mode",
+        "lockstep",
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "small-quorum",
+        "--nemesis",
+        "partition",
+        "--time-limit",
+        "5s",
+        "--seed",
+        "1",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert!(
+        !dir.join("messages.jsonl").exists(),
+        "lockstep reads trace.bin"
+    );
+    assert_sequence_is_about(&dir, violating_key(&dir));
+}
+
+#[test]
+fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
+    let mut seen = Vec::new();
+    for seed in 1..=5u64 {
+        let seed = seed.to_string();
+        let (_, dir) = run_ok(&[
+            "run",
+            "--algorithm",
+            "paxos",
+            "--bug",
+            "small-quorum",
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "3s",
+            "--recovery-time",
+            "2s",
+            "--seed",
+            &seed,
+        ]);
+        let verdict = json(&dir.join("verdict.json"));
+        if verdict["verdict"] == "invalid" {
+            assert_sequence_is_about(&dir, violating_key(&dir));
+            return;
+        }
+        seen.push(format!("seed {seed}: {}", verdict["verdict"]));
+    }
+    panic!("small-quorum did not fail within 5 seeds: {seen:?}");
+}
+
+#[test]
+fn strings_from_the_run_are_escaped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let d = dir.path();
+    let evil = "<script>alert(1)</script>";
+    std::fs::write(
+        d.join("run.json"),
+        serde_json::json!({"workload": evil, "algorithm": "<evil-b>x</evil-b>", "nodes": 2, "seed": 1,
+            "bugs": ["<evil-i>bug</evil-i>"], "version": "<evil-v>"})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("verdict.json"),
+        serde_json::json!({"verdict": "invalid", "reason": "<img src=x onerror=alert(1)>",
+            "run_id": evil, "checkers": [{"checker": "<evil-c>", "verdict": "invalid",
+            "reason": "<evil-r>", "evidence": {"key": 3, "property": "<evil-p>", "values": [
+                {"value": 1, "witnesses": 1, "seen": [{"source": "report", "node": "<evil-n>", "time": 5}]}]}}]})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("metrics.json"),
+        serde_json::json!({"faults": {"spans": [{"start": 0, "end": null, "what": "<evil-w>",
+            "kind": "<evil-k>", "nodes": ["<evil-n>"]}], "events": {"events": [{"id": 1, "what": "<evil-e>",
+            "applied": true, "applied_at_ms": 1, "evidence": [{"<evil-x>": "<evil-y>"}]}]}},
+            "messages": {"total": 1, "by_type": {"<evil-t>": 1}, "per_op": {"<evil-t>": 1.0}}})
+        .to_string(),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("history.jsonl"),
+        concat!(
+            r#"{"index":0,"process":0,"type":"invoke","f":"<evil-f>","value":{"key":3,"value":"<evil-v>"},"time":1,"node":"n1"}"#,
+            "\n",
+            r#"{"index":1,"process":0,"type":"ok","f":"<evil-f>","value":{"key":3,"value":"<evil-v>"},"time":9,"node":"n1"}"#,
+            "\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        d.join("messages.jsonl"),
+        r#"{"sent_us":0,"src":"n1","dest":"n2","type":"<evil-t>","key":3,"fate":"delivered","at_us":1}"#,
+    )
+    .unwrap();
+    let out = squall(&["report", d.to_str().unwrap()]).output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let html = report(d);
+    for raw in ["<script>", "<img", "<evil"] {
+        assert!(!html.contains(raw), "{raw} is not escaped");
+    }
+    assert!(html.contains("&lt;evil-t&gt;"), "the message type is shown");
+    assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
+    assert_self_contained(&html);
+}
