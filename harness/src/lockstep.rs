@@ -210,7 +210,7 @@ pub async fn run_lockstep(
     let input = CheckInput {
         history,
         reports: reports.clone(),
-        faults: fault_spans.clone(),
+        faults: fault_spans,
         quiet_from,
         live_nodes,
     };
@@ -263,7 +263,7 @@ pub async fn run_lockstep(
     results::write_json(&dir.join("verdict.json"), &verdict_json)?;
 
     let wall_ms = wall.as_secs_f64() * 1e3;
-    let mut metrics_json = json!({
+    let metrics_json = json!({
         "mode": "lockstep",
         "ops": metrics::op_counts(&ops),
         "late_ops": late_ops,
@@ -296,8 +296,6 @@ pub async fn run_lockstep(
         "reports": reports.len(),
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
     });
-    // Like free-running runs, the spans each fault was active go under `faults`.
-    metrics_json["faults"]["spans"] = json!(fault_spans);
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
     crate::report::write_or_warn(&dir);
     results::update_latest(&cfg.results_dir, &run_id)?;
