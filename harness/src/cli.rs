@@ -330,6 +330,7 @@ impl RunArgs {
             schedule: plan.schedule,
             schedule_from: self.schedule.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            silent: false,
         })
     }
 
