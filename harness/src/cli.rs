@@ -42,6 +42,11 @@ pub enum Command {
     /// Cut a failing run down while it still fails the same way: drop fault events,
     /// shorten the run and its faults, lower rates; writes the smallest failing run.
     Shrink(crate::shrink::ShrinkArgs),
+    /// Run seed after seed (--count N or --duration 8h, --jobs J), keep only what failed,
+    /// grouped by signature; writes soak.jsonl, summary.md and summary.json.
+    Soak(Box<crate::soak::SoakArgs>),
+    /// Merge soak summaries (one per --shard) into one; --out DIR writes it there.
+    Summary(crate::soak::summary::SummaryArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

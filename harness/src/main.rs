@@ -93,5 +93,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Check(args) => harness::check::check(&args),
         Command::Replay(args) => harness::replay::replay(&args).await,
         Command::Shrink(args) => harness::shrink::shrink(&args).await,
+        Command::Soak(args) => harness::soak::soak(&args).await,
+        Command::Summary(args) => harness::soak::summary::summary(&args),
     }
 }
