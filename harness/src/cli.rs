@@ -46,7 +46,7 @@ pub enum Command {
     /// grouped by signature; writes soak.jsonl, summary.md and summary.json.
     Soak(Box<crate::soak::SoakArgs>),
     /// Merge soak summaries (one per --shard) into one; --out DIR writes it there.
-    Summary(crate::soak::summary::SummaryArgs),
+    Summary(crate::soak::merge::SummaryArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

@@ -94,6 +94,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay(args) => harness::replay::replay(&args).await,
         Command::Shrink(args) => harness::shrink::shrink(&args).await,
         Command::Soak(args) => harness::soak::soak(&args).await,
-        Command::Summary(args) => harness::soak::summary::summary(&args),
+        Command::Summary(args) => harness::soak::merge::summary(&args),
     }
 }

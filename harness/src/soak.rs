@@ -17,366 +17,43 @@
 //! runs in flight get the interrupt (they stop, check what they recorded and tear their
 //! nodes down), then the summary is written with `complete: true`. A second interrupt
 //! leaves at once (exit 130); the nodes die with the harness (`PR_SET_PDEATHSIG`).
+//!
+//! Files: `args` (the flags and the checked plan), `judge` (a finished run's class,
+//! signature and numbers), [`kept`] (the disk bound), [`summary`] (the summary files),
+//! [`merge`] (`squall summary`); this file is the loop, the progress line and the
+//! bookkeeping between runs.
 
+mod args;
+mod judge;
 pub mod kept;
+pub mod merge;
 pub mod summary;
 
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write as _};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::Args;
-use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
-use workloads::VerdictKind;
 
-use crate::cli::{parse_duration_ms, RunArgs};
 use crate::run::{self, RunConfig, RunMode, RunOutcome};
 use crate::{results, UsageError};
+pub use args::{algorithm_label, parse_shard, seed_of, Shard, SoakArgs, DEFAULT_COUNT, JOBS_MAX};
+use args::{unix_now, Plan};
+pub use judge::{checker_and_property, Class};
+use judge::{find_run_dir, judge, short, Judged, Record};
 use kept::{dir_bytes, human_bytes, Kept, KeptRun};
 use summary::{shell_word, Group, GroupKey, PrunedRun, Summary};
 
-/// Runs of a soak given neither `--count` nor `--duration`.
-pub const DEFAULT_COUNT: u64 = 100;
 /// When stderr is not a terminal, a progress line is printed every this many runs...
 pub const PLAIN_EVERY_RUNS: u64 = 10;
 /// ...or after this long, whichever comes first.
 pub const PLAIN_EVERY: Duration = Duration::from_secs(60);
 /// Distinct error messages grouped apart; the rest share one group.
 pub const ERROR_GROUPS_MAX: usize = 50;
-/// Most `--jobs`.
-pub const JOBS_MAX: u64 = 64;
-
-const EXAMPLES: &str = "\
-Examples:
-  squall soak --duration 8h --jobs 2 --results-dir /data/soak
-  squall soak --bug small-quorum --nemesis partition --time-limit 5s --count 50
-  squall soak --mode lockstep --duration 1h --shard 3/8 --results-dir /data/soak-3
-  squall summary /data/soak-0 /data/soak-1 --out /data/soak-all";
-
-/// `squall soak` options: every `squall run` option, and these.
-#[derive(Args, Debug, Clone)]
-#[command(after_help = EXAMPLES)]
-pub struct SoakArgs {
-    /// The options of each run, as for `squall run` (`--seed` excepted: see --seed-start).
-    #[command(flatten)]
-    pub run: RunArgs,
-    /// Stop launching runs after this long: 30m, 8h.
-    #[arg(long, value_parser = parse_duration_ms)]
-    pub duration: Option<u64>,
-    /// Stop after this many runs (in this shard) [default: 100 without --duration].
-    #[arg(long, value_parser = parse_count)]
-    pub count: Option<u64>,
-    /// Runs at once, each on its own seed.
-    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u64).range(1..=JOBS_MAX))]
-    pub jobs: u64,
-    /// The first seed; seeds go S, S+1, ... (with --shard i/n: S+i, S+i+n, ...).
-    #[arg(long, default_value_t = 1)]
-    pub seed_start: u64,
-    /// Run only shard i of n (0-based): seeds S+i, S+i+n, S+i+2n, ...
-    #[arg(long, default_value = "0/1", value_parser = parse_shard)]
-    pub shard: Shard,
-    /// Bound on the kept run directories: 500MiB, 2GiB, 10GB.
-    #[arg(long, default_value = "2GiB", value_parser = kept::parse_size)]
-    pub max_disk: u64,
-}
-
-/// `--shard i/n`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Shard {
-    /// Which shard, from 0.
-    pub index: u64,
-    /// How many shards.
-    pub count: u64,
-}
-
-impl std::fmt::Display for Shard {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.index, self.count)
-    }
-}
-
-/// Parses a run count: at least 1.
-fn parse_count(raw: &str) -> Result<u64, String> {
-    match raw.trim().parse::<u64>() {
-        Ok(n) if n >= 1 => Ok(n),
-        _ => Err(format!("'{raw}' is not a number of runs (at least 1)")),
-    }
-}
-
-/// Parses `i/n` with `0 <= i < n`.
-pub fn parse_shard(raw: &str) -> Result<Shard, String> {
-    let bad = |why: &str| format!("'{raw}' is not a shard i/n: {why}");
-    let (i, n) = raw
-        .split_once('/')
-        .ok_or_else(|| bad("write it as index/count, e.g. 0/4"))?;
-    let index: u64 = i
-        .trim()
-        .parse()
-        .map_err(|_| bad("the index is not a number"))?;
-    let count: u64 = n
-        .trim()
-        .parse()
-        .map_err(|_| bad("the count is not a number"))?;
-    if count == 0 {
-        return Err(bad("the count must be at least 1"));
-    }
-    if index >= count {
-        return Err(bad(&format!(
-            "the index is 0-based and must be below the count (0/{count} .. {}/{count})",
-            count - 1
-        )));
-    }
-    Ok(Shard { index, count })
-}
-
-/// The `k`-th seed of a shard, `None` past `u64::MAX`.
-pub fn seed_of(start: u64, shard: Shard, k: u64) -> Option<u64> {
-    k.checked_mul(shard.count)?
-        .checked_add(shard.index)?
-        .checked_add(start)
-}
-
-/// A checked soak.
-struct Plan {
-    base: RunConfig,
-    dir: PathBuf,
-    runs_dir: PathBuf,
-    count: Option<u64>,
-    duration: Option<Duration>,
-    jobs: usize,
-    seed_start: u64,
-    shard: Shard,
-    max_disk: u64,
-}
-
-impl SoakArgs {
-    /// Checks the flags (those of each run through [`RunArgs::validate`]).
-    fn plan(&self) -> Result<Plan, UsageError> {
-        if self.run.seed.is_some() {
-            return Err(UsageError(
-                "--seed: a soak runs many seeds; give the first with --seed-start".into(),
-            ));
-        }
-        if self.duration == Some(0) {
-            return Err(UsageError("--duration must be positive".into()));
-        }
-        let base = self.run.validate()?;
-        // The run default `results` would mix soaks and single runs: a fresh directory.
-        let dir = if self.run.results_dir == Path::new("results") {
-            Path::new("results").join(format!("soak-{}", results::utc_stamp(unix_now())))
-        } else {
-            self.run.results_dir.clone()
-        };
-        if dir.join("soak.jsonl").exists() {
-            return Err(UsageError(format!(
-                "--results-dir {} already holds a soak (soak.jsonl); give another directory",
-                dir.display()
-            )));
-        }
-        let count = match (self.count, self.duration) {
-            (None, None) => Some(DEFAULT_COUNT),
-            (c, _) => c,
-        };
-        Ok(Plan {
-            base,
-            runs_dir: dir.join("runs"),
-            dir,
-            count,
-            duration: self.duration.map(Duration::from_millis),
-            jobs: self.jobs as usize,
-            seed_start: self.seed_start,
-            shard: self.shard,
-            max_disk: self.max_disk,
-        })
-    }
-}
-
-fn unix_now() -> u64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0)
-}
-
-/// The algorithm as signatures name it: `paxos+small-quorum`, or the node command's
-/// program names.
-pub fn algorithm_label(cfg: &RunConfig) -> String {
-    match &cfg.node_cmd {
-        Some(argv) => argv
-            .iter()
-            .map(|a| a.rsplit('/').next().unwrap_or(a))
-            .collect::<Vec<_>>()
-            .join(" "),
-        None => std::iter::once(cfg.algorithm.as_str())
-            .chain(cfg.bugs.iter().map(String::as_str))
-            .collect::<Vec<_>>()
-            .join("+"),
-    }
-}
-
-/// How a finished run counts.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Class {
-    /// Judged valid: its directory is deleted.
-    Valid,
-    /// Judged invalid: kept.
-    Invalid,
-    /// Judged unknown: kept.
-    Unknown,
-    /// squall failed on it: kept if it got a directory.
-    Error,
-    /// Cut short by the interrupt without a violation: deleted, counted apart.
-    Interrupted,
-}
-
-/// One line of `soak.jsonl`.
-#[derive(Debug, Serialize)]
-struct Record<'a> {
-    seed: u64,
-    verdict: Class,
-    duration_s: f64,
-    ops: u64,
-    faults: BTreeMap<String, u64>,
-    run_id: Option<&'a str>,
-    kept: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    signature: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<&'a str>,
-}
-
-/// What a finished run left behind, read back from its directory.
-struct Judged {
-    class: Class,
-    key: Option<GroupKey>,
-    reason: String,
-    ops: u64,
-    faults: BTreeMap<String, u64>,
-}
-
-/// Classifies a run from its `verdict.json` and `metrics.json`.
-fn judge(outcome: &RunOutcome, algorithm: &str) -> Judged {
-    let read = |name: &str| -> Option<Value> {
-        let text = std::fs::read_to_string(outcome.dir.join(name)).ok()?;
-        serde_json::from_str(&text).ok()
-    };
-    let verdict = read("verdict.json").unwrap_or(Value::Null);
-    let metrics = read("metrics.json").unwrap_or(Value::Null);
-    let interrupted = verdict["interrupted"].as_bool().unwrap_or(false);
-    let class = match outcome.verdict {
-        VerdictKind::Invalid => Class::Invalid,
-        VerdictKind::Valid | VerdictKind::Unknown if interrupted => Class::Interrupted,
-        VerdictKind::Valid => Class::Valid,
-        VerdictKind::Unknown => Class::Unknown,
-    };
-    let key = matches!(class, Class::Invalid | Class::Unknown).then(|| {
-        let (checker, property) = checker_and_property(&verdict);
-        GroupKey {
-            verdict: if class == Class::Invalid {
-                "invalid"
-            } else {
-                "unknown"
-            }
-            .into(),
-            algorithm: algorithm.to_string(),
-            checker,
-            property,
-        }
-    });
-    Judged {
-        class,
-        key,
-        reason: short(verdict["reason"].as_str().unwrap_or("no verdict.json")),
-        ops: metrics["ops"]["total"].as_u64().unwrap_or(0),
-        faults: fault_counts(&metrics),
-    }
-}
-
-/// The checker that gave the overall verdict and the property it names; `harness` when
-/// no checker did (a faulty node or a failed startup made the run unknown).
-pub fn checker_and_property(verdict: &Value) -> (String, String) {
-    let overall = verdict["verdict"].as_str().unwrap_or("?");
-    let first = verdict["checkers"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .find(|c| c["verdict"].as_str() == Some(overall));
-    match first {
-        Some(c) => {
-            let checker = c["checker"].as_str().unwrap_or("?").to_string();
-            let property = c["evidence"]["property"]
-                .as_str()
-                .map_or_else(|| checker.clone(), str::to_string);
-            (checker, property)
-        }
-        None => {
-            let faulty = verdict["faulty_nodes"]
-                .as_array()
-                .is_some_and(|a| !a.is_empty());
-            let property = if faulty { "node-fault" } else { "startup" };
-            ("harness".into(), property.into())
-        }
-    }
-}
-
-/// Fault counts from `metrics.json`, either mode: messages cut, dropped, delayed,
-/// duplicated, reordered, held; kills, restarts, pauses, crashes.
-fn fault_counts(metrics: &Value) -> BTreeMap<String, u64> {
-    let mut out = BTreeMap::new();
-    let faults = &metrics["faults"];
-    let procs = if faults["process_total"].is_object() {
-        &faults["process_total"]
-    } else {
-        &metrics["processes"]
-    };
-    for section in [&faults["total"], procs] {
-        if let Some(map) = section.as_object() {
-            for (k, v) in map {
-                if k != "delivered" && k != "resumes" {
-                    if let Some(n) = v.as_u64() {
-                        out.insert(k.clone(), n);
-                    }
-                }
-            }
-        }
-    }
-    out
-}
-
-fn short(s: &str) -> String {
-    const MAX: usize = 400;
-    match s.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", &s[..at]),
-        None => s.to_string(),
-    }
-}
-
-/// The directory a run of `seed` made under `runs_dir`, if any (a run that failed with
-/// an error returns none). Seeds are distinct within a soak.
-fn find_run_dir(runs_dir: &Path, workload: &str, seed: u64) -> Option<PathBuf> {
-    let tail = format!("-{workload}-s{seed}");
-    std::fs::read_dir(runs_dir)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| {
-            p.is_dir()
-                && p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                    n.ends_with(&tail)
-                        || n.rsplit_once('-').is_some_and(|(head, n)| {
-                            head.ends_with(&tail) && n.bytes().all(|b| b.is_ascii_digit())
-                        })
-                })
-        })
-}
-
 /// A run that ended, one way or the other.
 struct Finished {
     seed: u64,
@@ -942,86 +619,4 @@ pub async fn soak(args: &SoakArgs) -> anyhow::Result<u8> {
         return Err(UsageError(e).into());
     }
     Ok(s.exit_code())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    #[test]
-    fn shards() {
-        assert_eq!(parse_shard("0/1"), Ok(Shard { index: 0, count: 1 }));
-        assert_eq!(parse_shard("2/4"), Ok(Shard { index: 2, count: 4 }));
-        assert!(parse_shard("3/2").unwrap_err().contains("below the count"));
-        assert!(parse_shard("2/2").is_err());
-        assert!(parse_shard("0/0").is_err());
-        assert!(parse_shard("1").is_err());
-        assert!(parse_shard("a/2").is_err());
-    }
-
-    #[test]
-    fn shards_split_the_seeds() {
-        let sh = |index, count| Shard { index, count };
-        let seeds = |s: Shard| -> Vec<u64> { (0..4).map(|k| seed_of(10, s, k).unwrap()).collect() };
-        assert_eq!(seeds(sh(0, 1)), [10, 11, 12, 13]);
-        assert_eq!(seeds(sh(0, 3)), [10, 13, 16, 19]);
-        assert_eq!(seeds(sh(2, 3)), [12, 15, 18, 21]);
-        assert_eq!(seed_of(u64::MAX, sh(1, 2), 0), None);
-    }
-
-    #[test]
-    fn signatures_name_the_checker_and_property() {
-        let v = json!({"verdict": "invalid", "checkers": [
-            {"checker": "consensus", "verdict": "invalid", "evidence": {"property": "agreement"}}
-        ]});
-        assert_eq!(
-            checker_and_property(&v),
-            ("consensus".into(), "agreement".into())
-        );
-        let v = json!({"verdict": "unknown", "faulty_nodes": [{"node": "n1"}], "checkers": [
-            {"checker": "consensus", "verdict": "valid"}
-        ]});
-        assert_eq!(
-            checker_and_property(&v),
-            ("harness".into(), "node-fault".into())
-        );
-        let v = json!({"verdict": "unknown", "checkers": [
-            {"checker": "echo", "verdict": "unknown", "evidence": {"ops": 0}}
-        ]});
-        assert_eq!(checker_and_property(&v), ("echo".into(), "echo".into()));
-    }
-
-    #[test]
-    fn fault_counts_read_either_mode() {
-        let free = json!({"faults": {
-            "total": {"cut": 3, "delivered": 100, "dropped": 1},
-            "process_total": {"kills": 2, "pauses": 1, "restarts": 2, "resumes": 1}}});
-        let got = fault_counts(&free);
-        assert_eq!(got["cut"], 3);
-        assert_eq!(got["kills"], 2);
-        assert!(!got.contains_key("delivered"));
-        let lockstep = json!({"faults": {"total": {"cut": 1}},
-            "processes": {"kills": 1, "crashes": 0}});
-        assert_eq!(fault_counts(&lockstep)["kills"], 1);
-    }
-
-    #[test]
-    fn run_dirs_are_found_by_seed() {
-        let tmp = tempfile::tempdir().unwrap();
-        for name in [
-            "20261123T000000Z-write-once-s1",
-            "20261123T000000Z-write-once-s12",
-            "20261123T000001Z-write-once-s3-1",
-        ] {
-            std::fs::create_dir(tmp.path().join(name)).unwrap();
-        }
-        let find = |seed| {
-            find_run_dir(tmp.path(), "write-once", seed)
-                .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
-        };
-        assert_eq!(find(1).as_deref(), Some("20261123T000000Z-write-once-s1"));
-        assert_eq!(find(3).as_deref(), Some("20261123T000001Z-write-once-s3-1"));
-        assert_eq!(find(2), None);
-    }
 }
