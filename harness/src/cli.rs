@@ -45,6 +45,11 @@ pub enum Command {
     /// Write a run directory's report.html again (timeline, faults, message sequence,
     /// metrics) and print its path.
     Report(crate::report::ReportArgs),
+    /// Run seed after seed (--count N or --duration 8h, --jobs J), keep only what failed,
+    /// grouped by signature; writes soak.jsonl, summary.md and summary.json.
+    Soak(Box<crate::soak::SoakArgs>),
+    /// Merge soak summaries (one per --shard) into one; --out DIR writes it there.
+    Summary(crate::soak::merge::SummaryArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
@@ -333,6 +338,7 @@ impl RunArgs {
             schedule: plan.schedule,
             schedule_from: self.schedule.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
+            silent: false,
         })
     }
 

@@ -19,6 +19,8 @@
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
 //! - [`rounds`]: `squall bench rounds`, Paxos rounds to decision over a grid.
 //! - [`shrink`]: `squall shrink`, a failing run cut down to what still fails.
+//! - [`soak`]: `squall soak`, seed after seed for hours keeping only failures, grouped by
+//!   signature, and `squall summary`, which merges the summaries of shards.
 #![deny(missing_docs)]
 
 pub mod bench;
@@ -36,6 +38,7 @@ pub mod rounds;
 pub mod router;
 pub mod run;
 pub mod shrink;
+pub mod soak;
 pub mod supervisor;
 
 /// A problem with what the user asked for: exit code 254.

@@ -109,11 +109,13 @@ pub async fn run_lockstep(
     run_json["mode"] = json!("lockstep");
     results::write_json(&dir.join("run.json"), &run_json)?;
     std::fs::write(dir.join("schedule.json"), schedule.to_json())?;
-    eprintln!(
-        "squall: run {run_id} (seed {}, lockstep) in {}",
-        cfg.seed,
-        dir.display()
-    );
+    if !cfg.silent {
+        eprintln!(
+            "squall: run {run_id} (seed {}, lockstep) in {}",
+            cfg.seed,
+            dir.display()
+        );
+    }
 
     let wall_start = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

@@ -94,5 +94,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Replay(args) => harness::replay::replay(&args).await,
         Command::Shrink(args) => harness::shrink::shrink(&args).await,
         Command::Report(args) => harness::report::report_cmd(&args),
+        Command::Soak(args) => harness::soak::soak(&args).await,
+        Command::Summary(args) => harness::soak::merge::summary(&args),
     }
 }

@@ -67,7 +67,8 @@ pub fn create_run_dir(
 
 /// Points `<results>/latest` at `run_id` (atomically, via rename).
 pub fn update_latest(results: &Path, run_id: &str) -> anyhow::Result<()> {
-    let tmp = results.join(format!(".latest-{}", std::process::id()));
+    // Named after the run too: runs of one process (`squall soak --jobs`) finish at once.
+    let tmp = results.join(format!(".latest-{}-{run_id}", std::process::id()));
     let _ = std::fs::remove_file(&tmp);
     std::os::unix::fs::symlink(run_id, &tmp)?;
     std::fs::rename(&tmp, results.join("latest"))?;

@@ -660,7 +660,11 @@ impl Router {
             st.conn[i] = conn_id;
             dest_index = i;
         }
-        let writer = tokio::spawn(self.clone().write_loop(wr, rx, dest_index, conn_id));
+        // Owned by this task: if the run aborts it mid-read, dropping the set aborts the
+        // writer too. A detached writer would hold a router clone, whose state holds the
+        // writer's own sender, and outlive the run with every buffer of it.
+        let mut writer = JoinSet::new();
+        writer.spawn(self.clone().write_loop(wr, rx, dest_index, conn_id));
         self.event(RouterEvent::Connected { node: node.clone() });
         let outcome = self.read_loop(&node, &mut rd, &mut dec, &mut buf).await;
         if let Err(what) = outcome {
@@ -677,7 +681,7 @@ impl Router {
                 st.conn[i] = 0;
             }
         }
-        writer.abort();
+        writer.abort_all();
         self.event(RouterEvent::Disconnected { node });
     }
 

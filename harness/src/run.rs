@@ -93,6 +93,9 @@ pub struct RunConfig {
     pub schedule_from: Option<PathBuf>,
     /// squall's version.
     pub version: String,
+    /// Print nothing when the run starts (`squall soak` draws its progress line there).
+    #[serde(skip)]
+    pub silent: bool,
 }
 
 impl RunConfig {
@@ -354,11 +357,13 @@ pub async fn run(
     let schedule = cfg.fault_schedule();
     results::write_text(&dir.join("schedule.json"), &schedule.to_json())?;
     let recovery_ms = schedule.recovery_ms;
-    eprintln!(
-        "squall: run {run_id} (seed {}) in {}",
-        cfg.seed,
-        dir.display()
-    );
+    if !cfg.silent {
+        eprintln!(
+            "squall: run {run_id} (seed {}) in {}",
+            cfg.seed,
+            dir.display()
+        );
+    }
 
     let start = Instant::now();
     let node_ids = cfg.node_ids();

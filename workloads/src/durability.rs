@@ -110,6 +110,13 @@ impl Checker for DurabilityChecker {
                 } else {
                     json!(0)
                 };
+                // Machine-readable, for grouping failures (`squall soak`): synced records
+                // lost or invented, or unsynced ones that survived a crash.
+                let property = if key == KEY_SYNCED {
+                    "durability"
+                } else {
+                    "unsynced-lost"
+                };
                 let what = if key == KEY_SYNCED {
                     format!(
                         "{node} found {got} synced records from earlier incarnations, but it had been restarted {low} time(s) when the read was sent"
@@ -122,7 +129,7 @@ impl Checker for DurabilityChecker {
                 return Verdict::invalid(
                     self.name(),
                     format!("{what} (op {})", op.invoke_index),
-                    json!({"op": op, "key": key, "got": got, "expected": expected}),
+                    json!({"property": property, "op": op, "key": key, "got": got, "expected": expected}),
                 );
             }
         }

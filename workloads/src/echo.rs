@@ -66,7 +66,7 @@ impl Checker for EchoChecker {
                 return Verdict::invalid(
                     self.name(),
                     format!("op at index {} got a different echo back", op.invoke_index),
-                    json!({"op": op, "sent": sent, "got": got}),
+                    json!({"property": "echo", "op": op, "sent": sent, "got": got}),
                 );
             }
         }

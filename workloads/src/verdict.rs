@@ -42,7 +42,9 @@ pub struct Verdict {
     pub verdict: VerdictKind,
     /// One sentence: why.
     pub reason: String,
-    /// Structured evidence (ops, values, nodes, times).
+    /// Structured evidence (ops, values, nodes, times). An `invalid` verdict's evidence
+    /// names the violated property in `"property"` (`agreement`, `durability`, ...), which
+    /// `squall soak` groups failures by.
     #[serde(default, skip_serializing_if = "Value::is_null")]
     pub evidence: Value,
 }
