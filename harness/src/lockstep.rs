@@ -243,6 +243,7 @@ pub async fn run_lockstep(
         resumes: process.resumes,
     };
     let mut warnings = confirms.warnings();
+    warnings.extend(cfg.warnings());
     if !interrupted && !startup_failed {
         warnings.extend(nemesis::warnings(
             &kinds,

@@ -136,6 +136,20 @@ impl RunConfig {
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))
     }
 
+    /// What about the configuration itself may weaken the verdict (for `verdict.json`).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.nemesis.recovery_ms <= self.op_timeout_ms {
+            out.push(format!(
+                "the recovery window ({} ms) is not longer than the op timeout ({} ms): a \
+                 final op that times out has no time left for a retry, so termination may \
+                 be judged on a single try",
+                self.nemesis.recovery_ms, self.op_timeout_ms
+            ));
+        }
+        out
+    }
+
     /// The run's fault plan: the given schedule, or the one the seed expands to.
     pub fn fault_schedule(&self) -> Schedule {
         match &self.schedule {
@@ -541,7 +555,8 @@ pub async fn run(
     let _ = rec_handle.await;
     tasks.abort_all();
 
-    let (fault_report, warnings) = live.chaos.report(&router, &live.sup);
+    let (fault_report, mut warnings) = live.chaos.report(&router, &live.sup);
+    warnings.extend(cfg.warnings());
     results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
     let history = History::load(&dir.join("history.jsonl"))
         .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;

@@ -447,3 +447,35 @@ fn a_trigger_kills_the_sender_of_the_third_accept() {
     // The final heal restarted it.
     assert_eq!(metrics["faults"]["process_total"]["restarts"], 1);
 }
+
+#[test]
+fn a_recovery_window_no_longer_than_the_op_timeout_is_a_warning() {
+    let args = [
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "1s",
+        "--recovery-time",
+        "1s",
+        "--op-timeout",
+        "1s",
+        "--seed",
+        "1",
+    ];
+    let (out, dir) = run_ok(&args);
+    assert_eq!(out.status.code(), Some(0));
+    let verdict = json(&dir.join("verdict.json"));
+    let warnings = verdict["warnings"].as_array().expect("warnings");
+    assert!(
+        warnings.iter().any(|w| w
+            .as_str()
+            .unwrap_or("")
+            .contains("recovery window (1000 ms)")),
+        "{warnings:?}"
+    );
+}
