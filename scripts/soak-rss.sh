@@ -66,6 +66,11 @@ set +e
 wait "$PID"
 CODE=$?
 set -e
+if [ "$CODE" -ge 254 ]; then
+    echo "soak-rss.sh: squall soak exited $CODE:" >&2
+    tail -5 "$RESULTS.stderr" >&2
+    exit "$CODE"
+fi
 sleep 1
 LEFT=$(ours)
 
