@@ -216,25 +216,20 @@ pub async fn run_lockstep(
         quiet_from,
         live_nodes,
     };
-    let (verdicts, mut overall, mut reason) = crate::run::judge(&checkers, &input);
-    if startup_failed {
-        overall = overall.max(VerdictKind::Unknown);
-        reason = format!(
+    let (verdicts, overall, reason) = crate::run::judge(&checkers, &input);
+    let startup_failure = startup_failed.then(|| {
+        format!(
             "nodes {not_ready:?} did not start (no lockstep init within {} s); see {}/nodes/",
             STARTUP_TIMEOUT.as_secs(),
             dir.display()
-        );
-    } else if !faulty.is_empty() && overall == VerdictKind::Valid {
-        overall = VerdictKind::Unknown;
-        reason = format!(
-            "{} node fault(s): {} {}",
-            faulty.len(),
-            faulty[0].node,
-            faulty[0].what
-        );
-    } else if interrupted && overall == VerdictKind::Valid {
-        reason = format!("{reason} (interrupted: partial history)");
-    }
+        )
+    });
+    let issues = crate::run::RunIssues {
+        startup_failure,
+        faulty: &faulty,
+        interrupted,
+    };
+    let (overall, reason) = crate::run::settle(overall, reason, issues);
 
     let process_counters = ProcessCounters {
         kills: process.kills,

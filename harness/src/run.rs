@@ -164,14 +164,14 @@ impl RunConfig {
     }
 }
 
-/// A node that broke the protocol or died on its own.
+/// A node that broke the protocol, stopped answering or died on its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct Faulty {
     /// The node (`?` when unknown).
     pub node: String,
     /// What happened.
     pub what: String,
-    /// Microseconds since the start.
+    /// Microseconds since the start (virtual in lockstep).
     pub at_us: u64,
 }
 
@@ -568,27 +568,23 @@ pub async fn run(
         quiet_from,
         live_nodes,
     };
-    let (verdicts, mut overall, mut reason) = judge(&checkers, &input);
-    if startup_failed {
-        overall = overall.max(VerdictKind::Unknown);
+    let (verdicts, overall, reason) = judge(&checkers, &input);
+    let startup_failure = startup_failed.then(|| {
         let missing: Vec<&String> = node_ids
             .iter()
             .filter(|n| !live.ready.contains(*n))
             .collect();
-        reason = format!(
+        format!(
             "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms); see {}/nodes/",
             dir.display()
-        );
-    } else if !live.faulty.is_empty() && overall == VerdictKind::Valid {
-        overall = VerdictKind::Unknown;
-        reason = format!(
-            "{} node fault(s): {}",
-            live.faulty.len(),
-            live.faulty[0].node.clone() + " " + &live.faulty[0].what
-        );
-    } else if interrupted && overall == VerdictKind::Valid {
-        reason = format!("{reason} (interrupted: partial history)");
-    }
+        )
+    });
+    let issues = RunIssues {
+        startup_failure,
+        faulty: &live.faulty,
+        interrupted,
+    };
+    let (overall, reason) = settle(overall, reason, issues);
 
     let verdict_json = json!({
         "verdict": overall,
@@ -663,6 +659,40 @@ pub fn judge(
         .map(|v| format!("{}: {}", v.checker, v.reason))
         .unwrap_or_else(|| "no checker ran".into());
     (verdicts, overall, reason)
+}
+
+/// What besides the checkers decides a run's verdict, in both modes.
+pub struct RunIssues<'a> {
+    /// Why some nodes never started, if they did not.
+    pub startup_failure: Option<String>,
+    /// Nodes that broke the protocol or died on their own.
+    pub faulty: &'a [Faulty],
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+}
+
+/// The overall verdict and reason once the checkers have spoken: a run some nodes never
+/// joined is at least `unknown`; a run the checkers found nothing wrong with but a node
+/// misbehaved in is `unknown` (squall cannot vouch for it); an interrupted valid run says
+/// its history is partial.
+pub fn settle(
+    overall: VerdictKind,
+    reason: String,
+    issues: RunIssues<'_>,
+) -> (VerdictKind, String) {
+    if let Some(why) = issues.startup_failure {
+        (overall.max(VerdictKind::Unknown), why)
+    } else if let (Some(first), VerdictKind::Valid) = (issues.faulty.first(), overall) {
+        let n = issues.faulty.len();
+        (
+            VerdictKind::Unknown,
+            format!("{n} node fault(s): {} {}", first.node, first.what),
+        )
+    } else if issues.interrupted && overall == VerdictKind::Valid {
+        (overall, format!("{reason} (interrupted: partial history)"))
+    } else {
+        (overall, reason)
+    }
 }
 
 /// The final ops of the quiet window: every op on every node that was up at the heal.

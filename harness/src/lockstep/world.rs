@@ -30,21 +30,11 @@ use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
     Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
+use crate::run::Faulty;
 use crate::supervisor::Supervisor;
 
 mod faults;
 mod flow;
-
-/// A node that broke the protocol, stopped answering or died on its own.
-#[derive(Debug, Clone, Serialize)]
-pub struct Faulty {
-    /// The node (`?` when unknown).
-    pub node: String,
-    /// What happened.
-    pub what: String,
-    /// Virtual microseconds since the start.
-    pub at_us: u64,
-}
 
 /// Process faults carried out, for `metrics.json`.
 #[derive(Debug, Clone, Copy, Default, Serialize)]
