@@ -8,7 +8,6 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::Context;
 use clap::Args;
 use serde_json::Value;
 use tokio::sync::watch;
@@ -51,9 +50,7 @@ pub fn load(dir: &Path) -> anyhow::Result<SavedRun> {
     let schedule = Schedule::from_json(&read("schedule.json")?)
         .map_err(|e| UsageError(format!("{}: {e}", dir.join("schedule.json").display())))?;
     cfg.schedule = Some(schedule);
-    let verdict = std::fs::read_to_string(dir.join("verdict.json"))
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok());
+    let verdict = crate::results::read_json(&dir.join("verdict.json")).ok();
     Ok(SavedRun { cfg, verdict })
 }
 
@@ -66,19 +63,20 @@ pub struct Replayed {
     pub verdict: String,
     /// Its trace hash (lockstep only).
     pub trace_hash: Option<String>,
+    /// Its whole `verdict.json`.
+    pub verdict_json: Value,
 }
 
 /// Runs `cfg` once more, in its mode, and reads back what it concluded.
 pub async fn run_again(cfg: RunConfig) -> anyhow::Result<Replayed> {
     let (_tx, rx) = watch::channel(false);
     let outcome = run::run_any(cfg, rx).await?;
-    let text = std::fs::read_to_string(outcome.dir.join("verdict.json"))
-        .with_context(|| format!("read {}/verdict.json", outcome.dir.display()))?;
-    let v: Value = serde_json::from_str(&text)?;
+    let v: Value = crate::results::read_json(&outcome.dir.join("verdict.json"))?;
     Ok(Replayed {
         dir: outcome.dir,
         verdict: v["verdict"].as_str().unwrap_or("?").to_string(),
         trace_hash: v["trace_hash"].as_str().map(str::to_string),
+        verdict_json: v,
     })
 }
 

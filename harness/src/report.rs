@@ -31,6 +31,7 @@ use serde_json::Value;
 use workloads::history::Op;
 use workloads::History;
 
+use crate::results::{read_json, read_jsonl};
 use crate::UsageError;
 
 mod html;
@@ -117,18 +118,14 @@ pub(crate) struct RunData {
 
 impl RunData {
     fn load(dir: &Path) -> anyhow::Result<RunData> {
-        let run = read_json(&dir.join("run.json"))?;
-        let verdict = read_json(&dir.join("verdict.json"))?;
-        let metrics = read_json(&dir.join("metrics.json")).unwrap_or(Value::Null);
+        let run: Value = read_json(&dir.join("run.json"))?;
+        let verdict: Value = read_json(&dir.join("verdict.json"))?;
+        let metrics: Value = read_json(&dir.join("metrics.json")).unwrap_or(Value::Null);
         let ops = match History::load(&dir.join("history.jsonl")) {
             Ok(h) => h.ops(),
             Err(_) => Vec::new(),
         };
-        let reports: Vec<Value> = std::fs::read_to_string(dir.join("reports.jsonl"))
-            .unwrap_or_default()
-            .lines()
-            .filter_map(|l| serde_json::from_str(l).ok())
-            .collect();
+        let reports: Vec<Value> = read_jsonl(&dir.join("reports.jsonl")).unwrap_or_default();
         let spans: Vec<Span> = metrics["faults"]["spans"]
             .as_array()
             .map(|a| a.iter().filter_map(span_of).collect())
@@ -172,12 +169,6 @@ impl RunData {
                     .unwrap_or_default()
             })
     }
-}
-
-fn read_json(path: &Path) -> anyhow::Result<Value> {
-    let text = std::fs::read_to_string(path)
-        .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parse {}: {e}", path.display()))
 }
 
 fn span_of(v: &Value) -> Option<Span> {

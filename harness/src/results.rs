@@ -5,6 +5,7 @@
 use std::path::{Path, PathBuf};
 
 use anyhow::Context;
+use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// `YYYYmmddTHHMMSSZ` for a Unix time in seconds (UTC, proleptic Gregorian).
@@ -73,6 +74,28 @@ pub fn update_latest(results: &Path, run_id: &str) -> anyhow::Result<()> {
     std::os::unix::fs::symlink(run_id, &tmp)?;
     std::fs::rename(&tmp, results.join("latest"))?;
     Ok(())
+}
+
+/// Reads and parses one JSON file of a run directory (`verdict.json`, `metrics.json`).
+pub fn read_json<T: DeserializeOwned>(path: &Path) -> anyhow::Result<T> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+    serde_json::from_str(&text).map_err(|e| anyhow::anyhow!("parse {}: {e}", path.display()))
+}
+
+/// Reads a file of one JSON value per line (`reports.jsonl`, `messages.jsonl`); blank
+/// lines are skipped, a bad line is an error naming its number.
+pub fn read_jsonl<T: DeserializeOwned>(path: &Path) -> anyhow::Result<Vec<T>> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| !l.trim().is_empty())
+        .map(|(i, l)| {
+            serde_json::from_str(l)
+                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))
+        })
+        .collect()
 }
 
 /// Writes `value` as pretty JSON (with a trailing newline) and fsyncs it.

@@ -30,7 +30,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser};
 use hdrhistogram::Histogram;
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use serde_json::Value;
 use workloads::consensus::ground_truth_rounds;
 use workloads::verdict::TimedReport;
@@ -271,15 +271,6 @@ fn mean(xs: &[u64]) -> f64 {
     xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64
 }
 
-fn read_jsonl<T: for<'de> Deserialize<'de>>(path: &Path) -> anyhow::Result<Vec<T>> {
-    let text =
-        std::fs::read_to_string(path).map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).map_err(|e| anyhow::anyhow!("{}: {e}", path.display())))
-        .collect()
-}
-
 /// What one cell's run directory says, before it is put in a [`Cell`].
 #[derive(Debug, Default)]
 pub struct RunStats {
@@ -307,8 +298,8 @@ pub struct RunStats {
 
 /// Reads `reports.jsonl`, `history.jsonl` and `metrics.json` of a write-once paxos run.
 pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
-    let reports: Vec<TimedReport> = read_jsonl(&dir.join("reports.jsonl"))?;
-    let history: Vec<Value> = read_jsonl(&dir.join("history.jsonl"))?;
+    let reports: Vec<TimedReport> = results::read_jsonl(&dir.join("reports.jsonl"))?;
+    let history: Vec<Value> = results::read_jsonl(&dir.join("history.jsonl"))?;
     let truth = ground_truth_rounds(&reports, n_nodes);
 
     let key_of = |v: &Value| {
@@ -372,7 +363,7 @@ pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
         }
     }
 
-    let metrics: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("metrics.json"))?)?;
+    let metrics: Value = results::read_json(&dir.join("metrics.json"))?;
     let nodes: Vec<String> = (1..=n_nodes).map(|i| format!("n{i}")).collect();
     if let Some(links) = metrics.get("links").and_then(Value::as_object) {
         for (link, stats) in links {

@@ -265,11 +265,7 @@ impl Shrinker {
             }
             self.runs += 1;
             let r: Replayed = replay::run_again(cfg.clone()).await?;
-            let props = std::fs::read_to_string(r.dir.join("verdict.json"))
-                .ok()
-                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-                .map(|v| violated_properties(&v))
-                .unwrap_or_default();
+            let props = violated_properties(&r.verdict_json);
             let desc = if props.is_empty() {
                 r.verdict.clone()
             } else {

@@ -79,13 +79,6 @@ pub fn cpu_seconds() -> f64 {
     total
 }
 
-fn read_json(path: &std::path::Path) -> serde_json::Value {
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|t| serde_json::from_str(&t).ok())
-        .unwrap_or_default()
-}
-
 /// Runs `opts.seeds` lockstep runs and measures them.
 pub async fn bench(opts: BenchOpts) -> anyhow::Result<BenchReport> {
     opts.nemesis
@@ -132,8 +125,10 @@ pub async fn bench(opts: BenchOpts) -> anyhow::Result<BenchReport> {
         };
         let (seed, outcome) = joined?;
         let outcome = outcome?;
-        let verdict = read_json(&outcome.dir.join("verdict.json"));
-        let metrics = read_json(&outcome.dir.join("metrics.json"));
+        let verdict: serde_json::Value =
+            crate::results::read_json(&outcome.dir.join("verdict.json")).unwrap_or_default();
+        let metrics: serde_json::Value =
+            crate::results::read_json(&outcome.dir.join("metrics.json")).unwrap_or_default();
         let kind = verdict["verdict"].as_str().unwrap_or("?").to_string();
         if kind != "valid" {
             report.not_valid.push(seed);

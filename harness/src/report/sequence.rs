@@ -90,7 +90,8 @@ pub(crate) struct Window {
 pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), String> {
     let jsonl = run.dir.join("messages.jsonl");
     if jsonl.is_file() {
-        let lines = msglog::read_jsonl(&jsonl).map_err(|e| e.to_string())?;
+        let lines =
+            crate::results::read_jsonl::<msglog::MessageLine>(&jsonl).map_err(|e| e.to_string())?;
         let msgs = lines
             .into_iter()
             .map(|m| Msg {

@@ -321,19 +321,6 @@ pub struct MessageLine {
     pub dup: bool,
 }
 
-/// Reads `messages.jsonl` back.
-pub fn read_jsonl(path: &Path) -> anyhow::Result<Vec<MessageLine>> {
-    let text = std::fs::read_to_string(path)?;
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .enumerate()
-        .map(|(i, l)| {
-            serde_json::from_str(l)
-                .map_err(|e| anyhow::anyhow!("{} line {}: {e}", path.display(), i + 1))
-        })
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -348,7 +335,7 @@ mod tests {
         let addrs = ["n1".to_string(), "n2".into(), "c1".into()];
         log.write_jsonl(&path, &addrs, &["prepare".into(), "accept".into()])
             .unwrap();
-        read_jsonl(&path).unwrap()
+        crate::results::read_jsonl::<MessageLine>(&path).unwrap()
     }
 
     #[test]

@@ -55,12 +55,11 @@ pub(super) struct Judged {
 
 /// Classifies a run from its `verdict.json` and `metrics.json`.
 pub(super) fn judge(outcome: &RunOutcome, algorithm: &str) -> Judged {
-    let read = |name: &str| -> Option<Value> {
-        let text = std::fs::read_to_string(outcome.dir.join(name)).ok()?;
-        serde_json::from_str(&text).ok()
+    let read = |name: &str| -> Value {
+        crate::results::read_json(&outcome.dir.join(name)).unwrap_or(Value::Null)
     };
-    let verdict = read("verdict.json").unwrap_or(Value::Null);
-    let metrics = read("metrics.json").unwrap_or(Value::Null);
+    let verdict = read("verdict.json");
+    let metrics = read("metrics.json");
     let interrupted = verdict["interrupted"].as_bool().unwrap_or(false);
     let class = match outcome.verdict {
         VerdictKind::Invalid => Class::Invalid,
