@@ -263,8 +263,9 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
     }
     marks.sort_by_key(|m| m.at_ns);
     let first_mark = marks.first().map_or(0, |m| m.at_ns);
-    let last_mark = marks.last().map_or(u64::MAX, |m| m.at_ns);
-    let to_ns = last_mark.saturating_add(AFTER_NS);
+    // With no decision to mark (a termination violation), every message of the key.
+    let last_mark = marks.last().map(|m| m.at_ns);
+    let to_ns = last_mark.map_or(u64::MAX, |l| l.saturating_add(AFTER_NS));
     let mut of_key: Vec<&Msg> = msgs.iter().filter(|m| m.key == key).collect();
     let keyless = of_key.is_empty();
     if keyless {
@@ -281,7 +282,7 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
         .filter(|m| m.sent_ns >= from_ns && m.sent_ns <= to_ns)
         .collect();
     let n = in_window.len();
-    let kept = nearest(in_window, first_mark, last_mark);
+    let kept = nearest(in_window, first_mark, last_mark.unwrap_or(u64::MAX));
     let (from_ns, to_ns) = extent(&kept, from_ns, to_ns);
     let caption = format!(
         "the conflicting decisions on instance {}",
@@ -290,7 +291,7 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
     Window {
         key,
         from_ns,
-        to_ns: to_ns.max(last_mark.min(u64::MAX - 1)),
+        to_ns: to_ns.max(last_mark.unwrap_or(0)),
         title: format!(
             "instance {}: the {property} violation{}",
             key.map_or("?".into(), |k| k.to_string()),
@@ -500,6 +501,23 @@ mod tests {
             .iter()
             .all(|m| m.sent_ns >= 1_100_000 && m.sent_ns <= 2_000_000));
         assert!(kept.windows(2).all(|w| w[0].sent_ns <= w[1].sent_ns));
+    }
+
+    #[test]
+    fn a_violation_without_decisions_ends_its_window_at_its_last_message() {
+        // A termination violation: the instance's values were never decided or returned.
+        let ev = serde_json::json!({"key": 1, "property": "termination", "values": []});
+        let msgs = [
+            msg(100, 110, "n1", "n2", "prepare"),
+            msg(200, 210, "n2", "n1", "promise"),
+        ];
+        let w = consensus_window(&ev, &msgs);
+        assert_eq!(w.from_ns, 100_000);
+        assert!(
+            w.to_ns >= 210_000 && w.to_ns <= 210_000 + AFTER_NS,
+            "{}",
+            w.to_ns
+        );
     }
 
     #[test]

@@ -34,7 +34,7 @@ fn outcome_colour(o: Outcome) -> &'static str {
     }
 }
 
-fn outcome_word(o: Outcome) -> &'static str {
+pub(super) fn outcome_word(o: Outcome) -> &'static str {
     match o {
         Outcome::Ok => "ok",
         Outcome::Fail => "fail",

@@ -4,7 +4,6 @@ use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use serde_json::Value;
-use workloads::history::Outcome;
 
 use super::layout::{layout, Ev, EvKind};
 use super::{Mark, Msg, Window};
@@ -501,11 +500,7 @@ fn context_marks(run: &RunData, w: &Window) -> Vec<Mark> {
                 .as_ref()
                 .map(|o| value(&o["value"]))
                 .unwrap_or_default();
-            let word = match op.outcome {
-                Outcome::Ok => "ok",
-                Outcome::Fail => "fail",
-                _ => "info",
-            };
+            let word = crate::report::timeline::outcome_word(op.outcome);
             marks.push(Mark {
                 at_ns: c,
                 label: format!("◂ p{} {word}{out}", op.process),
