@@ -329,7 +329,9 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     }
 }
 
-fn truncate(s: &str, n: usize) -> String {
+/// `s` cut to at most `n` bytes (at a character boundary) with `...` when it was longer:
+/// for node output and reasons quoted in messages.
+pub fn truncate(s: &str, n: usize) -> String {
     if s.len() <= n {
         s.to_string()
     } else {

@@ -44,7 +44,7 @@ use crate::{results, UsageError};
 pub use args::{algorithm_label, parse_shard, seed_of, Shard, SoakArgs, DEFAULT_COUNT, JOBS_MAX};
 use args::{unix_now, Plan};
 pub use judge::{checker_and_property, Class};
-use judge::{find_run_dir, judge, short, Judged, Record};
+use judge::{find_run_dir, judge, Judged, Record, REASON_MAX};
 use kept::{dir_bytes, human_bytes, Kept, KeptRun};
 use summary::{shell_word, Group, GroupKey, PrunedRun, Summary};
 
@@ -254,7 +254,7 @@ impl Soak {
 
     fn error_judged(&mut self, message: &str) -> Judged {
         let first_line = message.lines().next().unwrap_or("").to_string();
-        let mut property = short(&first_line);
+        let mut property = run::truncate(&first_line, REASON_MAX);
         let errors = self
             .groups
             .values()
@@ -272,7 +272,7 @@ impl Soak {
         Judged {
             class: Class::Error,
             key: Some(key_of(property)),
-            reason: short(message),
+            reason: run::truncate(message, REASON_MAX),
             ops: 0,
             faults: BTreeMap::new(),
         }

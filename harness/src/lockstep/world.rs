@@ -30,7 +30,7 @@ use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
     Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
-use crate::run::Faulty;
+use crate::run::{truncate, Faulty};
 use crate::supervisor::Supervisor;
 
 mod faults;
@@ -421,7 +421,10 @@ impl World {
                 .and_then(|h| serde_json::from_str::<Control>(h.body.get()).ok());
             match hello {
                 Some(Control::Hello { node_id }) => return Some((node_id, conn)),
-                _ => self.fault("?", format!("first line was not hello: {}", cut(&line))),
+                _ => self.fault(
+                    "?",
+                    format!("first line was not hello: {}", truncate(&line, 120)),
+                ),
             }
         }
     }
@@ -536,7 +539,10 @@ impl World {
                 let id = self.nodes[i].id.clone();
                 self.fault(
                     &id,
-                    format!("wrote a line that is not an envelope: {}", cut(&line)),
+                    format!(
+                        "wrote a line that is not an envelope: {}",
+                        truncate(&line, 120)
+                    ),
                 );
                 return Ok(());
             };
@@ -647,7 +653,7 @@ impl World {
                 Ok(Control::InitOk { lockstep, .. }) if self.in_init && self.init_ok.is_none() => {
                     self.init_ok = Some(lockstep);
                 }
-                _ => self.fault(&id, format!("unexpected init_ok: {}", cut(body))),
+                _ => self.fault(&id, format!("unexpected init_ok: {}", truncate(body, 120))),
             },
             _ => match serde_json::from_str::<Report>(body) {
                 Ok(report) => {
@@ -660,7 +666,10 @@ impl World {
                     });
                 }
                 Err(_) => {
-                    let what = format!("sent the harness an unknown message: {}", cut(body));
+                    let what = format!(
+                        "sent the harness an unknown message: {}",
+                        truncate(body, 120)
+                    );
                     self.fault(&id, what);
                 }
             },
@@ -899,16 +908,4 @@ fn kind_name(kind: TraceKind) -> &'static str {
         TraceKind::Reply => "reply",
         TraceKind::Timeout => "timeout",
     }
-}
-
-fn cut(s: &str) -> String {
-    const N: usize = 120;
-    if s.len() <= N {
-        return s.to_string();
-    }
-    let mut end = N;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}...", &s[..end])
 }

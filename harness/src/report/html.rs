@@ -1,6 +1,7 @@
 //! HTML pieces: escaping, the page's CSS, numbers and times for humans, and a generic
 //! rendering of JSON evidence.
 
+use crate::run::truncate;
 use std::fmt::Write;
 
 use serde_json::Value;
@@ -152,18 +153,6 @@ fn json_into(s: &mut String, v: &Value, depth: usize, rows_max: usize) {
         }
         other => s.push_str(&esc(&compact(other))),
     }
-}
-
-/// At most `n` bytes of `s` (on a char boundary), with `…` when cut.
-pub fn truncate(s: &str, n: usize) -> String {
-    if s.len() <= n {
-        return s.to_string();
-    }
-    let mut end = n;
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    format!("{}…", &s[..end])
 }
 
 /// The page's stylesheet: system fonts only, nothing fetched.

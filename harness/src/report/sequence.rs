@@ -21,10 +21,11 @@ use std::collections::BTreeMap;
 
 use serde_json::Value;
 
-use super::html::{ms, truncate};
+use super::html::ms;
 use super::RunData;
 use crate::lockstep::{TraceKind, HOP_US};
 use crate::router::msglog;
+use crate::run::truncate;
 
 mod draw;
 mod layout;

@@ -8,7 +8,7 @@ use serde::Serialize;
 use serde_json::Value;
 use workloads::VerdictKind;
 
-use crate::run::RunOutcome;
+use crate::run::{truncate, RunOutcome};
 
 use super::summary::GroupKey;
 
@@ -53,6 +53,9 @@ pub(super) struct Judged {
     pub(super) faults: BTreeMap<String, u64>,
 }
 
+/// Longest reason or error message kept per failure, in bytes.
+pub(super) const REASON_MAX: usize = 400;
+
 /// Classifies a run from its `verdict.json` and `metrics.json`.
 pub(super) fn judge(outcome: &RunOutcome, algorithm: &str) -> Judged {
     let read = |name: &str| -> Value {
@@ -84,7 +87,10 @@ pub(super) fn judge(outcome: &RunOutcome, algorithm: &str) -> Judged {
     Judged {
         class,
         key,
-        reason: short(verdict["reason"].as_str().unwrap_or("no verdict.json")),
+        reason: truncate(
+            verdict["reason"].as_str().unwrap_or("no verdict.json"),
+            REASON_MAX,
+        ),
         ops: metrics["ops"]["total"].as_u64().unwrap_or(0),
         faults: fault_counts(&metrics),
     }
@@ -139,14 +145,6 @@ pub(super) fn fault_counts(metrics: &Value) -> BTreeMap<String, u64> {
         }
     }
     out
-}
-
-pub(super) fn short(s: &str) -> String {
-    const MAX: usize = 400;
-    match s.char_indices().nth(MAX) {
-        Some((at, _)) => format!("{}...", &s[..at]),
-        None => s.to_string(),
-    }
 }
 
 /// The directory a run of `seed` made under `runs_dir`, if any (a run that failed with
