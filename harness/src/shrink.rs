@@ -215,14 +215,7 @@ pub fn violated_properties(verdict: &Value) -> Vec<String> {
         .into_iter()
         .flatten()
         .filter(|c| c["verdict"].as_str() == Some("invalid"))
-        .map(|c| {
-            c["evidence"]["property"]
-                .as_str()
-                .or(c["name"].as_str())
-                .or(c["checker"].as_str())
-                .unwrap_or("?")
-                .to_string()
-        })
+        .map(workloads::verdict::property_of)
         .collect()
 }
 
@@ -779,10 +772,11 @@ mod tests {
     #[test]
     fn violated_properties_come_from_invalid_checkers() {
         let v = json!({"verdict": "invalid", "checkers": [
-            {"name": "a", "verdict": "valid"},
-            {"name": "b", "verdict": "invalid", "evidence": {"property": "agreement"}}
+            {"checker": "echo", "verdict": "valid"},
+            {"checker": "consensus", "verdict": "invalid", "evidence": {"property": "agreement"}},
+            {"checker": "durability", "verdict": "invalid", "evidence": {}}
         ]});
-        assert_eq!(violated_properties(&v), ["agreement"]);
+        assert_eq!(violated_properties(&v), ["agreement", "durability"]);
         assert!(violated_properties(&json!({"verdict": "valid"})).is_empty());
     }
 }

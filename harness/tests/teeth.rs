@@ -5,22 +5,15 @@
 mod common;
 
 use common::*;
+use harness::shrink::violated_properties;
 use serde_json::Value;
 
-/// How the run ended: `valid`, `unknown`, or the violated property.
+/// How the run ended: `valid`, `unknown`, or the first violated property.
 fn outcome(verdict: &Value) -> String {
-    if verdict["verdict"] != "invalid" {
-        return verdict["verdict"].as_str().unwrap_or("?").to_string();
-    }
-    verdict["checkers"]
-        .as_array()
+    violated_properties(verdict)
         .into_iter()
-        .flatten()
-        .filter(|c| c["verdict"] == "invalid")
-        .filter_map(|c| c["evidence"]["property"].as_str())
         .next()
-        .unwrap_or("invalid")
-        .to_string()
+        .unwrap_or_else(|| verdict["verdict"].as_str().unwrap_or("?").to_string())
 }
 
 /// Runs seeds 1..=`seeds` until one ends in `expected`; returns the outcomes seen.

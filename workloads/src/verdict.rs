@@ -81,6 +81,16 @@ impl Verdict {
     }
 }
 
+/// The property a checker's entry in `verdict.json` names: its `evidence.property`
+/// (`agreement`, `termination`, ...), else the checker's own name.
+pub fn property_of(checker: &Value) -> String {
+    checker["evidence"]["property"]
+        .as_str()
+        .or(checker["checker"].as_str())
+        .unwrap_or("?")
+        .to_string()
+}
+
 /// A report a node sent to the harness, with when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimedReport {

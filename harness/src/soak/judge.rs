@@ -108,10 +108,7 @@ pub fn checker_and_property(verdict: &Value) -> (String, String) {
     match first {
         Some(c) => {
             let checker = c["checker"].as_str().unwrap_or("?").to_string();
-            let property = c["evidence"]["property"]
-                .as_str()
-                .map_or_else(|| checker.clone(), str::to_string);
-            (checker, property)
+            (checker, workloads::verdict::property_of(c))
         }
         None => {
             let faulty = verdict["faulty_nodes"]
