@@ -26,6 +26,13 @@ use workloads::Workload;
 
 use crate::router::{Delivered, Router};
 
+/// The seed of client `index` (0-based) of a run with `seed`, in both modes: lockstep
+/// clients draw the same start offsets as free-running ones.
+pub fn client_seed(seed: u64, index: usize) -> u64 {
+    seed.wrapping_mul(0x9e37_79b9)
+        .wrapping_add(index as u64 + 1)
+}
+
 /// Longest the recorder buffers events before writing them out.
 pub const HISTORY_FLUSH_MS: u64 = 100;
 

@@ -461,10 +461,7 @@ pub async fn run(
             let opts = ClientOpts {
                 interval,
                 op_timeout: Duration::from_millis(cfg.op_timeout_ms),
-                seed: cfg
-                    .seed
-                    .wrapping_mul(0x9e37_79b9)
-                    .wrapping_add(i as u64 + 1),
+                seed: clients::client_seed(cfg.seed, i),
             };
             client_tasks.spawn(clients::run_client(
                 client,

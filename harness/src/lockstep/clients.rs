@@ -136,10 +136,7 @@ impl VClient {
     /// Client `index` (0-based) of a run with `seed`, issuing every `interval_us`; its
     /// first op is due at a random offset within one interval, as in free-running runs.
     pub fn new(index: usize, seed: u64, process: u64, interval_us: u64) -> VClient {
-        let client_seed = seed
-            .wrapping_mul(0x9e37_79b9)
-            .wrapping_add(index as u64 + 1);
-        let mut rng = ChaCha8Rng::seed_from_u64(client_seed);
+        let mut rng = ChaCha8Rng::seed_from_u64(crate::clients::client_seed(seed, index));
         let offset = (interval_us as f64 * rng.gen::<f64>()) as u64;
         VClient {
             addr: format!("c{}", index + 1),
