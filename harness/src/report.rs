@@ -89,16 +89,9 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A fault span as the report draws it (ns since the run's start).
-#[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Span {
-    pub start_ns: u64,
-    /// `None`: still on when the run ended (drawn to the end).
-    pub end_ns: Option<u64>,
-    pub what: String,
-    pub kind: String,
-    pub nodes: Vec<String>,
-}
+/// A fault span as the report draws it (ns since the run's start; `end: None` when
+/// it was still on at the end, drawn to the end).
+pub(crate) type Span = workloads::verdict::FaultSpan;
 
 /// What the report reads from a run directory.
 pub(crate) struct RunData {
@@ -126,10 +119,8 @@ impl RunData {
             Err(_) => Vec::new(),
         };
         let reports: Vec<Value> = read_jsonl(&dir.join("reports.jsonl")).unwrap_or_default();
-        let spans: Vec<Span> = metrics["faults"]["spans"]
-            .as_array()
-            .map(|a| a.iter().filter_map(span_of).collect())
-            .unwrap_or_default();
+        let spans: Vec<Span> =
+            serde_json::from_value(metrics["faults"]["spans"].clone()).unwrap_or_default();
         let n = run["nodes"].as_u64().unwrap_or(0);
         let nodes = (1..=n).map(|i| format!("n{i}")).collect();
         let mut end_ns = 0u64;
@@ -137,7 +128,7 @@ impl RunData {
             end_ns = end_ns.max(op.complete_time.unwrap_or(op.invoke_time));
         }
         for sp in &spans {
-            end_ns = end_ns.max(sp.end_ns.unwrap_or(sp.start_ns));
+            end_ns = end_ns.max(sp.end.unwrap_or(sp.start));
         }
         for r in &reports {
             end_ns = end_ns.max(r["time"].as_u64().unwrap_or(0));
@@ -169,27 +160,6 @@ impl RunData {
                     .unwrap_or_default()
             })
     }
-}
-
-fn span_of(v: &Value) -> Option<Span> {
-    Some(Span {
-        start_ns: v["start"].as_u64()?,
-        end_ns: v["end"].as_u64(),
-        what: v["what"].as_str().unwrap_or_default().to_string(),
-        kind: v["kind"].as_str().unwrap_or_default().to_string(),
-        nodes: v["nodes"]
-            .as_array()
-            .map(|a| {
-                let mut nodes: Vec<String> = Vec::new();
-                for n in a.iter().filter_map(Value::as_str) {
-                    if !nodes.iter().any(|m| m == n) {
-                        nodes.push(n.to_string());
-                    }
-                }
-                nodes
-            })
-            .unwrap_or_default(),
-    })
 }
 
 /// The whole page.

@@ -81,7 +81,14 @@ impl SpanBook {
             let nodes = if kind == "partition" {
                 Vec::new()
             } else {
-                action.nodes().into_iter().map(str::to_string).collect()
+                // A link fault names both ends of every link: each node once.
+                let mut nodes: Vec<String> = Vec::new();
+                for n in action.nodes() {
+                    if !nodes.iter().any(|m| m == n) {
+                        nodes.push(n.to_string());
+                    }
+                }
+                nodes
             };
             let span = FaultSpan {
                 start: now_ns,
@@ -210,6 +217,18 @@ mod tests {
         assert_eq!((spans[0].start, spans[0].end), (10, Some(20)));
         assert_eq!((spans[1].start, spans[1].end), (20, Some(30)));
         assert_eq!(spans[1].what, "partition: b");
+    }
+
+    #[test]
+    fn a_link_fault_names_each_node_of_its_links_once() {
+        let action: Action = serde_json::from_value(serde_json::json!({
+            "action": "link_faults", "drop": 0.5,
+            "links": [["n1", "n2"], ["n2", "n1"], ["n2", "n3"]]
+        }))
+        .expect("a link_faults action");
+        let mut book = SpanBook::default();
+        book.track(1, &action, 0);
+        assert_eq!(book.spans()[0].nodes, ["n1", "n2", "n3"]);
     }
 
     #[test]

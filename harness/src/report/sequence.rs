@@ -411,7 +411,7 @@ fn quiet_window(run: &RunData, msgs: &[Msg]) -> Window {
                 .spans
                 .iter()
                 .rev()
-                .map(|s| s.start_ns)
+                .map(|s| s.start)
                 .find(|&t| msgs.iter().any(|m| m.sent_ns >= t))
                 .unwrap_or(0);
             let title = if from > 0 {

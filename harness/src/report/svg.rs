@@ -89,7 +89,7 @@ pub fn span_label(sp: &Span) -> String {
         nodes.sort_by_key(|n| (n.len(), n.clone()));
         label = format!("{label} ({})", nodes.join(" "));
     }
-    if sp.end_ns.is_none() {
+    if sp.end.is_none() {
         label.push_str(" (never ended)");
     }
     label
@@ -105,8 +105,8 @@ pub fn pack_rows(spans: &[Span], scale: &TimeScale, font_px: f64) -> Vec<usize> 
     let mut row_end: Vec<f64> = Vec::new();
     let mut rows = Vec::with_capacity(spans.len());
     for sp in spans {
-        let x0 = scale.x(sp.start_ns);
-        let x1 = scale.x(sp.end_ns.unwrap_or(scale.end_ns));
+        let x0 = scale.x(sp.start);
+        let x1 = scale.x(sp.end.unwrap_or(scale.end_ns));
         let right = x1.max(x0 + text_width(&span_label(sp), font_px) + 8.0);
         let row = match row_end.iter().position(|&end| end + 2.0 <= x0) {
             Some(r) => r,
@@ -138,8 +138,8 @@ pub fn fault_strip(s: &mut String, spans: &[Span], scale: &TimeScale, top: f64) 
         top + 12.0
     );
     for (sp, row) in spans.iter().zip(rows) {
-        let x0 = scale.x(sp.start_ns);
-        let x1 = scale.x(sp.end_ns.unwrap_or(scale.end_ns)).max(x0 + 2.0);
+        let x0 = scale.x(sp.start);
+        let x1 = scale.x(sp.end.unwrap_or(scale.end_ns)).max(x0 + 2.0);
         let y = top + row as f64 * STRIP_ROW;
         let c = fault_colour(&sp.kind);
         let label = span_label(sp);
@@ -150,9 +150,8 @@ pub fn fault_strip(s: &mut String, spans: &[Span], scale: &TimeScale, top: f64) 
             tip = esc(&format!(
                 "{}: {} → {}",
                 label,
-                short_ns(sp.start_ns as f64),
-                sp.end_ns
-                    .map_or("the end".to_string(), |e| short_ns(e as f64))
+                short_ns(sp.start as f64),
+                sp.end.map_or("the end".to_string(), |e| short_ns(e as f64))
             )),
             w = x1 - x0,
             h = STRIP_ROW - 3.0,
@@ -168,8 +167,8 @@ pub fn fault_strip(s: &mut String, spans: &[Span], scale: &TimeScale, top: f64) 
 /// Shades each span's interval from `top` to `bottom` (behind the data).
 pub fn fault_shading(s: &mut String, spans: &[Span], scale: &TimeScale, top: f64, bottom: f64) {
     for sp in spans {
-        let x0 = scale.x(sp.start_ns);
-        let x1 = scale.x(sp.end_ns.unwrap_or(scale.end_ns)).max(x0 + 1.0);
+        let x0 = scale.x(sp.start);
+        let x1 = scale.x(sp.end.unwrap_or(scale.end_ns)).max(x0 + 1.0);
         let c = fault_colour(&sp.kind);
         let _ = write!(
             s,
@@ -195,8 +194,8 @@ mod tests {
 
     fn span(start_ms: u64, end_ms: Option<u64>, what: &str) -> Span {
         Span {
-            start_ns: start_ms * 1_000_000,
-            end_ns: end_ms.map(|e| e * 1_000_000),
+            start: start_ms * 1_000_000,
+            end: end_ms.map(|e| e * 1_000_000),
             what: what.into(),
             kind: "partition".into(),
             nodes: Vec::new(),

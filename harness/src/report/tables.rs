@@ -203,7 +203,7 @@ fn by_kind(s: &mut String, run: &RunData) {
     for sp in &run.spans {
         let e = kinds.entry(sp.kind.as_str()).or_insert((0, 0));
         e.0 += 1;
-        e.1 += sp.end_ns.unwrap_or(run.end_ns).saturating_sub(sp.start_ns);
+        e.1 += sp.end.unwrap_or(run.end_ns).saturating_sub(sp.start);
     }
     s.push_str("<div><p class=\"note\">Faults by kind</p><table class=\"grid\" id=\"fault-kinds\"><tr><th>kind</th><th>times</th><th>active in all</th></tr>");
     for (kind, (n, ns)) in kinds {

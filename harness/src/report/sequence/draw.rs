@@ -219,14 +219,14 @@ impl Diagram {
         let row_time = self.row_times();
         let mut band = 0;
         for sp in &run.spans {
-            let end = sp.end_ns.unwrap_or(u64::MAX);
-            if end < w.from_ns || sp.start_ns > w.to_ns {
+            let end = sp.end.unwrap_or(u64::MAX);
+            if end < w.from_ns || sp.start > w.to_ns {
                 continue;
             }
-            let y0 = if sp.start_ns <= w.from_ns {
+            let y0 = if sp.start <= w.from_ns {
                 TOP
             } else {
-                self.y_of_time(&row_time, sp.start_ns)
+                self.y_of_time(&row_time, sp.start)
             };
             let y1 = if end >= w.to_ns {
                 self.bottom()
