@@ -409,49 +409,19 @@ pub fn latency(s: &mut String, run: &RunData) {
             done.len()
         );
     }
-    percentiles(s, run, &done);
+    percentiles(s, run);
     s.push_str("</section>\n");
 }
 
-/// p50/p90/p99/max per op function: `metrics.json`'s figures (ok ops, HdrHistogram),
-/// else computed here from the history.
-fn percentiles(s: &mut String, run: &RunData, done: &[&Op]) {
+/// p50/p90/p99/max per op function over the ok ops: the figures `metrics.json` has
+/// (the same function on the same history).
+fn percentiles(s: &mut String, run: &RunData) {
     s.push_str(
         "<table class=\"grid\" id=\"percentiles\"><tr><th>op</th><th>ok ops</th><th>p50</th><th>p90</th><th>p99</th><th>max</th></tr>",
     );
-    let from_metrics = run.metrics["latency_ms"]
-        .as_object()
-        .filter(|m| !m.is_empty());
-    let rows: Vec<(String, u64, [f64; 4])> = match from_metrics {
-        Some(m) => m
-            .iter()
-            .map(|(f, l)| {
-                let g = |k: &str| l[k].as_f64().unwrap_or(0.0);
-                (
-                    f.clone(),
-                    l["count"].as_u64().unwrap_or(0),
-                    [g("p50"), g("p90"), g("p99"), g("max")],
-                )
-            })
-            .collect(),
-        None => {
-            let mut by_f: BTreeMap<String, Vec<f64>> = BTreeMap::new();
-            for o in done.iter().filter(|o| o.outcome == Outcome::Ok) {
-                let l = o.complete_time.unwrap_or(0).saturating_sub(o.invoke_time) as f64 / 1e6;
-                by_f.entry(o.f.clone()).or_default().push(l);
-            }
-            by_f.into_iter()
-                .map(|(f, mut v)| {
-                    v.sort_by(f64::total_cmp);
-                    let q = |p: f64| {
-                        let i = ((v.len() as f64 * p).ceil() as usize).clamp(1, v.len()) - 1;
-                        v[i]
-                    };
-                    (f, v.len() as u64, [q(0.5), q(0.9), q(0.99), q(1.0)])
-                })
-                .collect()
-        }
-    };
+    let rows = crate::metrics::latency_by_kind(&run.ops)
+        .into_iter()
+        .map(|(f, l)| (f, l.count, [l.p50, l.p90, l.p99, l.max]));
     for (f, n, q) in rows {
         let _ = write!(
             s,
