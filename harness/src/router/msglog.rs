@@ -223,35 +223,19 @@ impl MessageLog {
     ) -> anyhow::Result<LogSummary> {
         let file = std::fs::File::create(path)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
-        let mut line = String::with_capacity(160);
         for r in self.in_order() {
-            line.clear();
-            line.push_str("{\"sent_us\":");
-            line.push_str(&r.sent_us.to_string());
-            line.push_str(",\"src\":");
-            line.push_str(&json_str(&addrs[r.src as usize]));
-            line.push_str(",\"dest\":");
-            line.push_str(&json_str(&addrs[r.dest as usize]));
-            line.push_str(",\"type\":");
-            line.push_str(&json_str(
-                types.get(r.ty as usize).map_or("", String::as_str),
-            ));
-            if r.key != NONE {
-                line.push_str(",\"key\":");
-                line.push_str(&r.key.to_string());
-            }
-            line.push_str(",\"fate\":\"");
-            line.push_str(r.fate.as_str());
-            line.push('"');
-            if r.done_us != NONE {
-                line.push_str(",\"at_us\":");
-                line.push_str(&r.done_us.to_string());
-            }
-            if r.dup {
-                line.push_str(",\"dup\":true");
-            }
-            line.push_str("}\n");
-            out.write_all(line.as_bytes())?;
+            let line = MessageLine {
+                sent_us: r.sent_us,
+                src: addrs[r.src as usize].clone(),
+                dest: addrs[r.dest as usize].clone(),
+                ty: types.get(r.ty as usize).cloned().unwrap_or_default(),
+                key: (r.key != NONE).then_some(r.key),
+                fate: r.fate.as_str().to_string(),
+                at_us: (r.done_us != NONE).then_some(r.done_us),
+                dup: r.dup,
+            };
+            serde_json::to_writer(&mut out, &line)?;
+            out.write_all(b"\n")?;
         }
         out.flush()?;
         out.get_ref().sync_data()?;
@@ -273,10 +257,6 @@ impl MessageLog {
     }
 }
 
-fn json_str(s: &str) -> String {
-    serde_json::to_string(s).expect("a string serialises")
-}
-
 /// The log's entry in `metrics.json` (`message_log`).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct LogSummary {
@@ -296,7 +276,7 @@ pub struct LogSummary {
     pub tail_max: u64,
 }
 
-/// One line of `messages.jsonl`, as the report reads it back.
+/// One line of `messages.jsonl`, as written and as the report reads it back.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
 pub struct MessageLine {
     /// Send time, µs since the run's start.
@@ -309,15 +289,15 @@ pub struct MessageLine {
     #[serde(rename = "type")]
     pub ty: String,
     /// The instance, when the body has an unsigned-integer `key`.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<u64>,
     /// What became of it.
     pub fate: String,
     /// When it was delivered or dropped.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub at_us: Option<u64>,
     /// A duplicate copy.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub dup: bool,
 }
 
