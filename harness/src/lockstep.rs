@@ -296,7 +296,9 @@ pub async fn run_lockstep(
     });
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
     crate::report::write_or_warn(&dir);
-    results::update_latest(&cfg.results_dir, &run_id)?;
+    if !cfg.silent {
+        results::update_latest(&cfg.results_dir, &run_id)?;
+    }
 
     let summary = summary_text(
         &run_id,

@@ -93,7 +93,8 @@ pub struct RunConfig {
     pub schedule_from: Option<PathBuf>,
     /// squall's version.
     pub version: String,
-    /// Print nothing when the run starts (`squall soak` draws its progress line there).
+    /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
+    /// its progress line there) and leave `latest` alone (the soak deletes passing runs).
     #[serde(skip)]
     pub silent: bool,
 }
@@ -623,7 +624,9 @@ pub async fn run(
     });
     results::write_json(&dir.join("metrics.json"), &metrics_json)?;
     crate::report::write_or_warn(&dir);
-    results::update_latest(&cfg.results_dir, &run_id)?;
+    if !cfg.silent {
+        results::update_latest(&cfg.results_dir, &run_id)?;
+    }
 
     let summary = summary_text(
         &run_id,

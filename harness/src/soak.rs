@@ -608,11 +608,6 @@ pub async fn soak(args: &SoakArgs) -> anyhow::Result<u8> {
     let s = soak.write_summary(true, stopped_by)?;
     out.bar.finish_and_clear();
     out.say(&soak.line(0, Phase::Done));
-    // Runs point `latest` at themselves; the last may have been a deleted passing run.
-    let latest = soak.plan.runs_dir.join("latest");
-    if latest.symlink_metadata().is_ok() && !latest.exists() {
-        let _ = std::fs::remove_file(latest);
-    }
     print!("{}", s.markdown());
     println!("\nsummary: {}", soak.plan.dir.join("summary.md").display());
     if let Some(e) = soak.usage_error.take() {
