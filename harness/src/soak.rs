@@ -46,7 +46,7 @@ use args::{unix_now, Plan};
 pub use judge::{checker_and_property, Class};
 use judge::{find_run_dir, judge, Judged, Record, REASON_MAX};
 use kept::{dir_bytes, human_bytes, Kept, KeptRun};
-use summary::{shell_word, Group, GroupKey, PrunedRun, Summary};
+use summary::{shell_word, Counts, Group, GroupKey, PrunedRun, Summary};
 
 /// When stderr is not a terminal, a progress line is printed every this many runs...
 pub const PLAIN_EVERY_RUNS: u64 = 10;
@@ -110,16 +110,6 @@ struct Soak {
     out: Out,
     plain_at: Instant,
     plain_runs: u64,
-}
-
-#[derive(Debug, Default, Clone, Copy)]
-struct Counts {
-    runs: u64,
-    valid: u64,
-    invalid: u64,
-    unknown: u64,
-    errors: u64,
-    interrupted: u64,
 }
 
 impl Soak {
@@ -191,14 +181,7 @@ impl Soak {
                 (self.error_judged(&message), dir)
             }
         };
-        self.counts.runs += 1;
-        match judged.class {
-            Class::Valid => self.counts.valid += 1,
-            Class::Invalid => self.counts.invalid += 1,
-            Class::Unknown => self.counts.unknown += 1,
-            Class::Error => self.counts.errors += 1,
-            Class::Interrupted => self.counts.interrupted += 1,
-        }
+        self.counts.record(judged.class);
         self.seed_min = Some(self.seed_min.map_or(f.seed, |s| s.min(f.seed)));
         self.seed_max = Some(self.seed_max.map_or(f.seed, |s| s.max(f.seed)));
         let run_id = dir
@@ -373,12 +356,7 @@ impl Soak {
             finished_unix_s: unix_now(),
             duration_s: round(elapsed, 1),
             runs_per_minute: round(per_minute(self.counts.runs, elapsed), 2),
-            runs: self.counts.runs,
-            valid: self.counts.valid,
-            invalid: self.counts.invalid,
-            unknown: self.counts.unknown,
-            errors: self.counts.errors,
-            interrupted: self.counts.interrupted,
+            counts: self.counts,
             disk: summary::Disk {
                 kept_runs: self.kept.len() as u64,
                 kept_bytes: self.kept.bytes(),
@@ -480,7 +458,7 @@ fn round(x: f64, digits: i32) -> f64 {
     (x * f).round() / f
 }
 
-fn per_minute(runs: u64, secs: f64) -> f64 {
+pub(crate) fn per_minute(runs: u64, secs: f64) -> f64 {
     if secs > 0.0 {
         runs as f64 * 60.0 / secs
     } else {

@@ -81,12 +81,7 @@ pub fn merge(inputs: &[(PathBuf, Summary)], command: &str) -> Summary {
         out.seed_max = out.seed_max.max(s.seed_max);
         out.finished_unix_s = out.finished_unix_s.max(s.finished_unix_s);
         out.duration_s = out.duration_s.max(s.duration_s);
-        out.runs += s.runs;
-        out.valid += s.valid;
-        out.invalid += s.invalid;
-        out.unknown += s.unknown;
-        out.errors += s.errors;
-        out.interrupted += s.interrupted;
+        out.counts.add(&s.counts);
         out.disk.kept_runs += s.disk.kept_runs;
         out.disk.kept_bytes += s.disk.kept_bytes;
         out.disk.max_bytes += s.disk.max_bytes;
@@ -120,11 +115,7 @@ pub fn merge(inputs: &[(PathBuf, Summary)], command: &str) -> Summary {
     // Shards ran side by side or one after another: the wall span covers both.
     let span = out.finished_unix_s.saturating_sub(out.started_unix_s) as f64;
     out.duration_s = out.duration_s.max(span);
-    out.runs_per_minute = if out.duration_s > 0.0 {
-        out.runs as f64 * 60.0 / out.duration_s
-    } else {
-        0.0
-    };
+    out.runs_per_minute = super::per_minute(out.counts.runs, out.duration_s);
     out.started_at = results::utc_stamp(out.started_unix_s);
     let [failures, unknowns, errors] = groups;
     out.failures = failures.into_values().collect();
@@ -199,7 +190,7 @@ pub fn summary(args: &SummaryArgs) -> anyhow::Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::soak::summary::GroupKey;
+    use crate::soak::summary::{Counts, GroupKey};
 
     fn key(property: &str) -> GroupKey {
         GroupKey {
@@ -229,9 +220,12 @@ mod tests {
             stopped_by: "count".into(),
             mode: "free".into(),
             shards: vec![format!("{i}/2")],
-            runs,
-            invalid: seeds.len() as u64,
-            valid: runs - seeds.len() as u64,
+            counts: Counts {
+                runs,
+                invalid: seeds.len() as u64,
+                valid: runs - seeds.len() as u64,
+                ..Counts::default()
+            },
             seed_min: Some(1 + u64::from(i)),
             seed_max: Some(9 + u64::from(i)),
             started_unix_s: 1000,
@@ -252,7 +246,10 @@ mod tests {
             &[(PathBuf::from("s0"), a), (PathBuf::from("s1"), b)],
             "squall summary s0 s1",
         );
-        assert_eq!((m.runs, m.invalid, m.valid), (20, 5, 15));
+        assert_eq!(
+            (m.counts.runs, m.counts.invalid, m.counts.valid),
+            (20, 5, 15)
+        );
         assert_eq!(m.failures.len(), 1);
         let g = &m.failures[0];
         assert_eq!((g.count, g.smallest_seed), (5, 3));

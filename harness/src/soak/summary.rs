@@ -11,6 +11,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use super::judge::Class;
 use super::kept::human_bytes;
 use crate::results;
 
@@ -60,18 +61,9 @@ pub struct Summary {
     pub duration_s: f64,
     /// Runs finished per minute of wall time.
     pub runs_per_minute: f64,
-    /// Runs finished (every class below).
-    pub runs: u64,
-    /// Runs judged valid.
-    pub valid: u64,
-    /// Runs judged invalid.
-    pub invalid: u64,
-    /// Runs judged unknown.
-    pub unknown: u64,
-    /// Runs squall itself failed on (an internal error of the run).
-    pub errors: u64,
-    /// Runs cut short by Ctrl-C without a violation (neither pass nor fail).
-    pub interrupted: u64,
+    /// Runs by class (flattened: `runs`, `valid`, `invalid`, ... at the top level).
+    #[serde(flatten)]
+    pub counts: Counts,
     /// Invalid runs by signature, most frequent first.
     pub failures: Vec<Group>,
     /// Unknown runs by signature.
@@ -135,6 +127,47 @@ pub struct Disk {
     pub kept_bytes: u64,
     /// `--max-disk`.
     pub max_bytes: u64,
+}
+
+/// Runs finished, by how they were judged.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Runs finished (every class below).
+    pub runs: u64,
+    /// Runs judged valid.
+    pub valid: u64,
+    /// Runs judged invalid.
+    pub invalid: u64,
+    /// Runs judged unknown.
+    pub unknown: u64,
+    /// Runs squall itself failed on (an internal error of the run).
+    pub errors: u64,
+    /// Runs cut short by Ctrl-C without a violation (neither pass nor fail).
+    pub interrupted: u64,
+}
+
+impl Counts {
+    /// Counts one run of `class`.
+    pub fn record(&mut self, class: Class) {
+        self.runs += 1;
+        *match class {
+            Class::Valid => &mut self.valid,
+            Class::Invalid => &mut self.invalid,
+            Class::Unknown => &mut self.unknown,
+            Class::Error => &mut self.errors,
+            Class::Interrupted => &mut self.interrupted,
+        } += 1;
+    }
+
+    /// Adds another shard's counts.
+    pub fn add(&mut self, other: &Counts) {
+        self.runs += other.runs;
+        self.valid += other.valid;
+        self.invalid += other.invalid;
+        self.unknown += other.unknown;
+        self.errors += other.errors;
+        self.interrupted += other.interrupted;
+    }
 }
 
 /// Pruned run directories.
@@ -286,7 +319,7 @@ impl GroupKey {
 impl Summary {
     /// Fills in rates and orders groups: most runs first, then by signature.
     pub fn finish_groups(&mut self) {
-        let runs = self.runs.max(1) as f64;
+        let runs = self.counts.runs.max(1) as f64;
         for list in [
             &mut self.failures,
             &mut self.unknowns,
@@ -307,9 +340,9 @@ impl Summary {
     /// The exit code: 1 if any run was invalid, 2 if only unknowns (or errored runs, which
     /// the soak cannot vouch for either), 0 otherwise.
     pub fn exit_code(&self) -> u8 {
-        if self.invalid > 0 {
+        if self.counts.invalid > 0 {
             crate::exit::INVALID
-        } else if self.unknown > 0 || self.errors > 0 {
+        } else if self.counts.unknown > 0 || self.counts.errors > 0 {
             crate::exit::UNKNOWN
         } else {
             crate::exit::VALID
@@ -335,8 +368,8 @@ impl Summary {
         format!(
             "{n} distinct failure{}, {} run{}",
             if n == 1 { "" } else { "s" },
-            self.runs,
-            if self.runs == 1 { "" } else { "s" }
+            self.counts.runs,
+            if self.counts.runs == 1 { "" } else { "s" }
         )
     }
 
@@ -352,14 +385,14 @@ impl Summary {
         let _ = writeln!(
             s,
             "{} runs in {} ({:.1} runs/min): {} valid, {} invalid, {} unknown, {} errors, {} interrupted.",
-            self.runs,
+            self.counts.runs,
             human_duration(self.duration_s),
             self.runs_per_minute,
-            self.valid,
-            self.invalid,
-            self.unknown,
-            self.errors,
-            self.interrupted
+            self.counts.valid,
+            self.counts.invalid,
+            self.counts.unknown,
+            self.counts.errors,
+            self.counts.interrupted
         );
         let seeds = match (self.seed_min, self.seed_max) {
             (Some(a), Some(b)) => format!("seeds {a}..{b}"),
