@@ -64,18 +64,8 @@ impl Paxos {
         }
     }
 
-    /// The announcement of `key`'s decision.
-    fn decided_msg(&self, key: u64) -> Msg {
-        let d = &self.decided[&key];
-        Msg::Decided {
-            key,
-            value: d.value,
-            ballot: d.ballot.clone(),
-        }
-    }
-
     pub(super) fn announce(&mut self, key: u64, ctx: &mut Ctx<Self>) {
-        let msg = self.decided_msg(key);
+        let msg = decided_msg(&self.decided[&key], key);
         self.announcing
             .announce(key, msg, Timer::Announce { key }, ctx);
     }
@@ -87,14 +77,21 @@ impl Paxos {
     }
 
     pub(super) fn on_announce_timer(&mut self, key: u64, ctx: &mut Ctx<Self>) {
-        let Some(msg) = self
-            .decided
-            .contains_key(&key)
-            .then(|| self.decided_msg(key))
-        else {
+        let Some(d) = self.decided.get(&key) else {
             return;
         };
+        // Built only if some peer still owes an acknowledgement.
+        let msg = || decided_msg(d, key);
         self.announcing
-            .repeat(key, || msg, Timer::Announce { key }, ctx);
+            .repeat(key, msg, Timer::Announce { key }, ctx);
+    }
+}
+
+/// The announcement of `key`'s decision.
+fn decided_msg(d: &Decision, key: u64) -> Msg {
+    Msg::Decided {
+        key,
+        value: d.value,
+        ballot: d.ballot.clone(),
     }
 }
