@@ -27,14 +27,6 @@ const SMALL_QUORUM: &[&str] = &[
     "1",
 ];
 
-fn text(out: &std::process::Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn fault_events(schedule: &serde_json::Value) -> usize {
     schedule["events"]
         .as_array()

@@ -39,14 +39,6 @@ fn soak(dir: &Path, args: &[&str], extra: &[&str]) -> Output {
         .expect("run squall soak")
 }
 
-fn text(out: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    )
-}
-
 fn records(dir: &Path) -> Vec<Value> {
     std::fs::read_to_string(dir.join("soak.jsonl"))
         .expect("soak.jsonl")

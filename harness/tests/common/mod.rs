@@ -53,6 +53,15 @@ pub fn run_ok(args: &[&str]) -> (Output, PathBuf) {
     (out, results.join("latest"))
 }
 
+/// A finished command's stdout then stderr, for assertion messages.
+pub fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
 pub fn json(path: &Path) -> Value {
     let text =
         std::fs::read_to_string(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
