@@ -212,30 +212,12 @@ fn seed_003_skip_fsync_forgotten_promise_splits_the_decision() {
     assert_caught("skip-fsync", &flags, "agreement", 5);
 }
 
-/// The control for the test above: the same plan, which kills n2 right after promises,
-/// leaves correct Paxos (promises synced before they leave) valid.
-#[test]
-fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = bridge_promise_crash_plan(tmp.path());
-    for seed in ["1", "2", "3"] {
-        let args = [
-            "run",
-            "--workload",
-            "write-once",
-            "--algorithm",
-            "paxos",
-            "--nodes",
-            "3",
-            "--mode",
-            "lockstep",
-            "--schedule",
-            &plan,
-            "--recovery-time",
-            "2s",
-            "--seed",
-            seed,
-        ];
+/// Runs `squall run FLAGS --seed S` for each seed; each must exit 0 (valid).
+fn assert_valid_on(flags: &[&str], seeds: &[&str]) {
+    for seed in seeds {
+        let mut args = vec!["run"];
+        args.extend_from_slice(flags);
+        args.extend(["--seed", seed]);
         let (out, dir) = run_ok(&args);
         let verdict = json(&dir.join("verdict.json"));
         assert_eq!(
@@ -247,25 +229,30 @@ fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
     }
 }
 
+/// The control for the test above: the same plan, which kills n2 right after promises,
+/// leaves correct Paxos (promises synced before they leave) valid.
+#[test]
+fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = bridge_promise_crash_plan(tmp.path());
+    let flags = [
+        "--workload",
+        "write-once",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--mode",
+        "lockstep",
+        "--schedule",
+        &plan,
+        "--recovery-time",
+        "2s",
+    ];
+    assert_valid_on(&flags, &["1", "2", "3"]);
+}
+
 #[test]
 fn paxos_stays_valid_under_every_fault() {
-    for seed in ["1", "2"] {
-        let args = [
-            "run",
-            "--algorithm",
-            "paxos",
-            "--time-limit",
-            "4s",
-            "--seed",
-            seed,
-        ];
-        let (out, dir) = run_ok(&args);
-        let verdict = json(&dir.join("verdict.json"));
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "seed {seed}: {}",
-            verdict["reason"]
-        );
-    }
+    assert_valid_on(&["--algorithm", "paxos", "--time-limit", "4s"], &["1", "2"]);
 }
