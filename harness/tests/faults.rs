@@ -18,6 +18,25 @@ fn schedule_file(dir: &Path, text: &str) -> String {
     path.to_str().expect("utf8").to_string()
 }
 
+/// Starts a 3-node echo run of the plan `plan` into `results`, output discarded.
+fn spawn_echo_plan(plan: &str, results: &Path) -> std::process::Child {
+    squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "3",
+        "--schedule",
+        plan,
+    ])
+    .arg("--results-dir")
+    .arg(results)
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn squall")
+}
+
 fn total(metrics: &Value, field: &str) -> u64 {
     metrics["faults"]["total"][field].as_u64().unwrap_or(0)
 }
@@ -287,21 +306,7 @@ fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
     );
     // A run that ends normally: n2 is resumed by the final heal, then torn down.
     let results = tempfile::tempdir().expect("tempdir");
-    let mut child = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "3",
-        "--schedule",
-        &plan,
-    ])
-    .arg("--results-dir")
-    .arg(results.path())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn squall");
+    let mut child = spawn_echo_plan(&plan, results.path());
     let seen = watch_children(&child, 1_000);
     let status = child.wait().expect("wait");
     assert_eq!(status.code(), Some(0));
@@ -320,21 +325,7 @@ fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
             .replace("\"time_limit_ms\": 1500", "\"time_limit_ms\": 60000"),
     );
     let results = tempfile::tempdir().expect("tempdir");
-    let child = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "3",
-        "--schedule",
-        &long,
-    ])
-    .arg("--results-dir")
-    .arg(results.path())
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn squall");
+    let child = spawn_echo_plan(&long, results.path());
     let seen = watch_children(&child, 1_200);
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),
