@@ -176,8 +176,8 @@ fn render(run: &RunData) -> String {
     );
     let window = sequence::choose_window(run);
     summary::header(&mut s, run);
-    timeline::ops_timeline(&mut s, run, window.as_ref());
-    sequence::section(&mut s, run, window.as_ref());
+    timeline::ops_timeline(&mut s, run, &window);
+    sequence::section(&mut s, run, &window);
     timeline::latency(&mut s, run);
     tables::section(&mut s, run);
     let _ = write!(

@@ -67,7 +67,7 @@ pub(crate) struct Mark {
 }
 
 /// The messages the diagram shows and why.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Window {
     pub key: Option<u64>,
     pub from_ns: u64,
@@ -193,23 +193,15 @@ fn violation(run: &RunData) -> Option<&Value> {
 }
 
 /// Chooses what the diagram shows (and what the timeline marks).
-pub(crate) fn choose_window(run: &RunData) -> Option<Window> {
+pub(crate) fn choose_window(run: &RunData) -> Window {
     let (msgs, source) = match load_messages(run) {
         Ok(m) => m,
         Err(why) => {
-            return Some(Window {
-                key: None,
-                from_ns: 0,
-                to_ns: 0,
+            return Window {
                 title: "no messages".into(),
-                marks: Vec::new(),
-                marks_caption: String::new(),
-                msgs: Vec::new(),
-                in_window: 0,
                 empty_because: Some(why),
-                kept: "",
-                source: "",
-            })
+                ..Window::default()
+            }
         }
     };
     let mut w = match violation(run) {
@@ -225,7 +217,7 @@ pub(crate) fn choose_window(run: &RunData) -> Option<Window> {
             "no node-to-node message falls in this window".into()
         });
     }
-    Some(w)
+    w
 }
 
 /// The instance's messages up to just after its conflicting decisions.
@@ -306,9 +298,8 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
         marks_caption: caption,
         msgs: kept,
         in_window: n,
-        empty_because: None,
         kept: "those sent nearest the violation",
-        source: "",
+        ..Window::default()
     }
 }
 
@@ -346,13 +337,10 @@ fn lin_window(ev: &Value, msgs: &[Msg]) -> Window {
             Some(k) => format!("key {k}: the failing window"),
             None => "the failing window".into(),
         },
-        marks: Vec::new(),
-        marks_caption: String::new(),
         msgs: kept,
         in_window: n,
-        empty_because: None,
         kept: "the first ones",
-        source: "",
+        ..Window::default()
     }
 }
 
@@ -434,13 +422,10 @@ fn quiet_window(run: &RunData, msgs: &[Msg]) -> Window {
         from_ns,
         to_ns,
         title,
-        marks: Vec::new(),
-        marks_caption: String::new(),
         msgs: kept,
         in_window: n,
-        empty_because: None,
         kept: "the first ones",
-        source: "",
+        ..Window::default()
     }
 }
 

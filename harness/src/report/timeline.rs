@@ -146,7 +146,7 @@ fn op_tip(op: &Op) -> String {
 }
 
 /// The timeline section.
-pub fn ops_timeline(s: &mut String, run: &RunData, window: Option<&Window>) {
+pub fn ops_timeline(s: &mut String, run: &RunData, window: &Window) {
     let scale = TimeScale { end_ns: run.end_ns };
     let _ = write!(
         s,
@@ -172,7 +172,7 @@ pub fn ops_timeline(s: &mut String, run: &RunData, window: Option<&Window>) {
     let strip_top = 4.0;
     let strip_h = svg::fault_strip(&mut body, &run.spans, &scale, strip_top);
     let marks_top = strip_top + strip_h + 2.0;
-    let marks = window.map(|w| w.marks.as_slice()).unwrap_or(&[]);
+    let marks = window.marks.as_slice();
     let marks_h = if marks.is_empty() { 0.0 } else { 28.0 };
     let lanes_top = marks_top + marks_h;
     let lane_h = if labels.len() <= ROOMY_LANES {
@@ -192,7 +192,8 @@ pub fn ops_timeline(s: &mut String, run: &RunData, window: Option<&Window>) {
     scale.axis(&mut svg_s, lanes_top, lanes_bottom);
     svg::fault_shading(&mut svg_s, &run.spans, &scale, lanes_top, lanes_bottom);
     svg_s.push_str(&body);
-    if let Some(w) = window.filter(|w| w.empty_because.is_none()) {
+    if window.empty_because.is_none() {
+        let w = window;
         // The sequence diagram's window, bracketed on the lanes.
         let x0 = scale.x(w.from_ns);
         let x1 = scale.x(w.to_ns).max(x0 + 2.0);
@@ -268,7 +269,8 @@ pub fn ops_timeline(s: &mut String, run: &RunData, window: Option<&Window>) {
             }
         );
     }
-    if let Some(w) = window.filter(|w| w.empty_because.is_none()) {
+    if window.empty_because.is_none() {
+        let w = window;
         let red = if w.marks.is_empty() {
             String::new()
         } else {

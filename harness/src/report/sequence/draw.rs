@@ -39,11 +39,7 @@ fn type_colour(ty: &str) -> &'static str {
 }
 
 /// The sequence section.
-pub(crate) fn section(s: &mut String, run: &RunData, window: Option<&Window>) {
-    let Some(w) = window else {
-        s.push_str("<section id=\"sequence-section\"><h2>Message sequence</h2><p class=\"note\">Nothing to show.</p></section>\n");
-        return;
-    };
+pub(crate) fn section(s: &mut String, run: &RunData, w: &Window) {
     let _ = write!(
         s,
         "<section id=\"sequence-section\" data-key=\"{}\"><h2>Message sequence — {}</h2>",
