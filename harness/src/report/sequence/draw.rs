@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use serde_json::Value;
 
-use super::layout::{layout, Ev, EvKind};
+use super::layout::{events, layout, Ev, EvKind};
 use super::{Mark, Msg, Window};
 use crate::lockstep::HOP_US;
 use crate::report::html::{esc, ms, short_ns};
@@ -101,31 +101,8 @@ impl Diagram {
             .collect();
         let mut marks = context_marks(run, w);
         marks.retain(|m| col_of(&m.node).is_some());
-        let mut events: Vec<Ev> = Vec::new();
-        for (i, m) in arrows.iter().enumerate() {
-            events.push(Ev {
-                at_ns: m.sent_ns,
-                kind: EvKind::Send,
-                col: col_of(&m.src).expect("filtered"),
-                item: i,
-            });
-            if m.fate == "delivered" {
-                events.push(Ev {
-                    at_ns: m.at_ns.unwrap_or(m.sent_ns).max(m.sent_ns),
-                    kind: EvKind::Recv,
-                    col: col_of(&m.dest).expect("filtered"),
-                    item: i,
-                });
-            }
-        }
-        for (i, m) in marks.iter().enumerate() {
-            events.push(Ev {
-                at_ns: m.at_ns,
-                kind: EvKind::Mark,
-                col: col_of(&m.node).expect("retained"),
-                item: i,
-            });
-        }
+        // Arrows were filtered and marks retained to nodes with a lifeline.
+        let mut events = events(&arrows, &marks, |n| col_of(n).expect("a lifeline"));
         let (rows, gaps) = layout(&mut events, &arrows, nodes.len());
         let n_rows = rows.iter().max().map_or(1, |r| r + 1) + 1;
         let mut send_at = BTreeMap::new();

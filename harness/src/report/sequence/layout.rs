@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::Msg;
+use super::{Mark, Msg};
 
 /// Events of one lifeline this close (and alike) share a row.
 const MERGE_NS: u64 = 300_000;
@@ -27,6 +27,38 @@ pub(super) struct Ev {
     pub col: usize,
     /// Index into the arrows or the marks.
     pub item: usize,
+}
+
+/// The events to place: each arrow's send, its receipt if it was delivered (never
+/// before its send), and each mark. `col_of` gives a node's lifeline; every arrow end
+/// and mark must have one.
+pub(super) fn events(arrows: &[Msg], marks: &[Mark], col_of: impl Fn(&str) -> usize) -> Vec<Ev> {
+    let mut events: Vec<Ev> = Vec::new();
+    for (i, m) in arrows.iter().enumerate() {
+        events.push(Ev {
+            at_ns: m.sent_ns,
+            kind: EvKind::Send,
+            col: col_of(&m.src),
+            item: i,
+        });
+        if m.fate == "delivered" {
+            events.push(Ev {
+                at_ns: m.at_ns.unwrap_or(m.sent_ns).max(m.sent_ns),
+                kind: EvKind::Recv,
+                col: col_of(&m.dest),
+                item: i,
+            });
+        }
+    }
+    for (i, m) in marks.iter().enumerate() {
+        events.push(Ev {
+            at_ns: m.at_ns,
+            kind: EvKind::Mark,
+            col: col_of(&m.node),
+            item: i,
+        });
+    }
+    events
 }
 
 /// Rows for every event (see the module doc).
@@ -119,21 +151,7 @@ mod tests {
 
     fn rows_of(arrows: &[Msg]) -> Vec<(EvKind, usize, usize)> {
         let col = |n: &str| n[1..].parse::<usize>().unwrap() - 1;
-        let mut events = Vec::new();
-        for (i, m) in arrows.iter().enumerate() {
-            events.push(Ev {
-                at_ns: m.sent_ns,
-                kind: EvKind::Send,
-                col: col(&m.src),
-                item: i,
-            });
-            events.push(Ev {
-                at_ns: m.at_ns.unwrap(),
-                kind: EvKind::Recv,
-                col: col(&m.dest),
-                item: i,
-            });
-        }
+        let mut events = events(arrows, &[], col);
         let (rows, _) = layout(&mut events, arrows, 3);
         let mut out: Vec<(EvKind, usize, usize)> = events
             .iter()
