@@ -222,12 +222,9 @@ struct Pending {
     dest: usize,
     link: usize,
     line: Vec<u8>,
-    /// The copy's message-log sequence number, or [`NO_LOG`].
+    /// The copy's message-log sequence number, or [`msglog::NONE`].
     log: u64,
 }
-
-/// A copy that is not in the message log.
-const NO_LOG: u64 = u64::MAX;
 
 struct State {
     addrs: Vec<String>,
@@ -255,10 +252,8 @@ impl State {
     /// Records what became of a logged copy.
     #[inline]
     fn settle(&mut self, seq: u64, fate: Fate, now: u64) {
-        if seq != NO_LOG {
-            if let Some(log) = &mut self.log {
-                log.settle(seq, fate, now);
-            }
+        if let Some(log) = &mut self.log {
+            log.settle(seq, fate, now);
         }
     }
 }
@@ -509,7 +504,7 @@ impl Router {
         release_opened(&mut st, now, batch);
         let log = |st: &mut State, fate: Fate, dup: bool| match &mut st.log {
             Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, key, fate, dup),
-            _ => NO_LOG,
+            _ => msglog::NONE,
         };
         match decision {
             Decision::Drop(cause) => {

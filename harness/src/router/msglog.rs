@@ -30,8 +30,9 @@ pub const HEAD_MAX: usize = 100_000;
 /// Records kept from the end of the run (a ring).
 pub const TAIL_MAX: usize = 100_000;
 
-/// No key, or no log record.
-const NONE: u64 = u64::MAX;
+/// No key, no time, or no log record (a copy the log does not hold: its sequence
+/// number is this, and [`MessageLog::settle`] ignores it).
+pub const NONE: u64 = u64::MAX;
 
 /// What became of one copy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -176,7 +177,7 @@ impl MessageLog {
     /// record the ring has overwritten is ignored.
     #[inline]
     pub fn settle(&mut self, seq: u64, fate: Fate, now_us: u64) {
-        if seq == NONE || seq >= self.pushed {
+        if seq >= self.pushed {
             return;
         }
         let kept_from = self.pushed.saturating_sub(self.tail_max as u64);
