@@ -116,6 +116,11 @@ pub struct RunArgs {
     /// Where run directories are written.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
+    /// Put node data directories under DIR/<run name>/ instead of the run directory, and
+    /// remove them when the run ends: scratch space such as a tmpfs (/dev/shm), to take
+    /// the disk's fsync out of a latency measurement.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Mutant to switch on in the bundled algorithm (repeatable).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
@@ -316,6 +321,11 @@ impl RunArgs {
             }
             PathBuf::new()
         };
+        if let Some(d) = &self.data_dir {
+            std::fs::create_dir_all(d).map_err(|e| {
+                UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
+            })?;
+        }
         let seed = self.seed.unwrap_or_else(random_seed);
         Ok(RunConfig {
             workload: self.workload.clone(),
@@ -329,6 +339,7 @@ impl RunArgs {
             seed,
             op_timeout_ms: self.op_timeout,
             results_dir: self.results_dir.clone(),
+            data_dir: self.data_dir.clone(),
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances,

@@ -56,7 +56,7 @@ use workloads::{CheckInput, History, VerdictKind};
 
 use crate::nemesis::{self, ProcessCounters, Schedule};
 use crate::run::{RunConfig, RunOutcome};
-use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
+use crate::supervisor::{SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
 pub mod bench;
@@ -121,23 +121,12 @@ pub async fn run_lockstep(
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let mut sup = Supervisor::new(wall_start);
-    let argv = cfg.node_argv();
+    let router_addr = addr.to_string();
     for id in &node_ids {
-        let data_dir = dir.join("data").join(id);
-        let spec = NodeSpec {
-            id: id.clone(),
-            argv: argv.clone(),
-            env: vec![
-                ("SQUALL_NODE_ID".into(), id.clone()),
-                ("SQUALL_ROUTER".into(), addr.to_string()),
-                ("SQUALL_DATA_DIR".into(), data_dir.display().to_string()),
-                ("SQUALL_SEED".into(), cfg.seed.to_string()),
-            ],
-            data_dir,
-            log_path: dir.join("nodes").join(format!("{id}.log")),
-        };
+        let spec = cfg.node_spec(&dir, id, &router_addr);
         if let Err(e) = sup.spawn(spec).await {
             sup.teardown(TEARDOWN_GRACE).await;
+            cfg.remove_outside_data(&dir);
             return Err(match e {
                 SpawnError::Program { .. } => UsageError(e.to_string()).into(),
                 other => other.into(),
@@ -168,12 +157,13 @@ pub async fn run_lockstep(
     let handle = parts.handle.clone();
     let driven = tokio::task::spawn_blocking(move || drive(World::new(opts, parts), handle))
         .await
-        .map_err(|e| anyhow::anyhow!("the lockstep loop panicked: {e}"))?;
+        .map_err(|e| anyhow::anyhow!("the lockstep loop panicked: {e}"));
+    cfg.remove_outside_data(&dir);
     let Driven {
         world,
         refused,
         startup_failed,
-    } = driven?;
+    } = driven??;
     let wall = wall_start.elapsed();
     let virtual_us = world.now_us();
     let live_nodes = world.live_nodes();

@@ -83,6 +83,14 @@ pub struct BenchRoundsArgs {
     /// Round trips in the loopback calibration.
     #[arg(long, default_value_t = 5_000)]
     pub pings: u64,
+    /// Round trips of the routed-idle ping-pong run again right before each cell, whose
+    /// median is that cell's RTT unit (0: every cell uses the calibration's).
+    #[arg(long, default_value_t = 300)]
+    pub cell_pings: u64,
+    /// Put node data directories here instead of in each cell's run directory (see
+    /// `squall run --data-dir`); e.g. /dev/shm to take the disk's fsync out.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
     /// Where the bench directory is created.
     #[arg(long, default_value = "results")]
     pub results_dir: PathBuf,
@@ -111,6 +119,20 @@ pub struct RoundTrip {
     pub p99_us: f64,
 }
 
+/// What one durable write costs where the nodes keep their data: 64 bytes appended and
+/// `fdatasync`ed, as the node's log does.
+#[derive(Debug, Clone, Serialize)]
+pub struct SyncCost {
+    /// The directory measured.
+    pub dir: PathBuf,
+    /// Syncs measured.
+    pub samples: usize,
+    /// Median (µs).
+    pub p50_us: f64,
+    /// 99th percentile (µs).
+    pub p99_us: f64,
+}
+
 /// The loopback round trips latencies are expressed in.
 #[derive(Debug, Clone, Serialize)]
 pub struct Calibration {
@@ -122,6 +144,9 @@ pub struct Calibration {
     pub rtt_p99_us: f64,
     /// Every ping-pong measured: direct and routed, back to back and with idle gaps.
     pub round_trips: Vec<RoundTrip>,
+    /// One fsync where node data lives: Paxos has three on a decision's critical path
+    /// (the proposer's ballot, the acceptors' promise and acceptance).
+    pub fsync: SyncCost,
     /// `/proc/loadavg` before the calibration.
     pub loadavg_before: String,
     /// `/proc/loadavg` after the grid.
@@ -169,6 +194,12 @@ pub struct Cell {
     pub winner_rounds_differ: u64,
     /// Distinct ballots started per decision.
     pub ballots_per_decision: f64,
+    /// This cell's RTT unit: the median of a routed-idle ping-pong right before it
+    /// (`--cell-pings`), else the calibration's (µs).
+    pub rtt_us: f64,
+    /// First propose invoke until a proposer had durably started its first ballot (the
+    /// node's stamp): the hop to the proposer and its fsync, p50 (µs).
+    pub ballot_p50_us: f64,
     /// First propose invoke until chosen: p50 (µs).
     pub latency_p50_us: f64,
     /// p99 (µs).
@@ -255,6 +286,46 @@ async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<RoundTrip>> {
     Ok(out)
 }
 
+/// Appends 64 bytes and `fdatasync`s them `n` times in a scratch file in `dir`.
+fn calibrate_fsync(dir: &Path, n: usize) -> anyhow::Result<SyncCost> {
+    use std::io::Write as _;
+    std::fs::create_dir_all(dir)?;
+    let path = dir.join(format!("fsync-probe-{}", std::process::id()));
+    let mut file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
+    let mut ns = Vec::with_capacity(n);
+    for _ in 0..n {
+        file.write_all(&[0u8; 64])?;
+        let t = std::time::Instant::now();
+        file.sync_data()?;
+        ns.push(t.elapsed().as_nanos() as u64);
+    }
+    drop(file);
+    std::fs::remove_file(&path)?;
+    ns.sort_unstable();
+    Ok(SyncCost {
+        dir: dir.to_path_buf(),
+        samples: n,
+        p50_us: rank(&ns, 50.0) as f64 / 1_000.0,
+        p99_us: rank(&ns, 99.0) as f64 / 1_000.0,
+    })
+}
+
+/// The median routed-idle round trip right now, for one cell's RTT unit (µs).
+async fn cell_rtt(dir: &Path, idx: usize, pings: u64) -> anyhow::Result<f64> {
+    let how = crate::bench::PingPong {
+        routed: true,
+        pings,
+        gap: IDLE_GAP,
+    };
+    let name = format!("cell-{idx}");
+    let mut rtts = crate::bench::round_trips(&dir.join("calibration"), &name, how).await?;
+    rtts.sort_unstable();
+    Ok(rank(&rtts, 50.0) as f64 / 1_000.0)
+}
+
 /// Nearest-rank percentile of sorted values.
 fn rank(xs: &[u64], pct: f64) -> u64 {
     if xs.is_empty() {
@@ -288,6 +359,8 @@ pub struct RunStats {
     pub chosen_ns: Vec<u64>,
     /// First invoke → first proposer learned (ns).
     pub learned_ns: Vec<u64>,
+    /// First invoke → first ballot started (ns).
+    pub ballot_ns: Vec<u64>,
     /// Node-to-node messages by type, in total.
     pub msgs: BTreeMap<String, u64>,
     /// Client ops.
@@ -329,11 +402,15 @@ pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
         let t = slot.entry(key).or_insert(time);
         *t = (*t).min(time);
     }
+    let mut first_ballot: BTreeMap<u64, u64> = BTreeMap::new();
     for r in &reports {
-        if let proto::Report::Decided { key, .. } = &r.report {
-            let t = first_learned.entry(*key).or_insert(r.time);
-            *t = (*t).min(r.time);
-        }
+        let (slot, key) = match &r.report {
+            proto::Report::Decided { key, .. } => (&mut first_learned, key),
+            proto::Report::BallotStarted { key, .. } => (&mut first_ballot, key),
+            proto::Report::Accepted { .. } => continue,
+        };
+        let t = slot.entry(*key).or_insert(r.at());
+        *t = (*t).min(r.at());
     }
 
     let mut s = RunStats {
@@ -360,6 +437,9 @@ pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
         s.chosen_ns.push(chosen.saturating_sub(start));
         if let Some(&l) = first_learned.get(key) {
             s.learned_ns.push(l.saturating_sub(start));
+        }
+        if let Some(&b) = first_ballot.get(key) {
+            s.ballot_ns.push(b.saturating_sub(start));
         }
     }
 
@@ -432,6 +512,9 @@ async fn run_cell(
     push("--op-timeout", format!("{}ms", args.op_timeout));
     push("--seed", seed.to_string());
     push("--results-dir", runs.display().to_string());
+    if let Some(d) = &args.data_dir {
+        push("--data-dir", d.display().to_string());
+    }
     push("--param", format!("backoff={backoff}"));
     for p in &args.params {
         push("--param", p.clone());
@@ -475,6 +558,7 @@ async fn run_cell(
         }
     };
     let (lat50, lat99) = hist_us(&s.chosen_ns);
+    let (ballot50, _) = hist_us(&s.ballot_ns);
     let (learn50, learn99) = hist_us(&s.learned_ns);
     let rtt = |us: f64| if rtt_us > 0.0 { us / rtt_us } else { 0.0 };
     let total_msgs: u64 = s
@@ -502,6 +586,8 @@ async fn run_cell(
         winner_rounds_max: winners.last().copied().unwrap_or(0),
         winner_rounds_differ: s.differ,
         ballots_per_decision: per(s.ballots),
+        rtt_us,
+        ballot_p50_us: ballot50,
         latency_p50_us: lat50,
         latency_p99_us: lat99,
         latency_p50_rtt: rtt(lat50),
@@ -545,11 +631,11 @@ fn check_args(args: &BenchRoundsArgs) -> Result<(), UsageError> {
 /// The markdown table of the cells.
 pub fn table(cells: &[Cell]) -> String {
     let mut out = String::new();
-    out.push_str("| N | k | backoff | drop | decisions | rounds mean | p50 | p99 | max | winner counted mean/p99 | ballots/decision | chosen p50/p99 µs | chosen p50/p99 RTT | learned p50/p99 RTT | msgs/decision |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| N | k | backoff | drop | decisions | rounds mean | p50 | p99 | max | winner counted mean/p99 | ballots/decision | RTT µs | chosen p50/p99 µs | chosen p50/p99 RTT | learned p50/p99 RTT | msgs/decision |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in cells {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}/{} | {:.2} | {:.0}/{:.0} | {:.1}/{:.1} | {:.1}/{:.1} | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}/{} | {:.2} | {:.0} | {:.0}/{:.0} | {:.1}/{:.1} | {:.1}/{:.1} | {:.1} |\n",
             c.nodes,
             c.proposers,
             c.backoff,
@@ -562,6 +648,7 @@ pub fn table(cells: &[Cell]) -> String {
             c.winner_rounds_mean,
             c.winner_rounds_p99,
             c.ballots_per_decision,
+            c.rtt_us,
             c.latency_p50_us,
             c.latency_p99_us,
             c.latency_p50_rtt,
@@ -594,6 +681,14 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
         );
     }
     eprintln!("bench rounds: load average {loadavg_before}");
+    let sync_dir = args.data_dir.clone().unwrap_or_else(|| dir.clone());
+    let fsync = calibrate_fsync(&sync_dir, 500)?;
+    eprintln!(
+        "bench rounds: fsync in {}: p50 {:.1} µs, p99 {:.1} µs",
+        sync_dir.display(),
+        fsync.p50_us,
+        fsync.p99_us
+    );
     let basis = round_trips
         .iter()
         .find(|r| r.name == RTT_BASIS)
@@ -625,7 +720,11 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
     let mut cells = Vec::new();
     for (idx, (n, k, b, d)) in grid.iter().enumerate() {
         bar.set_message(format!("N={n} k={k} {b} drop={d}"));
-        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_p50_us).await?;
+        let rtt_us = match args.cell_pings {
+            0 => rtt_p50_us,
+            pings => cell_rtt(&dir, idx, pings).await?,
+        };
+        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_us).await?;
         cells.push(cell);
         bar.inc(1);
     }
@@ -637,6 +736,7 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
             rtt_p50_us,
             rtt_p99_us,
             round_trips,
+            fsync,
             loadavg_before,
             loadavg_after: loadavg(),
             cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
@@ -655,15 +755,22 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
         println!(
             "round trip {}{}: p50 {:.1} µs, p99 {:.1} µs",
             r.name,
-            if r.name == RTT_BASIS {
-                " (the RTT unit above)"
-            } else {
-                ""
+            match (r.name == RTT_BASIS, args.cell_pings) {
+                (false, _) => "",
+                (true, 0) => " (the RTT unit above)",
+                (true, _) => " (measured again before each cell: the RTT µs column)",
             },
             r.p50_us,
             r.p99_us
         );
     }
+    let f = &out.calibration.fsync;
+    println!(
+        "fsync in {}: p50 {:.1} µs, p99 {:.1} µs",
+        f.dir.display(),
+        f.p50_us,
+        f.p99_us
+    );
     println!(
         "{} CPUs; load average before {}, after {}",
         out.calibration.cpus, out.calibration.loadavg_before, out.calibration.loadavg_after

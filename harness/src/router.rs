@@ -262,6 +262,8 @@ struct Shared {
     state: Mutex<State>,
     events: mpsc::UnboundedSender<RouterEvent>,
     start: Instant,
+    /// `start` on the host's `CLOCK_MONOTONIC`, which `Instant` reads (for node stamps).
+    start_mono_ns: u64,
     timer: Notify,
     next_conn: std::sync::atomic::AtomicU64,
 }
@@ -320,6 +322,8 @@ impl Router {
             state: Mutex::new(state),
             events,
             start,
+            start_mono_ns: proto::report::monotonic_ns()
+                .saturating_sub(start.elapsed().as_nanos() as u64),
             timer: Notify::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
         });
@@ -339,6 +343,15 @@ impl Router {
     /// Microseconds since the run's start.
     pub fn now_us(&self) -> u64 {
         self.shared.start.elapsed().as_micros() as u64
+    }
+
+    /// A node's `mono_ns` stamp as nanoseconds since the run's start, if it has one and it
+    /// lies in the run before `arrived_us`, when the stamped report reached the router
+    /// (a node in another time namespace reads another monotonic clock; its stamps are
+    /// ignored).
+    pub fn made_ns(&self, stamp: proto::Stamp, arrived_us: u64) -> Option<u64> {
+        let since = stamp.mono_ns?.checked_sub(self.shared.start_mono_ns)?;
+        (since <= (arrived_us + 1) * 1_000).then_some(since)
     }
 
     /// Replaces the link policy (the nemesis installs its fault table here).

@@ -73,6 +73,10 @@ pub struct RunConfig {
     pub op_timeout_ms: u64,
     /// Where run directories go.
     pub results_dir: PathBuf,
+    /// Where node data directories go instead of `RUN_DIR/data` (`--data-dir`): under
+    /// `DATA_DIR/<run name>/`, removed when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
     /// `--bug` mutants passed to bundled nodes.
     pub bugs: Vec<String>,
     /// `--param` settings passed to bundled nodes.
@@ -118,6 +122,45 @@ impl RunConfig {
                     argv.extend(["--param".to_string(), p.clone()]);
                 }
                 argv
+            }
+        }
+    }
+
+    /// Where the nodes of the run in `dir` keep their data directories.
+    pub fn node_data_root(&self, dir: &Path) -> PathBuf {
+        match (&self.data_dir, dir.file_name()) {
+            (Some(root), Some(name)) => root.join(name),
+            _ => dir.join("data"),
+        }
+    }
+
+    /// How node `id` of the run in `dir` is started; it finds the router at `router`.
+    pub fn node_spec(&self, dir: &Path, id: &str, router: &str) -> NodeSpec {
+        let data_dir = self.node_data_root(dir).join(id);
+        NodeSpec {
+            id: id.to_string(),
+            argv: self.node_argv(),
+            env: vec![
+                ("SQUALL_NODE_ID".into(), id.to_string()),
+                ("SQUALL_ROUTER".into(), router.to_string()),
+                ("SQUALL_DATA_DIR".into(), data_dir.display().to_string()),
+                ("SQUALL_SEED".into(), self.seed.to_string()),
+            ],
+            data_dir,
+            log_path: dir.join("nodes").join(format!("{id}.log")),
+        }
+    }
+
+    /// Removes the node data of the run in `dir` when `--data-dir` put it elsewhere
+    /// (scratch space, often a tmpfs); data inside the run directory stays with the run.
+    pub fn remove_outside_data(&self, dir: &Path) {
+        if self.data_dir.is_none() {
+            return;
+        }
+        let root = self.node_data_root(dir);
+        if let Err(e) = std::fs::remove_dir_all(&root) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %root.display(), error = %e, "cannot remove node data");
             }
         }
     }
@@ -233,11 +276,15 @@ impl Live {
             return;
         }
         match serde_json::from_str::<Report>(&d.body) {
-            Ok(report) => self.reports.push(TimedReport {
-                time: d.at_us * 1000,
-                node: d.src,
-                report,
-            }),
+            Ok(report) => {
+                let stamp = serde_json::from_str::<proto::Stamp>(&d.body).unwrap_or_default();
+                self.reports.push(TimedReport {
+                    time: d.at_us * 1000,
+                    made: self.router.made_ns(stamp, d.at_us),
+                    node: d.src,
+                    report,
+                })
+            }
             Err(_) => {
                 let at_us = self.router.now_us();
                 let what = format!(
@@ -405,28 +452,15 @@ pub async fn run(
         chaos: Chaos::new(schedule, cfg.nemesis.kinds.iter().copied().collect(), start),
     };
 
-    let argv = cfg.node_argv();
+    let router_addr = router.local_addr().to_string();
     for id in &node_ids {
-        let spec = NodeSpec {
-            id: id.clone(),
-            argv: argv.clone(),
-            env: vec![
-                ("SQUALL_NODE_ID".into(), id.clone()),
-                ("SQUALL_ROUTER".into(), router.local_addr().to_string()),
-                (
-                    "SQUALL_DATA_DIR".into(),
-                    dir.join("data").join(id).display().to_string(),
-                ),
-                ("SQUALL_SEED".into(), cfg.seed.to_string()),
-            ],
-            data_dir: dir.join("data").join(id),
-            log_path: dir.join("nodes").join(format!("{id}.log")),
-        };
+        let spec = cfg.node_spec(&dir, id, &router_addr);
         if let Err(e) = live.sup.spawn(spec).await {
             live.sup
                 .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
                 .await;
             tasks.abort_all();
+            cfg.remove_outside_data(&dir);
             return Err(match e {
                 SpawnError::Program { .. } => UsageError(e.to_string()).into(),
                 other => other.into(),
@@ -541,6 +575,7 @@ pub async fn run(
     live.sup
         .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
         .await;
+    cfg.remove_outside_data(&dir);
     while let Some((ev, expected)) = live.sup.try_next_exit() {
         live.on_exit(&ev.node, &ev.status.to_string(), expected);
     }

@@ -108,6 +108,7 @@ fn bad_input_exits_254_naming_the_problem() {
         ),
         (&["run", "--time-limit", "soon"], "duration"),
         (&["run", "--bug", "nope"], "unknown bug"),
+        (&["run", "--data-dir", "/proc/no-such-dir"], "--data-dir"),
         (&["frobnicate"], "frobnicate"),
     ];
     for (args, needle) in cases {

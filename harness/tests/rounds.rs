@@ -1,5 +1,6 @@
 //! `squall bench rounds` end to end on a tiny grid: real paxos nodes, three of them, one
-//! and two contending proposers with randomized exponential backoff, 2 s per cell.
+//! and two contending proposers with randomized exponential backoff, 2 s per cell, node
+//! data in a scratch directory.
 
 mod common;
 
@@ -9,6 +10,7 @@ use common::{json, squall};
 fn tiny_grid_one_proposer_decides_in_one_round() {
     let results = tempfile::tempdir().expect("tempdir");
     let out_json = results.path().join("cells.json");
+    let scratch = results.path().join("scratch");
     let out = squall(&[
         "bench",
         "rounds",
@@ -24,6 +26,10 @@ fn tiny_grid_one_proposer_decides_in_one_round() {
         "2s",
         "--pings",
         "500",
+        "--cell-pings",
+        "100",
+        "--data-dir",
+        scratch.to_str().expect("utf8 path"),
         "--quiet",
         "--results-dir",
         results.path().to_str().expect("utf8 path"),
@@ -65,7 +71,30 @@ fn tiny_grid_one_proposer_decides_in_one_round() {
             "too few decisions: {c}"
         );
         assert!(c["msgs_per_decision"].as_f64().unwrap() > 0.0, "{c}");
+        // Each cell has its own round trip, and a decision comes after its first ballot.
+        assert!(c["rtt_us"].as_f64().unwrap() > 0.0, "{c}");
+        let ballot = c["ballot_p50_us"].as_f64().unwrap();
+        assert!(
+            ballot > 0.0 && ballot < c["latency_p50_us"].as_f64().unwrap(),
+            "{c}"
+        );
+        // The nodes' data went to the scratch directory and left with the run.
+        let run_dir = std::path::PathBuf::from(c["run_dir"].as_str().unwrap());
+        let stamped = std::fs::read_to_string(run_dir.join("reports.jsonl")).unwrap();
+        let mut reports = 0;
+        for line in stamped.lines() {
+            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+            let (made, arrived) = (r["made"].as_u64(), r["time"].as_u64().unwrap());
+            let made = made.unwrap_or_else(|| panic!("a free-running report is stamped: {r}"));
+            assert!(made <= arrived + 1_000, "made after it arrived: {r}");
+            reports += 1;
+        }
+        assert!(reports > 0);
     }
+    let left: Vec<_> = std::fs::read_dir(&scratch)
+        .expect("the scratch directory exists")
+        .collect();
+    assert!(left.is_empty(), "node data left in {scratch:?}: {left:?}");
     let k1 = cells
         .iter()
         .find(|c| c["proposers"] == 1)

@@ -171,7 +171,12 @@ impl<A: Algorithm> Shell<A> {
                     self.out.extend_from_slice(&frame_raw(&me, &client, &body));
                 }
                 Effect::Report(report) => {
-                    let body = serde_json::to_string(&report)?;
+                    // Free-running nodes stamp the moment; lockstep nodes read no clock.
+                    let stamp = match self.virtual_timers {
+                        None => proto::Stamp::now(),
+                        Some(_) => proto::Stamp::default(),
+                    };
+                    let body = stamp.body(&report)?;
                     self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
                 }
                 Effect::SetTimer { timer, after_ms } => match &mut self.virtual_timers {

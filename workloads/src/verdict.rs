@@ -94,12 +94,23 @@ pub fn property_of(checker: &Value) -> String {
 /// A report a node sent to the harness, with when it arrived.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TimedReport {
-    /// Nanoseconds since the run started.
+    /// Nanoseconds since the run started, when the report arrived.
     pub time: u64,
+    /// Nanoseconds since the run started, when the node made the report, from its
+    /// `mono_ns` stamp ([`proto::Stamp`]); absent in lockstep and for unstamped reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub made: Option<u64>,
     /// The reporting node.
     pub node: String,
     /// What it said.
     pub report: Report,
+}
+
+impl TimedReport {
+    /// When it happened as best known: the node's stamp, else the arrival.
+    pub fn at(&self) -> u64 {
+        self.made.unwrap_or(self.time)
+    }
 }
 
 /// A fault interval, for explanations: what was active when.

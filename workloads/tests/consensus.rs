@@ -134,6 +134,7 @@ fn testdata() {
 fn report(time: u64, node: &str, report: Report) -> TimedReport {
     TimedReport {
         time,
+        made: None,
         node: node.into(),
         report,
     }
@@ -233,6 +234,35 @@ fn ground_truth_is_the_first_ballot_a_majority_accepted() {
     );
     // With five acceptors two are not a majority.
     assert_eq!(ground_truth_rounds(&reports, 5)[&0].chosen_round, None);
+}
+
+#[test]
+fn ground_truth_orders_acceptances_by_when_the_nodes_made_them() {
+    let (b1, b2) = (ballot(1, "n1"), ballot(2, "n2"));
+    let made = |r: TimedReport, at: u64| TimedReport {
+        made: Some(at),
+        ..r
+    };
+    // Ballot 1's majority arrives last but was complete first (made at 4, 5); ballot 2's
+    // reports overtook them on the way to the harness.
+    let reports = vec![
+        made(accepted(50, "n1", 0, &b1, 10), 4),
+        made(accepted(20, "n2", 0, &b2, 20), 6),
+        made(accepted(30, "n3", 0, &b2, 20), 7),
+        made(accepted(40, "n2", 0, &b1, 10), 5),
+    ];
+    let t = &ground_truth_rounds(&reports, 3)[&0];
+    assert_eq!(
+        (t.chosen_value, t.chosen_round, t.chosen_time),
+        (Some(10), Some(1), Some(5))
+    );
+    // Without stamps, arrival decides.
+    let arrived: Vec<TimedReport> = reports
+        .into_iter()
+        .map(|r| TimedReport { made: None, ..r })
+        .collect();
+    let t = &ground_truth_rounds(&arrived, 3)[&0];
+    assert_eq!((t.chosen_value, t.chosen_time), (Some(20), Some(30)));
 }
 
 fn history(lines: &[&str]) -> History {

@@ -661,6 +661,7 @@ impl World {
                     self.observe(&id, HARNESS, ty)?;
                     self.reports.push(TimedReport {
                         time: self.now_us() * 1_000,
+                        made: None,
                         node: id,
                         report,
                     });

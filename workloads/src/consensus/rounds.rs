@@ -69,7 +69,8 @@ pub struct GroundTruth {
     pub chosen_value: Option<u64>,
     /// The whole ballot, whose `node` is the proposer that won.
     pub chosen_ballot: Option<Ballot>,
-    /// When the report completing that majority arrived (ns).
+    /// When the acceptance completing that majority happened (ns): the node's stamp of
+    /// its report, else the report's arrival.
     pub chosen_time: Option<u64>,
     /// Distinct ballots started for the instance (`ballot_started` reports).
     pub ballots_started: u64,
@@ -78,14 +79,15 @@ pub struct GroundTruth {
 }
 
 /// Ground truth per instance from `accepted`, `ballot_started` and `decided` reports of a
-/// cluster of `n_nodes` acceptors. "First" is in report arrival order; an acceptor that
+/// cluster of `n_nodes` acceptors. "First" is in the order the reports were made
+/// ([`TimedReport::at`]: the nodes' stamps, else arrival); an acceptor that
 /// reports the same acceptance twice counts once. Instances with reports but no majority
 /// have `chosen_* = None`.
 pub fn ground_truth_rounds(reports: &[TimedReport], n_nodes: usize) -> BTreeMap<u64, GroundTruth> {
     assert!(n_nodes > 0, "a cluster has at least one node");
     let majority = n_nodes / 2 + 1;
     let mut order: Vec<&TimedReport> = reports.iter().collect();
-    order.sort_by_key(|r| r.time);
+    order.sort_by_key(|r| r.at());
 
     let mut truth: BTreeMap<u64, GroundTruth> = BTreeMap::new();
     let mut acceptors: BTreeMap<(u64, &Ballot, u64), BTreeSet<&str>> = BTreeMap::new();
@@ -100,7 +102,7 @@ pub fn ground_truth_rounds(reports: &[TimedReport], n_nodes: usize) -> BTreeMap<
                     t.chosen_round = Some(ballot.round);
                     t.chosen_value = Some(*value);
                     t.chosen_ballot = Some(ballot.clone());
-                    t.chosen_time = Some(r.time);
+                    t.chosen_time = Some(r.at());
                 }
             }
             Report::BallotStarted { key, ballot } => {
