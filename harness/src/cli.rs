@@ -137,8 +137,8 @@ pub struct RunArgs {
     pub contention: u64,
     /// Execution mode: `free` (real time) or `lockstep` (one event at a time in virtual
     /// time, replayable bit for bit; nodes must support it, see PROTOCOL.md §10).
-    #[arg(long, default_value = "free")]
-    pub mode: String,
+    #[arg(long, value_enum, default_value_t = run::RunMode::Free)]
+    pub mode: run::RunMode,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
     /// duplicate, reorder, clog (comma-separated), `all` or `none`.
     #[arg(long, default_value = "all")]
@@ -240,11 +240,7 @@ impl RunArgs {
                 self.rate
             ));
         }
-        let mode = match self.mode.as_str() {
-            "free" => run::RunMode::Free,
-            "lockstep" => run::RunMode::Lockstep,
-            other => return fail(format!("--mode '{other}' is not one of free, lockstep")),
-        };
+        let mode = self.mode;
         let plan = self.fault_plan()?;
         let time_limit_ms = plan.time_limit_ms;
         if time_limit_ms == 0 {

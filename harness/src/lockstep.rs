@@ -55,7 +55,7 @@ use tokio::sync::watch;
 use workloads::{CheckInput, History, VerdictKind};
 
 use crate::nemesis::{self, ProcessCounters, Schedule};
-use crate::run::{RunConfig, RunOutcome};
+use crate::run::{RunConfig, RunMode, RunOutcome};
 use crate::supervisor::{SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
@@ -104,10 +104,13 @@ pub async fn run_lockstep(
         .into());
     }
 
+    // The lockstep bench hands over plain run configurations.
+    let cfg = RunConfig {
+        mode: RunMode::Lockstep,
+        ..cfg
+    };
     let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
-    let mut run_json = serde_json::to_value(&cfg)?;
-    run_json["mode"] = json!("lockstep");
-    results::write_json(&dir.join("run.json"), &run_json)?;
+    results::write_json(&dir.join("run.json"), &cfg)?;
     std::fs::write(dir.join("schedule.json"), schedule.to_json())?;
     if !cfg.silent {
         eprintln!(

@@ -11,11 +11,14 @@
 //!   ([`workloads::consensus::ground_truth_rounds`]): the round in which a majority
 //!   first accepted one value, and when; next to it the rounds the winning proposer counted;
 //! - `history.jsonl`: the first `propose` invoke of each instance, from which decision
-//!   latency is measured (until chosen, and until the first proposer learned it);
+//!   latency is measured (until chosen, and until the first proposer learned it, both at
+//!   the nodes' own `mono_ns` stamps of their reports);
 //! - `metrics.json`: node-to-node messages by type, per decision.
 //!
-//! Latency is also given in round trips, calibrated before the grid by a direct loopback
-//! ping-pong between two node processes (as `squall bench router` does).
+//! Latency is also given in round trips: a routed ping-pong between two node processes
+//! with idle gaps ([`RTT_BASIS`]), calibrated before the grid next to the direct and
+//! back-to-back ones. One fsync where node data lives is measured too: three sit on a
+//! decision's path, and `--data-dir` can move node data to a tmpfs.
 //!
 //! **Concurrency of a group.** The write-once workload hands the k proposals of a group
 //! to consecutive client ops; clients are open-loop at `--rate` over all clients. The rate
@@ -83,10 +86,6 @@ pub struct BenchRoundsArgs {
     /// Round trips in the loopback calibration.
     #[arg(long, default_value_t = 5_000)]
     pub pings: u64,
-    /// Round trips of the routed-idle ping-pong run again right before each cell, whose
-    /// median is that cell's RTT unit (0: every cell uses the calibration's).
-    #[arg(long, default_value_t = 300)]
-    pub cell_pings: u64,
     /// Put node data directories here instead of in each cell's run directory (see
     /// `squall run --data-dir`); e.g. /dev/shm to take the disk's fsync out.
     #[arg(long, value_name = "DIR")]
@@ -194,9 +193,6 @@ pub struct Cell {
     pub winner_rounds_differ: u64,
     /// Distinct ballots started per decision.
     pub ballots_per_decision: f64,
-    /// This cell's RTT unit: the median of a routed-idle ping-pong right before it
-    /// (`--cell-pings`), else the calibration's (µs).
-    pub rtt_us: f64,
     /// First propose invoke until a proposer had durably started its first ballot (the
     /// node's stamp): the hop to the proposer and its fsync, p50 (µs).
     pub ballot_p50_us: f64,
@@ -311,19 +307,6 @@ fn calibrate_fsync(dir: &Path, n: usize) -> anyhow::Result<SyncCost> {
         p50_us: rank(&ns, 50.0) as f64 / 1_000.0,
         p99_us: rank(&ns, 99.0) as f64 / 1_000.0,
     })
-}
-
-/// The median routed-idle round trip right now, for one cell's RTT unit (µs).
-async fn cell_rtt(dir: &Path, idx: usize, pings: u64) -> anyhow::Result<f64> {
-    let how = crate::bench::PingPong {
-        routed: true,
-        pings,
-        gap: IDLE_GAP,
-    };
-    let name = format!("cell-{idx}");
-    let mut rtts = crate::bench::round_trips(&dir.join("calibration"), &name, how).await?;
-    rtts.sort_unstable();
-    Ok(rank(&rtts, 50.0) as f64 / 1_000.0)
 }
 
 /// Nearest-rank percentile of sorted values.
@@ -586,7 +569,6 @@ async fn run_cell(
         winner_rounds_max: winners.last().copied().unwrap_or(0),
         winner_rounds_differ: s.differ,
         ballots_per_decision: per(s.ballots),
-        rtt_us,
         ballot_p50_us: ballot50,
         latency_p50_us: lat50,
         latency_p99_us: lat99,
@@ -631,11 +613,11 @@ fn check_args(args: &BenchRoundsArgs) -> Result<(), UsageError> {
 /// The markdown table of the cells.
 pub fn table(cells: &[Cell]) -> String {
     let mut out = String::new();
-    out.push_str("| N | k | backoff | drop | decisions | rounds mean | p50 | p99 | max | winner counted mean/p99 | ballots/decision | RTT µs | chosen p50/p99 µs | chosen p50/p99 RTT | learned p50/p99 RTT | msgs/decision |\n");
-    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    out.push_str("| N | k | backoff | drop | decisions | rounds mean | p50 | p99 | max | winner counted mean/p99 | ballots/decision | chosen p50/p99 µs | chosen p50/p99 RTT | learned p50/p99 RTT | msgs/decision |\n");
+    out.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
     for c in cells {
         out.push_str(&format!(
-            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}/{} | {:.2} | {:.0} | {:.0}/{:.0} | {:.1}/{:.1} | {:.1}/{:.1} | {:.1} |\n",
+            "| {} | {} | {} | {} | {} | {:.2} | {} | {} | {} | {:.2}/{} | {:.2} | {:.0}/{:.0} | {:.1}/{:.1} | {:.1}/{:.1} | {:.1} |\n",
             c.nodes,
             c.proposers,
             c.backoff,
@@ -648,7 +630,6 @@ pub fn table(cells: &[Cell]) -> String {
             c.winner_rounds_mean,
             c.winner_rounds_p99,
             c.ballots_per_decision,
-            c.rtt_us,
             c.latency_p50_us,
             c.latency_p99_us,
             c.latency_p50_rtt,
@@ -720,11 +701,7 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
     let mut cells = Vec::new();
     for (idx, (n, k, b, d)) in grid.iter().enumerate() {
         bar.set_message(format!("N={n} k={k} {b} drop={d}"));
-        let rtt_us = match args.cell_pings {
-            0 => rtt_p50_us,
-            pings => cell_rtt(&dir, idx, pings).await?,
-        };
-        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_us).await?;
+        let cell = run_cell(args, &dir, idx, (*n, *k, b, *d), rtt_p50_us).await?;
         cells.push(cell);
         bar.inc(1);
     }
@@ -755,10 +732,10 @@ pub async fn bench(args: &BenchRoundsArgs) -> anyhow::Result<u8> {
         println!(
             "round trip {}{}: p50 {:.1} µs, p99 {:.1} µs",
             r.name,
-            match (r.name == RTT_BASIS, args.cell_pings) {
-                (false, _) => "",
-                (true, 0) => " (the RTT unit above)",
-                (true, _) => " (measured again before each cell: the RTT µs column)",
+            if r.name == RTT_BASIS {
+                " (the RTT unit above)"
+            } else {
+                ""
             },
             r.p50_us,
             r.p99_us

@@ -38,7 +38,7 @@ pub const STARTUP_TIMEOUT_MS: u64 = 10_000;
 pub const TEARDOWN_GRACE_MS: u64 = 1_000;
 
 /// How a run executes (DESIGN.md § Two execution modes).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
 #[serde(rename_all = "snake_case")]
 pub enum RunMode {
     /// Real time, real concurrency, the nodes' own timers.
@@ -46,6 +46,16 @@ pub enum RunMode {
     Free,
     /// One event at a time in virtual time, chosen by the seed: replays bit for bit.
     Lockstep,
+}
+
+impl RunMode {
+    /// The name `--mode` takes and `run.json` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunMode::Free => "free",
+            RunMode::Lockstep => "lockstep",
+        }
+    }
 }
 
 /// A validated run configuration; saved as `run.json`.

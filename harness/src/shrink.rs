@@ -678,7 +678,7 @@ pub async fn shrink(args: &ShrinkArgs) -> anyhow::Result<u8> {
     let summary = json!({
         "run_dir": args.run_dir,
         "property": property,
-        "mode": if lockstep { "lockstep" } else { "free" },
+        "mode": cfg.mode.name(),
         "runs": sh.runs,
         "before": {
             "events": original.events.len(),

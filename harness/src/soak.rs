@@ -39,7 +39,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::run::{self, RunConfig, RunMode, RunOutcome};
+use crate::run::{self, RunConfig, RunOutcome};
 use crate::{results, UsageError};
 pub use args::{algorithm_label, parse_shard, seed_of, Shard, SoakArgs, DEFAULT_COUNT, JOBS_MAX};
 use args::{unix_now, Plan};
@@ -133,10 +133,7 @@ impl Soak {
             .join(" ");
         Ok(Soak {
             algorithm: algorithm_label(&plan.base),
-            mode: match plan.base.mode {
-                RunMode::Free => "free".into(),
-                RunMode::Lockstep => "lockstep".into(),
-            },
+            mode: plan.base.mode.name().into(),
             plan,
             command,
             started: Instant::now(),

@@ -26,8 +26,6 @@ fn tiny_grid_one_proposer_decides_in_one_round() {
         "2s",
         "--pings",
         "500",
-        "--cell-pings",
-        "100",
         "--data-dir",
         scratch.to_str().expect("utf8 path"),
         "--quiet",
@@ -71,8 +69,7 @@ fn tiny_grid_one_proposer_decides_in_one_round() {
             "too few decisions: {c}"
         );
         assert!(c["msgs_per_decision"].as_f64().unwrap() > 0.0, "{c}");
-        // Each cell has its own round trip, and a decision comes after its first ballot.
-        assert!(c["rtt_us"].as_f64().unwrap() > 0.0, "{c}");
+        // A decision comes after its first ballot.
         let ballot = c["ballot_p50_us"].as_f64().unwrap();
         assert!(
             ballot > 0.0 && ballot < c["latency_p50_us"].as_f64().unwrap(),
