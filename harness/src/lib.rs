@@ -28,6 +28,7 @@ pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;
+pub mod finish;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;

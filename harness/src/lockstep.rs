@@ -52,10 +52,11 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use workloads::{CheckInput, History, VerdictKind};
+use workloads::VerdictKind;
 
+use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, ProcessCounters, Schedule};
-use crate::run::{RunConfig, RunMode, RunOutcome};
+use crate::run::{RunConfig, RunIssues, RunMode, RunOutcome};
 use crate::supervisor::{SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
@@ -199,17 +200,6 @@ pub async fn run_lockstep(
         .into());
     }
 
-    let history = History::load(&dir.join("history.jsonl"))
-        .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
-    let ops = history.ops();
-    let input = CheckInput {
-        history,
-        reports: reports.clone(),
-        faults: fault_spans,
-        quiet_from,
-        live_nodes,
-    };
-    let (verdicts, overall, reason) = crate::run::judge(&checkers, &input);
     let startup_failure = startup_failed.then(|| {
         format!(
             "nodes {not_ready:?} did not start (no lockstep init within {} s); see {}/nodes/",
@@ -217,13 +207,6 @@ pub async fn run_lockstep(
             dir.display()
         )
     });
-    let issues = crate::run::RunIssues {
-        startup_failure,
-        faulty: &faulty,
-        interrupted,
-    };
-    let (overall, reason) = crate::run::settle(overall, reason, issues);
-
     let process_counters = ProcessCounters {
         kills: process.kills,
         restarts: process.restarts,
@@ -239,23 +222,32 @@ pub async fn run_lockstep(
             &process_counters,
         ));
     }
-    let verdict_json = json!({
-        "verdict": overall,
-        "reason": reason,
-        "run_id": run_id,
-        "seed": cfg.seed,
-        "interrupted": interrupted,
-        "checkers": verdicts,
-        "faulty_nodes": faulty,
-        "warnings": warnings,
-        "mode": "lockstep",
-        "trace_hash": trace_hash,
-    });
-    results::write_json(&dir.join("verdict.json"), &verdict_json)?;
+    let Judged {
+        verdict,
+        reason,
+        ops,
+    } = Ending {
+        cfg: &cfg,
+        run_id: &run_id,
+        dir: &dir,
+        checkers: &checkers,
+        reports: reports.clone(),
+        faults: fault_spans,
+        quiet_from,
+        live_nodes,
+        issues: RunIssues {
+            startup_failure,
+            faulty: &faulty,
+            interrupted,
+        },
+        warnings,
+        verdict_extra: json!({"mode": cfg.mode, "trace_hash": trace_hash}),
+    }
+    .judge()?;
 
     let wall_ms = wall.as_secs_f64() * 1e3;
     let metrics_json = json!({
-        "mode": "lockstep",
+        "mode": cfg.mode,
         "ops": metrics::op_counts(&ops),
         "late_ops": late_ops,
         "latency_ms": metrics::latency_by_kind(&ops),
@@ -287,16 +279,12 @@ pub async fn run_lockstep(
         "reports": reports.len(),
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
     });
-    results::write_json(&dir.join("metrics.json"), &metrics_json)?;
-    crate::report::write_or_warn(&dir);
-    if !cfg.silent {
-        results::update_latest(&cfg.results_dir, &run_id)?;
-    }
+    publish(&cfg, &run_id, &dir, &metrics_json)?;
 
     let summary = summary_text(
         &run_id,
         &dir,
-        overall,
+        verdict,
         &reason,
         &metrics_json["ops"],
         &trace_hash,
@@ -304,7 +292,7 @@ pub async fn run_lockstep(
     );
     Ok(RunOutcome {
         dir,
-        verdict: overall,
+        verdict,
         summary,
     })
 }
@@ -352,22 +340,10 @@ fn summary_text(
     trace_hash: &str,
     steps: u64,
 ) -> String {
-    let word = match verdict {
-        VerdictKind::Valid => "VALID",
-        VerdictKind::Invalid => "INVALID",
-        VerdictKind::Unknown => "UNKNOWN",
-    };
     format!(
-        "run       {run_id} (lockstep)\n\
-         ops       {} total: {} ok, {} fail, {} info, {} pending\n\
-         steps     {steps}, trace {trace_hash}\n\
-         verdict   {word}: {reason}\n\
-         results   {}\n",
-        counts["total"],
-        counts["ok"],
-        counts["fail"],
-        counts["info"],
-        counts["pending"],
+        "run       {run_id} (lockstep)\n{}steps     {steps}, trace {trace_hash}\n{}results   {}\n",
+        ops_line(counts),
+        verdict_line(verdict, reason),
         dir.display()
     )
 }

@@ -23,10 +23,11 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use workloads::verdict::TimedReport;
 use workloads::workload::WorkloadOpts;
-use workloads::{CheckInput, Checker, History, Verdict, VerdictKind};
+use workloads::{CheckInput, Checker, Verdict, VerdictKind};
 
 use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
+use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, NemesisOpts, Schedule};
 use crate::router::{Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
@@ -603,17 +604,6 @@ pub async fn run(
     let (fault_report, mut warnings) = live.chaos.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
     results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
-    let history = History::load(&dir.join("history.jsonl"))
-        .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
-    let ops = history.ops();
-    let input = CheckInput {
-        history,
-        reports: live.reports.clone(),
-        faults: fault_report.spans.clone(),
-        quiet_from,
-        live_nodes,
-    };
-    let (verdicts, overall, reason) = judge(&checkers, &input);
     let startup_failure = startup_failed.then(|| {
         let missing: Vec<&String> = node_ids
             .iter()
@@ -624,24 +614,28 @@ pub async fn run(
             dir.display()
         )
     });
-    let issues = RunIssues {
-        startup_failure,
-        faulty: &live.faulty,
-        interrupted,
-    };
-    let (overall, reason) = settle(overall, reason, issues);
-
-    let verdict_json = json!({
-        "verdict": overall,
-        "reason": reason,
-        "run_id": run_id,
-        "seed": cfg.seed,
-        "interrupted": interrupted,
-        "checkers": verdicts,
-        "faulty_nodes": live.faulty,
-        "warnings": warnings,
-    });
-    results::write_json(&dir.join("verdict.json"), &verdict_json)?;
+    let Judged {
+        verdict,
+        reason,
+        ops,
+    } = Ending {
+        cfg: &cfg,
+        run_id: &run_id,
+        dir: &dir,
+        checkers: &checkers,
+        reports: live.reports.clone(),
+        faults: fault_report.spans.clone(),
+        quiet_from,
+        live_nodes,
+        issues: RunIssues {
+            startup_failure,
+            faulty: &live.faulty,
+            interrupted,
+        },
+        warnings,
+        verdict_extra: json!({}),
+    }
+    .judge()?;
 
     let message_log = match router.write_message_log(&dir.join("messages.jsonl")) {
         Ok(summary) => summary,
@@ -667,23 +661,19 @@ pub async fn run(
         "reports": live.reports.len(),
         "message_log": message_log,
     });
-    results::write_json(&dir.join("metrics.json"), &metrics_json)?;
-    crate::report::write_or_warn(&dir);
-    if !cfg.silent {
-        results::update_latest(&cfg.results_dir, &run_id)?;
-    }
+    publish(&cfg, &run_id, &dir, &metrics_json)?;
 
     let summary = summary_text(
         &run_id,
         &dir,
-        overall,
+        verdict,
         &reason,
         &metrics_json["ops"],
         &metrics_json["latency_ms"],
     );
     Ok(RunOutcome {
         dir,
-        verdict: overall,
+        verdict,
         summary,
     })
 }
@@ -843,10 +833,7 @@ fn summary_text(
 ) -> String {
     let mut s = String::new();
     s.push_str(&format!("run       {run_id}\n"));
-    s.push_str(&format!(
-        "ops       {} total: {} ok, {} fail, {} info, {} pending\n",
-        counts["total"], counts["ok"], counts["fail"], counts["info"], counts["pending"]
-    ));
+    s.push_str(&ops_line(counts));
     if let Some(map) = latency.as_object() {
         for (f, l) in map {
             s.push_str(&format!(
@@ -858,12 +845,7 @@ fn summary_text(
             ));
         }
     }
-    let word = match verdict {
-        VerdictKind::Valid => "VALID",
-        VerdictKind::Invalid => "INVALID",
-        VerdictKind::Unknown => "UNKNOWN",
-    };
-    s.push_str(&format!("verdict   {word}: {reason}\n"));
+    s.push_str(&verdict_line(verdict, reason));
     s.push_str(&format!("results   {}\n", dir.display()));
     s
 }
