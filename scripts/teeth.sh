@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
     esac
 done
 mkdir -p "$RESULTS"
-SQUALL=target/release/squall
+SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 [ -x "$SQUALL" ] || { echo "teeth.sh: build first: cargo build --release" >&2; exit 254; }
 
 # name | expected | squall run flags (5 nodes unless they say --nodes). `@plan` stands for
