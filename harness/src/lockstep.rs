@@ -110,16 +110,7 @@ pub async fn run_lockstep(
         mode: RunMode::Lockstep,
         ..cfg
     };
-    let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
-    results::write_json(&dir.join("run.json"), &cfg)?;
-    std::fs::write(dir.join("schedule.json"), schedule.to_json())?;
-    if !cfg.silent {
-        eprintln!(
-            "squall: run {run_id} (seed {}, lockstep) in {}",
-            cfg.seed,
-            dir.display()
-        );
-    }
+    let (run_id, dir) = crate::run::open_run_dir(&cfg, &schedule)?;
 
     let wall_start = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;

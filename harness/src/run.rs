@@ -427,18 +427,9 @@ pub async fn run(
     let final_ops = workload.final_ops();
     let checkers = workload.checkers();
 
-    let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
-    results::write_json(&dir.join("run.json"), &cfg)?;
     let schedule = cfg.fault_schedule();
-    results::write_text(&dir.join("schedule.json"), &schedule.to_json())?;
+    let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
     let recovery_ms = schedule.recovery_ms;
-    if !cfg.silent {
-        eprintln!(
-            "squall: run {run_id} (seed {}) in {}",
-            cfg.seed,
-            dir.display()
-        );
-    }
 
     let start = Instant::now();
     let node_ids = cfg.node_ids();
@@ -676,6 +667,26 @@ pub async fn run(
         verdict,
         summary,
     })
+}
+
+/// Creates the run's directory with `run.json` and `schedule.json`, and says where it is
+/// (unless the run is one of a batch). Returns the run id and the directory.
+pub fn open_run_dir(cfg: &RunConfig, schedule: &Schedule) -> anyhow::Result<(String, PathBuf)> {
+    let (run_id, dir) = results::create_run_dir(&cfg.results_dir, &cfg.workload, cfg.seed)?;
+    results::write_json(&dir.join("run.json"), cfg)?;
+    results::write_text(&dir.join("schedule.json"), &schedule.to_json())?;
+    if !cfg.silent {
+        let mode = match cfg.mode {
+            RunMode::Free => "",
+            RunMode::Lockstep => ", lockstep",
+        };
+        eprintln!(
+            "squall: run {run_id} (seed {}{mode}) in {}",
+            cfg.seed,
+            dir.display()
+        );
+    }
+    Ok((run_id, dir))
 }
 
 /// Runs every checker. The overall verdict is the worst one, and its reason that of the
