@@ -41,9 +41,9 @@ ROWS=(
   "skip-fsync|bridge-promise-crash (plan)|--nodes 3 @bridge-promise-crash"
 )
 
-# Writes the plan $1 (see scripts/teeth.sh) for a run of LIMIT_MS on 5 nodes; prints its path.
+# Writes the plan $1 (`squall plan --list`) for a run of LIMIT_MS; prints its path.
 plan() {
-    python3 scripts/plan.py "$1" "$LIMIT_MS" "$RESULTS/plan-$1.json"
+    "$SQUALL" plan "$1" --time-limit "${LIMIT_MS}ms" --out "$RESULTS/plan-$1.json"
 }
 
 # The violated properties of the run directory $1 (comma-separated), or its verdict.

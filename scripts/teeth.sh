@@ -47,9 +47,9 @@ ROWS=(
   "paxos (control)|valid|--algorithm paxos --nodes 3 @bridge-promise-crash"
 )
 
-# Writes the plan $1 for a run of $2 ms on 5 nodes; prints its path.
+# Writes the plan $1 (`squall plan --list`) for a run of $2 ms; prints its path.
 plan() {
-    python3 scripts/plan.py "$1" "$2" "$RESULTS/plan-$1.json"
+    "$SQUALL" plan "$1" --time-limit "${2}ms" --out "$RESULTS/plan-$1.json"
 }
 
 # Prints the observed outcome of the run directory $1: valid, unknown, no termination,

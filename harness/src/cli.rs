@@ -50,6 +50,9 @@ pub enum Command {
     Soak(Box<crate::soak::SoakArgs>),
     /// Merge soak summaries (one per --shard) into one; --out DIR writes it there.
     Summary(crate::soak::merge::SummaryArgs),
+    /// Write a named fault plan (a schedule.json aimed at one mutant's weakness) for
+    /// `squall run --schedule`; --list names them.
+    Plan(crate::nemesis::plans::PlanArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),

@@ -40,6 +40,7 @@ mod confirm;
 mod delay;
 mod expand;
 mod link;
+pub mod plans;
 mod pretty;
 mod schedule;
 mod shape;

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use harness::nemesis::plans::{self, PlanOpts};
 use harness::shrink::violated_properties;
 use serde_json::Value;
 
@@ -63,15 +64,7 @@ fn paxos_small_quorum_disagrees_under_partitions() {
 #[test]
 fn paxos_forget_accepted_disagrees_when_decisions_arrive_late() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = tmp.path().join("decided-late.json");
-    std::fs::write(
-        &plan,
-        r#"{"nodes": ["n1", "n2", "n3", "n4", "n5"], "time_limit_ms": 3000, "recovery_ms": 2000,
-  "events": [{"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
-    "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0}, "msg_types": ["decided"]}]}"#,
-    )
-    .expect("write plan");
-    let plan = plan.to_str().expect("utf8").to_string();
+    let plan = plan_file(tmp.path(), "decided-late");
     let flags = [
         "--algorithm",
         "paxos",
@@ -162,30 +155,17 @@ fn tiebreak_wait_all_stalls_once_a_voter_crashes() {
     assert_caught("tiebreak-wait-all", &flags, "termination", 10);
 }
 
-/// `scripts/plan.py bridge-promise-crash`: three nodes, n1 and n3 cut apart, n2 the
-/// bridge in every quorum, killed and restarted at once on every other promise it sends
-/// to n3.
-fn bridge_promise_crash_plan(dir: &std::path::Path) -> String {
-    let mut events = vec![
-        serde_json::json!({"id": 1, "at_ms": 0, "action": "partition",
-        "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]}),
-    ];
-    for k in 0..100u32 {
-        let on = serde_json::json!({"msg_type": "promise", "src": "n2", "dest": "n3",
-            "nth": 1 + 2 * k});
-        events.push(
-            serde_json::json!({"id": 2 * k + 2, "on": on, "action": "kill",
-            "node": "n2"}),
-        );
-        events.push(
-            serde_json::json!({"id": 2 * k + 3, "on": on, "action": "restart",
-            "node": "n2"}),
-        );
-    }
-    let plan = serde_json::json!({"nodes": ["n1", "n2", "n3"], "time_limit_ms": 3000,
-        "recovery_ms": 2000, "events": events});
-    let path = dir.join("bridge-promise-crash.json");
-    std::fs::write(&path, plan.to_string()).expect("write plan");
+/// `squall plan NAME` sized for a 3 s CI run (2 s recovery, 100 armed kill/restart
+/// pairs), written into `dir`; returns its path.
+fn plan_file(dir: &std::path::Path, name: &str) -> String {
+    let opts = PlanOpts {
+        time_limit_ms: 3_000,
+        recovery_ms: 2_000,
+        repeats: 100,
+    };
+    let plan = plans::plan(name, opts).expect("a known plan");
+    let path = dir.join(format!("{name}.json"));
+    std::fs::write(&path, plan).expect("write plan");
     path.to_str().expect("utf8").to_string()
 }
 
@@ -196,7 +176,7 @@ fn bridge_promise_crash_plan(dir: &std::path::Path) -> String {
 #[test]
 fn seed_003_skip_fsync_forgotten_promise_splits_the_decision() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = bridge_promise_crash_plan(tmp.path());
+    let plan = plan_file(tmp.path(), "bridge-promise-crash");
     let flags = [
         "--algorithm",
         "paxos",
@@ -234,7 +214,7 @@ fn assert_valid_on(flags: &[&str], seeds: &[&str]) {
 #[test]
 fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = bridge_promise_crash_plan(tmp.path());
+    let plan = plan_file(tmp.path(), "bridge-promise-crash");
     let flags = [
         "--workload",
         "write-once",
