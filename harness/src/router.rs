@@ -345,12 +345,11 @@ impl Router {
         self.shared.start.elapsed().as_micros() as u64
     }
 
-    /// A node's `mono_ns` stamp as nanoseconds since the run's start, if it has one and it
-    /// lies in the run before `arrived_us`, when the stamped report reached the router
-    /// (a node in another time namespace reads another monotonic clock; its stamps are
-    /// ignored).
-    pub fn made_ns(&self, stamp: proto::Stamp, arrived_us: u64) -> Option<u64> {
-        let since = stamp.mono_ns?.checked_sub(self.shared.start_mono_ns)?;
+    /// A node's `mono_ns` stamp as nanoseconds since the run's start, if it lies in the
+    /// run before `arrived_us`, when the stamped report reached the router (a node in
+    /// another time namespace reads another monotonic clock; its stamps are ignored).
+    pub fn made_ns(&self, mono_ns: u64, arrived_us: u64) -> Option<u64> {
+        let since = mono_ns.checked_sub(self.shared.start_mono_ns)?;
         (since <= (arrived_us + 1) * 1_000).then_some(since)
     }
 

@@ -15,7 +15,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use proto::body::Control;
-use proto::Report;
+use proto::Stamped;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use tokio::sync::watch;
@@ -286,16 +286,13 @@ impl Live {
             self.ready.insert(d.src);
             return;
         }
-        match serde_json::from_str::<Report>(&d.body) {
-            Ok(report) => {
-                let stamp = serde_json::from_str::<proto::Stamp>(&d.body).unwrap_or_default();
-                self.reports.push(TimedReport {
-                    time: d.at_us * 1000,
-                    made: self.router.made_ns(stamp, d.at_us),
-                    node: d.src,
-                    report,
-                })
-            }
+        match serde_json::from_str::<proto::Stamped>(&d.body) {
+            Ok(Stamped { report, mono_ns }) => self.reports.push(TimedReport {
+                time: d.at_us * 1000,
+                made: mono_ns.and_then(|ns| self.router.made_ns(ns, d.at_us)),
+                node: d.src,
+                report,
+            }),
             Err(_) => {
                 let at_us = self.router.now_us();
                 let what = format!(

@@ -172,11 +172,11 @@ impl<A: Algorithm> Shell<A> {
                 }
                 Effect::Report(report) => {
                     // Free-running nodes stamp the moment; lockstep nodes read no clock.
-                    let stamp = match self.virtual_timers {
-                        None => proto::Stamp::now(),
-                        Some(_) => proto::Stamp::default(),
+                    let mono_ns = match self.virtual_timers {
+                        None => Some(proto::report::monotonic_ns()),
+                        Some(_) => None,
                     };
-                    let body = stamp.body(&report)?;
+                    let body = serde_json::to_string(&proto::Stamped { report, mono_ns })?;
                     self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
                 }
                 Effect::SetTimer { timer, after_ms } => match &mut self.virtual_timers {

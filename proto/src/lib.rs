@@ -23,4 +23,4 @@ pub use body::{ErrorCode, Errorness};
 pub use codec::{FrameError, LineDecoder, FRAME_BYTES_MAX};
 pub use envelope::{Envelope, EnvelopeHead, HARNESS, ROUTER};
 pub use ops::{ClientOp, ClientReply};
-pub use report::{Report, Stamp};
+pub use report::{Report, Stamped};

@@ -38,42 +38,24 @@ pub enum Report {
     },
 }
 
-/// The stamp a node may put next to a report's own fields: `"mono_ns"`, the host's
-/// `CLOCK_MONOTONIC` in nanoseconds when the node made the report (after any sync that
+/// A report as a node sends it: the report's own fields and, optionally, `"mono_ns"`,
+/// the host's `CLOCK_MONOTONIC` in nanoseconds when the node made it (after any sync that
 /// came before it in the same step).
 ///
 /// Every process on one host reads the same monotonic clock, so the harness can place the
 /// report on the run's timeline as the node saw it, without the hop to the harness and
 /// the wait in its queue: the moment an acceptor durably accepted, not the moment the
 /// harness heard of it. Nodes in lockstep mode leave it out (they read no clock), and so
-/// may any node; the harness then uses the time the report arrived.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Stamp {
+/// may any node; the harness then uses the time the report arrived. Unstamped, the body
+/// is byte for byte the bare report.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamped {
+    /// The report.
+    #[serde(flatten)]
+    pub report: Report,
     /// `CLOCK_MONOTONIC` in nanoseconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub mono_ns: Option<u64>,
-}
-
-impl Stamp {
-    /// Now, on the host's monotonic clock.
-    pub fn now() -> Stamp {
-        Stamp {
-            mono_ns: Some(monotonic_ns()),
-        }
-    }
-
-    /// The body of `report` with this stamp added to its fields.
-    pub fn body(&self, report: &Report) -> serde_json::Result<String> {
-        let mut body = serde_json::to_string(report)?;
-        // A report is a JSON object with fields: the stamp goes in before its closing
-        // brace, and an unstamped body is byte for byte the bare report.
-        if let Some(ns) = self.mono_ns {
-            debug_assert!(body.ends_with('}'));
-            body.pop();
-            body.push_str(&format!(",\"mono_ns\":{ns}}}"));
-        }
-        Ok(body)
-    }
 }
 
 /// The host's `CLOCK_MONOTONIC` in nanoseconds (the clock Rust's `Instant` reads on
@@ -95,14 +77,19 @@ mod tests {
             value: 17,
             rounds: None,
         };
-        let body = Stamp { mono_ns: Some(42) }.body(&report).unwrap();
+        let stamped = Stamped {
+            report: report.clone(),
+            mono_ns: Some(42),
+        };
+        let body = serde_json::to_string(&stamped).unwrap();
         assert_eq!(serde_json::from_str::<Report>(&body).unwrap(), report);
-        assert_eq!(
-            serde_json::from_str::<Stamp>(&body).unwrap().mono_ns,
-            Some(42)
-        );
-        let bare = Stamp::default().body(&report).unwrap();
-        assert_eq!(bare, serde_json::to_string(&report).unwrap());
-        assert_eq!(serde_json::from_str::<Stamp>(&bare).unwrap().mono_ns, None);
+        assert_eq!(serde_json::from_str::<Stamped>(&body).unwrap(), stamped);
+        let bare = Stamped {
+            report: report.clone(),
+            mono_ns: None,
+        };
+        let bare_body = serde_json::to_string(&bare).unwrap();
+        assert_eq!(bare_body, serde_json::to_string(&report).unwrap());
+        assert_eq!(serde_json::from_str::<Stamped>(&bare_body).unwrap(), bare);
     }
 }

@@ -97,7 +97,7 @@ pub struct TimedReport {
     /// Nanoseconds since the run started, when the report arrived.
     pub time: u64,
     /// Nanoseconds since the run started, when the node made the report, from its
-    /// `mono_ns` stamp ([`proto::Stamp`]); absent in lockstep and for unstamped reports.
+    /// `mono_ns` stamp ([`proto::Stamped`]); absent in lockstep and for unstamped reports.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub made: Option<u64>,
     /// The reporting node.
