@@ -61,7 +61,6 @@ impl Checker for WriteOnceLinearizability {
             threads: 1,
             states_max: STATES_MAX,
             time_ms_max: None,
-            minimize: true,
             ..CheckOptions::default()
         };
         let outcome = match lincheck::check(&history, ModelKind::WriteOnce, &opts) {
@@ -74,7 +73,7 @@ impl Checker for WriteOnceLinearizability {
                 )
             }
         };
-        let ops = history.ops.len();
+        let ops = outcome.stats.ops;
         let instances = outcome.stats.partitions;
         match outcome.verdict {
             LinVerdict::Valid => Verdict::valid(
