@@ -349,7 +349,7 @@ impl Chaos {
         let counters = with_faults(router, |p| p.table.counters().total);
         let ended = self.book.track(id, action, self.ns_since_start(now));
         self.evidence_for(ended, &counters);
-        if action.net().is_some() || action.process().is_some() {
+        if self.book.is_open(id) {
             self.counters_at_open.insert(id, counters);
         }
     }
@@ -358,10 +358,10 @@ impl Chaos {
     /// that cut nothing gets nothing).
     fn evidence_for(&mut self, ended: Vec<Ended>, counters: &LinkCounters) {
         for e in ended {
-            let Some(at_open) = self.counters_at_open.get(&e.id) else {
+            let Some(at_open) = self.counters_at_open.remove(&e.id) else {
                 continue;
             };
-            let during = diff(counters, at_open);
+            let during = diff(counters, &at_open);
             if during != LinkCounters::default() || !e.key.starts_with("down ") {
                 self.confirm
                     .add_evidence(e.id, json!({"while_active": during}));

@@ -113,6 +113,11 @@ impl SpanBook {
         })
     }
 
+    /// Whether event `id` opened a span that is still on.
+    pub fn is_open(&self, id: u32) -> bool {
+        self.open.values().any(|o| o.id == id)
+    }
+
     /// A killed node answered `init` again: until then requests sent to it were lost
     /// with the process, so its kill span ends here.
     pub fn node_back(&mut self, node: &str, now_ns: u64) -> Option<Ended> {

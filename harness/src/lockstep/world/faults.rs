@@ -42,9 +42,7 @@ impl World {
 
     pub(super) fn net_action(&mut self, id: Option<u32>, action: &Action) {
         let Some(net) = action.net() else { return };
-        if action.process().is_none() || matches!(action, Action::HealAll {}) {
-            self.track(id, action);
-        }
+        self.track(id, action);
         let released = self.links.apply(&net);
         let count = self.release(&released);
         if let Some(id) = id {
