@@ -785,11 +785,10 @@ impl Router {
                     continue;
                 }
                 let (ty, key) = head.body_type_key().unwrap_or_default();
-                let dest = head.dest.to_string();
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, &dest, &ty, key, owned, &mut batch);
+                self.route_into(node, head.dest, &ty, key, owned, &mut batch);
             }
             self.flush(&mut batch);
             match rd.read(buf).await {

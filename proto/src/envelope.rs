@@ -4,6 +4,8 @@
 //! parses [`EnvelopeHead`] only: the addresses and the body's `type`, borrowing from the
 //! line, so routing never allocates a body tree.
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
@@ -40,13 +42,13 @@ pub struct EnvelopeHead<'a> {
 #[derive(Deserialize)]
 struct TypeOnly<'a> {
     #[serde(rename = "type", borrow)]
-    ty: std::borrow::Cow<'a, str>,
+    ty: Cow<'a, str>,
 }
 
 #[derive(Deserialize)]
 struct TypeAndKey<'a> {
     #[serde(rename = "type", borrow)]
-    ty: std::borrow::Cow<'a, str>,
+    ty: Cow<'a, str>,
     /// Kept raw: a key of any JSON type must not make the type unreadable.
     #[serde(borrow, default)]
     key: Option<&'a RawValue>,
@@ -65,7 +67,7 @@ impl<'a> EnvelopeHead<'a> {
 
     /// The body's `type` and, when the body has one that is an unsigned integer, its
     /// `key` (the instance a message is about), read in one pass.
-    pub fn body_type_key(&self) -> Option<(String, Option<u64>)> {
+    pub fn body_type_key(&self) -> Option<(Cow<'a, str>, Option<u64>)> {
         body_type_key(self.body.get())
     }
 }
@@ -78,11 +80,12 @@ pub fn body_type(body_json: &str) -> Option<String> {
 }
 
 /// The `type` and the unsigned-integer `key` of a body, read in one pass without
-/// building the body's tree. A `key` that is not an unsigned integer reads as `None`.
-pub fn body_type_key(body_json: &str) -> Option<(String, Option<u64>)> {
+/// building the body's tree (the type borrows from it unless it has escapes). A `key`
+/// that is not an unsigned integer reads as `None`.
+pub fn body_type_key(body_json: &str) -> Option<(Cow<'_, str>, Option<u64>)> {
     serde_json::from_str::<TypeAndKey<'_>>(body_json)
         .ok()
-        .map(|t| (t.ty.into_owned(), t.key.and_then(|k| k.get().parse().ok())))
+        .map(|t| (t.ty, t.key.and_then(|k| k.get().parse().ok())))
 }
 
 /// Serialises an envelope around an already-encoded body, newline included.
@@ -114,7 +117,7 @@ mod tests {
 
     #[test]
     fn type_and_key_read_together_and_odd_keys_do_not_hide_the_type() {
-        let key = |body: &str| body_type_key(body);
+        let key = body_type_key;
         assert_eq!(
             key(r#"{"type":"accept","key":29,"value":3}"#),
             Some(("accept".into(), Some(29)))
