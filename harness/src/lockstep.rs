@@ -111,6 +111,7 @@ pub async fn run_lockstep(
         ..cfg
     };
     let (run_id, dir) = crate::run::open_run_dir(&cfg, &schedule)?;
+    let node_data = cfg.outside_data(&dir);
 
     let wall_start = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -121,7 +122,6 @@ pub async fn run_lockstep(
         let spec = cfg.node_spec(&dir, id, &router_addr);
         if let Err(e) = sup.spawn(spec).await {
             sup.teardown(TEARDOWN_GRACE).await;
-            cfg.remove_outside_data(&dir);
             return Err(match e {
                 SpawnError::Program { .. } => UsageError(e.to_string()).into(),
                 other => other.into(),
@@ -153,9 +153,9 @@ pub async fn run_lockstep(
     let driven = tokio::task::spawn_blocking(move || drive(World::new(opts, parts), handle))
         .await
         .map_err(|e| anyhow::anyhow!("the lockstep loop panicked: {e}"));
-    cfg.remove_outside_data(&dir);
+    drop(node_data);
     let Driven {
-        world,
+        mut world,
         refused,
         startup_failed,
     } = driven??;
@@ -170,8 +170,9 @@ pub async fn run_lockstep(
     let stale = world.stale;
     let late_ops = world.late_ops;
     let by_type = world.by_type.clone();
-    let reports = world.reports.clone();
+    let reports = std::mem::take(&mut world.reports);
     results::write_jsonl(&dir.join("reports.jsonl"), &reports)?;
+    let report_count = reports.len();
     let faulty = world.faulty.clone();
     let confirms = world.confirms.clone();
     let process = world.process;
@@ -222,7 +223,7 @@ pub async fn run_lockstep(
         run_id: &run_id,
         dir: &dir,
         checkers: &checkers,
-        reports: reports.clone(),
+        reports,
         faults: fault_spans,
         quiet_from,
         live_nodes,
@@ -267,7 +268,7 @@ pub async fn run_lockstep(
         },
         "processes": process,
         "process_events": sup.records(),
-        "reports": reports.len(),
+        "reports": report_count,
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
     });
     publish(&cfg, &run_id, &dir, &metrics_json)?;

@@ -59,6 +59,21 @@ impl RunMode {
     }
 }
 
+/// Node data outside the run directory, removed on drop ([`RunConfig::outside_data`]),
+/// on every way out of a run.
+pub struct OutsideData(Option<PathBuf>);
+
+impl Drop for OutsideData {
+    fn drop(&mut self) {
+        let Some(root) = &self.0 else { return };
+        if let Err(e) = std::fs::remove_dir_all(root) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %root.display(), error = %e, "cannot remove node data");
+            }
+        }
+    }
+}
+
 /// A validated run configuration; saved as `run.json`.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunConfig {
@@ -162,18 +177,11 @@ impl RunConfig {
         }
     }
 
-    /// Removes the node data of the run in `dir` when `--data-dir` put it elsewhere
-    /// (scratch space, often a tmpfs); data inside the run directory stays with the run.
-    pub fn remove_outside_data(&self, dir: &Path) {
-        if self.data_dir.is_none() {
-            return;
-        }
-        let root = self.node_data_root(dir);
-        if let Err(e) = std::fs::remove_dir_all(&root) {
-            if e.kind() != std::io::ErrorKind::NotFound {
-                tracing::warn!(dir = %root.display(), error = %e, "cannot remove node data");
-            }
-        }
+    /// A guard that removes the node data of the run in `dir` when it is dropped, if
+    /// `--data-dir` put it elsewhere (scratch space, often a tmpfs); data inside the run
+    /// directory stays with the run. Hold it until the nodes are gone.
+    pub fn outside_data(&self, dir: &Path) -> OutsideData {
+        OutsideData(self.data_dir.is_some().then(|| self.node_data_root(dir)))
     }
 
     /// Node ids `n1..nN`.
@@ -426,6 +434,7 @@ pub async fn run(
 
     let schedule = cfg.fault_schedule();
     let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
+    let node_data = cfg.outside_data(&dir);
     let recovery_ms = schedule.recovery_ms;
 
     let start = Instant::now();
@@ -459,7 +468,6 @@ pub async fn run(
                 .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
                 .await;
             tasks.abort_all();
-            cfg.remove_outside_data(&dir);
             return Err(match e {
                 SpawnError::Program { .. } => UsageError(e.to_string()).into(),
                 other => other.into(),
@@ -574,7 +582,7 @@ pub async fn run(
     live.sup
         .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
         .await;
-    cfg.remove_outside_data(&dir);
+    drop(node_data);
     while let Some((ev, expected)) = live.sup.try_next_exit() {
         live.on_exit(&ev.node, &ev.status.to_string(), expected);
     }
@@ -592,6 +600,7 @@ pub async fn run(
     let (fault_report, mut warnings) = live.chaos.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
     results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
+    let report_count = live.reports.len();
     let startup_failure = startup_failed.then(|| {
         let missing: Vec<&String> = node_ids
             .iter()
@@ -611,7 +620,7 @@ pub async fn run(
         run_id: &run_id,
         dir: &dir,
         checkers: &checkers,
-        reports: live.reports.clone(),
+        reports: std::mem::take(&mut live.reports),
         faults: fault_report.spans.clone(),
         quiet_from,
         live_nodes,
@@ -646,7 +655,7 @@ pub async fn run(
         "processes": live.sup.counters(),
         "faults": fault_report,
         "process_events": live.sup.records(),
-        "reports": live.reports.len(),
+        "reports": report_count,
         "message_log": message_log,
     });
     publish(&cfg, &run_id, &dir, &metrics_json)?;
