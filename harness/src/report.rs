@@ -89,6 +89,19 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// A linearizability failure's window in a checker's evidence: its `window` when that
+/// lists ops, else the evidence itself when it lists ops for no single instance. The
+/// summary and the sequence diagram both ask this one question.
+pub(crate) fn lin_window_of(ev: &Value) -> Option<&Value> {
+    if ev["window"]["ops"].is_array() {
+        Some(&ev["window"])
+    } else if ev["ops"].is_array() && ev["key"].is_null() {
+        Some(ev)
+    } else {
+        None
+    }
+}
+
 /// A fault span as the report draws it (ns since the run's start; `end: None` when
 /// it was still on at the end, drawn to the end).
 pub(crate) type Span = workloads::verdict::FaultSpan;

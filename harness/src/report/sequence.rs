@@ -84,12 +84,18 @@ pub(crate) struct Window {
     pub empty_because: Option<String>,
     /// Which copies were kept when the window held more than [`ARROWS_MAX`].
     pub kept: &'static str,
+    /// The file the messages came from: [`MESSAGES_JSONL`] or [`TRACE_BIN`].
     pub source: &'static str,
 }
 
+/// A free run's message log.
+pub(crate) const MESSAGES_JSONL: &str = "messages.jsonl";
+/// A lockstep run's trace.
+pub(crate) const TRACE_BIN: &str = "trace.bin";
+
 /// Reads the run's messages: `messages.jsonl`, else `trace.bin`.
 pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), String> {
-    let jsonl = run.dir.join("messages.jsonl");
+    let jsonl = run.dir.join(MESSAGES_JSONL);
     if jsonl.is_file() {
         let lines =
             crate::results::read_jsonl::<msglog::MessageLine>(&jsonl).map_err(|e| e.to_string())?;
@@ -107,12 +113,12 @@ pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), S
                 detail: String::new(),
             })
             .collect();
-        return Ok((msgs, "messages.jsonl"));
+        return Ok((msgs, MESSAGES_JSONL));
     }
-    let trace = run.dir.join("trace.bin");
+    let trace = run.dir.join(TRACE_BIN);
     if trace.is_file() {
         let records = crate::lockstep::read_trace(&trace).map_err(|e| format!("{e:#}"))?;
-        return Ok((from_trace(&records), "trace.bin"));
+        return Ok((from_trace(&records), TRACE_BIN));
     }
     Err("this run directory has neither messages.jsonl nor trace.bin".into())
 }
@@ -189,7 +195,7 @@ fn violation(run: &RunData) -> Option<&Value> {
         .iter()
         .filter(|c| c["verdict"] == "invalid")
         .map(|c| &c["evidence"])
-        .find(|e| e["key"].is_u64() || e["window"]["ops"].is_array())
+        .find(|e| e["key"].is_u64() || super::lin_window_of(e).is_some())
 }
 
 /// Chooses what the diagram shows (and what the timeline marks).
@@ -206,7 +212,10 @@ pub(crate) fn choose_window(run: &RunData) -> Window {
     };
     let mut w = match violation(run) {
         Some(ev) if ev["key"].is_u64() => consensus_window(ev, &msgs),
-        Some(ev) => lin_window(ev, &msgs),
+        Some(ev) => match super::lin_window_of(ev) {
+            Some(lw) => lin_window(lw, &msgs),
+            None => quiet_window(run, &msgs),
+        },
         None => quiet_window(run, &msgs),
     };
     w.source = source;
@@ -303,13 +312,9 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
     }
 }
 
-/// A linearizability failure's window: its key (when a number) and its ops' times.
-fn lin_window(ev: &Value, msgs: &[Msg]) -> Window {
-    let w = if ev["window"].is_object() {
-        &ev["window"]
-    } else {
-        ev
-    };
+/// A linearizability failure's window ([`super::lin_window_of`]): its key (when a
+/// number) and its ops' times.
+fn lin_window(w: &Value, msgs: &[Msg]) -> Window {
     let key = w["key"].as_u64();
     let ops = w["ops"].as_array().cloned().unwrap_or_default();
     let from_ns = ops

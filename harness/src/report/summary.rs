@@ -129,8 +129,8 @@ fn checker(s: &mut String, c: &Value, overall_reason: &str) {
     let ev = &c["evidence"];
     if ev["values"].is_array() {
         consensus_evidence(s, ev);
-    } else if ev["window"]["ops"].is_array() || ev["ops"].is_array() && ev["key"].is_null() {
-        lin_window(s, ev);
+    } else if let Some(w) = super::lin_window_of(ev) {
+        lin_window(s, ev, w);
     } else if let Some(map) = ev.as_object().filter(|o| !o.is_empty()) {
         // Anything else: the faults as a list, the rest as it is.
         faults_active(s, ev);
@@ -225,13 +225,9 @@ fn consensus_evidence(s: &mut String, ev: &Value) {
     s.push_str("</div>");
 }
 
-/// A linearizability failure: the minimal failing window, op by op.
-fn lin_window(s: &mut String, ev: &Value) {
-    let w = if ev["window"].is_object() {
-        &ev["window"]
-    } else {
-        ev
-    };
+/// A linearizability failure: the minimal failing window ([`super::lin_window_of`]), op
+/// by op.
+fn lin_window(s: &mut String, ev: &Value, w: &Value) {
     let _ = write!(
         s,
         "<p><b>Failing window</b>{}{}</p>",

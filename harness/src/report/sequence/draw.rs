@@ -6,7 +6,7 @@ use std::fmt::Write;
 use serde_json::Value;
 
 use super::layout::{events, layout, Ev, EvKind};
-use super::{Mark, Msg, Window};
+use super::{Mark, Msg, Window, TRACE_BIN};
 use crate::lockstep::HOP_US;
 use crate::report::html::{esc, ms, short_ns};
 use crate::report::svg::{fault_colour, span_label, swatch, text_width, WIDTH};
@@ -518,7 +518,7 @@ fn notes(s: &mut String, run: &RunData, w: &Window, arrows: &[Msg]) {
             w.kept
         ));
     }
-    if run.lockstep {
+    if w.source == TRACE_BIN {
         notes.push(format!(
             "Lockstep, from trace.bin: times are virtual; each send is placed at the sender's last step at least {HOP_US} µs before the delivery, and copies the nemesis dropped are not in the trace."
         ));
