@@ -120,6 +120,15 @@ pub fn write_text(path: &Path, text: &str) -> anyhow::Result<()> {
     write_synced(path, text.as_bytes())
 }
 
+/// Replaces `path` atomically: writes and syncs a hidden sibling, then renames it over
+/// `path`, so a reader (or a crash) sees the old file or the new one, never half of one.
+pub fn replace_text(path: &Path, text: &str) -> anyhow::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.tmp"));
+    write_text(&tmp, text)?;
+    std::fs::rename(&tmp, path).with_context(|| format!("rename to {}", path.display()))
+}
+
 fn write_synced(path: &Path, bytes: &[u8]) -> anyhow::Result<()> {
     use std::io::Write as _;
     let mut f =

@@ -196,7 +196,7 @@ impl Soak {
         let record = Record {
             seed: f.seed,
             verdict: judged.class,
-            duration_s: round(duration_s, 3),
+            duration_s,
             ops: judged.ops,
             faults: judged.faults.clone(),
             run_id: run_id.as_deref(),
@@ -450,7 +450,8 @@ enum Phase {
 }
 
 /// `x` to `digits` decimals, for JSON people read.
-fn round(x: f64, digits: i32) -> f64 {
+/// `x` rounded to `digits` decimals (for JSON meant to be read).
+pub(crate) fn round(x: f64, digits: i32) -> f64 {
     let f = 10f64.powi(digits);
     (x * f).round() / f
 }

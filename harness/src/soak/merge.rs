@@ -31,10 +31,7 @@ pub fn load(path: &Path) -> Result<(PathBuf, Summary), UsageError> {
         let dir = path.parent().unwrap_or(Path::new(".")).to_path_buf();
         (dir, path.to_path_buf())
     };
-    let text = std::fs::read_to_string(&file)
-        .map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
-    let summary: Summary =
-        serde_json::from_str(&text).map_err(|e| UsageError(format!("{}: {e}", file.display())))?;
+    let summary: Summary = results::read_json(&file).map_err(|e| UsageError(format!("{e:#}")))?;
     if summary.format != FORMAT {
         return Err(UsageError(format!(
             "{}: summary format {} is not {FORMAT}",
@@ -62,6 +59,8 @@ pub fn merge(inputs: &[(PathBuf, Summary)], command: &str) -> Summary {
     };
     out.stopped_by = distinct(|s| &s.stopped_by);
     out.seed_start = inputs.iter().map(|(_, s)| s.seed_start).min().unwrap_or(1);
+    out.seed_min = inputs.iter().filter_map(|(_, s)| s.seed_min).min();
+    out.seed_max = inputs.iter().filter_map(|(_, s)| s.seed_max).max();
     out.started_unix_s = inputs
         .iter()
         .map(|(_, s)| s.started_unix_s)
@@ -77,8 +76,7 @@ pub fn merge(inputs: &[(PathBuf, Summary)], command: &str) -> Summary {
             *seen_shards.entry(sh.clone()).or_default() += 1;
             out.shards.push(sh.clone());
         }
-        out.seed_min = min_opt(out.seed_min, s.seed_min);
-        out.seed_max = out.seed_max.max(s.seed_max);
+
         out.finished_unix_s = out.finished_unix_s.max(s.finished_unix_s);
         out.duration_s = out.duration_s.max(s.duration_s);
         out.counts.add(&s.counts);
@@ -124,13 +122,6 @@ pub fn merge(inputs: &[(PathBuf, Summary)], command: &str) -> Summary {
     out.finish_groups();
     out.notes.extend(shard_notes(&seen_shards));
     out
-}
-
-fn min_opt(a: Option<u64>, b: Option<u64>) -> Option<u64> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
-    }
 }
 
 /// Shards given twice, and shards of an `i/n` set that are missing.

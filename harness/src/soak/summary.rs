@@ -13,6 +13,7 @@ use serde::{Deserialize, Serialize};
 
 use super::judge::Class;
 use super::kept::human_bytes;
+use super::round;
 use crate::results;
 
 /// Seeds listed per group (the smallest ones); the count is always exact.
@@ -326,8 +327,8 @@ impl Summary {
             &mut self.error_groups,
         ] {
             for g in list.iter_mut() {
-                g.rate = (g.count as f64 / runs * 1e4).round() / 1e4;
-                g.mean_duration_s = (g.mean_duration_s * 1e3).round() / 1e3;
+                g.rate = round(g.count as f64 / runs, 4);
+                g.mean_duration_s = round(g.mean_duration_s, 3);
             }
             list.sort_by(|a, b| {
                 b.count
@@ -351,15 +352,9 @@ impl Summary {
 
     /// Writes `summary.json` and `summary.md` into `dir`, each replaced atomically.
     pub fn write(&self, dir: &Path) -> anyhow::Result<()> {
-        let json = dir.join("summary.json");
-        let tmp = dir.join(".summary.json.tmp");
-        results::write_json(&tmp, self)?;
-        std::fs::rename(&tmp, &json)?;
-        let md = dir.join("summary.md");
-        let tmp = dir.join(".summary.md.tmp");
-        results::write_text(&tmp, &self.markdown())?;
-        std::fs::rename(&tmp, &md)?;
-        Ok(())
+        let json = serde_json::to_string_pretty(self)? + "\n";
+        results::replace_text(&dir.join("summary.json"), &json)?;
+        results::replace_text(&dir.join("summary.md"), &self.markdown())
     }
 
     /// The headline: `3 distinct failures, 41 runs`.
