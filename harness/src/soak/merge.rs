@@ -184,12 +184,7 @@ mod tests {
     use crate::soak::summary::{Counts, GroupKey};
 
     fn key(property: &str) -> GroupKey {
-        GroupKey {
-            verdict: "invalid".into(),
-            algorithm: "paxos+small-quorum".into(),
-            checker: "consensus".into(),
-            property: property.into(),
-        }
+        crate::soak::summary::test_key(property)
     }
 
     fn shard(i: u32, runs: u64, seeds: &[u64]) -> Summary {

@@ -529,17 +529,23 @@ pub fn human_duration(secs: f64) -> String {
     }
 }
 
+/// A small-quorum Paxos failure's group key, for the soak's tests.
+#[cfg(test)]
+pub(crate) fn test_key(property: &str) -> GroupKey {
+    GroupKey {
+        verdict: "invalid".into(),
+        algorithm: "paxos+small-quorum".into(),
+        checker: "consensus".into(),
+        property: property.into(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn key(property: &str) -> GroupKey {
-        GroupKey {
-            verdict: "invalid".into(),
-            algorithm: "paxos+small-quorum".into(),
-            checker: "consensus".into(),
-            property: property.into(),
-        }
+        test_key(property)
     }
 
     #[test]
