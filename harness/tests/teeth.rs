@@ -169,6 +169,22 @@ fn plan_file(dir: &std::path::Path, name: &str) -> String {
     path.to_str().expect("utf8").to_string()
 }
 
+/// Three-node lockstep Paxos under the bridge-promise-crash `plan`, plus `extra`.
+fn bridge_lockstep<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let mut flags = vec![
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--mode",
+        "lockstep",
+        "--schedule",
+        plan,
+    ];
+    flags.extend_from_slice(extra);
+    flags
+}
+
 /// Seed 003's split decision, made by a forgotten promise (the `skip-fsync` mutant): an
 /// acceptor that promised ballot (1, n3) without syncing is killed, comes back without
 /// the promise and accepts n1's lower ballot, so {n1, n2} and {n2, n3} decide different
@@ -177,18 +193,7 @@ fn plan_file(dir: &std::path::Path, name: &str) -> String {
 fn seed_003_skip_fsync_forgotten_promise_splits_the_decision() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let plan = plan_file(tmp.path(), "bridge-promise-crash");
-    let flags = [
-        "--algorithm",
-        "paxos",
-        "--bug",
-        "skip-fsync",
-        "--nodes",
-        "3",
-        "--mode",
-        "lockstep",
-        "--schedule",
-        &plan,
-    ];
+    let flags = bridge_lockstep(&plan, &["--bug", "skip-fsync"]);
     assert_caught("skip-fsync", &flags, "agreement", 5);
 }
 
@@ -215,20 +220,10 @@ fn assert_valid_on(flags: &[&str], seeds: &[&str]) {
 fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let plan = plan_file(tmp.path(), "bridge-promise-crash");
-    let flags = [
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
-        "--nodes",
-        "3",
-        "--mode",
-        "lockstep",
-        "--schedule",
+    let flags = bridge_lockstep(
         &plan,
-        "--recovery-time",
-        "2s",
-    ];
+        &["--workload", "write-once", "--recovery-time", "2s"],
+    );
     assert_valid_on(&flags, &["1", "2", "3"]);
 }
 
