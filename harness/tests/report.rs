@@ -167,23 +167,25 @@ fn assert_sequence_is_about(dir: &Path, key: u64) {
     assert_self_contained(&html);
 }
 
+/// `squall run` of small-quorum Paxos under partitions; each test adds its mode, time
+/// and seed.
+const SMALL_QUORUM: &[&str] = &[
+    "run",
+    "--algorithm",
+    "paxos",
+    "--bug",
+    "small-quorum",
+    "--nemesis",
+    "partition",
+];
+
 #[test]
 fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
-    let (out, dir) = run_ok(&[
-        "run",
-        "--mode",
-        "lockstep",
-        "--algorithm",
-        "paxos",
-        "--bug",
-        "small-quorum",
-        "--nemesis",
-        "partition",
-        "--time-limit",
-        "5s",
-        "--seed",
-        "1",
-    ]);
+    let args = [
+        SMALL_QUORUM,
+        &["--mode", "lockstep", "--time-limit", "5s", "--seed", "1"],
+    ];
+    let (out, dir) = run_ok(&args.concat());
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -202,21 +204,15 @@ fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
     let mut seen = Vec::new();
     for seed in 1..=5u64 {
         let seed = seed.to_string();
-        let (_, dir) = run_ok(&[
-            "run",
-            "--algorithm",
-            "paxos",
-            "--bug",
-            "small-quorum",
-            "--nemesis",
-            "partition",
+        let extra = [
             "--time-limit",
             "3s",
             "--recovery-time",
             "2s",
             "--seed",
             &seed,
-        ]);
+        ];
+        let (_, dir) = run_ok(&[SMALL_QUORUM, &extra].concat());
         let verdict = json(&dir.join("verdict.json"));
         if verdict["verdict"] == "invalid" {
             assert_sequence_is_about(&dir, violating_key(&dir));
