@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{json, squall};
+use common::{json, jsonl, squall};
 
 #[test]
 fn tiny_grid_one_proposer_decides_in_one_round() {
@@ -77,16 +77,13 @@ fn tiny_grid_one_proposer_decides_in_one_round() {
         );
         // The nodes' data went to the scratch directory and left with the run.
         let run_dir = std::path::PathBuf::from(c["run_dir"].as_str().unwrap());
-        let stamped = std::fs::read_to_string(run_dir.join("reports.jsonl")).unwrap();
-        let mut reports = 0;
-        for line in stamped.lines() {
-            let r: serde_json::Value = serde_json::from_str(line).unwrap();
+        let reports = jsonl(&run_dir.join("reports.jsonl"));
+        for r in &reports {
             let (made, arrived) = (r["made"].as_u64(), r["time"].as_u64().unwrap());
             let made = made.unwrap_or_else(|| panic!("a free-running report is stamped: {r}"));
             assert!(made <= arrived + 1_000, "made after it arrived: {r}");
-            reports += 1;
         }
-        assert!(reports > 0);
+        assert!(!reports.is_empty());
     }
     let left: Vec<_> = std::fs::read_dir(&scratch)
         .expect("the scratch directory exists")

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 use std::process::{Output, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
@@ -40,11 +40,7 @@ fn soak(dir: &Path, args: &[&str], extra: &[&str]) -> Output {
 }
 
 fn records(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("soak.jsonl"))
-        .expect("soak.jsonl")
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("a json line"))
-        .collect()
+    jsonl(&dir.join("soak.jsonl"))
 }
 
 fn seeds(dir: &Path) -> Vec<u64> {
@@ -253,15 +249,7 @@ fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
     .stderr(Stdio::piped())
     .spawn()
     .expect("spawn squall soak");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let nodes = loop {
-        let kids = children_of(child.id());
-        if kids.len() >= 6 || Instant::now() > deadline {
-            break kids;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(nodes.len() >= 6, "soak started {} nodes", nodes.len());
+    let nodes = wait_for_children(child.id(), 6);
     std::thread::sleep(Duration::from_millis(500));
     nix::sys::signal::kill(
         nix::unistd::Pid::from_raw(child.id() as i32),

@@ -69,11 +69,30 @@ pub fn json(path: &Path) -> Value {
 }
 
 pub fn history_lines(dir: &Path) -> Vec<Value> {
-    std::fs::read_to_string(dir.join("history.jsonl"))
-        .expect("history")
+    jsonl(&dir.join("history.jsonl"))
+}
+
+/// Every line of a JSON-lines file.
+pub fn jsonl(path: &Path) -> Vec<Value> {
+    std::fs::read_to_string(path)
+        .unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
         .lines()
-        .map(|l| serde_json::from_str(l).expect("history line is json"))
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{}: {e}: {l}", path.display())))
         .collect()
+}
+
+/// Waits up to 20 s for `parent` to have at least `n` child processes; returns them.
+pub fn wait_for_children(parent: u32, n: usize) -> Vec<u32> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let kids = loop {
+        let kids = children_of(parent);
+        if kids.len() >= n || Instant::now() > deadline {
+            break kids;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(kids.len() >= n, "{} of {n} processes started", kids.len());
+    kids
 }
 
 pub fn misbehave(mode: &str) -> String {
@@ -158,14 +177,6 @@ pub fn start_echo_run(
         .stderr(output())
         .spawn()
         .expect("spawn squall");
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let nodes = loop {
-        let kids = children_of(child.id());
-        if kids.len() >= 3 || Instant::now() > deadline {
-            break kids;
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(nodes.len() >= 3, "squall started {} nodes", nodes.len());
+    let nodes = wait_for_children(child.id(), 3);
     (results, child, nodes)
 }
