@@ -301,11 +301,7 @@ fn lost_in_crash(input: &CheckInput, op: &Op) -> bool {
     let mut until = completed;
     if op.outcome != Outcome::Ok {
         for pause in &input.faults {
-            let overlaps = pause.kind == "pause"
-                && pause.nodes.iter().any(|n| n == node)
-                && pause.start <= completed
-                && pause.end.is_none_or(|e| e >= invoke);
-            if overlaps {
+            if pause.holds("pause", node, invoke, completed) {
                 until = until.max(pause.end.unwrap_or(u64::MAX));
             }
         }

@@ -131,12 +131,19 @@ pub struct FaultSpan {
 }
 
 impl FaultSpan {
+    /// Whether the span was on at any moment of `[from, to]`.
+    pub fn overlaps(&self, from: u64, to: u64) -> bool {
+        self.start <= to && self.end.is_none_or(|e| e >= from)
+    }
+
+    /// Whether it is a `kind` fault of `node` that was on at any moment of `[from, to]`.
+    pub fn holds(&self, kind: &str, node: &str, from: u64, to: u64) -> bool {
+        self.kind == kind && self.nodes.iter().any(|n| n == node) && self.overlaps(from, to)
+    }
+
     /// Whether `node` was down (killed) at any moment of `[from, to]`.
     pub fn downs(&self, node: &str, from: u64, to: u64) -> bool {
-        self.kind == "kill"
-            && self.nodes.iter().any(|n| n == node)
-            && self.start <= to
-            && self.end.is_none_or(|e| e >= from)
+        self.holds("kill", node, from, to)
     }
 }
 
@@ -160,7 +167,7 @@ impl CheckInput {
     pub fn faults_during(&self, from: u64, to: u64) -> Vec<&FaultSpan> {
         self.faults
             .iter()
-            .filter(|f| f.start <= to && f.end.is_none_or(|e| e >= from))
+            .filter(|f| f.overlaps(from, to))
             .collect()
     }
 }

@@ -192,10 +192,10 @@ impl Diagram {
         let row_time = self.row_times();
         let mut band = 0;
         for sp in &run.spans {
-            let end = sp.end.unwrap_or(u64::MAX);
-            if end < w.from_ns || sp.start > w.to_ns {
+            if !sp.overlaps(w.from_ns, w.to_ns) {
                 continue;
             }
+            let end = sp.end.unwrap_or(u64::MAX);
             let y0 = if sp.start <= w.from_ns {
                 TOP
             } else {
