@@ -115,10 +115,5 @@ pub fn ops_line(counts: &Value) -> String {
 
 /// The `verdict` line of a run's summary.
 pub fn verdict_line(verdict: VerdictKind, reason: &str) -> String {
-    let word = match verdict {
-        VerdictKind::Valid => "VALID",
-        VerdictKind::Invalid => "INVALID",
-        VerdictKind::Unknown => "UNKNOWN",
-    };
-    format!("verdict   {word}: {reason}\n")
+    format!("verdict   {}: {reason}\n", verdict.word())
 }

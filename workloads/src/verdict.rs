@@ -23,6 +23,15 @@ pub enum VerdictKind {
 }
 
 impl VerdictKind {
+    /// The word summaries print: `VALID`, `UNKNOWN`, `INVALID`.
+    pub fn word(self) -> &'static str {
+        match self {
+            VerdictKind::Valid => "VALID",
+            VerdictKind::Unknown => "UNKNOWN",
+            VerdictKind::Invalid => "INVALID",
+        }
+    }
+
     /// The process exit code for this verdict (Jepsen's convention).
     pub fn exit_code(self) -> u8 {
         match self {

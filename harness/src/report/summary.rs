@@ -4,18 +4,22 @@
 
 use std::fmt::Write;
 
+use serde::Deserialize as _;
 use serde_json::Value;
+use workloads::VerdictKind;
 
 use super::html::{compact, esc, json_html, ms};
 use super::RunData;
 
-/// The verdict's CSS class and word.
+/// The verdict's CSS class and word (anything unreadable is unknown).
 pub fn verdict_class(v: &Value) -> (&'static str, &'static str) {
-    match v.as_str() {
-        Some("valid") => ("v-valid", "VALID"),
-        Some("invalid") => ("v-invalid", "INVALID"),
-        _ => ("v-unknown", "UNKNOWN"),
-    }
+    let kind = VerdictKind::deserialize(v).unwrap_or(VerdictKind::Unknown);
+    let class = match kind {
+        VerdictKind::Valid => "v-valid",
+        VerdictKind::Unknown => "v-unknown",
+        VerdictKind::Invalid => "v-invalid",
+    };
+    (class, kind.word())
 }
 
 /// Writes the header section.
