@@ -462,23 +462,26 @@ fn extent(msgs: &[Msg], from: u64, to: u64) -> (u64, u64) {
     }
 }
 
+/// A delivered copy about instance 1, for the diagram's tests.
+#[cfg(test)]
+fn test_msg(sent_us: u64, at_us: u64, src: &str, dest: &str, ty: &str) -> Msg {
+    Msg {
+        sent_ns: sent_us * 1000,
+        at_ns: Some(at_us * 1000),
+        src: src.into(),
+        dest: dest.into(),
+        ty: ty.into(),
+        key: Some(1),
+        fate: "delivered".into(),
+        dup: false,
+        detail: String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    use super::test_msg as msg;
     use super::*;
-
-    fn msg(sent_us: u64, at_us: u64, src: &str, dest: &str, ty: &str) -> Msg {
-        Msg {
-            sent_ns: sent_us * 1000,
-            at_ns: Some(at_us * 1000),
-            src: src.into(),
-            dest: dest.into(),
-            ty: ty.into(),
-            key: Some(1),
-            fate: "delivered".into(),
-            dup: false,
-            detail: String::new(),
-        }
-    }
 
     #[test]
     fn the_arrows_kept_are_those_nearest_the_violation() {

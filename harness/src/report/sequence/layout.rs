@@ -135,19 +135,7 @@ pub(super) fn layout(
 mod tests {
     use super::*;
 
-    fn msg(sent_us: u64, at_us: u64, src: &str, dest: &str, ty: &str) -> Msg {
-        Msg {
-            sent_ns: sent_us * 1000,
-            at_ns: Some(at_us * 1000),
-            src: src.into(),
-            dest: dest.into(),
-            ty: ty.into(),
-            key: Some(1),
-            fate: "delivered".into(),
-            dup: false,
-            detail: String::new(),
-        }
-    }
+    use super::super::test_msg as msg;
 
     fn rows_of(arrows: &[Msg]) -> Vec<(EvKind, usize, usize)> {
         let col = |n: &str| n[1..].parse::<usize>().unwrap() - 1;
