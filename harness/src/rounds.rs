@@ -268,15 +268,16 @@ async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<RoundTrip>> {
     let mut out = Vec::new();
     for (name, routed, pings, gap) in plan {
         let how = crate::bench::PingPong { routed, pings, gap };
-        let mut rtts = crate::bench::round_trips(&dir, name, how).await?;
-        rtts.sort_unstable();
+        let rtts = crate::bench::round_trips(&dir, name, how).await?;
+        let samples = rtts.len();
+        let (p50_us, p99_us) = p50_p99_us(rtts);
         out.push(RoundTrip {
             name: name.to_string(),
             routed,
             gap_ms: gap.as_secs_f64() * 1e3,
-            samples: rtts.len(),
-            p50_us: rank(&rtts, 50.0) as f64 / 1_000.0,
-            p99_us: rank(&rtts, 99.0) as f64 / 1_000.0,
+            samples,
+            p50_us,
+            p99_us,
         });
     }
     Ok(out)
@@ -300,13 +301,20 @@ fn calibrate_fsync(dir: &Path, n: usize) -> anyhow::Result<SyncCost> {
     }
     drop(file);
     std::fs::remove_file(&path)?;
-    ns.sort_unstable();
+    let (p50_us, p99_us) = p50_p99_us(ns);
     Ok(SyncCost {
         dir: dir.to_path_buf(),
         samples: n,
-        p50_us: rank(&ns, 50.0) as f64 / 1_000.0,
-        p99_us: rank(&ns, 99.0) as f64 / 1_000.0,
+        p50_us,
+        p99_us,
     })
+}
+
+/// Nearest-rank p50 and p99 of durations in ns, in µs.
+fn p50_p99_us(mut ns: Vec<u64>) -> (f64, f64) {
+    ns.sort_unstable();
+    let us = |pct| rank(&ns, pct) as f64 / 1_000.0;
+    (us(50.0), us(99.0))
 }
 
 /// Nearest-rank percentile of sorted values.
