@@ -107,7 +107,8 @@ pub struct FaultReport {
     /// The nemesis' decisions per link and their total.
     #[serde(flatten)]
     pub links: FaultCounters,
-    /// Process faults per node that took effect.
+    /// Process faults per node that took effect (lockstep counts only the total).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
     pub processes: BTreeMap<String, ProcessCounters>,
     /// Process faults summed over nodes.
     pub process_total: ProcessCounters,

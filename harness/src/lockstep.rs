@@ -178,7 +178,6 @@ pub async fn run_lockstep(
     let process = world.process;
     let quiet_from = world.quiet_from;
     let fault_spans = world.fault_spans();
-    let spans_json = json!(fault_spans);
     let interrupted = world.interrupted;
     let (trace, history, sup) = world.into_writers();
     let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
@@ -214,6 +213,14 @@ pub async fn run_lockstep(
             &process_counters,
         ));
     }
+    let faults = crate::chaos::FaultReport {
+        requested: kinds.iter().copied().collect(),
+        links: fault_counters,
+        processes: Default::default(),
+        process_total: process_counters,
+        events: confirms,
+        spans: fault_spans.clone(),
+    };
     let Judged {
         verdict,
         reason,
@@ -258,14 +265,7 @@ pub async fn run_lockstep(
         },
         "virtual_ms": virtual_us as f64 / 1e3,
         "wall_ms": wall_ms,
-        "faults": {
-            "requested": kinds,
-            "links": fault_counters.links,
-            "total": fault_counters.total,
-            "process_total": process_counters,
-            "events": confirms,
-            "spans": spans_json,
-        },
+        "faults": faults,
         "processes": process,
         "process_events": sup.records(),
         "reports": report_count,
