@@ -136,8 +136,45 @@ pub struct ClientOpts {
 pub enum Answer {
     /// The node replied.
     Reply(ClientReply),
+    /// The node answered the request (`in_reply_to` names it) with a body that is no
+    /// reply at all; the text is the body, cut short.
+    Malformed(String),
     /// No reply within the timeout.
     Timeout,
+}
+
+/// Just enough of a body to tell whether it answers a request.
+#[derive(serde::Deserialize)]
+struct InReplyTo {
+    in_reply_to: u64,
+}
+
+/// The request a body answers, if it names one.
+pub fn in_reply_to(body: &str) -> Option<u64> {
+    serde_json::from_str::<InReplyTo>(body)
+        .ok()
+        .map(|r| r.in_reply_to)
+}
+
+/// The reply type an op expects: `propose` is answered by `propose_ok`, and so on.
+fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
+    matches!(
+        (op, reply),
+        (_, ClientReply::Error { .. })
+            | (ClientOp::Echo { .. }, ClientReply::EchoOk { .. })
+            | (ClientOp::Propose { .. }, ClientReply::ProposeOk { .. })
+            | (ClientOp::Read { .. }, ClientReply::ReadOk { .. })
+            | (ClientOp::Write { .. }, ClientReply::WriteOk)
+            | (ClientOp::Cas { .. }, ClientReply::CasOk)
+    )
+}
+
+/// The wire name of a reply's type, for messages.
+fn reply_type(reply: &ClientReply) -> String {
+    serde_json::to_value(reply)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "?".into())
 }
 
 /// One client endpoint: sends requests and matches replies by `msg_id`.
@@ -161,6 +198,11 @@ impl Client {
         }
     }
 
+    /// The router the client sends through.
+    pub fn router(&self) -> &Router {
+        &self.router
+    }
+
     /// Sends `op` to `node` and waits for its reply.
     pub async fn call(&mut self, node: &str, op: &ClientOp, timeout: Duration) -> Answer {
         self.next_msg_id += 1;
@@ -176,11 +218,15 @@ impl Client {
             tokio::select! {
                 got = self.inbox.recv() => {
                     let Some(d) = got else { return Answer::Timeout };
-                    match serde_json::from_str::<Response>(&d.body) {
-                        Ok(r) if r.in_reply_to == msg_id => return Answer::Reply(r.reply),
-                        // A late reply to an op already timed out, or garbage: ignore.
-                        _ => continue,
+                    // A late reply to an op already timed out, or a body that names no
+                    // request: ignore.
+                    if in_reply_to(&d.body) != Some(msg_id) {
+                        continue;
                     }
+                    return match serde_json::from_str::<Response>(&d.body) {
+                        Ok(r) => Answer::Reply(r.reply),
+                        Err(_) => Answer::Malformed(crate::run::truncate(&d.body, 120)),
+                    };
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
             }
@@ -196,12 +242,36 @@ pub struct Completion {
     pub value: serde_json::Value,
     /// Why it failed or is unknown.
     pub error: Option<String>,
+    /// The node broke the protocol answering: what it did, for `faulty_nodes`.
+    pub fault: Option<String>,
 }
 
 impl Completion {
-    /// What `answer` to `op` means for the history: a reply is `ok`, a definite error
-    /// `fail`, an indefinite error or a timeout `info`.
+    /// What `answer` to `op` means for the history: a reply of the op's own type is
+    /// `ok`, a definite error `fail`, an indefinite error or a timeout `info`. A reply of
+    /// another type (`echo_ok` to a `propose`) or a body that is no reply is a protocol
+    /// fault of the node: the op is `info`, since nothing it said can be believed.
     pub fn of(op: &ClientOp, answer: &Answer) -> Completion {
+        let fault = match answer {
+            Answer::Reply(reply) if !reply_fits(op, reply) => Some(format!(
+                "answered a {} request with {}",
+                op.f(),
+                reply_type(reply)
+            )),
+            Answer::Malformed(body) => Some(format!(
+                "answered a {} request with a body that is no reply: {body}",
+                op.f()
+            )),
+            _ => None,
+        };
+        if let Some(what) = fault {
+            return Completion {
+                ty: EventType::Info,
+                value: op_value(op),
+                error: Some(format!("protocol fault: {what}")),
+                fault: Some(what),
+            };
+        }
         match answer {
             Answer::Reply(ClientReply::Error { code, text }) => Completion {
                 ty: match code.errorness() {
@@ -210,16 +280,19 @@ impl Completion {
                 },
                 value: op_value(op),
                 error: Some(format!("error {}: {text}", code.code())),
+                fault: None,
             },
             Answer::Reply(reply) => Completion {
                 ty: EventType::Ok,
                 value: completion_value(op, reply),
                 error: None,
+                fault: None,
             },
-            Answer::Timeout => Completion {
+            Answer::Timeout | Answer::Malformed(_) => Completion {
                 ty: EventType::Info,
                 value: op_value(op),
                 error: Some("timeout".into()),
+                fault: None,
             },
         }
     }
@@ -230,10 +303,11 @@ impl Completion {
     }
 }
 
-/// Records the completion of one call. Returns true if the process must be retired
-/// (outcome unknown).
+/// Records the completion of one call, and a protocol fault of the node that answered
+/// it, if any. Returns true if the process must be retired (outcome unknown).
 pub fn record_call(
     rec: &Recorder,
+    router: &Router,
     process: u64,
     node: &str,
     op: &ClientOp,
@@ -241,6 +315,9 @@ pub fn record_call(
 ) -> bool {
     let c = Completion::of(op, answer);
     let retire = c.retires();
+    if let Some(what) = c.fault {
+        router.node_fault(node, what);
+    }
     rec.record(process, c.ty, op.f(), c.value, Some(node), c.error);
     retire
 }
@@ -290,7 +367,7 @@ pub async fn run_client(
             None,
         );
         let answer = client.call(&node, &op, opts.op_timeout).await;
-        if record_call(&rec, process, &node, &op, &answer) {
+        if record_call(&rec, client.router(), process, &node, &op, &answer) {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -107,6 +107,7 @@ mod tests {
             complete_time: Some(1_000_000 + lat_ms * 1_000_000),
             node: None,
             invoke_index: 0,
+            complete_index: Some(1),
         };
         let ops: Vec<Op> = (1..=100)
             .map(|i| op("echo", Outcome::Ok, i))

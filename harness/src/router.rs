@@ -449,6 +449,15 @@ impl Router {
             .expect("router state lock poisoned")
     }
 
+    /// Records that `node` broke the protocol in a way only its reader can tell (a
+    /// client given a reply of the wrong type), as the router records its own findings.
+    pub fn node_fault(&self, node: &str, what: String) {
+        self.event(RouterEvent::Faulty {
+            node: node.to_string(),
+            what,
+        });
+    }
+
     fn event(&self, e: RouterEvent) {
         let _ = self.shared.events.send(e);
     }

@@ -820,13 +820,13 @@ async fn final_pass(
             None,
         );
         let answer = client.call(&node, &op, op_timeout).await;
-        if clients::record_call(&rec, process, &node, &op, &answer) {
+        if clients::record_call(&rec, client.router(), process, &node, &op, &answer) {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
         let settled = match &answer {
-            clients::Answer::Reply(proto::ClientReply::Error { .. }) | clients::Answer::Timeout => {
-                false
-            }
+            clients::Answer::Reply(proto::ClientReply::Error { .. })
+            | clients::Answer::Timeout
+            | clients::Answer::Malformed(_) => false,
             clients::Answer::Reply(reply) => shared
                 .workload
                 .lock()

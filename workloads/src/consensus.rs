@@ -7,8 +7,11 @@
 //!   counts: `ok` propose replies (the reply's `value`), `ok` reads that returned a value,
 //!   and the `decided` reports nodes send the harness. Reports matter: a node that decides
 //!   a second value which no client happens to read has still broken agreement.
-//! - **validity**: a decided value was proposed for that instance, by some propose invoke
-//!   whatever its outcome (an `info` propose may well have won).
+//! - **validity**: a decided value was proposed for that instance by a propose that did
+//!   not definitely fail (an `info` propose may well have won; a `fail`ed one promised
+//!   that its value is never decided), invoked before the value was first seen anywhere
+//!   (a report, a read, a propose reply). Before is file order between ops (a squall
+//!   history's file order is causal) and time against reports.
 //! - **termination**: after the heal, an instance a client proposed to is readable on
 //!   every live node. The evidence is the final reads: reads invoked at or after
 //!   `quiet_from` with `node` set. A live node whose final reads of the instance all
@@ -67,8 +70,8 @@ pub struct ConsensusChecker;
 /// What the history and the reports say about one instance.
 #[derive(Debug, Default)]
 struct Instance {
-    /// Value -> invoke index of the propose that offered it.
-    proposed: BTreeMap<u64, u64>,
+    /// Value -> the proposes that offered it.
+    proposed: BTreeMap<u64, Vec<Proposal>>,
     /// Propose invokes for this key.
     proposes: u64,
     /// Invoke time of the first propose.
@@ -79,6 +82,35 @@ struct Instance {
     decided: BTreeMap<u64, Vec<Witness>>,
     /// Live or not, node -> its final reads of this instance.
     final_reads: BTreeMap<String, Vec<FinalRead>>,
+}
+
+/// A propose that offered a value.
+#[derive(Debug, Clone, Copy)]
+struct Proposal {
+    invoke_index: u64,
+    invoke_time: u64,
+    /// It ended with a definite error: its value must never be decided.
+    failed: bool,
+}
+
+impl Proposal {
+    /// Whether the propose was invoked before `w` saw a decided value: before the
+    /// completion of the witnessing op in file order, at or before a report's arrival.
+    fn precedes(&self, w: &Witness) -> bool {
+        match w.complete_index() {
+            Some(i) => self.invoke_index < i,
+            None => self.invoke_time <= w.seen_time(),
+        }
+    }
+}
+
+/// Whether some propose of the value may have decided it: not definitely failed, and
+/// invoked before every sighting of the value.
+fn validly_proposed(proposals: Option<&Vec<Proposal>>, seen: &[Witness]) -> bool {
+    proposals.is_some_and(|ps| {
+        ps.iter()
+            .any(|p| !p.failed && seen.iter().all(|w| p.precedes(w)))
+    })
 }
 
 /// One property violated at one instance.
@@ -108,7 +140,7 @@ impl Checker for ConsensusChecker {
             if let Some((&value, seen)) = inst
                 .decided
                 .iter()
-                .find(|(v, _)| !inst.proposed.contains_key(v))
+                .find(|(v, seen)| !validly_proposed(inst.proposed.get(v), seen))
             {
                 validity.push(evidence::validity(
                     input,
@@ -232,7 +264,11 @@ fn gather(
                     continue;
                 };
                 let inst = instances.entry(key).or_default();
-                inst.proposed.entry(value).or_insert(op.invoke_index);
+                inst.proposed.entry(value).or_default().push(Proposal {
+                    invoke_index: op.invoke_index,
+                    invoke_time: op.invoke_time,
+                    failed: op.outcome == Outcome::Fail,
+                });
                 inst.proposes += 1;
                 inst.first_propose_time.get_or_insert(op.invoke_time);
                 let before_quiet = input.quiet_from.is_none_or(|q| op.invoke_time < q);

@@ -111,6 +111,10 @@ pub struct Op {
     pub node: Option<String>,
     /// Index of the invoke event.
     pub invoke_index: u64,
+    /// Index of the completion event, `None` when pending. In a squall history file
+    /// order is causal: a completion whose index is below another op's invoke index
+    /// returned before that op was sent, whatever the timestamps say.
+    pub complete_index: Option<u64>,
 }
 
 /// A whole history.
@@ -189,6 +193,7 @@ impl History {
                         complete_time: None,
                         node: e.node.clone(),
                         invoke_index: e.index,
+                        complete_index: None,
                     });
                 }
                 ty => {
@@ -196,6 +201,7 @@ impl History {
                         let op = &mut ops[i];
                         op.output = Some(e.value.clone());
                         op.complete_time = Some(e.time);
+                        op.complete_index = Some(e.index);
                         op.outcome = match ty {
                             EventType::Ok => Outcome::Ok,
                             EventType::Fail => Outcome::Fail,

@@ -10,7 +10,8 @@
 //! - [`durability`]: what a node finds after SIGKILL is what it synced.
 //! - [`write_once`] and [`consensus`]: write-once instances judged by agreement, validity
 //!   and termination; [`linearizable`]: the same runs judged as one linearizable
-//!   write-once register per instance.
+//!   write-once register per instance; [`stable_reads`]: no node takes back a decision
+//!   it announced.
 #![deny(missing_docs)]
 
 pub mod consensus;
@@ -18,6 +19,7 @@ pub mod durability;
 pub mod echo;
 pub mod history;
 pub mod linearizable;
+pub mod stable_reads;
 pub mod verdict;
 pub mod workload;
 pub mod write_once;

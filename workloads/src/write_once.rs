@@ -25,6 +25,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::consensus::ConsensusChecker;
 use crate::linearizable::WriteOnceLinearizability;
+use crate::stable_reads::StableReads;
 use crate::verdict::Checker;
 use crate::workload::{Workload, WorkloadOpts};
 
@@ -118,6 +119,7 @@ impl Workload for WriteOnceWorkload {
         vec![
             Box::new(ConsensusChecker),
             Box::new(WriteOnceLinearizability),
+            Box::new(StableReads),
         ]
     }
 

@@ -318,7 +318,7 @@ fn rounds_summary_of_all_replies_and_of_winners() {
 }
 
 #[test]
-fn write_once_is_registered_and_judged_by_consensus_and_linearizability() {
+fn write_once_is_registered_and_judged_by_consensus_linearizability_and_stable_reads() {
     let w = workload_by_name(
         "write-once",
         &WorkloadOpts {
@@ -330,7 +330,7 @@ fn write_once_is_registered_and_judged_by_consensus_and_linearizability() {
     assert_eq!(w.name(), "write-once");
     assert_eq!(w.default_algorithm(), "paxos");
     let names: Vec<&str> = w.checkers().iter().map(|c| c.name()).collect();
-    assert_eq!(names, ["consensus", "linearizability"]);
+    assert_eq!(names, ["consensus", "linearizability", "stable-reads"]);
     assert_eq!(w.final_ops().len(), 5);
     assert!(workloads::workload::WORKLOADS
         .iter()
@@ -380,4 +380,77 @@ fn faults_are_named_in_an_agreement_reason() {
         v.reason
     );
     assert!(!v.reason.contains("kill n3"), "{}", v.reason);
+}
+
+/// A value whose only propose failed with a definite error was promised never to be
+/// decided: seeing it decided breaks validity.
+#[test]
+fn validity_rejects_a_value_whose_only_propose_failed() {
+    let lines = [
+        r#"{"index":0,"process":0,"type":"invoke","f":"propose","value":{"key":0,"value":5},"time":1000,"node":"n1"}"#,
+        r#"{"index":1,"process":0,"type":"fail","f":"propose","value":{"key":0,"value":5},"time":2000,"node":"n1","error":"error 11: x"}"#,
+        r#"{"index":2,"process":1,"type":"invoke","f":"read","value":{"key":0},"time":3000,"node":"n2"}"#,
+        r#"{"index":3,"process":1,"type":"ok","f":"read","value":{"key":0,"value":5},"time":4000,"node":"n2"}"#,
+    ];
+    let input = CheckInput {
+        history: history(&lines),
+        ..Default::default()
+    };
+    let v = ConsensusChecker.check(&input);
+    assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+    assert_eq!(v.evidence["property"], "validity");
+    assert!(v.reason.contains("failed"), "{}", v.reason);
+}
+
+/// A value seen decided before anyone proposed it was made up by a node.
+#[test]
+fn validity_rejects_a_value_seen_before_it_was_proposed() {
+    let lines = [
+        r#"{"index":0,"process":1,"type":"invoke","f":"read","value":{"key":0},"time":1000,"node":"n2"}"#,
+        r#"{"index":1,"process":1,"type":"ok","f":"read","value":{"key":0,"value":5},"time":2000,"node":"n2"}"#,
+        r#"{"index":2,"process":0,"type":"invoke","f":"propose","value":{"key":0,"value":5},"time":3000,"node":"n1"}"#,
+        r#"{"index":3,"process":0,"type":"ok","f":"propose","value":{"key":0,"value":5},"time":4000,"node":"n1"}"#,
+    ];
+    let input = CheckInput {
+        history: history(&lines),
+        ..Default::default()
+    };
+    let v = ConsensusChecker.check(&input);
+    assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+    assert_eq!(v.evidence["property"], "validity");
+    assert!(v.reason.contains("before any propose"), "{}", v.reason);
+
+    // A report that arrives before the propose was sent is just as early.
+    let lines = &lines[2..];
+    let input = CheckInput {
+        history: history(lines),
+        reports: vec![report(
+            2_000,
+            "n3",
+            Report::Decided {
+                key: 0,
+                value: 5,
+                rounds: None,
+            },
+        )],
+        ..Default::default()
+    };
+    assert_eq!(ConsensusChecker.check(&input).verdict, VerdictKind::Invalid);
+}
+
+/// An `info` propose may have won: its value is valid when seen after its invoke.
+#[test]
+fn validity_accepts_the_value_of_an_info_propose_seen_after_it() {
+    let lines = [
+        r#"{"index":0,"process":0,"type":"invoke","f":"propose","value":{"key":0,"value":5},"time":1000,"node":"n1"}"#,
+        r#"{"index":1,"process":0,"type":"info","f":"propose","value":{"key":0,"value":5},"time":2000,"node":"n1","error":"timeout"}"#,
+        r#"{"index":2,"process":1,"type":"invoke","f":"read","value":{"key":0},"time":3000,"node":"n2"}"#,
+        r#"{"index":3,"process":1,"type":"ok","f":"read","value":{"key":0,"value":5},"time":4000,"node":"n2"}"#,
+    ];
+    let input = CheckInput {
+        history: history(&lines),
+        ..Default::default()
+    };
+    let v = ConsensusChecker.check(&input);
+    assert_ne!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
 }

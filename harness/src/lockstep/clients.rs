@@ -75,7 +75,8 @@ impl HistoryWriter {
 pub use crate::clients::Answer;
 
 /// Records the completion `answer` implies, as [`crate::clients::record_call`] does.
-/// Returns whether the process must be retired (outcome unknown).
+/// Returns whether the process must be retired (outcome unknown), and the node's
+/// protocol fault, if its answer was one.
 pub fn record_completion(
     history: &mut HistoryWriter,
     time_ns: u64,
@@ -83,11 +84,11 @@ pub fn record_completion(
     node: &str,
     op: &ClientOp,
     answer: &Answer,
-) -> anyhow::Result<bool> {
+) -> anyhow::Result<(bool, Option<String>)> {
     let c = crate::clients::Completion::of(op, answer);
     let retire = c.retires();
     history.record(time_ns, process, c.ty, op.f(), c.value, Some(node), c.error)?;
-    Ok(retire)
+    Ok((retire, c.fault))
 }
 
 /// An op a client has sent and not yet seen answered.

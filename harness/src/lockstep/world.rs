@@ -745,18 +745,22 @@ impl World {
             }
             Ev::Issue { client } => self.issue(client)?,
             Ev::Reply { client, from, body } => {
-                let matched = match serde_json::from_str::<Response>(&body) {
-                    Ok(r) => self.clients[client]
+                // Only a body naming the op in flight answers it; one that names it but is
+                // no reply is the node's protocol fault.
+                let names_inflight = crate::clients::in_reply_to(&body).is_some_and(|id| {
+                    self.clients[client]
                         .inflight
                         .as_ref()
-                        .filter(|f| f.msg_id == r.in_reply_to && f.node == from)
-                        .map(|_| r.reply),
-                    Err(_) => None,
-                };
-                if let Some(reply) = matched {
+                        .is_some_and(|f| f.msg_id == id && f.node == from)
+                });
+                if names_inflight {
+                    let answer = match serde_json::from_str::<Response>(&body) {
+                        Ok(r) => Answer::Reply(r.reply),
+                        Err(_) => Answer::Malformed(crate::run::truncate(&body, 120)),
+                    };
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Reply, body)?;
-                    self.complete(client, Answer::Reply(reply))?;
+                    self.complete(client, answer)?;
                 }
             }
             Ev::Timeout { client, msg_id } => {

@@ -54,6 +54,20 @@ impl SpanBook {
                 open = Some((format!("crash {node}"), format!("crash {node}")))
             }
             // A restarted node is down until it answers `init` again: see `node_back`.
+            // A wipe of its data dir is an instant: checkers that hold a node to what it
+            // said before (stable reads) forgive it only across one.
+            Action::Restart {
+                node,
+                amnesia: true,
+            } => {
+                self.ended.push(FaultSpan {
+                    start: now_ns,
+                    end: Some(now_ns),
+                    what: format!("amnesia {node}"),
+                    kind: "amnesia".into(),
+                    nodes: vec![node.clone()],
+                });
+            }
             Action::Restart { .. } => {}
             Action::Pause { node } => {
                 open = Some((format!("pause {node}"), format!("pause {node}")))

@@ -456,6 +456,7 @@ mod tests {
             complete_time: Some(t + 5),
             node: None,
             invoke_index: t,
+            complete_index: Some(t + 1),
         }
     }
 

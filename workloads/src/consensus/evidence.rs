@@ -45,6 +45,8 @@ pub(super) enum Witness {
 pub(super) struct OpSeen {
     process: u64,
     index: u64,
+    #[serde(skip)]
+    complete_index: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     node: Option<String>,
     invoke_time: u64,
@@ -56,6 +58,7 @@ impl OpSeen {
         OpSeen {
             process: op.process,
             index: op.invoke_index,
+            complete_index: op.complete_index.expect("an ok op has completed"),
             node: op.node.clone(),
             invoke_time: op.invoke_time,
             complete_time: op.complete_time.expect("an ok op has completed"),
@@ -91,6 +94,14 @@ impl Witness {
         match self {
             Witness::Propose(o) | Witness::Read(o) => o.complete_time,
             Witness::Report { time, .. } => *time,
+        }
+    }
+
+    /// The completing event's index, for a witness that is an op.
+    pub(super) fn complete_index(&self) -> Option<u64> {
+        match self {
+            Witness::Propose(o) | Witness::Read(o) => Some(o.complete_index),
+            Witness::Report { .. } => None,
         }
     }
 
@@ -239,8 +250,21 @@ pub(super) fn validity(
             format!("it was proposed for instance {}", and_list(&ks))
         }
     };
+    let why = match inst.proposed.get(&value) {
+        None => format!("which was never proposed for it ({whose})"),
+        Some(ps) if ps.iter().all(|p| p.failed) => {
+            "whose every propose failed with a definite error".to_string()
+        }
+        Some(ps) => {
+            let first_propose = ps.iter().map(|p| p.invoke_time).min().unwrap_or_default();
+            format!(
+                "seen before any propose of it that did not fail was invoked (first propose t={})",
+                ms(first_propose)
+            )
+        }
+    };
     let reason = format!(
-        "validity violated: instance {key} decided {value} ({}), which was never proposed for it ({whose}); \
+        "validity violated: instance {key} decided {value} ({}), {why}; \
          faults active then: {fault_names}",
         first.describe()
     );

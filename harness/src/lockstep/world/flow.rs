@@ -99,7 +99,7 @@ impl World {
             return Ok(());
         };
         let process = self.clients[client].process;
-        let retire = record_completion(
+        let (retire, fault) = record_completion(
             &mut self.history,
             now * 1_000,
             process,
@@ -107,6 +107,9 @@ impl World {
             &done.op,
             &answer,
         )?;
+        if let Some(what) = fault {
+            self.fault(&done.node, what);
+        }
         if retire {
             self.clients[client].process = self.next_process;
             self.next_process += 1;
@@ -123,7 +126,9 @@ impl World {
                 // The same rule as free-running final ops: an error or a timeout, or an
                 // answer the workload does not take as settled, is tried again.
                 let settled = match &answer {
-                    Answer::Reply(ClientReply::Error { .. }) | Answer::Timeout => false,
+                    Answer::Reply(ClientReply::Error { .. })
+                    | Answer::Timeout
+                    | Answer::Malformed(_) => false,
                     Answer::Reply(reply) => self.workload.final_settled(&done.op, reply),
                 };
                 let mut at = now;

@@ -1,0 +1,71 @@
+//! Regression tests for verdicts that used to be wrong: each runs real node processes
+//! through `squall run` and asserts what the run must conclude.
+
+mod common;
+
+use common::*;
+use serde_json::Value;
+
+fn test_node(name: &str) -> String {
+    format!(
+        "python3 {}",
+        repo_root().join("harness/tests/nodes").join(name).display()
+    )
+}
+
+fn ops_of(dir: &std::path::Path, f: &str, ty: &str) -> Vec<Value> {
+    history_lines(dir)
+        .into_iter()
+        .filter(|e| e["f"] == f && e["type"] == ty)
+        .collect()
+}
+
+/// A node that answers `propose` with `echo_ok` decided nothing: the ops are `info` and
+/// the node is faulty — never "agreement violated" on values that only the clients made
+/// up. (Nothing was ever decided, so the run fails termination, honestly.)
+#[test]
+fn a_reply_of_the_wrong_type_is_a_protocol_fault_not_a_decision() {
+    if !python_available() {
+        return;
+    }
+    let cmd = test_node("wrong_reply.py");
+    let (out, dir) = run_ok(&[
+        "run",
+        "--workload",
+        "write-once",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "3",
+        "--nemesis",
+        "none",
+        "--time-limit",
+        "1s",
+        "--recovery-time",
+        "1s",
+        "--op-timeout",
+        "300ms",
+        "--seed",
+        "3",
+    ]);
+    let verdict = json(&dir.join("verdict.json"));
+    for c in verdict["checkers"].as_array().expect("checkers") {
+        let property = &c["evidence"]["property"];
+        assert!(
+            property != "agreement" && property != "validity",
+            "{}\n{verdict}",
+            text(&out)
+        );
+    }
+    let faulty = verdict["faulty_nodes"].to_string();
+    assert!(
+        faulty.contains("answered a propose request with echo_ok"),
+        "{faulty}"
+    );
+    assert!(ops_of(&dir, "propose", "ok").is_empty());
+    let info = ops_of(&dir, "propose", "info");
+    assert!(!info.is_empty());
+    assert!(info[0]["error"]
+        .as_str()
+        .is_some_and(|e| e.starts_with("protocol fault")));
+}
