@@ -727,8 +727,8 @@ pub struct RunIssues<'a> {
 
 /// The overall verdict and reason once the checkers have spoken: a run some nodes never
 /// joined is at least `unknown`; a run the checkers found nothing wrong with but a node
-/// misbehaved in is `unknown` (squall cannot vouch for it); an interrupted valid run says
-/// its history is partial.
+/// misbehaved in is `unknown` (squall cannot vouch for it); so is an interrupted run that
+/// broke no safety property (its history is partial and termination was never judged).
 pub fn settle(
     overall: VerdictKind,
     reason: String,
@@ -743,7 +743,12 @@ pub fn settle(
             format!("{n} node fault(s): {} {}", first.node, first.what),
         )
     } else if issues.interrupted && overall == VerdictKind::Valid {
-        (overall, format!("{reason} (interrupted: partial history)"))
+        // Safety held as far as it went, but the run never reached its quiet window, so
+        // termination was never judged: squall cannot call it valid.
+        (
+            VerdictKind::Unknown,
+            format!("interrupted before the quiet window, termination not judged; {reason}"),
+        )
     } else {
         (overall, reason)
     }

@@ -242,15 +242,23 @@ fn sigint_writes_partial_history_and_a_verdict() {
     )
     .expect("SIGINT");
     let out = child.wait_with_output().expect("wait squall");
+    // Cut short before the quiet window, the run is unknown, never valid.
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(2),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
     let dir = results.path().join("latest");
     let verdict = json(&dir.join("verdict.json"));
     assert_eq!(verdict["interrupted"], true);
+    assert_eq!(verdict["verdict"], "unknown", "{verdict}");
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .is_some_and(|r| r.contains("termination not judged")),
+        "{verdict}"
+    );
     assert!(history_lines(&dir).iter().any(|e| e["type"] == "ok"));
     assert!(
         nodes.iter().all(|p| !alive(*p)),

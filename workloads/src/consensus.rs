@@ -18,8 +18,9 @@
 //!   returned null or did not complete `ok` is "no termination". Only proposals invoked
 //!   before the quiet window and not definitely failed oblige the instance: a `fail`ed
 //!   propose had no effect, and one invoked inside the window races the final reads.
-//!   Without a quiet window termination is not judged; a live node with no final read of
-//!   an obliged instance at all is missing evidence, which makes the verdict `unknown`.
+//!   Without a quiet window termination is not judged and the verdict is at best
+//!   `unknown`; a live node with no final read of an obliged instance at all is missing
+//!   evidence, which makes the verdict `unknown` too.
 //!
 //! The verdict names the first violation in a stable order (agreement, validity,
 //! termination; lowest instance first) and counts the violating instances of each property
@@ -223,12 +224,13 @@ impl Checker for ConsensusChecker {
                     facts,
                 );
             }
-            return Verdict {
-                checker: NAME.into(),
-                verdict: VerdictKind::Valid,
-                reason: format!("agreement and validity hold ({summary}); termination not judged: no quiet window"),
-                evidence: facts,
-            };
+            // Termination is a property the run promised to check: without a quiet
+            // window it is undecided, not held.
+            return Verdict::unknown(
+                NAME,
+                format!("agreement and validity hold ({summary}); termination not judged: no quiet window"),
+                facts,
+            );
         }
         Verdict {
             checker: NAME.into(),
