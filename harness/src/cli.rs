@@ -138,6 +138,10 @@ pub struct RunArgs {
     /// Clients proposing to the same instance at once (write-once).
     #[arg(long, default_value_t = 2)]
     pub contention: u64,
+    /// Percent of op slots that are late proposals (write-once): fresh values for
+    /// instances proposed to before, aimed preferably at restarted nodes (0-50).
+    #[arg(long = "late-proposals", value_name = "PERCENT", default_value_t = workloads::workload::LATE_PERCENT_DEFAULT)]
+    pub late_percent: u32,
     /// Execution mode: `free` (real time) or `lockstep` (one event at a time in virtual
     /// time, replayable bit for bit; nodes must support it, see PROTOCOL.md §10).
     #[arg(long, value_enum, default_value_t = run::RunMode::Free)]
@@ -216,6 +220,8 @@ impl RunArgs {
         let wopts = workloads::workload::WorkloadOpts {
             instances: self.instances.unwrap_or(1),
             contention: self.contention,
+            nodes: self.nodes,
+            late_percent: self.late_percent,
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
             return Err(UsageError(format!(
@@ -255,9 +261,22 @@ impl RunArgs {
         if self.instances == Some(0) {
             return fail("--instances must be at least 1".into());
         }
-        let instances = self
-            .instances
-            .unwrap_or_else(|| auto_instances(self.rate, time_limit_ms, self.contention));
+        if self.late_percent > workloads::write_once::LATE_PERCENT_MAX {
+            return fail(format!(
+                "--late-proposals must be between 0 and {}, got {}",
+                workloads::write_once::LATE_PERCENT_MAX,
+                self.late_percent
+            ));
+        }
+        let instances = self.instances.unwrap_or_else(|| {
+            auto_instances(
+                self.rate,
+                time_limit_ms,
+                self.contention,
+                self.nodes,
+                self.late_percent,
+            )
+        });
         if self.contention == 0 || self.contention > self.clients as u64 {
             return fail(format!(
                 "--contention must be between 1 and --clients ({}), got {}",
@@ -343,6 +362,7 @@ impl RunArgs {
             params: self.params.clone(),
             instances,
             contention: self.contention,
+            late_percent: self.late_percent,
             mode,
             nemesis: plan.opts,
             schedule: plan.schedule,
@@ -433,11 +453,16 @@ impl RunArgs {
 /// The default number of instances: fresh instances for about the first half of the
 /// run, so faults always meet new decisions; in the second half proposals go to decided
 /// instances again, where a node that missed a decision must still answer with it.
-/// `rate * seconds` ops, of which about 3 in 4 are proposals (see
-/// `workloads::write_once::READ_PERCENT`), in groups of `contention`.
-pub fn auto_instances(rate: f64, time_limit_ms: u64, contention: u64) -> u64 {
+/// `rate * seconds` ops, one group per `workloads::write_once::ops_per_group` of them.
+pub fn auto_instances(
+    rate: f64,
+    time_limit_ms: u64,
+    contention: u64,
+    nodes: usize,
+    late_percent: u32,
+) -> u64 {
     let ops = rate * time_limit_ms as f64 / 1_000.0;
-    let groups = ops * 0.75 / contention.max(1) as f64;
+    let groups = ops / workloads::write_once::ops_per_group(contention, nodes, late_percent);
     ((groups / 2.0) as u64).clamp(10, 100_000)
 }
 

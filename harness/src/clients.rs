@@ -22,6 +22,7 @@ use rand_chacha::ChaCha8Rng;
 use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 use workloads::history::{completion_value, op_value, Event, EventType};
+use workloads::workload::Target;
 use workloads::Workload;
 
 use crate::router::{Delivered, Router};
@@ -119,6 +120,45 @@ pub struct ClientShared {
     pub late_ops: AtomicU64,
     /// Node ids ops may be sent to.
     pub nodes: Vec<String>,
+    /// Per node (in `nodes` order), its restarts so far, as the run observes them.
+    pub restarts: Arc<Mutex<Vec<Restarts>>>,
+}
+
+/// How often a node came back after a kill, and when it last did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Restarts {
+    /// Restarts so far.
+    pub count: u64,
+    /// When the last one answered `init` (ns since the run started; 0 where unknown).
+    pub last_ns: u64,
+}
+
+/// The index of the node an op aimed at `target` goes to, among `restarts.len()` nodes.
+/// Both modes draw from `rng` the same way: one draw for [`Target::Any`], none for
+/// [`Target::Node`], and for [`Target::Restarted`] a coin, then (on tails) one draw
+/// among the restarted nodes; with no node restarted yet it is [`Target::Any`].
+pub fn pick_node(target: Target, restarts: &[Restarts], rng: &mut ChaCha8Rng) -> usize {
+    let n = restarts.len().max(1);
+    match target {
+        Target::Any => rng.gen_range(0..n),
+        Target::Node(i) => i % n,
+        Target::Restarted => {
+            let back: Vec<usize> = (0..restarts.len())
+                .filter(|&i| restarts[i].count > 0)
+                .collect();
+            if back.is_empty() {
+                return rng.gen_range(0..n);
+            }
+            if rng.gen_bool(0.5) {
+                *back
+                    .iter()
+                    .max_by_key(|&&i| (restarts[i].last_ns, restarts[i].count, i))
+                    .expect("a restarted node")
+            } else {
+                back[rng.gen_range(0..back.len())]
+            }
+        }
+    }
 }
 
 /// Settings of one client worker.
@@ -352,12 +392,13 @@ pub async fn run_client(
         if next_start < now {
             next_start = now;
         }
-        let op = shared
+        let (op, target) = shared
             .workload
             .lock()
             .expect("workload lock")
-            .next_op(&mut rng);
-        let node = shared.nodes[rng.gen_range(0..shared.nodes.len())].clone();
+            .next_targeted(&mut rng);
+        let restarts = shared.restarts.lock().expect("restarts lock").clone();
+        let node = shared.nodes[pick_node(target, &restarts, &mut rng)].clone();
         rec.record(
             process,
             EventType::Invoke,

@@ -498,6 +498,9 @@ async fn run_cell(
     push("--nodes", nodes.to_string());
     push("--clients", clients.to_string());
     push("--contention", k.to_string());
+    // Rounds are measured on fresh instances raced for by k proposers: no late
+    // proposals to decided ones.
+    push("--late-proposals", "0".to_string());
     push("--rate", args.rate.to_string());
     push("--instances", args.instances.to_string());
     push("--op-timeout", format!("{}ms", args.op_timeout));

@@ -7,7 +7,7 @@
 //! process reaped) -> history read back from disk -> checkers -> `verdict.json`,
 //! `metrics.json`, `latest`. Ctrl-C jumps to the stop step; what was recorded is checked.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -111,6 +111,9 @@ pub struct RunConfig {
     pub instances: u64,
     /// Concurrent proposals per instance.
     pub contention: u64,
+    /// Percent of op slots that are late proposals (write-once).
+    #[serde(default = "late_percent_default")]
+    pub late_percent: u32,
     /// Free-running or lockstep.
     #[serde(default)]
     pub mode: RunMode,
@@ -127,6 +130,11 @@ pub struct RunConfig {
     /// its progress line there) and leave `latest` alone (the soak deletes passing runs).
     #[serde(skip)]
     pub silent: bool,
+}
+
+/// `late_percent` of a `run.json` written before late proposals existed.
+fn late_percent_default() -> u32 {
+    workloads::workload::LATE_PERCENT_DEFAULT
 }
 
 impl RunConfig {
@@ -194,6 +202,8 @@ impl RunConfig {
         let opts = WorkloadOpts {
             instances: self.instances,
             contention: self.contention,
+            nodes: self.nodes,
+            late_percent: self.late_percent,
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))
@@ -260,6 +270,10 @@ struct Live {
     init_msg_id: u64,
     node_ids: Vec<String>,
     chaos: Chaos,
+    /// `init_ok`s seen per node: every one after the first is a restart.
+    inits: BTreeMap<String, u64>,
+    /// The restarts clients aim late proposals at.
+    restarts: Arc<Mutex<Vec<clients::Restarts>>>,
 }
 
 impl Live {
@@ -291,6 +305,14 @@ impl Live {
     fn on_harness_msg(&mut self, d: crate::router::Delivered) {
         if let Ok(Control::InitOk { .. }) = serde_json::from_str::<Control>(&d.body) {
             self.chaos.node_ready(&d.src, &self.router);
+            let inits = self.inits.entry(d.src.clone()).or_default();
+            *inits += 1;
+            if let (true, Some(i)) = (*inits > 1, self.node_ids.iter().position(|n| *n == d.src)) {
+                self.restarts.lock().expect("restarts lock")[i] = clients::Restarts {
+                    count: *inits - 1,
+                    last_ns: d.at_us * 1_000,
+                };
+            }
             self.ready.insert(d.src);
             return;
         }
@@ -458,6 +480,11 @@ pub async fn run(
         init_msg_id: 0,
         node_ids: node_ids.clone(),
         chaos: Chaos::new(schedule, cfg.nemesis.kinds.iter().copied().collect(), start),
+        inits: BTreeMap::new(),
+        restarts: Arc::new(Mutex::new(vec![
+            clients::Restarts::default();
+            node_ids.len()
+        ])),
     };
 
     let router_addr = router.local_addr().to_string();
@@ -490,6 +517,7 @@ pub async fn run(
         next_process: AtomicU64::new(0),
         late_ops: AtomicU64::new(0),
         nodes: node_ids.clone(),
+        restarts: live.restarts.clone(),
     });
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut client_tasks = JoinSet::new();

@@ -12,15 +12,38 @@ pub struct WorkloadOpts {
     pub instances: u64,
     /// How many clients propose to the same instance at once (write-once).
     pub contention: u64,
+    /// Nodes in the cluster, for ops aimed at each of them.
+    pub nodes: usize,
+    /// Percent of op slots that are late proposals to instances proposed to before
+    /// (write-once).
+    pub late_percent: u32,
 }
+
+/// Default [`WorkloadOpts::late_percent`].
+pub const LATE_PERCENT_DEFAULT: u32 = 10;
 
 impl Default for WorkloadOpts {
     fn default() -> Self {
         WorkloadOpts {
             instances: 100,
             contention: 1,
+            nodes: 5,
+            late_percent: LATE_PERCENT_DEFAULT,
         }
     }
+}
+
+/// Which node an op should go to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Target {
+    /// Any node, drawn by the client.
+    Any,
+    /// The node at this index of the cluster's node list (modulo its length).
+    Node(usize),
+    /// Preferably a node that was restarted during the run (the most recently
+    /// restarted one, half of the time), else any: a node that lost what it kept only
+    /// in memory shows it when asked about the past.
+    Restarted,
 }
 
 /// A workload: generates client ops and names the checkers that judge them.
@@ -29,6 +52,10 @@ pub trait Workload: Send {
     fn name(&self) -> &'static str;
     /// The next op for a client to invoke. Deterministic given the RNG.
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp;
+    /// The next op and where it should go. Default: [`Workload::next_op`] to any node.
+    fn next_targeted(&mut self, rng: &mut ChaCha8Rng) -> (ClientOp, Target) {
+        (self.next_op(rng), Target::Any)
+    }
     /// Ops to send to every live node in the quiet window (e.g. final reads).
     fn final_ops(&self) -> Vec<ClientOp> {
         Vec::new()

@@ -324,6 +324,7 @@ fn write_once_is_registered_and_judged_by_consensus_linearizability_and_stable_r
         &WorkloadOpts {
             instances: 5,
             contention: 3,
+            ..WorkloadOpts::default()
         },
     )
     .expect("registered");

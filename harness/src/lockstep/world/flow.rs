@@ -2,10 +2,10 @@
 //! recording their completions, and the final ops after the quiet window.
 
 use proto::ops::{ClientOp, ClientReply, Request};
-use rand::Rng;
 use workloads::history::EventType;
 
 use super::{envelope, Ev, Phase, World};
+use crate::clients::{pick_node, Restarts};
 use crate::lockstep::clients::{record_completion, split_final_ops, Answer, FinalOp, InFlight};
 use crate::lockstep::trace::TraceKind;
 use crate::lockstep::{FINAL_READ_RETRIES, FINAL_RETRY_PAUSE_MS, HOP_US};
@@ -28,8 +28,19 @@ impl World {
                 if c.next_start_us < now {
                     c.next_start_us = now;
                 }
-                let op = self.workload.next_op(&mut c.rng);
-                let node = self.opts.node_ids[c.rng.gen_range(0..self.opts.node_ids.len())].clone();
+                let (op, target) = self.workload.next_targeted(&mut c.rng);
+                // Restarts by count: virtual time orders nothing here that the count
+                // does not, and the rule stays the free-running one.
+                let restarts: Vec<Restarts> = self
+                    .nodes
+                    .iter()
+                    .map(|n| Restarts {
+                        count: n.epoch,
+                        last_ns: 0,
+                    })
+                    .collect();
+                let c = &mut self.clients[client];
+                let node = self.opts.node_ids[pick_node(target, &restarts, &mut c.rng)].clone();
                 self.invoke(client, node, op, 0)
             }
             Phase::Final => match self.clients[client].work.pop_front() {
