@@ -55,7 +55,7 @@ pub use confirm::{
 pub use delay::{DelayDist, DelaySpec, LinkFaults, EXP_JITTER_MEANS_MAX, REORDER_WINDOW_MS_MIN};
 pub use expand::expand;
 pub use link::{Decision, Delivery, DropCause, LinkStatus, LinkTable, SmallList, COPIES_MAX};
-pub use schedule::{Schedule, ScheduleEvent, Trigger, TARGET_DEST, TARGET_SRC};
+pub use schedule::{Schedule, ScheduleEvent, Trigger, DRAWN_TYPE, TARGET_DEST, TARGET_SRC};
 pub use shape::{
     between, bridge, clog_links, isolate, majorities_ring, one_way, reachability, swizzle_orders,
     Shape,
@@ -121,6 +121,11 @@ pub enum FaultKind {
     Reorder,
     /// Swizzle-clog: nodes' links held one by one, released in another order.
     Clog,
+    /// SIGKILL a node right after it sends a node-to-node message of a type drawn from
+    /// the seed among the types seen so far in the run, then restart it: the kill lands
+    /// between a reply and the next sync, or between accepting and learning, without the
+    /// schedule knowing any node's message names.
+    KillOnSend,
     /// SIGKILL for good (crash-stop), at most a minority; not part of `all`, because
     /// the final heal does not bring the node back.
     Crash,
@@ -128,7 +133,7 @@ pub enum FaultKind {
 
 impl FaultKind {
     /// Every kind `all` stands for, in order.
-    pub const ALL: [FaultKind; 8] = [
+    pub const ALL: [FaultKind; 9] = [
         FaultKind::Partition,
         FaultKind::Kill,
         FaultKind::Pause,
@@ -137,6 +142,7 @@ impl FaultKind {
         FaultKind::Duplicate,
         FaultKind::Reorder,
         FaultKind::Clog,
+        FaultKind::KillOnSend,
     ];
 
     /// The name used on the command line and in JSON.
@@ -150,6 +156,7 @@ impl FaultKind {
             FaultKind::Duplicate => "duplicate",
             FaultKind::Reorder => "reorder",
             FaultKind::Clog => "clog",
+            FaultKind::KillOnSend => "kill-on-send",
             FaultKind::Crash => "crash",
         }
     }
@@ -319,7 +326,7 @@ mod tests {
             kinds,
             BTreeSet::from([FaultKind::Partition, FaultKind::Kill])
         );
-        assert_eq!(FaultKind::parse_list("all").expect("valid").len(), 8);
+        assert_eq!(FaultKind::parse_list("all").expect("valid").len(), 9);
         assert!(FaultKind::parse_list("none").expect("valid").is_empty());
     }
 

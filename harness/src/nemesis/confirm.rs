@@ -81,7 +81,9 @@ pub fn warnings(
     for &kind in kinds {
         let (count, evidence) = match kind {
             FaultKind::Partition => (t.cut + t.held, "message was cut or held by a partition"),
-            FaultKind::Kill | FaultKind::Crash => (process.kills, "SIGKILL was delivered"),
+            FaultKind::Kill | FaultKind::Crash | FaultKind::KillOnSend => {
+                (process.kills, "SIGKILL was delivered")
+            }
             FaultKind::Pause => (process.pauses, "SIGSTOP was delivered"),
             FaultKind::Drop => (t.dropped, "message was dropped"),
             FaultKind::Delay => (t.delayed, "message was delayed"),

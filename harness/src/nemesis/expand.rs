@@ -6,7 +6,10 @@
 //!
 //! - process: `kill` (then `restart` after `kill_restart_after_ms`) or `pause` (then
 //!   `resume`), on 1 to `⌊(N-1)/2⌋` nodes at once, so a majority always stays up and
-//!   running; nothing is scheduled when `N ≤ 2`;
+//!   running; or kill-on-send: one node killed by a trigger on the next node-to-node
+//!   message it sends of a type drawn at run time among those seen so far (msg_type
+//!   [`DRAWN_TYPE`](super::DRAWN_TYPE) with a seeded `pick`), armed for about an interval
+//!   and restarted `kill_restart_after_ms` after that; nothing is scheduled when `N ≤ 2`;
 //! - network: a `partition` of a random shape (then `heal_partition`) or a
 //!   swizzle-clog: `clog` nodes one by one, then `unclog` them in another order;
 //! - link: `link_faults` (then `clear_link_faults`) with a random non-empty subset of
@@ -31,7 +34,7 @@ use rand_chacha::ChaCha8Rng;
 use super::shape::{between, isolate, swizzle_orders};
 use super::{
     derive_seed, Action, DelaySpec, FaultKind, LinkSet, NemesisOpts, PartitionMode, Schedule,
-    ScheduleEvent, Shape, EVENTS_MAX, INTERVAL_MS_MIN, TIME_LIMIT_MS_MAX,
+    ScheduleEvent, Shape, Trigger, DRAWN_TYPE, EVENTS_MAX, INTERVAL_MS_MIN, TIME_LIMIT_MS_MAX,
 };
 
 /// Events one track may schedule (three tracks and the final heal fit [`EVENTS_MAX`]).
@@ -49,7 +52,12 @@ pub fn expand(seed: u64, opts: &NemesisOpts, nodes: &[String], time_limit_ms: u6
             .filter(|k| opts.kinds.contains(k))
             .collect()
     };
-    let process = kinds(&[FaultKind::Kill, FaultKind::Pause, FaultKind::Crash]);
+    let process = kinds(&[
+        FaultKind::Kill,
+        FaultKind::Pause,
+        FaultKind::Crash,
+        FaultKind::KillOnSend,
+    ]);
     let network = kinds(&[FaultKind::Partition, FaultKind::Clog]);
     let link = kinds(&[
         FaultKind::Drop,
@@ -63,7 +71,7 @@ pub fn expand(seed: u64, opts: &NemesisOpts, nodes: &[String], time_limit_ms: u6
         ("network", network, n >= 2),
         ("link", link, n >= 2),
     ];
-    let mut timed: Vec<(u64, usize, usize, Action)> = Vec::new();
+    let mut timed: Vec<(u64, usize, usize, Option<Trigger>, Action)> = Vec::new();
     for (t, (name, kinds, possible)) in tracks.into_iter().enumerate() {
         if kinds.is_empty() || !possible {
             continue;
@@ -79,18 +87,18 @@ pub fn expand(seed: u64, opts: &NemesisOpts, nodes: &[String], time_limit_ms: u6
         };
         track.run(&kinds);
         let events = track.events.into_iter().enumerate();
-        timed.extend(events.map(|(seq, (at, action))| (at, t, seq, action)));
+        timed.extend(events.map(|(seq, (at, on, action))| (at, t, seq, on, action)));
     }
-    timed.sort_by_key(|(at, track, seq, _)| (*at, *track, *seq));
+    timed.sort_by_key(|(at, track, seq, _, _)| (*at, *track, *seq));
     let events: Vec<ScheduleEvent> = timed
         .into_iter()
-        .map(|(at, _, _, action)| (Some(at), action))
-        .chain([(Some(time_limit_ms), Action::HealAll {})])
+        .map(|(at, _, _, on, action)| (Some(at), on, action))
+        .chain([(Some(time_limit_ms), None, Action::HealAll {})])
         .zip(1..)
-        .map(|((at_ms, action), id)| ScheduleEvent {
+        .map(|((at_ms, on, action), id)| ScheduleEvent {
             id,
             at_ms,
-            on: None,
+            on,
             action,
         })
         .collect();
@@ -109,7 +117,8 @@ struct Track<'a> {
     nodes: &'a [String],
     interval_ms: u64,
     limit_ms: u64,
-    events: Vec<(u64, Action)>,
+    /// When, armed by what trigger (if any), what.
+    events: Vec<(u64, Option<Trigger>, Action)>,
     /// Nodes crashed for good; they count against the minority that may be down.
     crashed: Vec<String>,
 }
@@ -132,6 +141,7 @@ impl Track<'_> {
             let end = match kind {
                 FaultKind::Kill | FaultKind::Pause => self.process_fault(kind, t),
                 FaultKind::Crash => self.crash(t),
+                FaultKind::KillOnSend => self.kill_on_send(t),
                 FaultKind::Partition => {
                     if shapes.is_empty() {
                         shapes = Shape::ALL.to_vec();
@@ -149,6 +159,43 @@ impl Track<'_> {
         }
     }
 
+    /// Arms a kill of one node on the next message it sends of a drawn type, for about
+    /// an interval; restarts it `kill_restart_after_ms` after that. A trigger that has
+    /// not fired by the restart is a warning, and the restart finds the node up.
+    fn kill_on_send(&mut self, t: u64) -> u64 {
+        if (self.nodes.len() - 1) / 2 <= self.crashed.len() {
+            return t;
+        }
+        let up = self.up_nodes();
+        let node = up.choose(&mut self.rng).expect("a majority is up").clone();
+        let pick = self.rng.gen_range(0..1u64 << 32);
+        let armed_until = self.about_an_interval_after(t);
+        let heal = self.clamp(armed_until.saturating_add(self.opts.kill_restart_after_ms));
+        let wipe = self.rng.gen_bool(0.5);
+        let trigger = Trigger {
+            msg_type: DRAWN_TYPE.to_string(),
+            nth: 1,
+            src: Some(node.clone()),
+            dest: None,
+            pick: Some(pick),
+        };
+        self.events
+            .push((t, Some(trigger), Action::Kill { node: node.clone() }));
+        self.push(
+            heal,
+            Action::Restart {
+                node,
+                amnesia: self.opts.amnesia && wipe,
+            },
+        );
+        heal
+    }
+
+    /// Schedules `action` at `at`.
+    fn push(&mut self, at: u64, action: Action) {
+        self.events.push((at, None, action));
+    }
+
     /// Crashes one node for good, while the crashed stay a minority.
     fn crash(&mut self, t: u64) -> u64 {
         let minority = (self.nodes.len() - 1) / 2;
@@ -158,7 +205,7 @@ impl Track<'_> {
         let up: Vec<String> = self.up_nodes();
         let node = up.choose(&mut self.rng).expect("a majority is up").clone();
         self.crashed.push(node.clone());
-        self.events.push((t, Action::Crash { node }));
+        self.push(t, Action::Crash { node });
         t
     }
 
@@ -200,8 +247,8 @@ impl Track<'_> {
                     Action::Resume { node: node.clone() },
                 )
             };
-            self.events.push((t, fault));
-            self.events.push((heal, recover));
+            self.push(t, fault);
+            self.push(heal, recover);
         }
         heal
     }
@@ -214,15 +261,15 @@ impl Track<'_> {
         }
         let heal = self.about_an_interval_after(t);
         let cut = cut.into_iter().collect();
-        self.events.push((
+        self.push(
             t,
             Action::Partition {
                 shape: label,
                 cut,
                 mode: PartitionMode::Cut,
             },
-        ));
-        self.events.push((heal, Action::HealPartition {}));
+        );
+        self.push(heal, Action::HealPartition {});
         heal
     }
 
@@ -233,14 +280,14 @@ impl Track<'_> {
         let step = (self.interval_ms / count as u64).max(1);
         let mut at = t;
         for node in clog {
-            self.events.push((self.clamp(at), Action::Clog { node }));
+            self.push(self.clamp(at), Action::Clog { node });
             at = at.saturating_add(step);
         }
         at = at
             .saturating_sub(step)
             .saturating_add(self.jitter(self.interval_ms));
         for node in unclog {
-            self.events.push((self.clamp(at), Action::Unclog { node }));
+            self.push(self.clamp(at), Action::Unclog { node });
             at = at.saturating_add(step);
         }
         self.clamp(at.saturating_sub(step))
@@ -285,8 +332,8 @@ impl Track<'_> {
             msg_types: None,
         };
         let heal = self.about_an_interval_after(t);
-        self.events.push((t, action));
-        self.events.push((heal, Action::ClearLinkFaults {}));
+        self.push(t, action);
+        self.push(heal, Action::ClearLinkFaults {});
         heal
     }
 

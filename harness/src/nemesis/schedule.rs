@@ -79,6 +79,9 @@ use super::{pretty, Action, FaultKind, LinkSet, Problem, ScheduleError};
 pub const TARGET_SRC: &str = "$src";
 /// In an event with a trigger, stands for the receiver of the matching message.
 pub const TARGET_DEST: &str = "$dest";
+/// As a trigger's `msg_type`: a type drawn when the trigger is armed, the `pick`-th
+/// (modulo) in name order of the node-to-node types seen in the run so far.
+pub const DRAWN_TYPE: &str = "$drawn";
 
 /// A whole fault plan, as written to `schedule.json`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -127,6 +130,10 @@ pub struct Trigger {
     /// Only messages to this receiver count.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub dest: Option<String>,
+    /// With `msg_type` [`DRAWN_TYPE`]: which of the types seen so far (modulo their
+    /// number, in name order) the trigger matches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pick: Option<u64>,
 }
 
 fn first() -> u64 {
@@ -232,7 +239,12 @@ impl Schedule {
     pub fn kinds(&self) -> BTreeSet<FaultKind> {
         self.events
             .iter()
-            .flat_map(|e| e.action.fault_kinds())
+            .flat_map(|e| match (&e.on, &e.action) {
+                (Some(t), Action::Kill { .. }) if t.msg_type == DRAWN_TYPE => {
+                    vec![FaultKind::KillOnSend]
+                }
+                _ => e.action.fault_kinds(),
+            })
             .collect()
     }
 }

@@ -29,6 +29,14 @@
 //!   receiver. `$src` / `$dest` are only allowed in events with `on`.
 //! - An event whose trigger never matches `nth` times never fires; the run ends with a
 //!   warning naming it (see [`Confirmations`](super::Confirmations)).
+//! - A trigger whose `msg_type` is [`DRAWN_TYPE`] names no type until it is armed: the
+//!   first node-to-node message seen once it is armed resolves it to the `pick`-th
+//!   (modulo their number) in name order of the node-to-node types seen so far, that
+//!   message's included — those its `src` sent, if it names one, so the type is one
+//!   that node uses (at most [`SEEN_TYPES_MAX`] types per sender are remembered). From then
+//!   on it matches like any other, starting with that message. The run's own traffic
+//!   decides the type, so a seed needs no knowledge of a node's message names, and in
+//!   lockstep the same seed resolves it the same way.
 //!
 //! The router applies the fired actions before deciding the matched message's own
 //! fate, so a partition fired by a message already cuts that message; process actions
@@ -36,7 +44,10 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Action, Schedule, Trigger, TARGET_DEST, TARGET_SRC};
+use super::{Action, Schedule, Trigger, DRAWN_TYPE, TARGET_DEST, TARGET_SRC};
+
+/// Node-to-node message types remembered for drawn triggers.
+pub const SEEN_TYPES_MAX: usize = 64;
 
 #[derive(Debug, Clone)]
 struct Armed {
@@ -57,6 +68,11 @@ pub struct TriggerSet {
     armed: Vec<Armed>,
     /// Indices into `armed` by message type, in schedule order.
     by_type: BTreeMap<String, Vec<usize>>,
+    /// Indices into `armed` of drawn triggers not resolved yet, in schedule order.
+    drawn: Vec<usize>,
+    /// Node-to-node message types seen so far per sender (kept only while `drawn` is
+    /// not empty).
+    seen_types: BTreeMap<String, BTreeSet<String>>,
 }
 
 impl TriggerSet {
@@ -69,10 +85,14 @@ impl TriggerSet {
         for event in &schedule.events {
             let Some(trigger) = &event.on else { continue };
             let names = event.action.nodes();
-            set.by_type
-                .entry(trigger.msg_type.clone())
-                .or_default()
-                .push(set.armed.len());
+            if trigger.msg_type == DRAWN_TYPE {
+                set.drawn.push(set.armed.len());
+            } else {
+                set.by_type
+                    .entry(trigger.msg_type.clone())
+                    .or_default()
+                    .push(set.armed.len());
+            }
             set.armed.push(Armed {
                 id: event.id,
                 trigger: trigger.clone(),
@@ -102,10 +122,13 @@ impl TriggerSet {
         now_ms: u64,
     ) -> Vec<(u32, Action)> {
         let mut fired = Vec::new();
+        let (src_is_node, dest_is_node) = (self.nodes.contains(src), self.nodes.contains(dest));
+        if !self.drawn.is_empty() && src_is_node && dest_is_node {
+            self.resolve_drawn(src, msg_type, now_ms);
+        }
         let Some(candidates) = self.by_type.get(msg_type) else {
             return fired;
         };
-        let (src_is_node, dest_is_node) = (self.nodes.contains(src), self.nodes.contains(dest));
         for &i in candidates {
             let a = &mut self.armed[i];
             let matches = !a.fired
@@ -132,6 +155,37 @@ impl TriggerSet {
             }
         }
         fired
+    }
+
+    /// Notes a node-to-node message type and gives every armed drawn trigger its type:
+    /// one its `src` has sent, when it names a sender, else one any node has sent.
+    fn resolve_drawn(&mut self, src: &str, msg_type: &str, now_ms: u64) {
+        let sent = self.seen_types.entry(src.to_string()).or_default();
+        if sent.len() < SEEN_TYPES_MAX {
+            sent.insert(msg_type.to_string());
+        }
+        let mut waiting = Vec::new();
+        for i in std::mem::take(&mut self.drawn) {
+            let a = &mut self.armed[i];
+            let seen: BTreeSet<&String> = match &a.trigger.src {
+                Some(from) => self.seen_types.get(from).into_iter().flatten().collect(),
+                None => self.seen_types.values().flatten().collect(),
+            };
+            if !is_armed(a.armed_at_ms, now_ms) || seen.is_empty() {
+                waiting.push(i);
+                continue;
+            }
+            let pick = a.trigger.pick.unwrap_or(0) as usize % seen.len();
+            let ty = (*seen.iter().nth(pick).expect("pick < len")).clone();
+            a.trigger.msg_type = ty.clone();
+            let list = self.by_type.entry(ty).or_default();
+            list.push(i);
+            list.sort_unstable();
+        }
+        self.drawn = waiting;
+        if self.drawn.is_empty() {
+            self.seen_types = BTreeMap::new();
+        }
     }
 
     /// Ids of triggered events that have not fired, in schedule order.
@@ -243,5 +297,26 @@ mod tests {
                 .expect("valid")
         )
         .is_empty());
+    }
+
+    #[test]
+    fn a_drawn_trigger_takes_a_type_seen_by_the_time_it_is_armed() {
+        let mut t = set(
+            r#"[{"id": 3, "at_ms": 100, "on": {"msg_type": "$drawn", "pick": 1, "src": "n2"},
+                 "action": "kill", "node": "n2"}]"#,
+        );
+        // Sent by n2 before arming: accept, prepare (clients' traffic and other
+        // senders' types do not count).
+        assert!(t.observe("n2", "n1", "prepare", 10).is_empty());
+        assert!(t.observe("c1", "n2", "propose", 20).is_empty());
+        assert!(t.observe("n3", "n1", "promise", 25).is_empty());
+        assert!(t.observe("n2", "n1", "accept", 30).is_empty());
+        // Armed at 100, resolved by the next node-to-node message: the 2nd of n2's
+        // [accept, prepare] is "prepare".
+        assert!(t.observe("n3", "n1", "promise", 100).is_empty());
+        assert!(t.observe("n2", "n1", "accept", 110).is_empty());
+        let want = Action::Kill { node: "n2".into() };
+        assert_eq!(t.observe("n2", "n3", "prepare", 120), vec![(3, want)]);
+        assert!(t.unfired().is_empty());
     }
 }

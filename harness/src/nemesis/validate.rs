@@ -251,6 +251,13 @@ impl Schedule {
             if t.nth == 0 {
                 return Err(Problem::BadTrigger("nth counts from 1".into()));
             }
+            if (t.msg_type == super::DRAWN_TYPE) != t.pick.is_some() {
+                let why = format!(
+                    "'pick' goes with msg_type '{}', and only with it",
+                    super::DRAWN_TYPE
+                );
+                return Err(Problem::BadTrigger(why));
+            }
             for name in t.src.iter().chain(&t.dest) {
                 if name.is_empty() || name.starts_with('$') {
                     let why = format!("'{name}' cannot be matched; name an address");
@@ -273,7 +280,9 @@ impl Schedule {
         validate_action(&event.action)
     }
 
-    /// Replays the timed events in firing order against a model of each node.
+    /// Replays the timed events in firing order against a model of each node. A
+    /// triggered kill of a named node that is armed at a time counts as done when armed
+    /// (it may fire any moment from then), so the restart that follows it is allowed.
     fn validate_states(&self) -> Result<(), ScheduleError> {
         let mut model: BTreeMap<&str, NodeModel> = self
             .nodes
@@ -284,13 +293,13 @@ impl Schedule {
             .events
             .iter()
             .enumerate()
-            .filter(|(_, e)| e.on.is_none())
+            .filter(|(_, e)| e.on.is_none() || armed_kill_of_named_node(e))
             .collect();
         timed.sort_by_key(|(_, e)| e.at_ms);
         for (index, event) in timed {
             let at_ms = event
                 .at_ms
-                .expect("validated: untriggered events have at_ms");
+                .expect("validated: untriggered events and armed kills have at_ms");
             let action = event.action.name();
             let wrong = |node: &str, state| ScheduleError::Event {
                 index,
@@ -427,4 +436,12 @@ fn node_mut<'m>(model: &'m mut BTreeMap<&str, NodeModel>, node: &str) -> &'m mut
     model
         .get_mut(node)
         .expect("validated: events name known nodes")
+}
+
+/// A kill with a trigger, armed at a time, of a node named outright (not `$src`).
+fn armed_kill_of_named_node(e: &ScheduleEvent) -> bool {
+    match &e.action {
+        Action::Kill { node } => e.on.is_some() && e.at_ms.is_some() && !node.starts_with('$'),
+        _ => false,
+    }
 }
