@@ -29,7 +29,7 @@ use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, NemesisOpts, Schedule};
-use crate::router::{Router, RouterEvent};
+use crate::router::{Gate, Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
@@ -174,6 +174,7 @@ impl RunConfig {
             ],
             data_dir,
             log_path: dir.join("nodes").join(format!("{id}.log")),
+            admission: None,
         }
     }
 
@@ -324,6 +325,7 @@ impl Live {
                 what: format!("exited unexpectedly ({status})"),
                 at_us,
             });
+            self.chaos.node_exited(node, status);
         }
         // A node restarted before its old process was reaped has a new connection by
         // now; the old one closed by itself.
@@ -444,7 +446,8 @@ pub async fn run(
     addrs.extend(node_ids.iter().cloned());
     addrs.extend(client_ids.iter().cloned());
     let mut tasks = JoinSet::new();
-    let (router, events) = Router::start(&addrs, start, &mut tasks).await?;
+    let gate = Gate::new(&node_ids);
+    let (router, events) = Router::start(&addrs, gate.clone(), start, &mut tasks).await?;
     router.log_messages(&node_ids);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = Live {
@@ -462,7 +465,7 @@ pub async fn run(
 
     let router_addr = router.local_addr().to_string();
     for id in &node_ids {
-        let spec = cfg.node_spec(&dir, id, &router_addr);
+        let spec = cfg.node_spec(&dir, id, &router_addr).admitted_by(&gate);
         if let Err(e) = live.sup.spawn(spec).await {
             live.sup
                 .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
@@ -657,6 +660,7 @@ pub async fn run(
         "process_events": live.sup.records(),
         "reports": report_count,
         "message_log": message_log,
+        "router": {"rejected_connections": gate.rejections()},
     });
     publish(&cfg, &run_id, &dir, &metrics_json)?;
 

@@ -4,6 +4,10 @@
 //! Wall-clock time appears here only as a guard: a node that does not finish its step
 //! within [`STEP_TIMEOUT`] is reported as [`StepEnd::Timeout`] and the run treats it as
 //! crashed. It never decides the order of anything.
+//!
+//! [`Listener`] is where nodes connect: the run's [`Gate`] judges each first line, so a
+//! connection that is not the node squall started (no token, a duplicate, a scanner) is
+//! closed and counted, never blamed on a node, and never reaches the trace.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -11,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use proto::codec::FrameError;
 use proto::{EnvelopeHead, LineDecoder, HARNESS};
+
+use crate::router::gate::{Gate, Refusal};
 
 /// Longest a node may take to answer one event with `step_done`.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +71,29 @@ pub fn is_step_done(line: &str) -> bool {
             .is_ok_and(|h| h.dest == HARNESS && h.body_type().as_deref() == Some("step_done"))
 }
 
+/// The loopback listener of a lockstep run and the gate its connections pass.
+pub struct Listener {
+    inner: tokio::net::TcpListener,
+    gate: Gate,
+}
+
+impl Listener {
+    /// Listens on `inner`, admitting through `gate`.
+    pub fn new(inner: tokio::net::TcpListener, gate: Gate) -> Listener {
+        Listener { inner, gate }
+    }
+
+    /// The next connection.
+    pub async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        self.inner.accept().await
+    }
+
+    /// The run's gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+}
+
 /// A node's connection.
 pub struct NodeConn {
     stream: TcpStream,
@@ -103,6 +132,19 @@ impl NodeConn {
                 end
             }),
         }
+    }
+
+    /// Reads the first line by `deadline` and asks `gate` to admit it: the node it speaks
+    /// for, or `None` when it was refused (counted by the gate; close the connection).
+    pub fn read_hello(&mut self, deadline: Instant, gate: &Gate) -> Option<String> {
+        let refusal = match self.read_line(deadline) {
+            Ok(line) => return gate.admit_line(line.as_bytes()).ok().map(|(node, _)| node),
+            Err(StepEnd::Timeout) => Refusal::NoHelloInTime,
+            Err(StepEnd::Oversized) => Refusal::NotAHello,
+            Err(_) => Refusal::ClosedBeforeHello,
+        };
+        gate.reject(refusal, "");
+        None
     }
 
     /// Reads the node's output into `out` up to and including the first line for which
