@@ -205,3 +205,51 @@ impl NodeConn {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connects to a fresh listener, writes `bytes` (then hangs up if asked) and reads the
+    /// hello the way the lockstep world does.
+    fn first_line(gate: &Gate, bytes: &[u8], hang_up: bool) -> Option<String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(bytes).unwrap();
+        if hang_up {
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let (stream, _) = listener.accept().unwrap();
+        let mut conn = NodeConn::new(stream).unwrap();
+        conn.read_hello(Instant::now() + Duration::from_secs(5), gate)
+    }
+
+    #[test]
+    fn lockstep_listener_admits_only_the_started_node_with_the_token() {
+        let gate = Gate::with_token("tok", &["n1".to_string()]);
+        gate.spawned("n1", 0);
+        let hello = |token: &str| {
+            format!(
+                "{{\"src\":\"n1\",\"dest\":\"router\",\"body\":{{\"type\":\"hello\",\"node_id\":\"n1\",\"token\":\"{token}\"}}}}\n"
+            )
+        };
+        assert_eq!(first_line(&gate, hello("nope").as_bytes(), false), None);
+        assert_eq!(first_line(&gate, b"GET / HTTP/1.0\r\n\r\n", false), None);
+        assert_eq!(first_line(&gate, b"", true), None);
+        assert_eq!(
+            first_line(&gate, hello("tok").as_bytes(), false).as_deref(),
+            Some("n1")
+        );
+        assert_eq!(first_line(&gate, hello("tok").as_bytes(), false), None);
+        let r = gate.rejections();
+        assert_eq!(r.total, 4, "{r:?}");
+        for reason in [
+            "bad_token",
+            "not_a_hello",
+            "closed_before_hello",
+            "duplicate",
+        ] {
+            assert_eq!(r.by_reason.get(reason), Some(&1), "{reason}: {r:?}");
+        }
+    }
+}
