@@ -197,8 +197,9 @@ pub async fn run_lockstep(
 
     let startup_failure = startup_failed.then(|| {
         format!(
-            "nodes {not_ready:?} did not start (no lockstep init within {} s); see {}/nodes/",
+            "nodes {not_ready:?} did not start (no lockstep init within {} s){}; see {}/nodes/",
             STARTUP_TIMEOUT.as_secs(),
+            gate.rejections().startup_hint(),
             dir.display()
         )
     });

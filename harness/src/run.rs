@@ -610,7 +610,8 @@ pub async fn run(
             .filter(|n| !live.ready.contains(*n))
             .collect();
         format!(
-            "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms); see {}/nodes/",
+            "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms){}; see {}/nodes/",
+            gate.rejections().startup_hint(),
             dir.display()
         )
     });

@@ -391,3 +391,39 @@ fn node_that_exits_on_its_own_is_unknown_not_a_termination_violation() {
         "{spans:#}"
     );
 }
+
+#[test]
+fn node_without_the_token_does_not_start_and_the_reason_says_why() {
+    if !python_available() {
+        return;
+    }
+    let script = tempfile::NamedTempFile::new().expect("temp file");
+    // The echo node as written before the token: its hello carries none.
+    let old = std::fs::read_to_string(repo_root().join("examples/python/echo_node.py"))
+        .expect("echo node")
+        .replace("\"token\": os.environ[\"SQUALL_TOKEN\"],", "");
+    assert!(!old.contains("SQUALL_TOKEN\"],"), "the token line moved");
+    std::fs::write(script.path(), old).expect("write");
+    let cmd = format!("python3 {}", script.path().display());
+    let (out, dir) = run_ok(&[
+        "run",
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nemesis",
+        "none",
+        "--nodes",
+        "2",
+        "--time-limit",
+        "1s",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    let verdict = json(&dir.join("verdict.json"));
+    let reason = verdict["reason"].as_str().unwrap();
+    assert!(
+        reason.contains("did not start") && reason.contains("(bad_token "),
+        "{reason}"
+    );
+    assert!(reason.contains("SQUALL_TOKEN"), "{reason}");
+}

@@ -114,6 +114,28 @@ pub struct Rejections {
 }
 
 impl Rejections {
+    /// For a "did not start" reason: what was refused, and the likely cause when
+    /// connections came without the token (a node written before it was required).
+    pub fn startup_hint(&self) -> String {
+        if self.total == 0 {
+            return String::new();
+        }
+        let reasons: Vec<String> = self
+            .by_reason
+            .iter()
+            .map(|(r, n)| format!("{r} {n}"))
+            .collect();
+        let mut hint = format!(
+            "; {} connection(s) refused ({})",
+            self.total,
+            reasons.join(", ")
+        );
+        if self.by_reason.contains_key(Refusal::BadToken.as_str()) {
+            hint.push_str(": a node must repeat SQUALL_TOKEN in its hello (PROTOCOL.md §4)");
+        }
+        hint
+    }
+
     fn add(&mut self, r: Rejected) {
         self.total += 1;
         *self.by_reason.entry(r.reason.as_str().into()).or_insert(0) += 1;
@@ -455,6 +477,17 @@ mod tests {
             r.samples[0]
         );
         assert!(!format!("{gate:?}").contains("sekrit"));
+    }
+
+    #[test]
+    fn startup_hint_names_the_missing_token() {
+        let gate = Gate::with_token("t", &nodes());
+        assert_eq!(gate.rejections().startup_hint(), "");
+        gate.spawned("n1", 0);
+        let _ = gate.admit(&claim("n1", "", None), "");
+        let hint = gate.rejections().startup_hint();
+        assert!(hint.contains("bad_token 1"), "{hint}");
+        assert!(hint.contains("SQUALL_TOKEN"), "{hint}");
     }
 
     #[test]
