@@ -134,10 +134,13 @@ impl NodeConn {
         }
     }
 
-    /// Reads the first line by `deadline` and asks `gate` to admit it: the node it speaks
-    /// for, or `None` when it was refused (counted by the gate; close the connection).
+    /// Reads the first line by `deadline`, and within the protocol's 5 s of now (so one
+    /// silent connection cannot use up a whole startup), and asks `gate` to admit it: the
+    /// node it speaks for, or `None` when it was refused (counted by the gate; close the
+    /// connection).
     pub fn read_hello(&mut self, deadline: Instant, gate: &Gate) -> Option<String> {
-        let refusal = match self.read_line(deadline) {
+        let hello_by = Instant::now() + Duration::from_millis(crate::router::HELLO_TIMEOUT_MS);
+        let refusal = match self.read_line(deadline.min(hello_by)) {
             Ok(line) => return gate.admit_line(line.as_bytes()).ok().map(|(node, _)| node),
             Err(StepEnd::Timeout) => Refusal::NoHelloInTime,
             Err(StepEnd::Oversized) => Refusal::NotAHello,
