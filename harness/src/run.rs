@@ -231,7 +231,8 @@ impl RunConfig {
 /// A node that broke the protocol, stopped answering or died on its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct Faulty {
-    /// The node (`?` when unknown).
+    /// The node (connections that never became a node are counted by the router's gate,
+    /// not listed here).
     pub node: String,
     /// What happened.
     pub what: String,
