@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """A squall node in plain Python (stdlib only), written from PROTOCOL.md.
 
-It connects to the router named by SQUALL_ROUTER, introduces itself with `hello`,
+It connects to the router named by SQUALL_ROUTER, introduces itself with `hello`
+(carrying the run's secret from SQUALL_TOKEN, without which the router hangs up),
 answers `init` with `init_ok`, and then answers every `echo` request with `echo_ok`.
 Any other request gets error 10 (not supported).
 """
@@ -21,7 +22,9 @@ def main():
     host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    send(sock, node_id, "router", {"type": "hello", "node_id": node_id})
+    send(sock, node_id, "router", {"type": "hello", "node_id": node_id,
+                                   "token": os.environ["SQUALL_TOKEN"],
+                                   "incarnation": int(os.environ["SQUALL_INCARNATION"])})
     reader = sock.makefile("rb")
     for raw in reader:
         msg = json.loads(raw)

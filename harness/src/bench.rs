@@ -14,7 +14,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::cli::BenchRouterArgs;
-use crate::router::Router;
+use crate::router::{Gate, Router};
 use crate::supervisor::{NodeSpec, Supervisor};
 use crate::{results, run};
 
@@ -103,6 +103,7 @@ impl Bench {
         name: &str,
         args: &[String],
         env: &[(String, String)],
+        admission: Option<(Gate, String)>,
     ) -> anyhow::Result<String> {
         self.spawned += 1;
         let id = format!("{name}-{}", self.spawned);
@@ -114,6 +115,7 @@ impl Bench {
             env: env.to_vec(),
             data_dir: self.dir.join("data"),
             log_path: self.dir.join(format!("{id}.log")),
+            admission,
         };
         self.sup.spawn(spec).await?;
         Ok(id)
@@ -160,10 +162,17 @@ impl Bench {
             out.display().to_string(),
         ];
         let _router;
+        let gate;
         if routed {
             let addrs = vec![proto::HARNESS.to_string(), "n1".into(), "n2".into()];
-            let (router, _events) =
-                Router::start(&addrs, tokio::time::Instant::now(), &mut tasks).await?;
+            gate = Some(Gate::new(&addrs[1..]));
+            let (router, _events) = Router::start(
+                &addrs,
+                gate.clone().expect("just made"),
+                tokio::time::Instant::now(),
+                &mut tasks,
+            )
+            .await?;
             // Runs log node-to-node messages; the bench pays for it too.
             router.log_messages(&["n1".to_string(), "n2".into()]);
             let addr = router.local_addr().to_string();
@@ -197,6 +206,7 @@ impl Bench {
                 .local_addr()?
                 .port();
             let addr = format!("127.0.0.1:{port}");
+            gate = None;
             env_pong = Vec::new();
             env_ping = Vec::new();
             pong_args = vec![
@@ -217,11 +227,22 @@ impl Bench {
             .concat();
             _router = None;
         }
+        let as_node = |node: &str| gate.clone().map(|g| (g, node.to_string()));
         let pong = self
-            .spawn(&format!("{name}-pong"), &pong_args, &env_pong)
+            .spawn(
+                &format!("{name}-pong"),
+                &pong_args,
+                &env_pong,
+                as_node("n2"),
+            )
             .await?;
         let ping = self
-            .spawn(&format!("{name}-ping"), &ping_args, &env_ping)
+            .spawn(
+                &format!("{name}-ping"),
+                &ping_args,
+                &env_ping,
+                as_node("n1"),
+            )
             .await?;
         self.wait_for(&ping, duration + Duration::from_secs(30))
             .await?;

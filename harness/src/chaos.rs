@@ -380,6 +380,15 @@ impl Chaos {
         }
     }
 
+    /// A node exited without squall killing it: from now on it is down exactly as a
+    /// killed node is (checkers exempt what was lost with it), until it answers `init`
+    /// again if anything restarts it.
+    pub fn node_exited(&mut self, node: &str, status: &str) {
+        let now_ns = self.ns_since_start(Instant::now());
+        let what = format!("{node} exited on its own ({status})");
+        self.book.exited(node, &what, now_ns);
+    }
+
     /// The final heal: lifts every network fault, restarts every killed node, resumes
     /// every paused one, disarms triggers and skips the timed events left. Returns the
     /// time of the heal (ns since the run started) and the exits it waited for.

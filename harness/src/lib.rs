@@ -9,7 +9,8 @@
 //!   spans, the final heal).
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
 //! - [`replay`]: `squall replay`, a saved run run again.
-//! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`].
+//! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
+//!   [`router::gate`] admits one connection per node incarnation by the run's secret.
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.

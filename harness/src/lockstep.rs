@@ -56,6 +56,7 @@ use workloads::VerdictKind;
 
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, ProcessCounters, Schedule};
+use crate::router::Gate;
 use crate::run::{RunConfig, RunIssues, RunMode, RunOutcome};
 use crate::supervisor::{SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
@@ -70,6 +71,7 @@ mod world;
 pub use trace::{hash_file, read_trace, TraceKind, TraceRecord};
 
 use clients::HistoryWriter;
+use conn::Listener;
 use trace::TraceWriter;
 use world::{World, WorldOpts, WorldParts};
 
@@ -118,8 +120,10 @@ pub async fn run_lockstep(
     let addr = listener.local_addr()?;
     let mut sup = Supervisor::new(wall_start);
     let router_addr = addr.to_string();
+    // The token is in no line of the trace: it changes every run, the trace does not.
+    let gate = Gate::new(&node_ids);
     for id in &node_ids {
-        let spec = cfg.node_spec(&dir, id, &router_addr);
+        let spec = cfg.node_spec(&dir, id, &router_addr).admitted_by(&gate);
         if let Err(e) = sup.spawn(spec).await {
             sup.teardown(TEARDOWN_GRACE).await;
             return Err(match e {
@@ -141,7 +145,7 @@ pub async fn run_lockstep(
     let kinds = schedule.kinds();
     let parts = WorldParts {
         handle: tokio::runtime::Handle::current(),
-        listener,
+        listener: Listener::new(listener, gate.clone()),
         sup,
         interrupt,
         schedule,
@@ -193,8 +197,9 @@ pub async fn run_lockstep(
 
     let startup_failure = startup_failed.then(|| {
         format!(
-            "nodes {not_ready:?} did not start (no lockstep init within {} s); see {}/nodes/",
+            "nodes {not_ready:?} did not start (no lockstep init within {} s){}; see {}/nodes/",
             STARTUP_TIMEOUT.as_secs(),
+            gate.rejections().startup_hint(),
             dir.display()
         )
     });
@@ -270,6 +275,7 @@ pub async fn run_lockstep(
         "process_events": sup.records(),
         "reports": report_count,
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
+        "router": {"rejected_connections": gate.rejections()},
     });
     publish(&cfg, &run_id, &dir, &metrics_json)?;
 

@@ -1,11 +1,14 @@
 //! The router: every message of a run passes through here.
 //!
-//! Nodes connect over loopback TCP and introduce themselves with a `hello` line; clients
-//! and the harness are local endpoints with in-process channels. For each envelope the
-//! router parses only the head (addresses and body `type`), asks one pure function
-//! ([`LinkPolicy::decide`]) what happens on that directed link, and then delivers, delays,
-//! duplicates, holds or drops the raw line. Per directed link delivery is FIFO unless the
-//! policy marks a copy as free to overtake (the reorder fault).
+//! Nodes connect over loopback TCP and introduce themselves with a `hello` line that
+//! carries the run's secret; the [`gate`] admits one connection per node incarnation that
+//! squall started, and closes and counts everything else (never blaming a node). Clients
+//! and the harness are local endpoints with in-process channels that no connection can
+//! claim. For each envelope the router parses only the head (addresses and body `type`),
+//! asks one pure function ([`LinkPolicy::decide`]) what happens on that directed link,
+//! and then delivers, delays, duplicates, holds or drops the raw line. Per directed link
+//! delivery is FIFO unless the policy marks a copy as free to overtake (the reorder
+//! fault).
 //!
 //! Everything is bounded: each destination has a bounded queue (a paused node that stops
 //! reading makes its queue overflow, which is counted as a drop), held and delayed messages
@@ -19,8 +22,7 @@ use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 
-use proto::body::Control;
-use proto::{EnvelopeHead, LineDecoder, ROUTER};
+use proto::{EnvelopeHead, LineDecoder};
 use serde::Serialize;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
@@ -28,7 +30,11 @@ use tokio::sync::{mpsc, Notify};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+pub mod gate;
 pub mod msglog;
+
+pub use gate::Gate;
+use gate::Refusal;
 
 use msglog::{Fate, LogSummary, MessageLog};
 
@@ -146,9 +152,10 @@ pub enum RouterEvent {
         /// The node.
         node: String,
     },
-    /// A node broke the protocol (garbage, oversized line, spoofed source).
+    /// An admitted node broke the protocol (garbage, oversized line, spoofed source).
+    /// Connections the gate refused are counted there, never reported as this.
     Faulty {
-        /// The node, or `?` if it never said who it was.
+        /// The node.
         node: String,
         /// What it did.
         what: String,
@@ -266,6 +273,7 @@ struct Shared {
     start_mono_ns: u64,
     timer: Notify,
     next_conn: std::sync::atomic::AtomicU64,
+    gate: Gate,
 }
 
 /// A handle to the router; cheap to clone.
@@ -287,9 +295,12 @@ pub struct RouterStats {
 impl Router {
     /// Binds a loopback listener and starts accepting. `addrs` are every address of the
     /// run (nodes, clients, `harness`); messages to anything else are dropped and counted.
-    /// Times the router reports are microseconds since `start`, the run's clock.
+    /// `gate` decides which connections may speak for which node (the supervisor must
+    /// start the nodes with the same gate). Times the router reports are microseconds
+    /// since `start`, the run's clock.
     pub async fn start(
         addrs: &[String],
+        gate: Gate,
         start: Instant,
         tasks: &mut JoinSet<()>,
     ) -> anyhow::Result<(Router, mpsc::UnboundedReceiver<RouterEvent>)> {
@@ -326,6 +337,7 @@ impl Router {
                 .saturating_sub(start.elapsed().as_nanos() as u64),
             timer: Notify::new(),
             next_conn: std::sync::atomic::AtomicU64::new(1),
+            gate,
         });
         let router = Router { shared, local_addr };
         let r = router.clone();
@@ -333,6 +345,11 @@ impl Router {
         let r = router.clone();
         tasks.spawn(async move { r.timer_loop().await });
         Ok((router, events_rx))
+    }
+
+    /// Who may connect, and who was turned away.
+    pub fn gate(&self) -> &Gate {
+        &self.shared.gate
     }
 
     /// The `127.0.0.1:port` nodes connect to.
@@ -624,32 +641,35 @@ impl Router {
     }
 
     async fn serve(self, stream: TcpStream) {
+        let gate = self.shared.gate.clone();
+        let Some(waiting) = gate.await_hello() else {
+            return;
+        };
         let _ = stream.set_nodelay(true);
         let (mut rd, wr) = stream.into_split();
         let mut dec = LineDecoder::new();
         let mut buf = vec![0u8; 64 * 1024];
         let hello = tokio::time::timeout(
             std::time::Duration::from_millis(HELLO_TIMEOUT_MS),
-            read_hello(&mut rd, &mut dec, &mut buf),
+            read_first_line(&mut rd, &mut dec, &mut buf),
         )
         .await;
-        let node = match hello {
-            Ok(Ok(node)) => node,
-            Ok(Err(what)) => {
-                self.event(RouterEvent::Faulty {
-                    node: "?".into(),
-                    what,
-                });
-                return;
+        drop(waiting);
+        // Whatever goes wrong before admission is the connection's, not a node's.
+        let admitted = match hello {
+            Ok(Ok(line)) => gate.admit_line(&line),
+            Ok(Err((reason, what))) => {
+                gate.reject(reason, &what);
+                Err(reason)
             }
             Err(_elapsed) => {
-                let what = format!("connected but sent no hello within {HELLO_TIMEOUT_MS} ms");
-                self.event(RouterEvent::Faulty {
-                    node: "?".into(),
-                    what,
-                });
-                return;
+                let what = format!("{} bytes", dec.pending());
+                gate.reject(Refusal::NoHelloInTime, &what);
+                Err(Refusal::NoHelloInTime)
             }
+        };
+        let Ok((node, _incarnation)) = admitted else {
+            return;
         };
         let conn_id = self
             .shared
@@ -661,13 +681,13 @@ impl Router {
         {
             let mut st = self.lock();
             let Some(&i) = st.index.get(&node) else {
+                // The gate admits only nodes, and every node is an address.
                 drop(st);
-                self.event(RouterEvent::Faulty {
-                    node: node.clone(),
-                    what: format!("said hello as '{node}', which is not a node of this run"),
-                });
+                gate.reject(Refusal::NotANode, &node);
                 return;
             };
+            // A connection of an earlier incarnation may still be here, its EOF not read
+            // yet: the gate admitted this one because squall started it since.
             st.sinks[i] = Some(Sink::Tcp(TcpSink {
                 wr: wr.clone(),
                 tx,
@@ -968,33 +988,30 @@ fn trim_newline(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
 }
 
-async fn read_hello(
+/// A connection's first non-empty line, or why there is none.
+async fn read_first_line(
     rd: &mut tokio::net::tcp::OwnedReadHalf,
     dec: &mut LineDecoder,
     buf: &mut [u8],
-) -> Result<String, String> {
+) -> Result<Vec<u8>, (Refusal, String)> {
     loop {
         match dec.next_frame() {
-            Err(e) => return Err(format!("oversized first line: {e}")),
-            Ok(Some(line)) => {
-                let head = EnvelopeHead::parse(line).map_err(|e| {
-                    format!("first line is not an envelope ({e}): {}", sample(line))
-                })?;
-                if head.dest != ROUTER {
-                    return Err(format!(
-                        "first line must be a hello to '{ROUTER}', got dest '{}'",
-                        head.dest
-                    ));
-                }
-                return match serde_json::from_str::<Control>(head.body.get()) {
-                    Ok(Control::Hello { node_id }) if node_id == head.src => Ok(node_id),
-                    _ => Err(format!("first line is not a hello: {}", sample(line))),
-                };
-            }
+            Err(e) => return Err((Refusal::NotAHello, format!("oversized first line: {e}"))),
+            Ok(Some([])) => continue,
+            Ok(Some(line)) => return Ok(line.to_vec()),
             Ok(None) => match rd.read(buf).await {
-                Ok(0) | Err(_) => return Err("closed the connection before saying hello".into()),
+                Ok(0) | Err(_) => {
+                    let what = match dec.pending() {
+                        0 => String::new(),
+                        n => format!("{n} bytes without a newline"),
+                    };
+                    return Err((Refusal::ClosedBeforeHello, what));
+                }
                 Ok(n) => dec.push(&buf[..n]),
             },
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

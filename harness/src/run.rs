@@ -29,7 +29,7 @@ use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, NemesisOpts, Schedule};
-use crate::router::{Router, RouterEvent};
+use crate::router::{Gate, Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
 
@@ -182,6 +182,7 @@ impl RunConfig {
             ],
             data_dir,
             log_path: dir.join("nodes").join(format!("{id}.log")),
+            admission: None,
         }
     }
 
@@ -240,7 +241,8 @@ impl RunConfig {
 /// A node that broke the protocol, stopped answering or died on its own.
 #[derive(Debug, Clone, Serialize)]
 pub struct Faulty {
-    /// The node (`?` when unknown).
+    /// The node (connections that never became a node are counted by the router's gate,
+    /// not listed here).
     pub node: String,
     /// What happened.
     pub what: String,
@@ -346,6 +348,7 @@ impl Live {
                 what: format!("exited unexpectedly ({status})"),
                 at_us,
             });
+            self.chaos.node_exited(node, status);
         }
         // A node restarted before its old process was reaped has a new connection by
         // now; the old one closed by itself.
@@ -466,7 +469,8 @@ pub async fn run(
     addrs.extend(node_ids.iter().cloned());
     addrs.extend(client_ids.iter().cloned());
     let mut tasks = JoinSet::new();
-    let (router, events) = Router::start(&addrs, start, &mut tasks).await?;
+    let gate = Gate::new(&node_ids);
+    let (router, events) = Router::start(&addrs, gate.clone(), start, &mut tasks).await?;
     router.log_messages(&node_ids);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = Live {
@@ -489,7 +493,7 @@ pub async fn run(
 
     let router_addr = router.local_addr().to_string();
     for id in &node_ids {
-        let spec = cfg.node_spec(&dir, id, &router_addr);
+        let spec = cfg.node_spec(&dir, id, &router_addr).admitted_by(&gate);
         if let Err(e) = live.sup.spawn(spec).await {
             live.sup
                 .teardown(Duration::from_millis(TEARDOWN_GRACE_MS))
@@ -635,7 +639,8 @@ pub async fn run(
             .filter(|n| !live.ready.contains(*n))
             .collect();
         format!(
-            "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms); see {}/nodes/",
+            "nodes {missing:?} did not start (no init_ok within {STARTUP_TIMEOUT_MS} ms){}; see {}/nodes/",
+            gate.rejections().startup_hint(),
             dir.display()
         )
     });
@@ -685,6 +690,7 @@ pub async fn run(
         "process_events": live.sup.records(),
         "reports": report_count,
         "message_log": message_log,
+        "router": {"rejected_connections": gate.rejections()},
     });
     publish(&cfg, &run_id, &dir, &metrics_json)?;
 

@@ -6,6 +6,10 @@
 //! forks happen on one dedicated spawner thread that lives as long as the process. Each
 //! child has a waiter thread that reaps it and reports its exit status; an exit the
 //! supervisor did not cause is recorded as unexpected and the run goes on.
+//!
+//! A node admitted through a [`Gate`] gets the run's secret in `SQUALL_TOKEN`, and the
+//! gate learns each incarnation before its process exists, so the listener admits exactly
+//! the process squall started last (see [`crate::router::gate`]).
 
 use std::collections::BTreeMap;
 use std::fs::OpenOptions;
@@ -20,6 +24,8 @@ use nix::unistd::Pid;
 use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::router::Gate;
+
 /// What is needed to start one node process.
 #[derive(Debug, Clone)]
 pub struct NodeSpec {
@@ -33,6 +39,22 @@ pub struct NodeSpec {
     pub data_dir: PathBuf,
     /// Where stdout and stderr go (appended across restarts).
     pub log_path: PathBuf,
+    /// The gate the node must pass, and the address it connects as there.
+    pub admission: Option<(Gate, String)>,
+}
+
+impl NodeSpec {
+    /// The node connects through `gate` as its own id.
+    pub fn admitted_by(self, gate: &Gate) -> NodeSpec {
+        let id = self.id.clone();
+        self.admitted_as(gate, &id)
+    }
+
+    /// The node connects through `gate` as `node` (when its process id is another).
+    pub fn admitted_as(mut self, gate: &Gate, node: &str) -> NodeSpec {
+        self.admission = Some((gate.clone(), node.to_string()));
+        self
+    }
 }
 
 /// How a process ended.
@@ -222,6 +244,11 @@ impl Supervisor {
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
+        if let Some((gate, as_node)) = &spec.admission {
+            // Before the process exists, so its hello cannot arrive first.
+            gate.spawned(as_node, incarnation);
+            cmd.env("SQUALL_TOKEN", gate.token());
+        }
         let parent = std::process::id();
         // SAFETY: only async-signal-safe libc calls between fork and exec.
         unsafe {

@@ -65,8 +65,13 @@ fn connect(link: &Link) -> anyhow::Result<(TcpStream, String, String)> {
         }
         Link::Routed { router, id, peer } => {
             let mut s = TcpStream::connect(router).context("connect to router")?;
-            let hello = format!("{{\"src\":\"{id}\",\"dest\":\"router\",\"body\":{{\"type\":\"hello\",\"node_id\":\"{id}\"}}}}\n");
-            s.write_all(hello.as_bytes())?;
+            // The router admits only the process squall started, by the run's secret.
+            let hello = serde_json::to_string(&proto::body::Control::Hello {
+                node_id: id.clone(),
+                token: std::env::var("SQUALL_TOKEN").unwrap_or_default(),
+                incarnation: None,
+            })?;
+            s.write_all(&proto::envelope::frame_raw(id, proto::ROUTER, &hello))?;
             Ok((s, id.clone(), peer.clone()))
         }
     }

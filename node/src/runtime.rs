@@ -48,6 +48,8 @@ pub struct Launch {
     pub seed: u64,
     /// `SQUALL_INCARNATION`: how many times this node was started before (0 first).
     pub incarnation: u64,
+    /// `SQUALL_TOKEN`: the run's secret, repeated in `hello` (empty if unset).
+    pub token: String,
     /// `--bug` mutants.
     pub bugs: BTreeSet<String>,
     /// `--param key=value` settings.
@@ -76,6 +78,7 @@ impl Launch {
                 .transpose()
                 .context("SQUALL_INCARNATION is not a u64")?
                 .unwrap_or(0),
+            token: std::env::var("SQUALL_TOKEN").unwrap_or_default(),
             bugs,
             params,
         })
@@ -283,6 +286,8 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
     let (mut rd, mut wr) = stream.into_split();
     let hello = serde_json::to_string(&Control::Hello {
         node_id: launch.node_id.clone(),
+        token: launch.token.clone(),
+        incarnation: Some(launch.incarnation),
     })?;
     wr.write_all(&frame_raw(&launch.node_id, ROUTER, &hello))
         .await?;

@@ -100,10 +100,20 @@ impl From<u32> for ErrorCode {
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Control {
-    /// First line a node sends on its connection, to `router`: who it is.
+    /// First line a node sends on its connection, to `router`: who it is, proved by the
+    /// run's secret. The router refuses a hello without the right token, for an address
+    /// that is not a node, or for an incarnation that is not the one squall started or
+    /// that already has its connection (PROTOCOL.md §4).
     Hello {
         /// The node's id, as in `SQUALL_NODE_ID`.
         node_id: String,
+        /// `SQUALL_TOKEN`: the run's secret. Empty (missing) is refused.
+        #[serde(default)]
+        token: String,
+        /// `SQUALL_INCARNATION`, if the node says it: must be the incarnation squall
+        /// started last.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        incarnation: Option<u64>,
     },
     /// The harness tells a node its id and the cluster.
     Init {
@@ -143,6 +153,29 @@ mod tests {
         assert_eq!(
             ErrorCode::TemporarilyUnavailable.errorness(),
             Errorness::Definite
+        );
+    }
+
+    #[test]
+    fn hello_carries_token_and_incarnation() {
+        let hello = Control::Hello {
+            node_id: "n2".into(),
+            token: "s3cret".into(),
+            incarnation: Some(1),
+        };
+        assert_eq!(
+            serde_json::to_string(&hello).unwrap(),
+            r#"{"type":"hello","node_id":"n2","token":"s3cret","incarnation":1}"#
+        );
+        // A hello written before the token parses, so the router can say what it lacks.
+        let old: Control = serde_json::from_str(r#"{"type":"hello","node_id":"n2"}"#).unwrap();
+        assert_eq!(
+            old,
+            Control::Hello {
+                node_id: "n2".into(),
+                token: String::new(),
+                incarnation: None
+            }
         );
     }
 

@@ -4,6 +4,10 @@
 //! Wall-clock time appears here only as a guard: a node that does not finish its step
 //! within [`STEP_TIMEOUT`] is reported as [`StepEnd::Timeout`] and the run treats it as
 //! crashed. It never decides the order of anything.
+//!
+//! [`Listener`] is where nodes connect: the run's [`Gate`] judges each first line, so a
+//! connection that is not the node squall started (no token, a duplicate, a scanner) is
+//! closed and counted, never blamed on a node, and never reaches the trace.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -11,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use proto::codec::FrameError;
 use proto::{EnvelopeHead, LineDecoder, HARNESS};
+
+use crate::router::gate::{Gate, Refusal};
 
 /// Longest a node may take to answer one event with `step_done`.
 pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
@@ -65,6 +71,29 @@ pub fn is_step_done(line: &str) -> bool {
             .is_ok_and(|h| h.dest == HARNESS && h.body_type().as_deref() == Some("step_done"))
 }
 
+/// The loopback listener of a lockstep run and the gate its connections pass.
+pub struct Listener {
+    inner: tokio::net::TcpListener,
+    gate: Gate,
+}
+
+impl Listener {
+    /// Listens on `inner`, admitting through `gate`.
+    pub fn new(inner: tokio::net::TcpListener, gate: Gate) -> Listener {
+        Listener { inner, gate }
+    }
+
+    /// The next connection.
+    pub async fn accept(&self) -> std::io::Result<(tokio::net::TcpStream, std::net::SocketAddr)> {
+        self.inner.accept().await
+    }
+
+    /// The run's gate.
+    pub fn gate(&self) -> &Gate {
+        &self.gate
+    }
+}
+
 /// A node's connection.
 pub struct NodeConn {
     stream: TcpStream,
@@ -103,6 +132,22 @@ impl NodeConn {
                 end
             }),
         }
+    }
+
+    /// Reads the first line by `deadline`, and within the protocol's 5 s of now (so one
+    /// silent connection cannot use up a whole startup), and asks `gate` to admit it: the
+    /// node it speaks for, or `None` when it was refused (counted by the gate; close the
+    /// connection).
+    pub fn read_hello(&mut self, deadline: Instant, gate: &Gate) -> Option<String> {
+        let hello_by = Instant::now() + Duration::from_millis(crate::router::HELLO_TIMEOUT_MS);
+        let refusal = match self.read_line(deadline.min(hello_by)) {
+            Ok(line) => return gate.admit_line(line.as_bytes()).ok().map(|(node, _)| node),
+            Err(StepEnd::Timeout) => Refusal::NoHelloInTime,
+            Err(StepEnd::Oversized) => Refusal::NotAHello,
+            Err(_) => Refusal::ClosedBeforeHello,
+        };
+        gate.reject(refusal, "");
+        None
     }
 
     /// Reads the node's output into `out` up to and including the first line for which
@@ -160,6 +205,54 @@ impl NodeConn {
                 Err(e) if e.kind() == ErrorKind::ConnectionReset => return StepEnd::Closed,
                 Err(e) => return StepEnd::Io(e.to_string()),
             }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Connects to a fresh listener, writes `bytes` (then hangs up if asked) and reads the
+    /// hello the way the lockstep world does.
+    fn first_line(gate: &Gate, bytes: &[u8], hang_up: bool) -> Option<String> {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        client.write_all(bytes).unwrap();
+        if hang_up {
+            client.shutdown(std::net::Shutdown::Write).unwrap();
+        }
+        let (stream, _) = listener.accept().unwrap();
+        let mut conn = NodeConn::new(stream).unwrap();
+        conn.read_hello(Instant::now() + Duration::from_secs(5), gate)
+    }
+
+    #[test]
+    fn lockstep_listener_admits_only_the_started_node_with_the_token() {
+        let gate = Gate::with_token("tok", &["n1".to_string()]);
+        gate.spawned("n1", 0);
+        let hello = |token: &str| {
+            format!(
+                "{{\"src\":\"n1\",\"dest\":\"router\",\"body\":{{\"type\":\"hello\",\"node_id\":\"n1\",\"token\":\"{token}\"}}}}\n"
+            )
+        };
+        assert_eq!(first_line(&gate, hello("nope").as_bytes(), false), None);
+        assert_eq!(first_line(&gate, b"GET / HTTP/1.0\r\n\r\n", false), None);
+        assert_eq!(first_line(&gate, b"", true), None);
+        assert_eq!(
+            first_line(&gate, hello("tok").as_bytes(), false).as_deref(),
+            Some("n1")
+        );
+        assert_eq!(first_line(&gate, hello("tok").as_bytes(), false), None);
+        let r = gate.rejections();
+        assert_eq!(r.total, 4, "{r:?}");
+        for reason in [
+            "bad_token",
+            "not_a_hello",
+            "closed_before_hello",
+            "duplicate",
+        ] {
+            assert_eq!(r.by_reason.get(reason), Some(&1), "{reason}: {r:?}");
         }
     }
 }

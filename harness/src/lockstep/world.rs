@@ -23,7 +23,7 @@ use workloads::verdict::{FaultSpan, TimedReport};
 use workloads::Workload;
 
 use super::clients::{Answer, HistoryWriter, VClient};
-use super::conn::{is_step_done, NodeConn, StepEnd};
+use super::conn::{is_step_done, Listener, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
 use super::trace::{TraceKind, TraceRecord, TraceWriter};
 use super::{HOP_US, STARTUP_TIMEOUT};
@@ -126,7 +126,7 @@ pub struct WorldOpts {
 /// The whole lockstep run state.
 pub struct World {
     handle: tokio::runtime::Handle,
-    listener: tokio::net::TcpListener,
+    listener: Listener,
     sup: Supervisor,
     interrupt: watch::Receiver<bool>,
     opts: WorldOpts,
@@ -200,7 +200,7 @@ pub struct WorldParts {
     /// The runtime the supervisor and the listener belong to.
     pub handle: tokio::runtime::Handle,
     /// The loopback listener the nodes connect to.
-    pub listener: tokio::net::TcpListener,
+    pub listener: Listener,
     /// The supervisor, nodes already spawned.
     pub sup: Supervisor,
     /// Ctrl-C.
@@ -412,19 +412,9 @@ impl World {
             let Ok(mut conn) = NodeConn::new(std_stream) else {
                 continue;
             };
-            let line = match conn.read_line(deadline) {
-                Ok(line) => line,
-                Err(_) => continue,
-            };
-            let hello = EnvelopeHead::parse(line.as_bytes())
-                .ok()
-                .and_then(|h| serde_json::from_str::<Control>(h.body.get()).ok());
-            match hello {
-                Some(Control::Hello { node_id }) => return Some((node_id, conn)),
-                _ => self.fault(
-                    "?",
-                    format!("first line was not hello: {}", truncate(&line, 120)),
-                ),
+            // A refused connection is counted by the gate and closed, blaming no node.
+            if let Some(node_id) = conn.read_hello(deadline, self.listener.gate()) {
+                return Some((node_id, conn));
             }
         }
     }

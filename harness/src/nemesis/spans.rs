@@ -7,8 +7,8 @@ use workloads::verdict::FaultSpan;
 
 use super::action::Action;
 
-/// A span still on, under its key (`partition`, `down n1`, `crash n1`, `pause n1`,
-/// `clog n1`, `link_faults <event id>`).
+/// A span still on, under its key (`partition`, `down n1`, `crash n1`, `exit n1`,
+/// `pause n1`, `clog n1`, `link_faults <event id>`).
 #[derive(Debug, Clone)]
 struct Open {
     id: u32,
@@ -132,9 +132,29 @@ impl SpanBook {
         self.open.values().any(|o| o.id == id)
     }
 
-    /// A killed node answered `init` again: until then requests sent to it were lost
-    /// with the process, so its kill span ends here.
+    /// A node squall did not kill exited (on its own, or by a signal from elsewhere): it
+    /// is down like a killed one, a span of kind `kill` under `exit <node>` that no
+    /// heal ends (squall restarts only what it killed). No schedule event opened it, so
+    /// no [`Ended`] ever reports it.
+    pub fn exited(&mut self, node: &str, what: &str, now_ns: u64) {
+        let key = format!("exit {node}");
+        if self.open.contains_key(&key) {
+            return;
+        }
+        let span = FaultSpan {
+            start: now_ns,
+            end: None,
+            what: what.to_string(),
+            kind: "kill".into(),
+            nodes: vec![node.to_string()],
+        };
+        self.open.insert(key, Open { id: u32::MAX, span });
+    }
+
+    /// A killed (or self-exited, then restarted) node answered `init` again: until then
+    /// requests sent to it were lost with the process, so its down span ends here.
     pub fn node_back(&mut self, node: &str, now_ns: u64) -> Option<Ended> {
+        let _exit = self.close(&format!("exit {node}"), now_ns);
         self.close(&format!("down {node}"), now_ns)
     }
 
@@ -150,7 +170,9 @@ impl SpanBook {
     fn healed_by_heal_all(&self) -> Vec<String> {
         self.open
             .keys()
-            .filter(|k| !k.starts_with("crash ") && !k.starts_with("down "))
+            .filter(|k| {
+                !k.starts_with("crash ") && !k.starts_with("down ") && !k.starts_with("exit ")
+            })
             .cloned()
             .collect()
     }
@@ -268,5 +290,21 @@ mod tests {
         assert_eq!(end_of("crash n2"), None);
         assert_eq!(end_of("pause n3"), Some(50));
         assert_eq!(spans[0].nodes, vec!["n1".to_string()]);
+    }
+
+    #[test]
+    fn a_node_that_exits_on_its_own_is_down_like_a_killed_one() {
+        let mut book = SpanBook::default();
+        book.exited("n2", "n2 exited on its own (exit code 0)", 40);
+        book.exited("n2", "again", 45);
+        assert!(book.heal_all(50).is_empty(), "no heal brings it back");
+        let spans = book.spans();
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].kind, "kill");
+        assert_eq!(spans[0].end, None);
+        assert!(spans[0].downs("n2", 100, 200));
+        assert!(!spans[0].downs("n2", 0, 39));
+        assert_eq!(book.node_back("n2", 70), None, "no event to confirm");
+        assert_eq!(book.spans()[0].end, Some(70));
     }
 }

@@ -26,7 +26,8 @@ def main():
     host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
     sock = socket.create_connection((host, int(port)))
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-    sock.sendall(line(me, "router", {"type": "hello", "node_id": me}).encode())
+    hello = {"type": "hello", "node_id": me, "token": os.environ["SQUALL_TOKEN"]}
+    sock.sendall(line(me, "router", hello).encode())
     lockstep = False
     pending = {}  # timer_id -> (client, msg_id, echo)
     next_timer = 1

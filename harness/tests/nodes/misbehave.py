@@ -27,7 +27,7 @@ def main():
     if mode == "silent":
         time.sleep(3600)
         return 0
-    send(sock, me, "router", {"type": "hello", "node_id": me})
+    send(sock, me, "router", {"type": "hello", "node_id": me, "token": os.environ["SQUALL_TOKEN"]})
     for raw in sock.makefile("rb"):
         msg = json.loads(raw)
         body = msg["body"]

@@ -1,0 +1,61 @@
+//! The router with real sockets: admission races that the gate's book alone cannot show.
+
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+use super::*;
+
+async fn connect(router: &Router, hello: &str) -> BufReader<TcpStream> {
+    let mut s = TcpStream::connect(router.local_addr()).await.unwrap();
+    s.write_all(hello.as_bytes()).await.unwrap();
+    BufReader::new(s)
+}
+
+fn hello(node: &str, token: &str, incarnation: u64) -> String {
+    let body = serde_json::json!({
+        "type": "hello", "node_id": node, "token": token, "incarnation": incarnation
+    });
+    format!("{{\"src\":\"{node}\",\"dest\":\"router\",\"body\":{body}}}\n")
+}
+
+async fn next_line(conn: &mut BufReader<TcpStream>) -> String {
+    let mut line = String::new();
+    tokio::time::timeout(std::time::Duration::from_secs(5), conn.read_line(&mut line))
+        .await
+        .expect("a line within 5 s")
+        .unwrap();
+    line
+}
+
+/// A killed node's old connection may not have closed yet when the restarted one says
+/// hello: the new incarnation is admitted and gets the traffic; a second hello for it
+/// is refused and changes nothing.
+#[tokio::test]
+async fn restart_is_admitted_while_the_killed_connection_is_still_open() {
+    let addrs: Vec<String> = ["harness", "n1", "c1"].map(String::from).to_vec();
+    let gate = Gate::with_token("tok", &addrs[1..2]);
+    let mut tasks = JoinSet::new();
+    let (router, mut events) = Router::start(&addrs, gate.clone(), Instant::now(), &mut tasks)
+        .await
+        .unwrap();
+    gate.spawned("n1", 0);
+    let _old = connect(&router, &hello("n1", "tok", 0)).await;
+    assert!(matches!(
+        events.recv().await,
+        Some(RouterEvent::Connected { .. })
+    ));
+    // Killed and restarted; `_old` stays open, its EOF not yet read.
+    gate.spawned("n1", 1);
+    let mut new = connect(&router, &hello("n1", "tok", 1)).await;
+    assert!(matches!(
+        events.recv().await,
+        Some(RouterEvent::Connected { .. })
+    ));
+    let mut fake = connect(&router, &hello("n1", "tok", 1)).await;
+    router.send_local("harness", "n1", r#"{"type":"init","msg_id":1}"#);
+    assert!(next_line(&mut new).await.contains("\"init\""));
+    assert_eq!(next_line(&mut fake).await, "", "the duplicate is closed");
+    let refused = gate.rejections();
+    assert_eq!(refused.by_reason.get("duplicate"), Some(&1), "{refused:?}");
+    assert!(events.try_recv().is_err(), "no event blames a node");
+    tasks.abort_all();
+}
