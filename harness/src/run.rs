@@ -28,7 +28,7 @@ use workloads::{CheckInput, Checker, Verdict, VerdictKind};
 use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
-use crate::nemesis::{self, NemesisOpts, Schedule};
+use crate::nemesis::{self, NemesisOpts, Schedule, Warning};
 use crate::router::{Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
@@ -200,15 +200,15 @@ impl RunConfig {
     }
 
     /// What about the configuration itself may weaken the verdict (for `verdict.json`).
-    pub fn warnings(&self) -> Vec<String> {
+    pub fn warnings(&self) -> Vec<Warning> {
         let mut out = Vec::new();
         if self.nemesis.recovery_ms <= self.op_timeout_ms {
-            out.push(format!(
+            out.push(Warning::other(format!(
                 "the recovery window ({} ms) is not longer than the op timeout ({} ms): a \
                  final op that times out has no time left for a retry, so termination may \
                  be judged on a single try",
                 self.nemesis.recovery_ms, self.op_timeout_ms
-            ));
+            )));
         }
         out
     }
@@ -615,6 +615,7 @@ pub async fn run(
         verdict,
         reason,
         ops,
+        warnings,
     } = Ending {
         cfg: &cfg,
         run_id: &run_id,
@@ -665,6 +666,7 @@ pub async fn run(
         &dir,
         verdict,
         &reason,
+        &warnings,
         &metrics_json["ops"],
         &metrics_json["latency_ms"],
     );
@@ -845,6 +847,7 @@ fn summary_text(
     dir: &Path,
     verdict: VerdictKind,
     reason: &str,
+    warnings: &[Warning],
     counts: &Value,
     latency: &Value,
 ) -> String {
@@ -862,7 +865,7 @@ fn summary_text(
             ));
         }
     }
-    s.push_str(&verdict_line(verdict, reason));
+    s.push_str(&verdict_line(verdict, reason, warnings));
     s.push_str(&format!("results   {}\n", dir.display()));
     s
 }

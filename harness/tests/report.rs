@@ -283,3 +283,83 @@ fn strings_from_the_run_are_escaped() {
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert_self_contained(&html);
 }
+
+/// A fault plan whose triggers never fire: one names a message type Paxos does not send
+/// (`promis`), forty wait for the 1000th..1039th `accept` from n1 in a one-second run.
+const STARVED_TRIGGERS_EVENTS: usize = 40;
+
+fn starved_trigger_plan() -> String {
+    let mut events = vec![serde_json::json!({"id": 1, "on": {"msg_type": "promis"},
+        "action": "kill", "node": "n2"})];
+    for i in 0..STARVED_TRIGGERS_EVENTS {
+        events.push(serde_json::json!({"id": 2 + i,
+            "on": {"msg_type": "accept", "src": "n1", "nth": 1000 + i},
+            "action": "kill", "node": "n1"}));
+    }
+    serde_json::json!({"nodes": ["n1", "n2", "n3"], "time_limit_ms": 1000,
+        "recovery_ms": 1500, "events": events})
+    .to_string()
+}
+
+#[test]
+fn a_trigger_that_never_fires_is_printed_under_the_verdict_and_collapsed_with_a_count() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = tmp.path().join("schedule.json");
+    std::fs::write(&plan, starved_trigger_plan()).expect("write plan");
+    let (out, dir) = run_ok(&[
+        "run",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--schedule",
+        plan.to_str().expect("utf8"),
+        "--seed",
+        "3",
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", text(&out));
+    // The summary says it under the verdict line, not only in verdict.json.
+    let verdict_at = printed.find("verdict   ").expect("a verdict line");
+    let after = &printed[verdict_at..];
+    assert!(
+        after.contains(": a requested fault never took effect")
+            || after.contains(": requested faults never took effect"),
+        "{printed}"
+    );
+    assert!(
+        after.contains("no 'promis' message was seen in the run at all"),
+        "the never-seen type is named: {printed}"
+    );
+    assert!(
+        after.contains(&format!(
+            "! {STARVED_TRIGGERS_EVENTS}x requested fault never took effect"
+        )),
+        "the starved accept triggers are one line with a count: {printed}"
+    );
+
+    // verdict.json: one warning per cause, with its count.
+    let verdict = json(&dir.join("verdict.json"));
+    let warnings = verdict["warnings"].as_array().expect("warnings");
+    let starved: Vec<&serde_json::Value> = warnings
+        .iter()
+        .filter(|w| {
+            w["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("'accept' from n1")
+        })
+        .collect();
+    assert_eq!(starved.len(), 1, "{warnings:?}");
+    assert_eq!(starved[0]["count"], STARVED_TRIGGERS_EVENTS as u64);
+    assert_eq!(starved[0]["kind"], "fault_never_took_effect");
+    assert_eq!(starved[0]["examples"].as_array().map(Vec::len), Some(3));
+
+    // The report shows the count too.
+    let html = report(&dir);
+    assert!(
+        html.contains("A requested fault never took effect"),
+        "no banner"
+    );
+    assert!(html.contains(&format!("<b>{STARVED_TRIGGERS_EVENTS}&times;</b>")));
+}

@@ -101,11 +101,7 @@ pub fn header(s: &mut String, run: &RunData) {
         s.push_str(&json_html(&Value::Array(faulty.clone()), 3, 20));
     }
     if let Some(w) = v["warnings"].as_array().filter(|a| !a.is_empty()) {
-        s.push_str("<h3>Warnings</h3><ul>");
-        for line in w.iter().take(20) {
-            let _ = write!(s, "<li>{}</li>", esc(&compact(line)));
-        }
-        s.push_str("</ul>");
+        warnings(s, w);
     }
     if let Some(checkers) = v["checkers"].as_array() {
         let overall = v["reason"].as_str().unwrap_or("");
@@ -114,6 +110,66 @@ pub fn header(s: &mut String, run: &RunData) {
         }
     }
     s.push_str("</section>\n");
+}
+
+/// The warnings, one per cause with its count; those about a requested fault that
+/// never took effect first and in the invalid colour. Reads the collapsed objects of
+/// `verdict.json` and, from older run directories, plain strings.
+fn warnings(s: &mut String, w: &[Value]) {
+    let is_fault = |w: &Value| w["kind"] == "fault_never_took_effect";
+    let faults = w.iter().filter(|w| is_fault(w)).count();
+    let _ = write!(s, "<h3>Warnings ({})</h3>", w.len());
+    if faults > 0 {
+        let _ = write!(
+            s,
+            "<p class=\"warn-fault\">A requested fault never took effect ({faults} \
+             cause{}): this run did not test what it was asked to.</p>",
+            if faults == 1 { "" } else { "s" }
+        );
+    }
+    s.push_str("<ul>");
+    let ordered = w
+        .iter()
+        .filter(|w| is_fault(w))
+        .chain(w.iter().filter(|w| !is_fault(w)));
+    for item in ordered.take(20) {
+        let Some(message) = item["message"].as_str() else {
+            let _ = write!(s, "<li>{}</li>", esc(&compact(item)));
+            continue;
+        };
+        let count = item["count"].as_u64().unwrap_or(1);
+        let times = if count > 1 {
+            format!("<b>{count}&times;</b> ")
+        } else {
+            String::new()
+        };
+        let class = if is_fault(item) {
+            " class=\"warn-fault\""
+        } else {
+            ""
+        };
+        let _ = write!(s, "<li{class}>{times}{}", esc(message));
+        let examples: Vec<&str> = item["examples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !examples.is_empty() {
+            let _ = write!(
+                s,
+                "<br><span class=\"small\">{}{}</span>",
+                if count > examples.len() as u64 {
+                    "e.g. "
+                } else {
+                    ""
+                },
+                esc(&examples.join("; "))
+            );
+        }
+        s.push_str("</li>");
+    }
+    s.push_str("</ul>");
 }
 
 /// One checker: its verdict, its reason (unless the header already says it) and its
