@@ -2,7 +2,8 @@
 //!
 //! Nodes connect over loopback TCP and introduce themselves with a `hello` line; clients
 //! and the harness are local endpoints with in-process channels. For each envelope the
-//! router parses only the head (addresses and body `type`), asks one pure function
+//! router parses only the head (addresses, body `type` and the few fields the message
+//! log keeps), asks one pure function
 //! ([`LinkPolicy::decide`]) what happens on that directed link, and then delivers, delays,
 //! duplicates, holds or drops the raw line. Per directed link delivery is FIFO unless the
 //! policy marks a copy as free to overtake (the reorder fault).
@@ -30,7 +31,7 @@ use tokio::time::Instant;
 
 pub mod msglog;
 
-use msglog::{Fate, LogSummary, MessageLog};
+use msglog::{Fate, LogSummary, MessageLog, Salient};
 
 /// Messages queued towards one destination before further ones are dropped.
 pub const DEST_QUEUE_MAX: usize = 16 * 1024;
@@ -408,7 +409,7 @@ impl Router {
     pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
         let line = proto::envelope::frame_raw(src, dest, body_json);
         let ty = proto::envelope::body_type(body_json).unwrap_or_default();
-        self.route(src, dest, &ty, None, line);
+        self.route(src, dest, &ty, Salient::default(), line);
     }
 
     /// Closes a node's connection from the router side (used after a kill so that a
@@ -453,9 +454,9 @@ impl Router {
         let _ = self.shared.events.send(e);
     }
 
-    fn route(&self, src: &str, dest: &str, ty: &str, key: Option<u64>, line: Vec<u8>) {
+    fn route(&self, src: &str, dest: &str, ty: &str, salient: Salient, line: Vec<u8>) {
         let mut batch = Batch::default();
-        self.route_into(src, dest, ty, key, line, &mut batch);
+        self.route_into(src, dest, ty, salient, line, &mut batch);
         self.flush(&mut batch);
     }
 
@@ -475,7 +476,7 @@ impl Router {
         src: &str,
         dest: &str,
         ty: &str,
-        key: Option<u64>,
+        salient: Salient,
         line: Vec<u8>,
         batch: &mut Batch,
     ) {
@@ -515,7 +516,7 @@ impl Router {
         let decision = st.policy.decide(src, dest, ty, now);
         release_opened(&mut st, now, batch);
         let log = |st: &mut State, fate: Fate, dup: bool| match &mut st.log {
-            Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, key, fate, dup),
+            Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, salient, fate, dup),
             _ => msglog::NONE,
         };
         match decision {
@@ -784,11 +785,12 @@ impl Router {
                     }
                     continue;
                 }
-                let (ty, key) = head.body_type_key().unwrap_or_default();
+                // The type, and the key and label the message log keeps, in one pass.
+                let (ty, salient) = msglog::read_body(head.body.get()).unwrap_or_default();
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, head.dest, &ty, key, owned, &mut batch);
+                self.route_into(node, head.dest, &ty, salient, owned, &mut batch);
             }
             self.flush(&mut batch);
             match rd.read(buf).await {

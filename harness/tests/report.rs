@@ -167,6 +167,42 @@ fn assert_sequence_is_about(dir: &Path, key: u64) {
     assert_self_contained(&html);
 }
 
+/// The sequence diagram's arrows carry what the message said, not only its type: an
+/// `accept` arrow is labelled `accept (round,node) value`, a `prepare` arrow with its
+/// ballot — the same words in both modes.
+fn assert_arrows_carry_ballots_and_values(dir: &Path) {
+    let html = report(dir);
+    let seq = section(&html, "sequence-section");
+    let labels: Vec<&str> = seq
+        .split("paint-order=\"stroke\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .collect();
+    let ballot_value = |l: &&str| {
+        let Some(rest) = l.strip_prefix("accept (") else {
+            return false;
+        };
+        let Some((ballot, after)) = rest.split_once(") ") else {
+            return false;
+        };
+        let value = after.split(' ').next().unwrap_or("");
+        ballot.split_once(",n").is_some_and(|(round, node)| {
+            round.parse::<u64>().is_ok() && node.parse::<u64>().is_ok()
+        }) && value.parse::<u64>().is_ok()
+    };
+    assert!(
+        labels.iter().any(ballot_value),
+        "no accept arrow labelled with its ballot and value: {labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .filter(|l| l.starts_with("prepare") || l.starts_with("promise"))
+            .all(|l| l.contains(" (")),
+        "a prepare or promise arrow without its ballot: {labels:?}"
+    );
+}
+
 /// `squall run` of small-quorum Paxos under partitions; each test adds its mode, time
 /// and seed.
 const SMALL_QUORUM: &[&str] = &[
@@ -197,6 +233,7 @@ fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
         "lockstep reads trace.bin"
     );
     assert_sequence_is_about(&dir, violating_key(&dir));
+    assert_arrows_carry_ballots_and_values(&dir);
 }
 
 #[test]
@@ -216,6 +253,7 @@ fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
         let verdict = json(&dir.join("verdict.json"));
         if verdict["verdict"] == "invalid" {
             assert_sequence_is_about(&dir, violating_key(&dir));
+            assert_arrows_carry_ballots_and_values(&dir);
             return;
         }
         seen.push(format!("seed {seed}: {}", verdict["verdict"]));
