@@ -203,6 +203,38 @@ fn assert_arrows_carry_ballots_and_values(dir: &Path) {
     );
 }
 
+/// A linearizability failure is drawn, not dumped: the window's ops as bars with the
+/// op the search got stuck on highlighted, and no raw evidence JSON.
+fn assert_lin_explanation_is_drawn(dir: &Path) {
+    let verdict = json(&dir.join("verdict.json"));
+    let lin = verdict["checkers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["evidence"]["property"] == "linearizability")
+        .expect("a linearizability checker");
+    assert_eq!(lin["verdict"], "invalid", "{lin}");
+    let html = report(dir);
+    let header = section(&html, "header");
+    let at = header
+        .find("<h3>linearizability")
+        .expect("the linearizability checker's part");
+    let part = &header[at..];
+    let part = &part[..part.find("</div>").unwrap_or(part.len())];
+    assert!(
+        part.contains(r#"<svg id="lin-window" class="lin-chart""#),
+        "{part}"
+    );
+    assert!(
+        part.contains(r#"class="lin-op stuck""#),
+        "no stuck op: {part}"
+    );
+    assert!(part.contains("got stuck on"), "no text of why: {part}");
+    for json_bit in ["\"explanation\"", "partitions", "<table"] {
+        assert!(!part.contains(json_bit), "{json_bit} dumped: {part}");
+    }
+}
+
 /// `squall run` of small-quorum Paxos under partitions; each test adds its mode, time
 /// and seed.
 const SMALL_QUORUM: &[&str] = &[
@@ -234,6 +266,7 @@ fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
     );
     assert_sequence_is_about(&dir, violating_key(&dir));
     assert_arrows_carry_ballots_and_values(&dir);
+    assert_lin_explanation_is_drawn(&dir);
 }
 
 #[test]
@@ -254,6 +287,7 @@ fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
         if verdict["verdict"] == "invalid" {
             assert_sequence_is_about(&dir, violating_key(&dir));
             assert_arrows_carry_ballots_and_values(&dir);
+            assert_lin_explanation_is_drawn(&dir);
             return;
         }
         seen.push(format!("seed {seed}: {}", verdict["verdict"]));
