@@ -177,6 +177,31 @@ pub fn verdict_line(verdict: VerdictKind, reason: &str, warnings: &[Warning]) ->
     s
 }
 
+/// A short note on the warnings of a `verdict.json` for one-line summaries (`squall
+/// replay`): empty without warnings, else `; 3 warnings (a requested fault never took
+/// effect)`.
+pub fn warnings_note(verdict_json: &Value) -> String {
+    let Some(w) = verdict_json["warnings"]
+        .as_array()
+        .filter(|w| !w.is_empty())
+    else {
+        return String::new();
+    };
+    let faults = w
+        .iter()
+        .any(|w| w["kind"] == serde_json::json!(crate::nemesis::WarningKind::FaultNeverTookEffect));
+    format!(
+        "; {} warning{}{}",
+        w.len(),
+        if w.len() == 1 { "" } else { "s" },
+        if faults {
+            " (a requested fault never took effect)"
+        } else {
+            ""
+        }
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -217,6 +242,16 @@ mod tests {
         );
         assert_eq!(lines[3], "  - the recovery window is short");
         assert_eq!(lines.len(), 4, "{text}");
+    }
+
+    #[test]
+    fn one_line_summaries_note_warnings() {
+        let w = collapse(vec![Warning::fault("x", None), Warning::other("y")]);
+        assert_eq!(
+            warnings_note(&json!({ "warnings": w })),
+            "; 2 warnings (a requested fault never took effect)"
+        );
+        assert_eq!(warnings_note(&json!({"warnings": []})), "");
     }
 
     #[test]
