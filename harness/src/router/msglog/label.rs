@@ -120,27 +120,57 @@ impl<'de> Visitor<'de> for BodyVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
         let (mut ty, mut key, mut w) = (None, None, Writer::default());
-        while let Some(name) = map.next_key::<Text<'de>>()? {
-            match name.0.as_ref() {
-                "type" if self.want_type => {
+        while let Some(field) = map.next_key::<Field>()? {
+            match field {
+                Field::Type if self.want_type => {
                     // A type that is not a string fails the whole body, as
                     // `proto::envelope::body_type_key` does.
                     ty = Some(map.next_value::<Text<'de>>()?.0);
                 }
-                "key" => {
+                Field::Key => {
                     let raw: &RawValue = map.next_value()?;
                     key = raw.get().parse().ok();
                 }
-                "type" | "msg_id" | "in_reply_to" => {
+                Field::Type | Field::Skip => {
                     map.next_value::<IgnoredAny>()?;
                 }
-                _ => {
+                Field::Other => {
                     let raw: &RawValue = map.next_value()?;
                     w.field(raw.get());
                 }
             }
         }
         Ok((ty, key, w))
+    }
+}
+
+/// What a body's field is to the label (its name matched without keeping it).
+enum Field {
+    Type,
+    Key,
+    /// Left out of the label: `msg_id`, `in_reply_to`.
+    Skip,
+    Other,
+}
+
+impl<'de> Deserialize<'de> for Field {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = Field;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a field name")
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Field, E> {
+                Ok(match v {
+                    "type" => Field::Type,
+                    "key" => Field::Key,
+                    "msg_id" | "in_reply_to" => Field::Skip,
+                    _ => Field::Other,
+                })
+            }
+        }
+        d.deserialize_identifier(V)
     }
 }
 
@@ -177,6 +207,25 @@ struct Inner<'a> {
     value: Option<&'a RawValue>,
 }
 
+/// `{"round":1,"node":"n3"}` exactly as serde_json writes a ballot: its round and node,
+/// read without a parse (the router's hot path; anything else takes the general one).
+fn compact_ballot(raw: &str) -> Option<(&str, &str)> {
+    let rest = raw.strip_prefix(r#"{"round":"#)?;
+    let (round, rest) = rest.split_once(',')?;
+    let node = rest.strip_prefix(r#""node":""#)?.strip_suffix(r#""}"#)?;
+    let plain = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric());
+    (plain(round) && plain(node)).then_some((round, node))
+}
+
+/// `{...,"value":133}`: an object whose last field is an unsigned `value`, the way
+/// serde_json writes a proposal; its value, read without a parse.
+fn compact_value(raw: &str) -> Option<&str> {
+    let body = raw.strip_suffix('}')?;
+    let at = body.rfind(r#","value":"#)?;
+    let value = &body[at + r#","value":"#.len()..];
+    (!value.is_empty() && value.bytes().all(|b| b.is_ascii_digit())).then_some(value)
+}
+
 /// Writes a label into a fixed array, remembering whether anything did not fit.
 #[derive(Default)]
 struct Writer {
@@ -196,13 +245,27 @@ impl Writer {
             self.push(" ");
         }
         if raw.starts_with('{') {
+            if let Some((round, node)) = compact_ballot(raw) {
+                self.push("(");
+                self.push(round);
+                self.push(",");
+                self.push(node);
+                self.push(")");
+                return;
+            }
+            if let Some(value) = compact_value(raw) {
+                self.push("v");
+                self.push(value);
+                return;
+            }
             if let Ok(inner) = serde_json::from_str::<Inner<'_>>(raw) {
                 match (inner.round, inner.node, inner.value) {
                     (Some(round), Some(node), _) => {
                         self.push("(");
                         self.push(round.get());
                         self.push(",");
-                        self.push(serde_json::from_str::<&str>(node.get()).unwrap_or("?"));
+                        let node = serde_json::from_str::<Text<'_>>(node.get());
+                        self.push(node.as_ref().map_or("?", |t| t.0.as_ref()));
                         self.push(")");
                         return;
                     }
@@ -269,6 +332,25 @@ mod tests {
         let empty =
             r#"{"type":"promise","key":4,"ballot":{"round":2,"node":"n1"},"accepted":null}"#;
         assert_eq!(label_of(empty), "(2,n1)");
+    }
+
+    #[test]
+    fn the_fast_paths_say_what_the_general_rule_says() {
+        for (raw, want) in [
+            (r#"{"round":12,"node":"n3"}"#, "(12,n3)"),
+            (r#"{"round":1,"node":"n\"3"}"#, r#"(1,n"3)"#),
+            (r#"{"node":"n3","round":1}"#, "(1,n3)"),
+            (r#"{"ballot":{"round":1,"node":"n3"},"value":133}"#, "v133"),
+            (
+                r#"{"value":"x","ballot":{"round":1,"node":"n3"}}"#,
+                r#"v"x""#,
+            ),
+            (r#"{"a":1}"#, r#"{"a":1}"#),
+        ] {
+            let mut w = Writer::default();
+            w.field(raw);
+            assert_eq!(w.finish().as_str(), want, "{raw}");
+        }
     }
 
     #[test]
