@@ -128,7 +128,7 @@ fn warnings(s: &mut String, w: &[Value]) {
         let _ = write!(
             s,
             "<p class=\"warn-fault\">A requested fault never took effect ({faults} \
-             cause{}): this run did not test what it was asked to.</p>",
+             cause{}): part of what this run was asked to test did not happen.</p>",
             if faults == 1 { "" } else { "s" }
         );
     }
