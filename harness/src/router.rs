@@ -2,8 +2,7 @@
 //!
 //! Nodes connect over loopback TCP and introduce themselves with a `hello` line; clients
 //! and the harness are local endpoints with in-process channels. For each envelope the
-//! router parses only the head (addresses, body `type` and the few fields the message
-//! log keeps), asks one pure function
+//! router parses only the head (addresses and body `type`), asks one pure function
 //! ([`LinkPolicy::decide`]) what happens on that directed link, and then delivers, delays,
 //! duplicates, holds or drops the raw line. Per directed link delivery is FIFO unless the
 //! policy marks a copy as free to overtake (the reorder fault).
@@ -31,7 +30,7 @@ use tokio::time::Instant;
 
 pub mod msglog;
 
-use msglog::{Fate, LogSummary, MessageLog, Salient};
+use msglog::{Fate, LogSummary, MessageLog};
 
 /// Messages queued towards one destination before further ones are dropped.
 pub const DEST_QUEUE_MAX: usize = 16 * 1024;
@@ -409,7 +408,7 @@ impl Router {
     pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
         let line = proto::envelope::frame_raw(src, dest, body_json);
         let ty = proto::envelope::body_type(body_json).unwrap_or_default();
-        self.route(src, dest, &ty, Salient::default(), line);
+        self.route(src, dest, &ty, msglog::Salient::default(), line);
     }
 
     /// Closes a node's connection from the router side (used after a kill so that a
@@ -454,7 +453,7 @@ impl Router {
         let _ = self.shared.events.send(e);
     }
 
-    fn route(&self, src: &str, dest: &str, ty: &str, salient: Salient, line: Vec<u8>) {
+    fn route(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
         let mut batch = Batch::default();
         self.route_into(src, dest, ty, salient, line, &mut batch);
         self.flush(&mut batch);
@@ -476,7 +475,7 @@ impl Router {
         src: &str,
         dest: &str,
         ty: &str,
-        salient: Salient,
+        salient: msglog::Salient,
         line: Vec<u8>,
         batch: &mut Batch,
     ) {

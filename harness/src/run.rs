@@ -28,7 +28,7 @@ use workloads::{CheckInput, Checker, Verdict, VerdictKind};
 use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
-use crate::nemesis::{self, NemesisOpts, Schedule, Warning};
+use crate::nemesis::{self, NemesisOpts, Schedule};
 use crate::router::{Router, RouterEvent};
 use crate::supervisor::{NodeSpec, SpawnError, Supervisor};
 use crate::{metrics, results, UsageError};
@@ -200,10 +200,10 @@ impl RunConfig {
     }
 
     /// What about the configuration itself may weaken the verdict (for `verdict.json`).
-    pub fn warnings(&self) -> Vec<Warning> {
+    pub fn warnings(&self) -> Vec<nemesis::Warning> {
         let mut out = Vec::new();
         if self.nemesis.recovery_ms <= self.op_timeout_ms {
-            out.push(Warning::other(format!(
+            out.push(nemesis::Warning::other(format!(
                 "the recovery window ({} ms) is not longer than the op timeout ({} ms): a \
                  final op that times out has no time left for a retry, so termination may \
                  be judged on a single try",
@@ -847,7 +847,7 @@ fn summary_text(
     dir: &Path,
     verdict: VerdictKind,
     reason: &str,
-    warnings: &[Warning],
+    warnings: &[nemesis::Warning],
     counts: &Value,
     latency: &Value,
 ) -> String {
