@@ -25,7 +25,7 @@ use workloads::verdict::FaultSpan;
 use crate::nemesis::{
     Action, Confirmations, Ended, FaultCounters, FaultKind, Link, LinkCounters, LinkStatus,
     LinkTable, NetAction, ProcessAction, ProcessCounters, Schedule, ScheduleEvent, SpanBook,
-    TriggerSet,
+    TriggerSet, Warning,
 };
 use crate::router::{Decision, LinkPolicy, Router};
 use crate::supervisor::{ExitEvent, Supervisor};
@@ -407,10 +407,11 @@ impl Chaos {
         self.healed = true;
         let mut exits = Vec::new();
         if !self.is_empty() {
-            with_faults(router, |p| {
-                p.triggers = TriggerSet::default();
+            let triggers = with_faults(router, |p| {
                 p.apply(&NetAction::HealAll);
+                std::mem::take(&mut p.triggers)
             });
+            self.confirm.note_unfired(&triggers, now_ms);
             restore_all(sup, &mut exits).await;
             let counters = with_faults(router, |p| p.table.counters().total);
             let ended = self.book.heal_all(self.ns_since_start(now));
@@ -419,8 +420,12 @@ impl Chaos {
         (self.ns_since_start(Instant::now()), exits)
     }
 
-    /// Events whose trigger never matched become "not applied".
-    fn finish_triggers(&mut self) {
+    /// Events whose trigger never matched become "not applied", saying why (the heal
+    /// already did this for the triggers it disarmed).
+    fn finish_triggers(&mut self, router: &Router) {
+        let triggers = with_faults(router, |p| std::mem::take(&mut p.triggers));
+        self.confirm
+            .note_unfired(&triggers, self.schedule.time_limit_ms);
         let pending: Vec<u32> = self
             .schedule
             .events
@@ -445,8 +450,8 @@ impl Chaos {
     }
 
     /// The `faults` section of `metrics.json` and the warnings for `verdict.json`.
-    pub fn report(&mut self, router: &Router, sup: &Supervisor) -> (FaultReport, Vec<String>) {
-        self.finish_triggers();
+    pub fn report(&mut self, router: &Router, sup: &Supervisor) -> (FaultReport, Vec<Warning>) {
+        self.finish_triggers(router);
         let links = with_faults(router, |p| p.table.counters());
         let processes: BTreeMap<String, ProcessCounters> = sup
             .counters()

@@ -52,7 +52,6 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 use tokio::sync::watch;
-use workloads::VerdictKind;
 
 use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
 use crate::nemesis::{self, ProcessCounters, Schedule};
@@ -230,6 +229,7 @@ pub async fn run_lockstep(
         verdict,
         reason,
         ops,
+        warnings,
     } = Ending {
         cfg: &cfg,
         run_id: &run_id,
@@ -282,8 +282,7 @@ pub async fn run_lockstep(
     let summary = summary_text(
         &run_id,
         &dir,
-        verdict,
-        &reason,
+        &verdict_line(verdict, &reason, &warnings),
         &metrics_json["ops"],
         &trace_hash,
         steps,
@@ -332,16 +331,14 @@ fn drive(mut world: World, handle: tokio::runtime::Handle) -> anyhow::Result<Dri
 fn summary_text(
     run_id: &str,
     dir: &std::path::Path,
-    verdict: VerdictKind,
-    reason: &str,
+    verdict_lines: &str,
     counts: &Value,
     trace_hash: &str,
     steps: u64,
 ) -> String {
     format!(
-        "run       {run_id} (lockstep)\n{}steps     {steps}, trace {trace_hash}\n{}results   {}\n",
+        "run       {run_id} (lockstep)\n{}steps     {steps}, trace {trace_hash}\n{verdict_lines}results   {}\n",
         ops_line(counts),
-        verdict_line(verdict, reason),
         dir.display()
     )
 }

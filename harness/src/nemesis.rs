@@ -20,7 +20,8 @@
 //! - `trigger`: [`TriggerSet`], faults fired by the protocol messages the router sees.
 //! - `spans`: [`SpanBook`], when each fault was on (for explanations and the report).
 //! - `confirm`: counters ([`LinkCounters`], [`FaultCounters`], [`ProcessCounters`]),
-//!   [`Confirmations`] and [`warnings`]: a fault that did not bite is never silent.
+//!   [`Confirmations`], [`warnings`] and [`Warning`]: a fault that did not bite is never
+//!   silent, and repeats of one cause collapse into one counted warning.
 //!
 //! Scope: only links between two cluster nodes (`n1`..`nN`) are ever faulted. Traffic
 //! between a client (`c1`..) or the `harness` endpoint and a node is never dropped,
@@ -50,7 +51,8 @@ mod validate;
 
 pub use action::{Action, LinkSet, NetAction, PartitionMode, ProcessAction};
 pub use confirm::{
-    warnings, Confirmation, Confirmations, FaultCounters, LinkCounters, ProcessCounters,
+    collapse, warnings, Confirmation, Confirmations, FaultCounters, LinkCounters, ProcessCounters,
+    Warning, WarningKind, WARNING_EXAMPLES_MAX,
 };
 pub use delay::{DelayDist, DelaySpec, LinkFaults, EXP_JITTER_MEANS_MAX, REORDER_WINDOW_MS_MIN};
 pub use expand::expand;

@@ -116,13 +116,14 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<u8> {
             reproduced += 1;
         }
         println!(
-            "replay {i}/{}: {}{}{}",
+            "replay {i}/{}: {}{}{}{}",
             args.times,
             r.verdict,
             r.trace_hash
                 .as_deref()
                 .map(|h| format!(", trace {h}"))
                 .unwrap_or_default(),
+            crate::finish::warnings_note(&r.verdict_json),
             if same_verdict && same_trace {
                 " (reproduced)"
             } else {

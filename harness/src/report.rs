@@ -6,7 +6,8 @@
 //! (the router's log, free-running) or `trace.bin` (lockstep). It holds, in order:
 //!
 //! 1. the header: run id, workload, algorithm and bugs, nodes, seed, mode, the verdict
-//!    in colour and each checker's explanation ([`summary`]);
+//!    in colour, the warnings with their counts, and each checker's explanation
+//!    ([`summary`]; a linearizability failure's window is drawn by [`linchart`]);
 //! 2. a timeline of client ops, one lane per process, with the fault spans as a labelled
 //!    strip and as shading, and the conflicting decisions marked ([`timeline`]);
 //! 3. a message sequence diagram of the violation's instance and window, or for a valid
@@ -35,6 +36,7 @@ use crate::results::{read_json, read_jsonl};
 use crate::UsageError;
 
 mod html;
+mod linchart;
 mod sequence;
 mod summary;
 mod svg;
@@ -89,11 +91,14 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
-/// A linearizability failure's window in a checker's evidence: its `window` when that
-/// lists ops, else the evidence itself when it lists ops for no single instance. The
-/// summary and the sequence diagram both ask this one question.
+/// A linearizability failure's window in a checker's evidence: the `window` of its
+/// `explanation` (lincheck's) or its own `window` when that lists ops, else the evidence
+/// itself when it lists ops for no single instance. The summary and the sequence
+/// diagram both ask this one question.
 pub(crate) fn lin_window_of(ev: &Value) -> Option<&Value> {
-    if ev["window"]["ops"].is_array() {
+    if ev["explanation"]["window"]["ops"].is_array() {
+        Some(&ev["explanation"]["window"])
+    } else if ev["window"]["ops"].is_array() {
         Some(&ev["window"])
     } else if ev["ops"].is_array() && ev["key"].is_null() {
         Some(ev)

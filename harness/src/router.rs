@@ -425,7 +425,7 @@ impl Router {
     pub fn send_local(&self, src: &str, dest: &str, body_json: &str) {
         let line = proto::envelope::frame_raw(src, dest, body_json);
         let ty = proto::envelope::body_type(body_json).unwrap_or_default();
-        self.route(src, dest, &ty, None, line);
+        self.route(src, dest, &ty, msglog::Salient::default(), line);
     }
 
     /// Closes a node's connection from the router side (used after a kill so that a
@@ -479,9 +479,9 @@ impl Router {
         let _ = self.shared.events.send(e);
     }
 
-    fn route(&self, src: &str, dest: &str, ty: &str, key: Option<u64>, line: Vec<u8>) {
+    fn route(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
         let mut batch = Batch::default();
-        self.route_into(src, dest, ty, key, line, &mut batch);
+        self.route_into(src, dest, ty, salient, line, &mut batch);
         self.flush(&mut batch);
     }
 
@@ -501,7 +501,7 @@ impl Router {
         src: &str,
         dest: &str,
         ty: &str,
-        key: Option<u64>,
+        salient: msglog::Salient,
         line: Vec<u8>,
         batch: &mut Batch,
     ) {
@@ -541,7 +541,7 @@ impl Router {
         let decision = st.policy.decide(src, dest, ty, now);
         release_opened(&mut st, now, batch);
         let log = |st: &mut State, fate: Fate, dup: bool| match &mut st.log {
-            Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, key, fate, dup),
+            Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, salient, fate, dup),
             _ => msglog::NONE,
         };
         match decision {
@@ -813,11 +813,12 @@ impl Router {
                     }
                     continue;
                 }
-                let (ty, key) = head.body_type_key().unwrap_or_default();
+                // The type, and the key and label the message log keeps, in one pass.
+                let (ty, salient) = msglog::read_body(head.body.get()).unwrap_or_default();
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, head.dest, &ty, key, owned, &mut batch);
+                self.route_into(node, head.dest, &ty, salient, owned, &mut batch);
             }
             self.flush(&mut batch);
             match rd.read(buf).await {

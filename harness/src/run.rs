@@ -211,15 +211,15 @@ impl RunConfig {
     }
 
     /// What about the configuration itself may weaken the verdict (for `verdict.json`).
-    pub fn warnings(&self) -> Vec<String> {
+    pub fn warnings(&self) -> Vec<nemesis::Warning> {
         let mut out = Vec::new();
         if self.nemesis.recovery_ms <= self.op_timeout_ms {
-            out.push(format!(
+            out.push(nemesis::Warning::other(format!(
                 "the recovery window ({} ms) is not longer than the op timeout ({} ms): a \
                  final op that times out has no time left for a retry, so termination may \
                  be judged on a single try",
                 self.nemesis.recovery_ms, self.op_timeout_ms
-            ));
+            )));
         }
         out
     }
@@ -648,6 +648,7 @@ pub async fn run(
         verdict,
         reason,
         ops,
+        warnings,
     } = Ending {
         cfg: &cfg,
         run_id: &run_id,
@@ -699,6 +700,7 @@ pub async fn run(
         &dir,
         verdict,
         &reason,
+        &warnings,
         &metrics_json["ops"],
         &metrics_json["latency_ms"],
     );
@@ -884,6 +886,7 @@ fn summary_text(
     dir: &Path,
     verdict: VerdictKind,
     reason: &str,
+    warnings: &[nemesis::Warning],
     counts: &Value,
     latency: &Value,
 ) -> String {
@@ -901,7 +904,7 @@ fn summary_text(
             ));
         }
     }
-    s.push_str(&verdict_line(verdict, reason));
+    s.push_str(&verdict_line(verdict, reason, warnings));
     s.push_str(&format!("results   {}\n", dir.display()));
     s
 }

@@ -464,7 +464,7 @@ fn a_recovery_window_no_longer_than_the_op_timeout_is_a_warning() {
     let verdict = json(&dir.join("verdict.json"));
     let warnings = verdict["warnings"].as_array().expect("warnings");
     assert!(
-        warnings.iter().any(|w| w
+        warnings.iter().any(|w| w["message"]
             .as_str()
             .unwrap_or("")
             .contains("recovery window (1000 ms)")),

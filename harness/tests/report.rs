@@ -167,6 +167,74 @@ fn assert_sequence_is_about(dir: &Path, key: u64) {
     assert_self_contained(&html);
 }
 
+/// The sequence diagram's arrows carry what the message said, not only its type: an
+/// `accept` arrow is labelled `accept (round,node) value`, a `prepare` arrow with its
+/// ballot — the same words in both modes.
+fn assert_arrows_carry_ballots_and_values(dir: &Path) {
+    let html = report(dir);
+    let seq = section(&html, "sequence-section");
+    let labels: Vec<&str> = seq
+        .split("paint-order=\"stroke\">")
+        .skip(1)
+        .filter_map(|rest| rest.split('<').next())
+        .collect();
+    let ballot_value = |l: &&str| {
+        let Some(rest) = l.strip_prefix("accept (") else {
+            return false;
+        };
+        let Some((ballot, after)) = rest.split_once(") ") else {
+            return false;
+        };
+        let value = after.split(' ').next().unwrap_or("");
+        ballot.split_once(",n").is_some_and(|(round, node)| {
+            round.parse::<u64>().is_ok() && node.parse::<u64>().is_ok()
+        }) && value.parse::<u64>().is_ok()
+    };
+    assert!(
+        labels.iter().any(ballot_value),
+        "no accept arrow labelled with its ballot and value: {labels:?}"
+    );
+    assert!(
+        labels
+            .iter()
+            .filter(|l| l.starts_with("prepare") || l.starts_with("promise"))
+            .all(|l| l.contains(" (")),
+        "a prepare or promise arrow without its ballot: {labels:?}"
+    );
+}
+
+/// A linearizability failure is drawn, not dumped: the window's ops as bars with the
+/// op the search got stuck on highlighted, and no raw evidence JSON.
+fn assert_lin_explanation_is_drawn(dir: &Path) {
+    let verdict = json(&dir.join("verdict.json"));
+    let lin = verdict["checkers"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|c| c["evidence"]["property"] == "linearizability")
+        .expect("a linearizability checker");
+    assert_eq!(lin["verdict"], "invalid", "{lin}");
+    let html = report(dir);
+    let header = section(&html, "header");
+    let at = header
+        .find("<h3>linearizability")
+        .expect("the linearizability checker's part");
+    let part = &header[at..];
+    let part = &part[..part.find("</div>").unwrap_or(part.len())];
+    assert!(
+        part.contains(r#"<svg id="lin-window" class="lin-chart""#),
+        "{part}"
+    );
+    assert!(
+        part.contains(r#"class="lin-op stuck""#),
+        "no stuck op: {part}"
+    );
+    assert!(part.contains("got stuck on"), "no text of why: {part}");
+    for json_bit in ["\"explanation\"", "partitions", "<table"] {
+        assert!(!part.contains(json_bit), "{json_bit} dumped: {part}");
+    }
+}
+
 /// `squall run` of small-quorum Paxos under partitions; each test adds its mode, time
 /// and seed.
 const SMALL_QUORUM: &[&str] = &[
@@ -197,6 +265,8 @@ fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
         "lockstep reads trace.bin"
     );
     assert_sequence_is_about(&dir, violating_key(&dir));
+    assert_arrows_carry_ballots_and_values(&dir);
+    assert_lin_explanation_is_drawn(&dir);
 }
 
 #[test]
@@ -216,6 +286,8 @@ fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
         let verdict = json(&dir.join("verdict.json"));
         if verdict["verdict"] == "invalid" {
             assert_sequence_is_about(&dir, violating_key(&dir));
+            assert_arrows_carry_ballots_and_values(&dir);
+            assert_lin_explanation_is_drawn(&dir);
             return;
         }
         seen.push(format!("seed {seed}: {}", verdict["verdict"]));
@@ -282,4 +354,84 @@ fn strings_from_the_run_are_escaped() {
     assert!(html.contains("&lt;evil-t&gt;"), "the message type is shown");
     assert!(html.contains("&lt;script&gt;alert(1)&lt;/script&gt;"));
     assert_self_contained(&html);
+}
+
+/// A fault plan whose triggers never fire: one names a message type Paxos does not send
+/// (`promis`), forty wait for the 1000th..1039th `accept` from n1 in a one-second run.
+const STARVED_TRIGGERS_EVENTS: usize = 40;
+
+fn starved_trigger_plan() -> String {
+    let mut events = vec![serde_json::json!({"id": 1, "on": {"msg_type": "promis"},
+        "action": "kill", "node": "n2"})];
+    for i in 0..STARVED_TRIGGERS_EVENTS {
+        events.push(serde_json::json!({"id": 2 + i,
+            "on": {"msg_type": "accept", "src": "n1", "nth": 1000 + i},
+            "action": "kill", "node": "n1"}));
+    }
+    serde_json::json!({"nodes": ["n1", "n2", "n3"], "time_limit_ms": 1000,
+        "recovery_ms": 1500, "events": events})
+    .to_string()
+}
+
+#[test]
+fn a_trigger_that_never_fires_is_printed_under_the_verdict_and_collapsed_with_a_count() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = tmp.path().join("schedule.json");
+    std::fs::write(&plan, starved_trigger_plan()).expect("write plan");
+    let (out, dir) = run_ok(&[
+        "run",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--schedule",
+        plan.to_str().expect("utf8"),
+        "--seed",
+        "3",
+    ]);
+    let printed = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.code().is_some_and(|c| c <= 2), "{}", text(&out));
+    // The summary says it under the verdict line, not only in verdict.json.
+    let verdict_at = printed.find("verdict   ").expect("a verdict line");
+    let after = &printed[verdict_at..];
+    assert!(
+        after.contains(": a requested fault never took effect")
+            || after.contains(": requested faults never took effect"),
+        "{printed}"
+    );
+    assert!(
+        after.contains("no 'promis' message was seen in the run at all"),
+        "the never-seen type is named: {printed}"
+    );
+    assert!(
+        after.contains(&format!(
+            "! {STARVED_TRIGGERS_EVENTS}x requested fault never took effect"
+        )),
+        "the starved accept triggers are one line with a count: {printed}"
+    );
+
+    // verdict.json: one warning per cause, with its count.
+    let verdict = json(&dir.join("verdict.json"));
+    let warnings = verdict["warnings"].as_array().expect("warnings");
+    let starved: Vec<&serde_json::Value> = warnings
+        .iter()
+        .filter(|w| {
+            w["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("'accept' from n1")
+        })
+        .collect();
+    assert_eq!(starved.len(), 1, "{warnings:?}");
+    assert_eq!(starved[0]["count"], STARVED_TRIGGERS_EVENTS as u64);
+    assert_eq!(starved[0]["kind"], "fault_never_took_effect");
+    assert_eq!(starved[0]["examples"].as_array().map(Vec::len), Some(3));
+
+    // The report shows the count too.
+    let html = report(&dir);
+    assert!(
+        html.contains("A requested fault never took effect"),
+        "no banner"
+    );
+    assert!(html.contains(&format!("<b>{STARVED_TRIGGERS_EVENTS}&times;</b>")));
 }

@@ -844,6 +844,8 @@ impl World {
             self.apply_action(Some(event.id), &event.action)?;
         }
         self.triggers_on = false;
+        self.confirms
+            .note_unfired(&self.triggers, self.now_us() / 1_000);
         self.apply_action(None, &Action::HealAll {})?;
         self.quiet_from = Some(self.now_us() * 1_000);
         Ok(())

@@ -28,15 +28,18 @@
 //!   `cut` and `links`) becomes the matched message's sender, and every `$dest` its
 //!   receiver. `$src` / `$dest` are only allowed in events with `on`.
 //! - An event whose trigger never matches `nth` times never fires; the run ends with a
-//!   warning naming it (see [`Confirmations`](super::Confirmations)).
+//!   warning naming it (see [`Confirmations`](super::Confirmations)) and saying which
+//!   of three things happened ([`TriggerSet::unfired_why`]): no message of its type was
+//!   seen at all (a type the algorithm does not send, or a typo), messages of its type
+//!   were seen but none passed its filters, or it matched fewer than `nth` times.
 //! - A trigger whose `msg_type` is [`DRAWN_TYPE`] names no type until it is armed: the
 //!   first node-to-node message seen once it is armed resolves it to the `pick`-th
 //!   (modulo their number) in name order of the node-to-node types seen so far, that
 //!   message's included — those its `src` sent, if it names one, so the type is one
-//!   that node uses (at most [`SEEN_TYPES_MAX`] types per sender are remembered). From then
-//!   on it matches like any other, starting with that message. The run's own traffic
-//!   decides the type, so a seed needs no knowledge of a node's message names, and in
-//!   lockstep the same seed resolves it the same way.
+//!   that node uses (at most [`SEEN_TYPES_MAX`] types per sender are remembered). From
+//!   then on it matches like any other, starting with that message. The run's own
+//!   traffic decides the type, so a seed needs no knowledge of a node's message names,
+//!   and in lockstep the same seed resolves it the same way.
 //!
 //! The router applies the fired actions before deciding the matched message's own
 //! fate, so a partition fired by a message already cuts that message; process actions
@@ -66,13 +69,20 @@ struct Armed {
 pub struct TriggerSet {
     nodes: BTreeSet<String>,
     armed: Vec<Armed>,
-    /// Indices into `armed` by message type, in schedule order.
-    by_type: BTreeMap<String, Vec<usize>>,
+    /// Per message type some trigger names: how many were seen, and the indices into
+    /// `armed` of its triggers, in schedule order.
+    by_type: BTreeMap<String, Candidates>,
     /// Indices into `armed` of drawn triggers not resolved yet, in schedule order.
     drawn: Vec<usize>,
     /// Node-to-node message types seen so far per sender (kept only while `drawn` is
     /// not empty).
     seen_types: BTreeMap<String, BTreeSet<String>>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Candidates {
+    seen: u64,
+    armed: Vec<usize>,
 }
 
 impl TriggerSet {
@@ -91,6 +101,7 @@ impl TriggerSet {
                 set.by_type
                     .entry(trigger.msg_type.clone())
                     .or_default()
+                    .armed
                     .push(set.armed.len());
             }
             set.armed.push(Armed {
@@ -126,10 +137,11 @@ impl TriggerSet {
         if !self.drawn.is_empty() && src_is_node && dest_is_node {
             self.resolve_drawn(src, msg_type, now_ms);
         }
-        let Some(candidates) = self.by_type.get(msg_type) else {
+        let Some(candidates) = self.by_type.get_mut(msg_type) else {
             return fired;
         };
-        for &i in candidates {
+        candidates.seen += 1;
+        for &i in &candidates.armed {
             let a = &mut self.armed[i];
             let matches = !a.fired
                 && accepts(a.trigger.src.as_deref(), src)
@@ -178,7 +190,7 @@ impl TriggerSet {
             let pick = a.trigger.pick.unwrap_or(0) as usize % seen.len();
             let ty = (*seen.iter().nth(pick).expect("pick < len")).clone();
             a.trigger.msg_type = ty.clone();
-            let list = self.by_type.entry(ty).or_default();
+            let list = &mut self.by_type.entry(ty).or_default().armed;
             list.push(i);
             list.sort_unstable();
         }
@@ -194,6 +206,54 @@ impl TriggerSet {
             .iter()
             .filter(|a| !a.fired)
             .map(|a| a.id)
+            .collect()
+    }
+
+    /// Why each triggered event has not fired (so far), in schedule order. The words
+    /// name the trigger but not the event or its `nth`, so the events one trigger
+    /// starves read alike and collapse into one warning.
+    pub fn unfired_why(&self) -> Vec<(u32, String)> {
+        self.armed
+            .iter()
+            .filter(|a| !a.fired)
+            .map(|a| {
+                let t = &a.trigger;
+                let seen = self.by_type.get(&t.msg_type).map_or(0, |c| c.seen);
+                let mut filter = String::new();
+                if let Some(src) = &t.src {
+                    filter.push_str(&format!(" from {src}"));
+                }
+                if let Some(dest) = &t.dest {
+                    filter.push_str(&format!(" to {dest}"));
+                }
+                if let Some(at) = a.armed_at_ms {
+                    filter.push_str(&format!(" after {at} ms"));
+                }
+                let why = if seen == 0 {
+                    format!(
+                        "its trigger never matched: no '{}' message was seen in the run at \
+                         all (a message type the nodes never send?)",
+                        t.msg_type
+                    )
+                } else if a.matches == 0 {
+                    format!(
+                        "its trigger never matched: {seen} '{}' messages were seen, none{}",
+                        t.msg_type,
+                        if filter.is_empty() {
+                            " to or from a cluster node".to_string()
+                        } else {
+                            filter
+                        }
+                    )
+                } else {
+                    format!(
+                        "its trigger ('{}'{filter}) matched only {} times before it was \
+                         disarmed, short of the nth match it waits for",
+                        t.msg_type, a.matches
+                    )
+                };
+                (a.id, why)
+            })
             .collect()
     }
 }
@@ -245,6 +305,38 @@ mod tests {
             "fires at most once"
         );
         assert!(t.unfired().is_empty());
+    }
+
+    #[test]
+    fn unfired_triggers_say_whether_their_type_was_never_seen_or_matched_too_rarely() {
+        let mut t = set(
+            r#"[{"id": 1, "on": {"msg_type": "promis"}, "action": "kill", "node": "n1"},
+                {"id": 2, "on": {"msg_type": "promise", "src": "n2", "nth": 5},
+                 "action": "kill", "node": "n2"},
+                {"id": 3, "on": {"msg_type": "promise", "src": "n2", "nth": 7},
+                 "action": "kill", "node": "n2"},
+                {"id": 4, "on": {"msg_type": "promise", "dest": "n9"},
+                 "action": "kill", "node": "n3"}]"#,
+        );
+        for _ in 0..3 {
+            t.observe("n2", "n1", "promise", 0);
+        }
+        let why = t.unfired_why();
+        let ids: Vec<u32> = why.iter().map(|(id, _)| *id).collect();
+        assert_eq!(ids, vec![1, 2, 3, 4]);
+        assert!(why[0].1.contains("no 'promis' message was seen"), "{why:?}");
+        assert_eq!(
+            why[1].1,
+            "its trigger ('promise' from n2) matched only 3 times before it was disarmed, \
+             short of the nth match it waits for"
+        );
+        assert_eq!(why[1].1, why[2].1, "events one trigger starves read alike");
+        assert!(
+            why[3]
+                .1
+                .contains("3 'promise' messages were seen, none to n9"),
+            "{why:?}"
+        );
     }
 
     #[test]

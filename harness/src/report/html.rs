@@ -167,6 +167,7 @@ section { background: #fff; border: 1px solid var(--line); border-radius: 6px; p
 .facts { display: flex; flex-wrap: wrap; gap: 4px 22px; color: var(--mute); margin: 4px 0 10px; }
 .facts b { color: var(--ink); font-weight: 600; }
 .verdict { display: inline-block; font-size: 26px; font-weight: 800; letter-spacing: .04em; padding: 2px 14px; border-radius: 6px; color: #fff; margin-right: 12px; vertical-align: middle; }
+.warn-fault { color: var(--fail); font-weight: 600; }
 .v-valid { background: var(--ok); } .v-invalid { background: var(--fail); } .v-unknown { background: var(--info); }
 .small.v-valid, .small.v-invalid, .small.v-unknown { font-size: 12px; padding: 1px 7px; border-radius: 4px; color: #fff; font-weight: 700; }
 .reason { font-size: 15px; vertical-align: middle; }

@@ -12,7 +12,9 @@
 //! Messages come from `messages.jsonl` (free-running: the router's times of taking and
 //! handing over each copy) or `trace.bin` (lockstep: deliveries in virtual time; the
 //! trace has no send record, so a send is placed at the sender's last step at least
-//! [`HOP_US`] before the delivery, and copies the nemesis dropped are not there).
+//! [`HOP_US`] before the delivery, and copies the nemesis dropped are not there). In
+//! both modes an arrow is labelled with its type and the body's salient fields
+//! (ballot, value, round: [`msglog::label`]), read by the same code.
 //!
 //! Choosing and loading are here; `layout` gives events their rows and `draw` writes
 //! the section.
@@ -25,7 +27,6 @@ use super::html::ms;
 use super::RunData;
 use crate::lockstep::{TraceKind, HOP_US};
 use crate::router::msglog;
-use crate::run::truncate;
 
 mod draw;
 mod layout;
@@ -52,7 +53,7 @@ pub(crate) struct Msg {
     pub key: Option<u64>,
     pub fate: String,
     pub dup: bool,
-    /// The body's other fields, short (lockstep only: the trace has bodies).
+    /// The body's other fields, short: the same [`msglog::label`] in both modes.
     pub detail: String,
 }
 
@@ -110,7 +111,7 @@ pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), S
                 key: m.key,
                 fate: m.fate,
                 dup: m.dup,
-                detail: String::new(),
+                detail: m.label,
             })
             .collect();
         return Ok((msgs, MESSAGES_JSONL));
@@ -136,11 +137,11 @@ fn from_trace(records: &[crate::lockstep::TraceRecord]) -> Vec<Msg> {
     }
     let mut out = Vec::new();
     for r in records.iter().filter(|r| r.kind == TraceKind::Message) {
-        let Ok(env) = serde_json::from_str::<Value>(&r.line) else {
+        let Ok(head) = proto::EnvelopeHead::parse(r.line.as_bytes()) else {
             continue;
         };
-        let src = env["src"].as_str().unwrap_or("?").to_string();
-        let body = &env["body"];
+        let src = head.src.to_string();
+        let (ty, salient) = msglog::read_body(head.body.get()).unwrap_or_default();
         let latest = r.at_us.saturating_sub(HOP_US);
         let sent_us = steps
             .get(src.as_str())
@@ -154,38 +155,19 @@ fn from_trace(records: &[crate::lockstep::TraceRecord]) -> Vec<Msg> {
             at_ns: Some(r.at_us * 1_000),
             src,
             dest: r.node.clone(),
-            ty: body["type"].as_str().unwrap_or("?").to_string(),
-            key: body["key"].as_u64(),
+            ty: if ty.is_empty() {
+                "?".into()
+            } else {
+                ty.into_owned()
+            },
+            key: salient.key,
             fate: "delivered".into(),
             dup: false,
-            detail: detail(body),
+            detail: salient.label.as_str().to_string(),
         });
     }
     out.sort_by_key(|m| m.sent_ns);
     out
-}
-
-/// `(1,n3) 59`: a body's fields other than type, key and ids, short.
-fn detail(body: &Value) -> String {
-    let Some(map) = body.as_object() else {
-        return String::new();
-    };
-    let mut parts = Vec::new();
-    for (k, v) in map {
-        if matches!(k.as_str(), "type" | "key" | "msg_id" | "in_reply_to") {
-            continue;
-        }
-        let text = match v {
-            Value::Object(o) if o.contains_key("round") && o.contains_key("node") => {
-                format!("({},{})", o["round"], o["node"].as_str().unwrap_or("?"))
-            }
-            Value::Null => continue,
-            Value::Object(o) if o.contains_key("value") => format!("v{}", o["value"]),
-            other => other.to_string(),
-        };
-        parts.push(text);
-    }
-    truncate(&parts.join(" "), 26)
 }
 
 /// The first checker's evidence that names an instance or a window.

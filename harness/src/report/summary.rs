@@ -101,24 +101,85 @@ pub fn header(s: &mut String, run: &RunData) {
         s.push_str(&json_html(&Value::Array(faulty.clone()), 3, 20));
     }
     if let Some(w) = v["warnings"].as_array().filter(|a| !a.is_empty()) {
-        s.push_str("<h3>Warnings</h3><ul>");
-        for line in w.iter().take(20) {
-            let _ = write!(s, "<li>{}</li>", esc(&compact(line)));
-        }
-        s.push_str("</ul>");
+        warnings(s, w);
     }
     if let Some(checkers) = v["checkers"].as_array() {
         let overall = v["reason"].as_str().unwrap_or("");
+        // The instance the consensus evidence (and the sequence diagram) is about.
+        let consensus_key = checkers
+            .iter()
+            .filter(|c| c["verdict"] == "invalid")
+            .find_map(|c| c["evidence"]["key"].as_u64());
         for c in checkers {
-            checker(s, c, overall);
+            checker(s, c, overall, consensus_key);
         }
     }
     s.push_str("</section>\n");
 }
 
+/// The warnings, one per cause with its count; those about a requested fault that
+/// never took effect first and in the invalid colour. Reads the collapsed objects of
+/// `verdict.json` and, from older run directories, plain strings.
+fn warnings(s: &mut String, w: &[Value]) {
+    let is_fault = |w: &Value| w["kind"] == "fault_never_took_effect";
+    let faults = w.iter().filter(|w| is_fault(w)).count();
+    let _ = write!(s, "<h3>Warnings ({})</h3>", w.len());
+    if faults > 0 {
+        let _ = write!(
+            s,
+            "<p class=\"warn-fault\">A requested fault never took effect ({faults} \
+             cause{}): part of what this run was asked to test did not happen.</p>",
+            if faults == 1 { "" } else { "s" }
+        );
+    }
+    s.push_str("<ul>");
+    let ordered = w
+        .iter()
+        .filter(|w| is_fault(w))
+        .chain(w.iter().filter(|w| !is_fault(w)));
+    for item in ordered.take(20) {
+        let Some(message) = item["message"].as_str() else {
+            let _ = write!(s, "<li>{}</li>", esc(&compact(item)));
+            continue;
+        };
+        let count = item["count"].as_u64().unwrap_or(1);
+        let times = if count > 1 {
+            format!("<b>{count}&times;</b> ")
+        } else {
+            String::new()
+        };
+        let class = if is_fault(item) {
+            " class=\"warn-fault\""
+        } else {
+            ""
+        };
+        let _ = write!(s, "<li{class}>{times}{}", esc(message));
+        let examples: Vec<&str> = item["examples"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(Value::as_str)
+            .collect();
+        if !examples.is_empty() {
+            let _ = write!(
+                s,
+                "<br><span class=\"small\">{}{}</span>",
+                if count > examples.len() as u64 {
+                    "e.g. "
+                } else {
+                    ""
+                },
+                esc(&examples.join("; "))
+            );
+        }
+        s.push_str("</li>");
+    }
+    s.push_str("</ul>");
+}
+
 /// One checker: its verdict, its reason (unless the header already says it) and its
 /// evidence.
-fn checker(s: &mut String, c: &Value, overall_reason: &str) {
+fn checker(s: &mut String, c: &Value, overall_reason: &str, consensus_key: Option<u64>) {
     let (class, word) = verdict_class(&c["verdict"]);
     let name = c["checker"].as_str().unwrap_or("checker");
     let reason = c["reason"].as_str().unwrap_or("");
@@ -133,8 +194,8 @@ fn checker(s: &mut String, c: &Value, overall_reason: &str) {
     let ev = &c["evidence"];
     if ev["values"].is_array() {
         consensus_evidence(s, ev);
-    } else if let Some(w) = super::lin_window_of(ev) {
-        lin_window(s, ev, w);
+    } else if super::linchart::is_lin_evidence(ev) {
+        super::linchart::section(s, ev, consensus_key);
     } else if let Some(map) = ev.as_object().filter(|o| !o.is_empty()) {
         // Anything else: the faults as a list, the rest as it is.
         faults_active(s, ev);
@@ -227,51 +288,4 @@ fn consensus_evidence(s: &mut String, ev: &Value) {
         s.push_str("</div>");
     }
     s.push_str("</div>");
-}
-
-/// A linearizability failure: the minimal failing window ([`super::lin_window_of`]), op
-/// by op.
-fn lin_window(s: &mut String, ev: &Value, w: &Value) {
-    let _ = write!(
-        s,
-        "<p><b>Failing window</b>{}{}</p>",
-        if w["key"].is_null() {
-            String::new()
-        } else {
-            format!(" on key {}", esc(&compact(&w["key"])))
-        },
-        if w["minimal"] == true {
-            " (minimal: dropping any op makes it linearizable)"
-        } else {
-            ""
-        }
-    );
-    s.push_str(
-        "<table class=\"grid\"><tr><th>#</th><th>op</th><th>invoke</th><th>return</th></tr>",
-    );
-    for op in w["ops"].as_array().into_iter().flatten().take(50) {
-        let _ = write!(
-            s,
-            "<tr><td>{}</td><td><code>{}</code></td><td class=\"num\">{}</td><td class=\"num\">{}</td></tr>",
-            esc(&compact(&op["index"])),
-            esc(&compact(&op["op"])),
-            op["call"].as_u64().map_or("—".into(), ms),
-            op["ret"].as_u64().map_or("never".into(), ms)
-        );
-    }
-    s.push_str("</table>");
-    let rest: serde_json::Map<String, Value> = ev
-        .as_object()
-        .map(|o| {
-            o.iter()
-                .filter(|(k, _)| *k != "window" && *k != "ops")
-                .map(|(k, v)| (k.clone(), v.clone()))
-                .collect()
-        })
-        .unwrap_or_default();
-    if !rest.is_empty() {
-        s.push_str("<details><summary>more evidence</summary>");
-        s.push_str(&json_html(&Value::Object(rest), 4, 20));
-        s.push_str("</details>");
-    }
 }

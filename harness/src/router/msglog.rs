@@ -3,27 +3,35 @@
 //! `messages.jsonl`.
 //!
 //! The router fills it under the state lock it already holds, so a record costs a
-//! 32-byte push and, for a copy that waits (delay, hold), one later update by index; the
-//! body is never parsed beyond the `type` and `key` the router reads anyway. The log is
-//! bounded: the first [`HEAD_MAX`] records are kept, then a ring of the latest
-//! [`TAIL_MAX`]; what falls between is counted, not kept (`omitted` in the summary).
-//! Client and harness traffic is not logged.
+//! 64-byte push and, for a copy that waits (delay, hold), one later update by index.
+//! Besides the `type`, the router reads a body's [`Salient`] fields in the same pass
+//! ([`read_body`]): its `key` and a [`Label`] of at most [`LABEL_BYTES_MAX`] bytes kept
+//! inline in the record (`(1,n3) 133` for an accept: ballot and value; see [`label`]).
+//! The log is bounded: the first [`HEAD_MAX`] records are kept, then a ring of the
+//! latest [`TAIL_MAX`]; what falls between is counted, not kept (`omitted` in the
+//! summary). So it holds at most `(HEAD_MAX + TAIL_MAX) × 64` bytes, 12.8 MB. Client
+//! and harness traffic is not logged.
 //!
 //! One line per copy, in the order messages were sent:
 //!
 //! ```json
-//! {"sent_us":708100,"src":"n1","dest":"n2","type":"accept","key":29,"fate":"delivered","at_us":708140}
+//! {"sent_us":708100,"src":"n1","dest":"n2","type":"accept","key":29,"label":"(1,n3) 133","fate":"delivered","at_us":708140}
 //! ```
 //!
 //! `fate` is `delivered` (handed to the destination's connection at `at_us`), `cut` or
 //! `drop` (the nemesis), `dest_down` or `overflow` (the router; `at_us` is when), `held`
 //! (still held at the end) or `in_flight` (still delayed at the end). `key` is there
-//! when the body has an unsigned-integer `key`; `"dup": true` marks a duplicate copy.
+//! when the body has an unsigned-integer `key`, `label` when the body has fields to
+//! show; `"dup": true` marks a duplicate copy.
 
 use std::io::Write as _;
 use std::path::Path;
 
 use serde::{Deserialize, Serialize};
+
+pub mod label;
+
+pub use label::{read_body, Label, Salient, LABEL_BYTES_MAX};
 
 /// Records kept from the start of the run.
 pub const HEAD_MAX: usize = 100_000;
@@ -78,7 +86,7 @@ impl Fate {
     }
 }
 
-/// One copy of one message: 32 bytes.
+/// One copy of one message: 64 bytes.
 #[derive(Debug, Clone, Copy)]
 struct Rec {
     sent_us: u64,
@@ -90,9 +98,11 @@ struct Rec {
     ty: u16,
     fate: Fate,
     dup: bool,
+    label: Label,
 }
 
-const _: () = assert!(std::mem::size_of::<Rec>() == 32);
+const _: () = assert!(std::mem::size_of::<Rec>() == 32 + LABEL_BYTES_MAX);
+const _: () = assert!(std::mem::size_of::<Rec>() <= 64);
 
 /// The log itself; lives in the router's state.
 pub struct MessageLog {
@@ -139,7 +149,7 @@ impl MessageLog {
         src: usize,
         dest: usize,
         ty: u16,
-        key: Option<u64>,
+        salient: Salient,
         fate: Fate,
         dup: bool,
     ) -> u64 {
@@ -150,12 +160,13 @@ impl MessageLog {
         let rec = Rec {
             sent_us: now_us,
             done_us,
-            key: key.unwrap_or(NONE),
+            key: salient.key.unwrap_or(NONE),
             src: src as u16,
             dest: dest as u16,
             ty,
             fate,
             dup,
+            label: salient.label,
         };
         let seq = self.pushed;
         self.pushed += 1;
@@ -231,6 +242,7 @@ impl MessageLog {
                 dest: addrs[r.dest as usize].clone(),
                 ty: types.get(r.ty as usize).cloned().unwrap_or_default(),
                 key: (r.key != NONE).then_some(r.key),
+                label: r.label.as_str().to_string(),
                 fate: r.fate.as_str().to_string(),
                 at_us: (r.done_us != NONE).then_some(r.done_us),
                 dup: r.dup,
@@ -292,6 +304,9 @@ pub struct MessageLine {
     /// The instance, when the body has an unsigned-integer `key`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<u64>,
+    /// The body's other salient fields, short ([`label`]).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub label: String,
     /// What became of it.
     pub fate: String,
     /// When it was delivered or dropped.
@@ -323,9 +338,12 @@ mod tests {
     fn settles_waiting_copies_and_round_trips() {
         let mut l = log(10, 10);
         assert!(l.wants(0, 1) && !l.wants(0, 2));
-        let a = l.push(5, 0, 1, 0, Some(29), Fate::InFlight, false);
-        l.push(6, 1, 0, 1, None, Fate::Cut, false);
-        let c = l.push(7, 0, 1, 1, Some(29), Fate::Held, true);
+        let (_, accept) =
+            read_body(r#"{"type":"accept","key":29,"ballot":{"round":1,"node":"n3"},"value":7}"#)
+                .expect("a body");
+        let a = l.push(5, 0, 1, 0, accept, Fate::InFlight, false);
+        l.push(6, 1, 0, 1, Salient::default(), Fate::Cut, false);
+        let c = l.push(7, 0, 1, 1, accept, Fate::Held, true);
         l.settle(a, Fate::Delivered, 40);
         let got = lines(&l);
         assert_eq!(got.len(), 3);
@@ -337,6 +355,7 @@ mod tests {
                 dest: "n2".into(),
                 ty: "prepare".into(),
                 key: Some(29),
+                label: "(1,n3) 7".into(),
                 fate: "delivered".into(),
                 at_us: Some(40),
                 dup: false,
@@ -355,7 +374,7 @@ mod tests {
     fn keeps_the_head_and_a_ring_of_the_latest_in_send_order() {
         let mut l = log(3, 4);
         let seqs: Vec<u64> = (0..20)
-            .map(|t| l.push(t, 0, 1, 0, None, Fate::InFlight, false))
+            .map(|t| l.push(t, 0, 1, 0, Salient::default(), Fate::InFlight, false))
             .collect();
         // Settling an overwritten record does nothing; a kept one is updated.
         l.settle(seqs[5], Fate::Delivered, 1000);
