@@ -69,6 +69,13 @@ impl Ending<'_> {
         let history = History::load(&self.dir.join("history.jsonl"))
             .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
         let ops = history.ops();
+        // What `squall check` needs, besides the run directory's other files, to judge
+        // the history again exactly as the run did (see `rejudge`).
+        let check_input = json!({
+            "quiet_from": self.quiet_from,
+            "live_nodes": &self.live_nodes,
+        });
+        let startup_failure = self.issues.startup_failure.clone();
         let input = CheckInput {
             history,
             reports: self.reports,
@@ -90,7 +97,11 @@ impl Ending<'_> {
             "checkers": verdicts,
             "faulty_nodes": faulty,
             "warnings": warnings,
+            "check_input": check_input,
         });
+        if let Some(why) = startup_failure {
+            verdict_json["startup_failure"] = json!(why);
+        }
         if let (Some(all), Some(extra)) =
             (verdict_json.as_object_mut(), self.verdict_extra.as_object())
         {

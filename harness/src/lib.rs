@@ -18,6 +18,8 @@
 //! - [`report`]: `report.html`, one self-contained page per run, and `squall report`.
 //! - [`bench`]: `squall bench router`.
 //! - [`check`]: `squall check` and `squall bench checker`, through `lincheck`.
+//! - [`rejudge`]: a run directory judged again from its files, by the run's own rules
+//!   (what `squall check` does with a run's `history.jsonl`).
 //! - [`rounds`]: `squall bench rounds`, Paxos rounds to decision over a grid.
 //! - [`shrink`]: `squall shrink`, a failing run cut down to what still fails.
 //! - [`soak`]: `squall soak`, seed after seed for hours keeping only failures, grouped by
@@ -33,6 +35,7 @@ pub mod finish;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
+pub mod rejudge;
 pub mod replay;
 pub mod report;
 pub mod results;

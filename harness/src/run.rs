@@ -239,7 +239,7 @@ impl RunConfig {
 }
 
 /// A node that broke the protocol, stopped answering or died on its own.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Faulty {
     /// The node (connections that never became a node are counted by the router's gate,
     /// not listed here).
