@@ -33,10 +33,12 @@
 //!   seen at all (a type the algorithm does not send, or a typo), messages of its type
 //!   were seen but none passed its filters, or it matched fewer than `nth` times.
 //! - A trigger whose `msg_type` is [`DRAWN_TYPE`] names no type until it is armed: the
-//!   first node-to-node message seen once it is armed resolves it to the `pick`-th
-//!   (modulo their number) in name order of the node-to-node types seen so far, that
-//!   message's included — those its `src` sent, if it names one, so the type is one
-//!   that node uses (at most [`SEEN_TYPES_MAX`] types per sender are remembered). From
+//!   first node-to-node message seen once it is armed resolves it to one of the
+//!   node-to-node types seen so far, that message's included — those its `src` sent, if
+//!   it names one, so the type is one that node uses (at most [`SEEN_TYPES_MAX`] types
+//!   per sender are remembered). The `pick` counts, modulo the messages seen, through
+//!   the types in name order, each taking as many counts as it was sent: frequent types
+//!   are likely, so the kill lands soon after arming. From
 //!   then on it matches like any other, starting with that message. The run's own
 //!   traffic decides the type, so a seed needs no knowledge of a node's message names,
 //!   and in lockstep the same seed resolves it the same way.
@@ -74,9 +76,9 @@ pub struct TriggerSet {
     by_type: BTreeMap<String, Candidates>,
     /// Indices into `armed` of drawn triggers not resolved yet, in schedule order.
     drawn: Vec<usize>,
-    /// Node-to-node message types seen so far per sender (kept only while `drawn` is
-    /// not empty).
-    seen_types: BTreeMap<String, BTreeSet<String>>,
+    /// Node-to-node message types seen so far per sender, with how often each was sent
+    /// (kept only while `drawn` is not empty).
+    seen_types: BTreeMap<String, BTreeMap<String, u64>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -170,25 +172,42 @@ impl TriggerSet {
     }
 
     /// Notes a node-to-node message type and gives every armed drawn trigger its type:
-    /// one its `src` has sent, when it names a sender, else one any node has sent.
+    /// one its `src` has sent, when it names a sender, else one any node has sent. The
+    /// pick is weighted by how often each type was sent, so the kill most likely waits
+    /// for a message the node sends often and lands within its window.
     fn resolve_drawn(&mut self, src: &str, msg_type: &str, now_ms: u64) {
         let sent = self.seen_types.entry(src.to_string()).or_default();
-        if sent.len() < SEEN_TYPES_MAX {
-            sent.insert(msg_type.to_string());
+        if let Some(n) = sent.get_mut(msg_type) {
+            *n += 1;
+        } else if sent.len() < SEEN_TYPES_MAX {
+            sent.insert(msg_type.to_string(), 1);
         }
         let mut waiting = Vec::new();
         for i in std::mem::take(&mut self.drawn) {
             let a = &mut self.armed[i];
-            let seen: BTreeSet<&String> = match &a.trigger.src {
-                Some(from) => self.seen_types.get(from).into_iter().flatten().collect(),
-                None => self.seen_types.values().flatten().collect(),
+            let mut seen: BTreeMap<&str, u64> = BTreeMap::new();
+            let senders: Vec<&BTreeMap<String, u64>> = match &a.trigger.src {
+                Some(from) => self.seen_types.get(from).into_iter().collect(),
+                None => self.seen_types.values().collect(),
             };
-            if !is_armed(a.armed_at_ms, now_ms) || seen.is_empty() {
+            for (ty, n) in senders.into_iter().flatten() {
+                *seen.entry(ty.as_str()).or_default() += n;
+            }
+            let total: u64 = seen.values().sum();
+            if !is_armed(a.armed_at_ms, now_ms) || total == 0 {
                 waiting.push(i);
                 continue;
             }
-            let pick = a.trigger.pick.unwrap_or(0) as usize % seen.len();
-            let ty = (*seen.iter().nth(pick).expect("pick < len")).clone();
+            let mut pick = a.trigger.pick.unwrap_or(0) % total;
+            let ty = seen
+                .iter()
+                .find(|(_, &n)| {
+                    let here = pick < n;
+                    pick = pick.saturating_sub(n);
+                    here
+                })
+                .map(|(ty, _)| ty.to_string())
+                .expect("pick < total");
             a.trigger.msg_type = ty.clone();
             let list = &mut self.by_type.entry(ty).or_default().armed;
             list.push(i);
@@ -394,7 +413,7 @@ mod tests {
     #[test]
     fn a_drawn_trigger_takes_a_type_seen_by_the_time_it_is_armed() {
         let mut t = set(
-            r#"[{"id": 3, "at_ms": 100, "on": {"msg_type": "$drawn", "pick": 1, "src": "n2"},
+            r#"[{"id": 3, "at_ms": 100, "on": {"msg_type": "$drawn", "pick": 5, "src": "n2"},
                  "action": "kill", "node": "n2"}]"#,
         );
         // Sent by n2 before arming: accept, prepare (clients' traffic and other
@@ -403,8 +422,8 @@ mod tests {
         assert!(t.observe("c1", "n2", "propose", 20).is_empty());
         assert!(t.observe("n3", "n1", "promise", 25).is_empty());
         assert!(t.observe("n2", "n1", "accept", 30).is_empty());
-        // Armed at 100, resolved by the next node-to-node message: the 2nd of n2's
-        // [accept, prepare] is "prepare".
+        // Armed at 100, resolved by the next node-to-node message: n2 sent accept once
+        // and prepare once, and 5 mod 2 = 1 falls on prepare.
         assert!(t.observe("n3", "n1", "promise", 100).is_empty());
         assert!(t.observe("n2", "n1", "accept", 110).is_empty());
         let want = Action::Kill { node: "n2".into() };
