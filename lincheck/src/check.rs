@@ -206,11 +206,13 @@ fn run<M: Model, F: Fn() -> M>(
         match done {
             Some(Done { result, describe }) if result.end == End::Invalid => {
                 first_invalid.get_or_insert(i);
+                let state =
+                    concrete_state(make(), history, &p.origin, &result.deepest).unwrap_or(describe);
                 failures.push(PartitionFailure {
                     key: key.clone(),
                     ops: p.len(),
                     linearized: result.deepest.iter().map(|&x| to_ref(x)).collect(),
-                    state: describe,
+                    state,
                     stuck: result.stuck.map(to_ref),
                 });
             }
@@ -276,4 +278,21 @@ fn run<M: Model, F: Fn() -> M>(
         memo_bytes_peak: memo.bytes_peak,
     };
     Ok(Outcome { verdict, stats })
+}
+
+/// The state after the ops `lin` (prepared indices, in order) under `model`'s concrete
+/// semantics: a fresh model has not learned which values are observed, so it renders
+/// the values themselves rather than the search's abstraction of them.
+fn concrete_state<M: Model>(
+    mut model: M,
+    history: &History,
+    origin: &[usize],
+    lin: &[u32],
+) -> Option<String> {
+    let mut state = model.init();
+    for &x in lin {
+        let op = model.convert(&history.ops[origin[x as usize]]).ok()?;
+        state = model.step(state, &op)?;
+    }
+    Some(model.describe(state))
 }

@@ -12,7 +12,8 @@
 //!   under a state and time budget; [`Outcome`] = [`Verdict`] + [`Stats`].
 //! - [`explain`]: for invalid histories, the longest linearizable prefix and the stuck
 //!   op per partition, and a delta-debugged minimal failing window.
-//! - [`generate`]: random histories that are linearizable by construction.
+//! - [`generate`]: random histories that are linearizable by construction, and the
+//!   crashed-op families of the checker benchmark.
 //! - [`cmd`]: `check_files`, the body of `squall check`.
 //! - [`mod@bench`]: the checker benchmark behind `squall bench checker`.
 //!
@@ -34,7 +35,7 @@ mod search;
 
 pub use check::{check, CheckOptions, Outcome, Stats, Verdict};
 pub use explain::{Explanation, OpRef, Partial, PartitionFailure, PartitionProgress, Window};
-pub use generate::{generate_kv, GenConfig};
+pub use generate::{crashed_proposes, crashed_writes, generate_kv, generate_kv_strings, GenConfig};
 pub use history::{History, Input, Op, Outcome as OpOutcome, Value};
 pub use model::{Model, ModelError, ModelKind, UnknownModel};
 pub use parse::{Format, ParseError, UnknownFormat};

@@ -232,6 +232,11 @@ impl Model for KvStrings {
     }
 
     #[inline]
+    fn blind(&self, op: &KvStringsOp) -> bool {
+        matches!(op, KvStringsOp::Put(_))
+    }
+
+    #[inline]
     fn monotone(&self, op: &KvStringsOp) -> bool {
         !matches!(op, KvStringsOp::Put(_))
     }

@@ -139,7 +139,7 @@ pub(crate) fn search<M: Model>(
     let mut lists = Lists::new(&p.ret, &p.monotone);
     let mut ret = p.ret.clone();
     ret.push(NEVER);
-    let required: Vec<bool> = p.ret.iter().map(|&r| r != NEVER).collect();
+    let required = p.required.clone();
     // Zobrist keys of required ops; optional ops are matched by dominance, not hashed.
     let zobrist: Vec<u64> = (0..n)
         .map(|i| if required[i] { splitmix64(i as u64) } else { 0 })
@@ -294,8 +294,20 @@ pub(crate) fn search<M: Model>(
             } => {
                 next = Next::Backtrack;
                 let mut chosen = NONE;
+                // An optional op directly followed by a blind op was useless (see
+                // `search.rs`); this pruning depends on the path, so a configuration
+                // that used it is never marked finished in the memo.
+                let after_optional =
+                    pruning.useless_info && stack.last().is_some_and(|f| !required[f.op as usize]);
                 while pos < len {
                     let x = order[(at + pos) as usize];
+                    if after_optional && p.blind[x as usize] {
+                        if let Some(f) = stack.last_mut() {
+                            f.entry = EntryId::NONE;
+                        }
+                        pos += 1;
+                        continue;
+                    }
                     if let Some(after) = p.model.step(state, &p.ops[x as usize]) {
                         chosen = x;
                         stack.push(Frame {
@@ -328,7 +340,17 @@ pub(crate) fn search<M: Model>(
                         if pruning.info_dedup && d != NONE && !is_lin(&lin, d) {
                             continue;
                         }
+                        if after_optional && p.blind[xi] {
+                            if let Some(f) = stack.last_mut() {
+                                f.entry = EntryId::NONE;
+                            }
+                            continue;
+                        }
                         if let Some(after) = p.model.step(state, &p.ops[xi]) {
+                            // An optional op that changes nothing is never needed.
+                            if pruning.useless_info && after == state {
+                                continue;
+                            }
                             chosen = x;
                             stack.push(Frame {
                                 op: x,

@@ -5,35 +5,42 @@ use lincheck::{
     check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, UnknownReason, Value, Verdict,
 };
 
-/// `writers` crashed writes of distinct values, all concurrent and never returning,
-/// then a chain of reads of those values one after another, ending with a read of a
-/// value nobody wrote: invalid, but only after trying every subset and order.
-fn crashed_writers(writers: u64) -> History {
+/// `appenders` crashed appends of distinct tokens and a crashed put, all concurrent and
+/// never returning, then a get of a string no order of them spells: invalid, but only
+/// after trying every subset and order of the appends (a pending put keeps any state
+/// from being written off as dead).
+fn crashed_appenders(appenders: u64) -> History {
     let mut ops = Vec::new();
-    for v in 0..writers {
-        ops.push(Op {
-            process: v,
-            key: Value::Nil,
-            input: Input::Write {
-                value: Value::Int(v),
+    let crashed = |process: u64, input: Input| Op {
+        process,
+        key: Value::Nil,
+        input,
+        outcome: OpOutcome::Info,
+        call: process,
+        ret: None,
+    };
+    ops.push(crashed(
+        0,
+        Input::Write {
+            value: Value::Str(String::new()),
+        },
+    ));
+    for v in 1..=appenders {
+        ops.push(crashed(
+            v,
+            Input::Append {
+                value: Value::Str(format!("t{v},")),
             },
-            outcome: OpOutcome::Info,
-            call: v,
-            ret: None,
-        });
+        ));
     }
-    let mut t = writers;
-    for v in (0..writers).chain([writers + 1000]) {
-        ops.push(Op {
-            process: writers,
-            key: Value::Nil,
-            input: Input::Read,
-            outcome: OpOutcome::Ok(Value::Int(v % (writers + 1000))),
-            call: t,
-            ret: Some(t + 1),
-        });
-        t += 2;
-    }
+    ops.push(Op {
+        process: appenders + 1,
+        key: Value::Nil,
+        input: Input::Read,
+        outcome: OpOutcome::Ok(Value::Str("never".into())),
+        call: appenders + 1,
+        ret: Some(appenders + 2),
+    });
     History { ops }
 }
 
@@ -46,7 +53,7 @@ fn pathological_history_ends_unknown_on_states() {
         memo_bytes_max,
         ..CheckOptions::default()
     };
-    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
     let Verdict::Unknown { reason, partial } = got.verdict else {
         panic!("expected unknown, got {:?}", got.verdict);
     };
@@ -80,7 +87,7 @@ fn pathological_history_ends_unknown_on_time() {
         ..CheckOptions::default()
     };
     let started = std::time::Instant::now();
-    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
     assert!(
         started.elapsed().as_millis() < 3000,
         "stopped near the deadline"
@@ -96,7 +103,7 @@ fn pathological_history_ends_unknown_on_time() {
 
 #[test]
 fn invalid_partition_wins_over_unknown_one() {
-    let mut h = crashed_writers(40);
+    let mut h = crashed_appenders(40);
     for op in &mut h.ops {
         op.key = Value::Int(1);
     }
@@ -105,7 +112,7 @@ fn invalid_partition_wins_over_unknown_one() {
         process: 999,
         key: Value::Int(2),
         input: Input::Read,
-        outcome: OpOutcome::Ok(Value::Int(7)),
+        outcome: OpOutcome::Ok(Value::Str("7".into())),
         call: 0,
         ret: Some(1),
     });
@@ -114,7 +121,7 @@ fn invalid_partition_wins_over_unknown_one() {
         states_max: 200_000,
         ..CheckOptions::default()
     };
-    let got = check(&h, ModelKind::Kv, &opts).expect("fits");
+    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
     let Verdict::Invalid { explanation } = got.verdict else {
         panic!("expected invalid, got {:?}", got.verdict);
     };

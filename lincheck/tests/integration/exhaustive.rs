@@ -312,6 +312,7 @@ fn no_pruning() -> Pruning {
         greedy: false,
         info_dedup: false,
         dead_reads: false,
+        useless_info: false,
     }
 }
 
