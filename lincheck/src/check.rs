@@ -131,17 +131,42 @@ pub struct Outcome {
     pub stats: Stats,
 }
 
-/// Checks `history` against `model`. An `Err` means an op the model cannot interpret.
+/// Checks `history` against `model`. An `Err` means an op the model cannot interpret,
+/// or ops on several keys for a model that ignores keys (`register`, `cas-register`).
 pub fn check(
     history: &History,
     model: ModelKind,
     opts: &CheckOptions,
 ) -> Result<Outcome, ModelError> {
+    if !model.per_key() {
+        single_key(history, model)?;
+    }
     match model {
         ModelKind::Register => run(history, model, Register::plain, opts),
         ModelKind::CasRegister | ModelKind::Kv => run(history, model, Register::with_cas, opts),
         ModelKind::KvStrings => run(history, model, KvStrings::new, opts),
         ModelKind::WriteOnce => run(history, model, WriteOnce::default, opts),
+    }
+}
+
+/// Refuses a history with ops on more than one key for a model that ignores keys:
+/// checking every key as one register would report false violations.
+fn single_key(history: &History, model: ModelKind) -> Result<(), ModelError> {
+    let mut ops = history.ops.iter();
+    let Some(first) = ops.next() else {
+        return Ok(());
+    };
+    match ops.find(|op| op.key != first.key) {
+        None => Ok(()),
+        Some(other) => Err(ModelError::new(
+            model.name(),
+            other,
+            format!(
+                "the history has more than one key ({} and {}) and {model} ignores keys; \
+                 use the kv model, which checks each key as its own register",
+                first.key, other.key
+            ),
+        )),
     }
 }
 

@@ -111,9 +111,10 @@ impl ModelError {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ModelKind {
-    /// One integer register (read/write), keys ignored.
+    /// One integer register (read/write); a history with several keys is refused.
     Register,
-    /// One integer register with compare-and-set, keys ignored, initially nil.
+    /// One integer register with compare-and-set, initially nil; a history with
+    /// several keys is refused (use [`ModelKind::Kv`]).
     CasRegister,
     /// A CAS register of integers per key (read/write/cas), initially nil.
     Kv,
