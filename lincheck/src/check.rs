@@ -30,6 +30,8 @@ pub struct CheckOptions {
     pub threads: usize,
     /// States explored over all partitions before giving up with `Unknown`.
     pub states_max: u64,
+    /// States one partition (key) may explore before that key alone is `Unknown`.
+    pub key_states_max: u64,
     /// Wall time before giving up with `Unknown`; `None` = no limit.
     pub time_ms_max: Option<u64>,
     /// Bytes for memo tables, shared out among the threads.
@@ -52,6 +54,7 @@ impl Default for CheckOptions {
         CheckOptions {
             threads: 0,
             states_max: 100_000_000,
+            key_states_max: 20_000_000,
             time_ms_max: Some(300_000),
             memo_bytes_max: 128 << 20,
             minimize: true,
@@ -208,6 +211,7 @@ fn run<M: Model, F: Fn() -> M>(
         memo_bytes_max: opts.memo_bytes_max,
         pruning: opts.pruning,
         early_exit: !opts.all_partitions,
+        key_states_max: opts.key_states_max.max(1),
     };
     let (results, memo) = run::run(&prepared, &budget, &cfg);
     let mut prepared: Vec<Prepared<M>> = prepared

@@ -76,6 +76,15 @@ pub trait Model: Send {
         true
     }
 
+    /// For a non-monotone op `rescuer` and a read-only `op`: false only if no state
+    /// `rescuer` leads to, followed by monotone ops, makes `op` legal (a put of a value
+    /// that is not a prefix of what a get returned). Dead-read pruning then ignores
+    /// `rescuer`. The default, `true`, never ignores one.
+    fn may_rescue(&mut self, rescuer: &Self::Op, op: &Self::Op) -> bool {
+        let _ = (rescuer, op);
+        true
+    }
+
     /// A human rendering of a state.
     fn describe(&self, state: Self::State) -> String;
 

@@ -31,7 +31,10 @@
 //!   once the earliest is a candidate all are, so the search tries only the earliest.
 //! - *Dead reads*: for models with a notion of growth (strings under append), a pending
 //!   read the state has grown past can only be rescued by a non-monotone op (a put)
-//!   invoked before the read returns; if there is none, the configuration fails.
+//!   invoked before the read returns, and only by one the model says may rescue it (a
+//!   put of a prefix of the value read); if there is none, the configuration fails. A
+//!   crashed put that never returns therefore no longer turns this pruning off for the
+//!   rest of the key's history.
 //! - Optional ops are never needed: success is every *required* op linearized.
 //! - *Useless info ops*: an optional op whose step leaves the state unchanged is never
 //!   tried (dropping it from a linearization changes no state, and an optional op may

@@ -124,6 +124,19 @@ fn relink(next: &mut [u32], prev: &mut [u32], x: usize) {
     prev[n as usize] = x as u32;
 }
 
+/// Whether some unlinearized non-monotone op invoked before read `x` returns (at
+/// `x_ret`) may make `x` legal again (`Model::may_rescue`).
+fn rescuable<M: Model>(p: &mut Prepared<M>, lists: &Lists, head: u32, x: u32, x_ret: u64) -> bool {
+    let mut m = lists.mnext[head as usize];
+    while m != head && p.call[m as usize] <= x_ret {
+        if p.model.may_rescue(&p.ops[m as usize], &p.ops[x as usize]) {
+            return true;
+        }
+        m = lists.mnext[m as usize];
+    }
+    false
+}
+
 /// Searches `p` for a linearization, giving up after about `cap` states (`End::Capped`).
 /// `memo` is cleared first (and may be reused).
 pub(crate) fn search<M: Model>(
@@ -193,10 +206,6 @@ pub(crate) fn search<M: Model>(
                     deepest_state = state;
                 }
                 let min_ret = ret[lists.rnext[n] as usize];
-                let reset_call = match lists.mnext[n] {
-                    m if m == head => NEVER,
-                    m => p.call[m as usize],
-                };
                 let at = order.len();
                 req_holes.clear();
                 opt_holes.clear();
@@ -220,8 +229,8 @@ pub(crate) fn search<M: Model>(
                             // Tried as a branch if greedy commitment is not allowed.
                             order.push(x);
                         } else if pruning.dead_reads
-                            && ret[xi] < reset_call
                             && !p.model.may_become_legal(state, &p.ops[xi])
+                            && !rescuable(p, &lists, head, x, ret[xi])
                         {
                             dead = true;
                             break;

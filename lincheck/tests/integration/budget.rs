@@ -128,3 +128,40 @@ fn invalid_partition_wins_over_unknown_one() {
     assert_eq!(explanation.partitions.len(), 1);
     assert_eq!(explanation.partitions[0].key, Value::Int(2));
 }
+
+#[test]
+fn a_hard_key_exhausts_its_own_budget_and_the_others_are_decided() {
+    let mut h = crashed_appenders(40);
+    for op in &mut h.ops {
+        op.key = Value::Int(1);
+    }
+    for k in 2..6 {
+        h.ops.push(Op {
+            process: 1000 + k,
+            key: Value::Int(k),
+            input: Input::Read,
+            outcome: OpOutcome::Ok(Value::Str(String::new())),
+            call: 0,
+            ret: Some(1),
+        });
+    }
+    let opts = CheckOptions {
+        threads: 1,
+        key_states_max: 300_000,
+        ..CheckOptions::default()
+    };
+    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
+    let Verdict::Unknown { reason, partial } = got.verdict else {
+        panic!("expected unknown, got {:?}", got.verdict);
+    };
+    assert_eq!(
+        reason,
+        UnknownReason::KeyStatesExhausted {
+            key_states_max: 300_000
+        }
+    );
+    assert_eq!(partial.partitions_valid, 4);
+    assert_eq!(partial.unknown.len(), 1);
+    assert_eq!(partial.unknown[0].key, Value::Int(1));
+    assert!(got.stats.states < 400_000, "{}", got.stats.states);
+}
