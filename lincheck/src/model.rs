@@ -88,10 +88,15 @@ pub trait Model: Send {
     /// A human rendering of a state.
     fn describe(&self, state: Self::State) -> String;
 
-    /// Heap bytes the model holds (interned values), for the memory budget.
+    /// Heap bytes the model holds (interned values, states it built), for the memory
+    /// budget.
     fn heap_bytes(&self) -> usize {
         0
     }
+
+    /// Forgets the states built by a search (converted ops stay valid), after the
+    /// search of its partition ended. The default holds none.
+    fn forget_states(&mut self) {}
 }
 
 /// An op the chosen model cannot interpret.

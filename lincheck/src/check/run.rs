@@ -92,6 +92,8 @@ pub(crate) fn run<M: Model>(
                     budget.cancel();
                 }
                 let describe = p.model.describe(result.deepest_state);
+                // A later round restarts from scratch; a finished key needs no states.
+                p.model.forget_states();
                 *results[i].lock().expect("unpoisoned") = Some(Done { result, describe });
             }
             MemoCounts {

@@ -270,6 +270,13 @@ impl Model for KvStrings {
         format!("{:?}", self.text_of(state))
     }
 
+    fn forget_states(&mut self) {
+        self.nodes.truncate(1);
+        self.nodes.shrink_to_fit();
+        self.children = FxMap::default();
+        self.equal = FxMap::default();
+    }
+
     fn heap_bytes(&self) -> usize {
         self.text_bytes
             + self.texts.len() * std::mem::size_of::<Text>()

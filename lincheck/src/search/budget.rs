@@ -25,6 +25,12 @@ pub enum UnknownReason {
         /// The budget.
         time_ms_max: u64,
     },
+    /// One partition's model grew past `bytes_max` bytes of its own states (kv-strings'
+    /// trie of strings); the others went on.
+    MemoryExhausted {
+        /// The budget: a thread's share of `CheckOptions::memo_bytes_max`.
+        bytes_max: u64,
+    },
     /// One partition (key) explored `key_states_max` states; the others went on.
     KeyStatesExhausted {
         /// The per-key budget.
@@ -40,6 +46,9 @@ impl std::fmt::Display for UnknownReason {
             }
             UnknownReason::TimeExhausted { time_ms_max } => {
                 write!(f, "time budget exhausted ({time_ms_max} ms)")
+            }
+            UnknownReason::MemoryExhausted { bytes_max } => {
+                write!(f, "memory budget of one key exhausted ({bytes_max} bytes)")
             }
             UnknownReason::KeyStatesExhausted { key_states_max } => {
                 write!(

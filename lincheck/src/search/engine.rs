@@ -1,7 +1,7 @@
 //! The search loop: configurations, candidate order, the explicit stack.
 
 use crate::model::Model;
-use crate::search::budget::{Budget, CHARGE_STATES};
+use crate::search::budget::{Budget, UnknownReason, CHARGE_STATES};
 use crate::search::memo::{hash_state, splitmix64, EntryId, Memo, Visit};
 use crate::search::prepare::{Prepared, NEVER, NONE};
 use crate::search::{End, Pruning, SearchResult};
@@ -196,6 +196,12 @@ pub(crate) fn search<M: Model>(
                     }
                     if states >= cap {
                         break End::Capped;
+                    }
+                    // The model's own states count against the same budget as the memo.
+                    if p.model.heap_bytes() > memo.bytes_max() {
+                        break End::Unknown(UnknownReason::MemoryExhausted {
+                            bytes_max: memo.bytes_max() as u64,
+                        });
                     }
                 }
                 if stack.len() > deepest.len() || stuck.is_none() {

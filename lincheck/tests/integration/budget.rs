@@ -46,10 +46,10 @@ fn crashed_appenders(appenders: u64) -> History {
 
 #[test]
 fn pathological_history_ends_unknown_on_states() {
-    let memo_bytes_max = 1 << 20;
+    let memo_bytes_max = 64 << 20;
     let opts = CheckOptions {
         threads: 1,
-        states_max: 2_000_000,
+        states_max: 300_000,
         memo_bytes_max,
         ..CheckOptions::default()
     };
@@ -60,12 +60,12 @@ fn pathological_history_ends_unknown_on_states() {
     assert_eq!(
         reason,
         UnknownReason::StatesExhausted {
-            states_max: 2_000_000
+            states_max: 300_000
         }
     );
     assert_eq!(partial.unknown.len(), 1);
     assert!(partial.unknown[0].longest_prefix > 0);
-    assert!(got.stats.states <= 2_000_000 + 2048, "{}", got.stats.states);
+    assert!(got.stats.states <= 300_000 + 2048, "{}", got.stats.states);
     assert!(
         got.stats.memo_bytes_peak <= memo_bytes_max,
         "{}",
@@ -83,7 +83,8 @@ fn pathological_history_ends_unknown_on_time() {
         threads: 0,
         states_max: u64::MAX,
         time_ms_max: Some(300),
-        memo_bytes_max: 16 << 20,
+        // Room for whatever 300 ms can build: time must be what runs out.
+        memo_bytes_max: 1 << 30,
         ..CheckOptions::default()
     };
     let started = std::time::Instant::now();
@@ -164,4 +165,26 @@ fn a_hard_key_exhausts_its_own_budget_and_the_others_are_decided() {
     assert_eq!(partial.unknown.len(), 1);
     assert_eq!(partial.unknown[0].key, Value::Int(1));
     assert!(got.stats.states < 400_000, "{}", got.stats.states);
+}
+
+#[test]
+fn the_models_own_states_count_against_the_memory_budget() {
+    // kv-strings builds a trie node per new string; 1 MiB holds far fewer than the
+    // states this history needs.
+    let opts = CheckOptions {
+        threads: 1,
+        memo_bytes_max: 1 << 20,
+        ..CheckOptions::default()
+    };
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
+    let Verdict::Unknown { reason, partial } = got.verdict else {
+        panic!("expected unknown, got {:?}", got.verdict);
+    };
+    assert_eq!(
+        reason,
+        UnknownReason::MemoryExhausted { bytes_max: 1 << 20 }
+    );
+    assert!(reason.to_string().contains("memory budget"), "{reason}");
+    assert_eq!(partial.unknown.len(), 1);
+    assert!(got.stats.states < 1_000_000, "{}", got.stats.states);
 }
