@@ -15,7 +15,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::check::{check, CheckOptions};
 use crate::cmd::read_history;
-use crate::generate::{generate_kv, GenConfig};
+use crate::generate::{
+    crashed_proposes, crashed_writes, generate_kv, generate_kv_strings, GenConfig,
+};
 use crate::model::ModelKind;
 use crate::History;
 
@@ -263,4 +265,194 @@ fn print_table(
         r.peak_rss_kib as f64 / 1024.0
     )?;
     Ok(())
+}
+
+/// A generated family of histories full of crashed ops (see [`crate::generate`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Family {
+    /// `size` crashed writes of distinct values, an ok write, a crashed cas and a late
+    /// read ([`crashed_writes`], model `cas-register`).
+    CrashedWrites,
+    /// `size` crashed proposes of distinct values and a read of the last one
+    /// ([`crashed_proposes`], model `write-once`).
+    CrashedProposes,
+    /// `size` ops of integer read/write/cas over many keys ([`generate_kv`], `kv`).
+    Kv,
+    /// `size` ops of string get/put/append over many keys ([`generate_kv_strings`],
+    /// `kv-strings`).
+    KvStrings,
+}
+
+impl Family {
+    /// Every family, in the order [`std::str::FromStr`] lists them.
+    pub const ALL: [Family; 4] = [
+        Family::CrashedWrites,
+        Family::CrashedProposes,
+        Family::Kv,
+        Family::KvStrings,
+    ];
+
+    /// The name used on command lines.
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::CrashedWrites => "crashed-writes",
+            Family::CrashedProposes => "crashed-proposes",
+            Family::Kv => "kv",
+            Family::KvStrings => "kv-strings",
+        }
+    }
+
+    /// The sizes measured when none are given.
+    pub fn default_sizes(self) -> Vec<u64> {
+        match self {
+            Family::CrashedWrites => vec![8, 12, 14, 16, 20, 24, 100, 1000],
+            Family::CrashedProposes => vec![9, 10, 11, 12, 16, 24, 100, 1000],
+            Family::Kv | Family::KvStrings => vec![10_000, 100_000, 1_000_000],
+        }
+    }
+
+    /// The model the family is checked against.
+    pub fn model(self) -> ModelKind {
+        match self {
+            Family::CrashedWrites => ModelKind::CasRegister,
+            Family::CrashedProposes => ModelKind::WriteOnce,
+            Family::Kv => ModelKind::Kv,
+            Family::KvStrings => ModelKind::KvStrings,
+        }
+    }
+}
+
+impl std::str::FromStr for Family {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Family::ALL
+            .into_iter()
+            .find(|f| f.name() == s)
+            .ok_or_else(|| {
+                format!(
+                    "unknown family `{s}`; valid families: {}",
+                    Family::ALL.map(Family::name).join(", ")
+                )
+            })
+    }
+}
+
+/// What to run for a family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FamilyConfig {
+    /// The family.
+    pub family: Family,
+    /// The sizes (crashed ops, or ops for the many-key families).
+    pub sizes: Vec<u64>,
+    /// Keys of the many-key families.
+    pub keys: u64,
+    /// Fraction of `info` ops in the many-key families.
+    pub info_fraction: f64,
+    /// Worker threads (0 = every core).
+    pub threads: usize,
+    /// Give up with `unknown` after this long per history.
+    pub time_ms_max: u64,
+    /// RNG seed of the many-key families.
+    pub seed: u64,
+}
+
+/// One measured size of a family.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct FamilyRow {
+    /// The size.
+    pub size: u64,
+    /// Ops in the history.
+    pub ops: usize,
+    /// The verdict.
+    pub verdict: String,
+    /// Check time, milliseconds (generation excluded).
+    pub check_ms: f64,
+    /// States explored.
+    pub states: u64,
+    /// Peak resident memory of the process while generating and checking this size
+    /// (`VmHWM` after resetting it), MiB; 0 where unavailable.
+    pub peak_mib: f64,
+}
+
+/// The history of `family` at `size`.
+pub fn family_history(cfg: &FamilyConfig, size: u64) -> History {
+    let gen = GenConfig {
+        n_ops: size as usize,
+        n_keys: cfg.keys.max(1),
+        info_fraction: cfg.info_fraction,
+        seed: cfg.seed,
+        concurrency: 16,
+        values: 16,
+    };
+    match cfg.family {
+        Family::CrashedWrites => crashed_writes(size),
+        Family::CrashedProposes => crashed_proposes(size),
+        Family::Kv => generate_kv(&gen),
+        Family::KvStrings => generate_kv_strings(&gen),
+    }
+}
+
+/// Generates and checks each size of a family once, printing a markdown table.
+pub fn run_family(cfg: &FamilyConfig, out: &mut dyn Write) -> anyhow::Result<Vec<FamilyRow>> {
+    let opts = CheckOptions {
+        threads: cfg.threads,
+        minimize: false,
+        time_ms_max: Some(cfg.time_ms_max),
+        ..CheckOptions::default()
+    };
+    let many_keys = matches!(cfg.family, Family::Kv | Family::KvStrings);
+    if many_keys {
+        writeln!(
+            out,
+            "family {}: {} keys, {}% info, seed {}, model {}",
+            cfg.family.name(),
+            cfg.keys,
+            cfg.info_fraction * 100.0,
+            cfg.seed,
+            cfg.family.model()
+        )?;
+    } else {
+        writeln!(
+            out,
+            "family {}: model {}",
+            cfg.family.name(),
+            cfg.family.model()
+        )?;
+    }
+    writeln!(out)?;
+    writeln!(
+        out,
+        "| size | ops | verdict | states | check ms | peak MiB |"
+    )?;
+    writeln!(out, "|---:|---:|---|---:|---:|---:|")?;
+    let mut rows = Vec::new();
+    for &size in &cfg.sizes {
+        reset_peak_rss();
+        let history = family_history(cfg, size);
+        let outcome = check(&history, cfg.family.model(), &opts)?;
+        let row = FamilyRow {
+            size,
+            ops: history.ops.len(),
+            verdict: outcome.verdict.name().to_string(),
+            check_ms: outcome.stats.elapsed_us as f64 / 1000.0,
+            states: outcome.stats.states,
+            peak_mib: peak_rss_kib() as f64 / 1024.0,
+        };
+        drop(history);
+        writeln!(
+            out,
+            "| {} | {} | {} | {} | {:.3} | {:.1} |",
+            row.size, row.ops, row.verdict, row.states, row.check_ms, row.peak_mib
+        )?;
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+/// Resets the process's `VmHWM` to its current resident set (Linux: `clear_refs` 5);
+/// does nothing where unavailable.
+fn reset_peak_rss() {
+    let _ = std::fs::write("/proc/self/clear_refs", "5");
 }

@@ -30,6 +30,8 @@ pub struct CheckOptions {
     pub threads: usize,
     /// States explored over all partitions before giving up with `Unknown`.
     pub states_max: u64,
+    /// States one partition (key) may explore before that key alone is `Unknown`.
+    pub key_states_max: u64,
     /// Wall time before giving up with `Unknown`; `None` = no limit.
     pub time_ms_max: Option<u64>,
     /// Bytes for memo tables, shared out among the threads.
@@ -52,6 +54,7 @@ impl Default for CheckOptions {
         CheckOptions {
             threads: 0,
             states_max: 100_000_000,
+            key_states_max: 20_000_000,
             time_ms_max: Some(300_000),
             memo_bytes_max: 128 << 20,
             minimize: true,
@@ -131,17 +134,42 @@ pub struct Outcome {
     pub stats: Stats,
 }
 
-/// Checks `history` against `model`. An `Err` means an op the model cannot interpret.
+/// Checks `history` against `model`. An `Err` means an op the model cannot interpret,
+/// or ops on several keys for a model that ignores keys (`register`, `cas-register`).
 pub fn check(
     history: &History,
     model: ModelKind,
     opts: &CheckOptions,
 ) -> Result<Outcome, ModelError> {
+    if !model.per_key() {
+        single_key(history, model)?;
+    }
     match model {
         ModelKind::Register => run(history, model, Register::plain, opts),
         ModelKind::CasRegister | ModelKind::Kv => run(history, model, Register::with_cas, opts),
         ModelKind::KvStrings => run(history, model, KvStrings::new, opts),
         ModelKind::WriteOnce => run(history, model, WriteOnce::default, opts),
+    }
+}
+
+/// Refuses a history with ops on more than one key for a model that ignores keys:
+/// checking every key as one register would report false violations.
+fn single_key(history: &History, model: ModelKind) -> Result<(), ModelError> {
+    let mut ops = history.ops.iter();
+    let Some(first) = ops.next() else {
+        return Ok(());
+    };
+    match ops.find(|op| op.key != first.key) {
+        None => Ok(()),
+        Some(other) => Err(ModelError::new(
+            model.name(),
+            other,
+            format!(
+                "the history has more than one key ({} and {}) and {model} ignores keys; \
+                 use the kv model, which checks each key as its own register",
+                first.key, other.key
+            ),
+        )),
     }
 }
 
@@ -183,6 +211,7 @@ fn run<M: Model, F: Fn() -> M>(
         memo_bytes_max: opts.memo_bytes_max,
         pruning: opts.pruning,
         early_exit: !opts.all_partitions,
+        key_states_max: opts.key_states_max.max(1),
     };
     let (results, memo) = run::run(&prepared, &budget, &cfg);
     let mut prepared: Vec<Prepared<M>> = prepared
@@ -206,11 +235,13 @@ fn run<M: Model, F: Fn() -> M>(
         match done {
             Some(Done { result, describe }) if result.end == End::Invalid => {
                 first_invalid.get_or_insert(i);
+                let state =
+                    concrete_state(make(), history, &p.origin, &result.deepest).unwrap_or(describe);
                 failures.push(PartitionFailure {
                     key: key.clone(),
                     ops: p.len(),
                     linearized: result.deepest.iter().map(|&x| to_ref(x)).collect(),
-                    state: describe,
+                    state,
                     stuck: result.stuck.map(to_ref),
                 });
             }
@@ -276,4 +307,21 @@ fn run<M: Model, F: Fn() -> M>(
         memo_bytes_peak: memo.bytes_peak,
     };
     Ok(Outcome { verdict, stats })
+}
+
+/// The state after the ops `lin` (prepared indices, in order) under `model`'s concrete
+/// semantics: a fresh model has not learned which values are observed, so it renders
+/// the values themselves rather than the search's abstraction of them.
+fn concrete_state<M: Model>(
+    mut model: M,
+    history: &History,
+    origin: &[usize],
+    lin: &[u32],
+) -> Option<String> {
+    let mut state = model.init();
+    for &x in lin {
+        let op = model.convert(&history.ops[origin[x as usize]]).ok()?;
+        state = model.step(state, &op)?;
+    }
+    Some(model.describe(state))
 }

@@ -1,5 +1,6 @@
 //! What the `squall check` command does, minus argument parsing: read files, check
-//! them, print one line per file, return the exit code.
+//! them, print one line per file (an `error` line for a file that cannot be read),
+//! return the exit code of the worst outcome.
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -45,15 +46,24 @@ pub fn read_history(path: &Path, format: Option<Format>) -> anyhow::Result<(Hist
 }
 
 /// Reads and checks one file. Minimal failing windows are computed only when
-/// `opts.verbose` asks for explanations.
+/// `opts.verbose` asks for explanations. A squall history checked with the
+/// `write-once` model is read by the workload's rule for reads
+/// ([`crate::parse::squall::write_once`]), as the run's own checker reads it.
 pub fn check_file(
     path: &Path,
     format: Option<Format>,
     model: Option<ModelKind>,
     opts: &CheckOptions,
 ) -> anyhow::Result<FileCheck> {
-    let (history, format) = read_history(path, format)?;
+    let (mut history, format) = read_history(path, format)?;
     let model = model.unwrap_or_else(|| format.default_model(&history));
+    if format == Format::Squall && model == ModelKind::WriteOnce {
+        let text =
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        history = crate::parse::squall::write_once(&text)
+            .with_context(|| format!("{}: parsing as {format}", path.display()))?
+            .history;
+    }
     let opts = CheckOptions {
         minimize: opts.minimize && opts.verbose,
         ..opts.clone()
@@ -68,9 +78,15 @@ pub fn check_file(
     })
 }
 
+/// The exit code of a file that could not be read, parsed or checked.
+pub const EXIT_ERROR: i32 = 254;
+
 /// Checks each file and prints `path<TAB>verdict<TAB>check ms` (parsing excluded),
-/// followed by the explanation when `opts.verbose`. Returns the exit code of the worst
-/// verdict: 1 if any file is invalid, else 2 if any is unknown, else 0.
+/// followed by the explanation when `opts.verbose`. A file that cannot be read, parsed
+/// or checked prints `path<TAB>error<TAB>message` and the others are still checked.
+/// Returns the exit code of the worst outcome: [`EXIT_ERROR`] if any file failed, else
+/// 1 if any is invalid, else 2 if any is unknown, else 0. An `Err` is a failure to
+/// write to `out`.
 pub fn check_files(
     paths: &[PathBuf],
     format: Option<Format>,
@@ -80,7 +96,15 @@ pub fn check_files(
 ) -> anyhow::Result<i32> {
     let mut worst = 0;
     for path in paths {
-        let checked = check_file(path, format, model, opts)?;
+        let checked = match check_file(path, format, model, opts) {
+            Ok(c) => c,
+            Err(e) => {
+                let message = format!("{e:#}").replace('\n', " ");
+                writeln!(out, "{}\terror\t{message}", path.display())?;
+                worst = worse(worst, EXIT_ERROR);
+                continue;
+            }
+        };
         let verdict = &checked.outcome.verdict;
         writeln!(
             out,
@@ -101,9 +125,10 @@ pub fn check_files(
     Ok(worst)
 }
 
-/// Invalid (1) outranks unknown (2), which outranks valid (0).
+/// An error outranks invalid (1), which outranks unknown (2), which outranks valid (0).
 fn worse(a: i32, b: i32) -> i32 {
     let rank = |c| match c {
+        EXIT_ERROR => 3,
         1 => 2,
         2 => 1,
         _ => 0,

@@ -218,25 +218,39 @@ impl Pairing {
         self.open.get(&process).map(|&i| &self.ops[i])
     }
 
-    /// Completes the open op of `process`. `Info` leaves it open forever.
+    /// Completes the open op of `process` and returns its index. `Info` leaves it open
+    /// forever. A completion timed before its invoke is an error.
     pub(crate) fn complete(
         &mut self,
         process: u64,
         outcome: Outcome,
         time: u64,
-    ) -> Result<(), String> {
-        let Some(i) = self.open.remove(&process) else {
+    ) -> Result<usize, String> {
+        let Some(&i) = self.open.get(&process) else {
             return Err(format!(
                 "process {process} completed an op it never invoked"
             ));
         };
         let op = &mut self.ops[i];
+        if time < op.call {
+            return Err(format!(
+                "process {process} completed its {} at time {time}, before its invoke at {}",
+                op.input.name(),
+                op.call
+            ));
+        }
+        self.open.remove(&process);
         op.ret = match outcome {
             Outcome::Info => None,
             _ => Some(time),
         };
         op.outcome = outcome;
-        Ok(())
+        Ok(i)
+    }
+
+    /// Number of ops invoked so far (the next invoke's index).
+    pub(crate) fn len(&self) -> usize {
+        self.ops.len()
     }
 
     /// The history; ops still open are `info`.

@@ -7,12 +7,16 @@
 //!   write-once.
 //! - `search`: the Wing & Gong / Lowe search for one partition: explicit stack,
 //!   exact memo bounded in bytes with Zobrist hashing, greedy commitment of
-//!   state-preserving ops, one try per class of identical crashed ops.
+//!   state-preserving ops, one try per class of identical crashed ops, no crashed op
+//!   that changes nothing or is overwritten at once. Models abstract the values no op
+//!   observes into one, so crashed writes nobody reads are one class (see
+//!   `docs/checker.md` for the soundness argument of each).
 //! - [`check()`]: partitions a history by key and searches the partitions in parallel
-//!   under a state and time budget; [`Outcome`] = [`Verdict`] + [`Stats`].
+//!   under a state and time budget and a per-key state budget; [`Outcome`] = [`Verdict`] + [`Stats`].
 //! - [`explain`]: for invalid histories, the longest linearizable prefix and the stuck
 //!   op per partition, and a delta-debugged minimal failing window.
-//! - [`generate`]: random histories that are linearizable by construction.
+//! - [`generate`]: random histories that are linearizable by construction, and the
+//!   crashed-op families of the checker benchmark.
 //! - [`cmd`]: `check_files`, the body of `squall check`.
 //! - [`mod@bench`]: the checker benchmark behind `squall bench checker`.
 //!
@@ -34,7 +38,7 @@ mod search;
 
 pub use check::{check, CheckOptions, Outcome, Stats, Verdict};
 pub use explain::{Explanation, OpRef, Partial, PartitionFailure, PartitionProgress, Window};
-pub use generate::{generate_kv, GenConfig};
+pub use generate::{crashed_proposes, crashed_writes, generate_kv, generate_kv_strings, GenConfig};
 pub use history::{History, Input, Op, Outcome as OpOutcome, Value};
 pub use model::{Model, ModelError, ModelKind, UnknownModel};
 pub use parse::{Format, ParseError, UnknownFormat};

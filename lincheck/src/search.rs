@@ -31,8 +31,22 @@
 //!   once the earliest is a candidate all are, so the search tries only the earliest.
 //! - *Dead reads*: for models with a notion of growth (strings under append), a pending
 //!   read the state has grown past can only be rescued by a non-monotone op (a put)
-//!   invoked before the read returns; if there is none, the configuration fails.
+//!   invoked before the read returns, and only by one the model says may rescue it (a
+//!   put of a prefix of the value read); if there is none, the configuration fails. A
+//!   crashed put that never returns therefore no longer turns this pruning off for the
+//!   rest of the key's history.
 //! - Optional ops are never needed: success is every *required* op linearized.
+//! - *Useless info ops*: an optional op whose step leaves the state unchanged is never
+//!   tried (dropping it from a linearization changes no state, and an optional op may
+//!   always not happen), nor is a *blind* op (legal everywhere, result independent of
+//!   the state: a write, a put) right after an optional op: dropping that optional op
+//!   leaves the state after the blind op, and so every later one, unchanged. The
+//!   blind op is tried from the parent configuration instead. The second rule depends
+//!   on the path (the op before), so a configuration where it pruned anything is
+//!   never marked finished in the memo and never dominates another.
+//! - *Value abstraction* (in the models, [`crate::model::Observed`]): values no op
+//!   observes are one value, so crashed writes of distinct values nobody reads are
+//!   identical ops and the rule above leaves one of them.
 //!
 //! The search is iterative, with an explicit stack of frames (one per linearized op),
 //! so its memory is O(ops) plus the bounded memo.
@@ -60,6 +74,14 @@ pub struct Pruning {
     /// Abandon a configuration where a pending read can no longer become legal
     /// (see `Model::may_become_legal`).
     pub dead_reads: bool,
+    /// Never linearize an optional op that leaves the state as it is, nor a blind op
+    /// (`Model::blind`) right after an optional one.
+    #[serde(default = "yes")]
+    pub useless_info: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl Default for Pruning {
@@ -69,6 +91,7 @@ impl Default for Pruning {
             greedy: true,
             info_dedup: true,
             dead_reads: true,
+            useless_info: true,
         }
     }
 }

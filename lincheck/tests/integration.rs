@@ -6,5 +6,6 @@ mod integration {
     mod exhaustive;
     mod formats;
     mod generated;
+    mod regressions;
     mod testdata;
 }

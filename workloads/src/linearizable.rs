@@ -11,14 +11,18 @@
 //! Reads are local in this workload: `read` returns what the asked node knows, and null
 //! means "this node has not learned a decision", not "nothing is decided" (a node cut off
 //! by a partition cannot know). So a null read says nothing about the register and is left
-//! out; every read that returns a value, and every propose, is judged. A value read before
+//! out; every read that returns a value, and every propose, is judged. A read invoked
+//! with `"quorum": true` is a linearizable read: a null answer from it is judged too.
+//! The rule lives in `lincheck::parse::squall::write_once_from_values`, which
+//! `squall check` uses as well, so a run and a later `squall check` of its
+//! `history.jsonl` agree. A value read before
 //! anyone proposed it, or a read of one value and a propose answered with another, has no
 //! linearization.
 //!
 //! The check is bounded by explored states, not by time, so the verdict is a function
 //! of the history only; past the bound it says `unknown`.
 
-use lincheck::{CheckOptions, Input, ModelKind, OpOutcome, Value, Verdict as LinVerdict};
+use lincheck::{CheckOptions, ModelKind, Verdict as LinVerdict};
 use serde_json::json;
 
 use crate::verdict::{CheckInput, Checker, Verdict};
@@ -42,8 +46,8 @@ impl Checker for WriteOnceLinearizability {
             .iter()
             .filter(|e| e.f == "propose" || e.f == "read")
             .map(|e| serde_json::to_value(e).expect("events serialise"));
-        let mut history = match lincheck::parse::squall::from_values(events) {
-            Ok(h) => h,
+        let (history, null_reads) = match lincheck::parse::squall::write_once_from_values(events) {
+            Ok(h) => (h.history, h.local_null_reads),
             Err(e) => {
                 return Verdict::unknown(
                     name,
@@ -52,11 +56,6 @@ impl Checker for WriteOnceLinearizability {
                 )
             }
         };
-        let before = history.ops.len();
-        history
-            .ops
-            .retain(|op| !(op.input == Input::Read && op.outcome == OpOutcome::Ok(Value::Nil)));
-        let null_reads = before - history.ops.len();
         let opts = CheckOptions {
             threads: 1,
             states_max: STATES_MAX,
@@ -188,5 +187,24 @@ mod tests {
         ]);
         let v = WriteOnceLinearizability.check(&input);
         assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+    }
+
+    #[test]
+    fn a_null_local_read_after_a_decision_is_left_out_but_a_null_quorum_read_is_judged() {
+        for (quorum, expected) in [(false, VerdictKind::Valid), (true, VerdictKind::Invalid)] {
+            let read = if quorum {
+                json!({"key": 3, "quorum": true})
+            } else {
+                json!({"key": 3})
+            };
+            let input = history(&[
+                (1, Invoke, "propose", json!({"key": 3, "value": 7}), 10),
+                (1, Done, "propose", json!({"key": 3, "value": 7}), 20),
+                (2, Invoke, "read", read, 30),
+                (2, Done, "read", json!({"key": 3, "value": null}), 40),
+            ]);
+            let v = WriteOnceLinearizability.check(&input);
+            assert_eq!(v.verdict, expected, "quorum {quorum}: {}", v.reason);
+        }
     }
 }

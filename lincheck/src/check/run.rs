@@ -4,20 +4,23 @@
 //! hard partition cannot hold up the verdict when another is quickly refuted: a history
 //! is invalid as soon as one partition is, and the remaining searches are cancelled
 //! (unless every partition is wanted). A capped search restarts from scratch in the
-//! next round; the caps grow 32-fold, so restarts cost at most a few percent.
+//! next round; the caps grow 32-fold, so restarts cost at most a few percent. The last
+//! round's cap is the per-key budget (`CheckOptions::key_states_max`): a partition
+//! that reaches it is `Unknown` on its own while the others are decided.
 //! Within a round, worker threads take partitions largest first from a shared counter.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
 use crate::model::Model;
-use crate::search::budget::Budget;
+use crate::search::budget::{Budget, UnknownReason};
 use crate::search::memo::Memo;
 use crate::search::prepare::Prepared;
 use crate::search::{search, End, Pruning, SearchResult};
 
-/// Per-partition state caps of the successive rounds; the last is unbounded.
-const ROUND_CAPS: [u64; 3] = [1 << 14, 1 << 19, u64::MAX];
+/// Per-partition state caps of the first rounds; the last round's is the per-key
+/// budget.
+const ROUND_CAPS: [u64; 2] = [1 << 14, 1 << 19];
 
 /// A finished (or abandoned) partition search.
 pub(crate) struct Done<S> {
@@ -33,6 +36,8 @@ pub(crate) struct RunConfig {
     pub(crate) pruning: Pruning,
     /// Stop at the first invalid partition.
     pub(crate) early_exit: bool,
+    /// States one partition may explore; past it that partition is unknown.
+    pub(crate) key_states_max: u64,
 }
 
 /// Memo counters summed over threads.
@@ -53,7 +58,9 @@ pub(crate) fn run<M: Model>(
     let mut order: Vec<usize> = (0..prepared.len()).collect();
     order.sort_by_key(|&i| std::cmp::Reverse(prepared[i].lock().expect("unpoisoned").len()));
     let mut counts = MemoCounts::default();
-    for cap in ROUND_CAPS {
+    let last = cfg.key_states_max;
+    let caps = ROUND_CAPS.into_iter().filter(|&c| c < last).chain([last]);
+    for cap in caps {
         let pending: Vec<usize> = order
             .iter()
             .copied()
@@ -70,11 +77,7 @@ pub(crate) fn run<M: Model>(
         }
         let threads = cfg.threads.clamp(1, pending.len());
         // Concurrent searches need no cap to keep one from holding up the others.
-        let cap = if pending.len() <= threads {
-            u64::MAX
-        } else {
-            cap
-        };
+        let cap = if pending.len() <= threads { last } else { cap };
         let memo_share = cfg.memo_bytes_max / threads;
         let next = AtomicUsize::new(0);
         let worker = || {
@@ -89,6 +92,8 @@ pub(crate) fn run<M: Model>(
                     budget.cancel();
                 }
                 let describe = p.model.describe(result.deepest_state);
+                // A later round restarts from scratch; a finished key needs no states.
+                p.model.forget_states();
                 *results[i].lock().expect("unpoisoned") = Some(Done { result, describe });
             }
             MemoCounts {
@@ -114,7 +119,16 @@ pub(crate) fn run<M: Model>(
     }
     let results = results
         .into_iter()
-        .map(|m| m.into_inner().expect("unpoisoned"))
+        .map(|m| {
+            let mut done = m.into_inner().expect("unpoisoned");
+            // Capped at the per-key budget: that key is unknown.
+            if let Some(d) = done.as_mut().filter(|d| d.result.end == End::Capped) {
+                d.result.end = End::Unknown(UnknownReason::KeyStatesExhausted {
+                    key_states_max: last,
+                });
+            }
+            done
+        })
         .collect();
     (results, counts)
 }

@@ -11,7 +11,8 @@
 //! different states, which costs memo hits, never correctness.
 //!
 //! Appends only extend the string, so from a state that is not a prefix of what a
-//! `get` returned, only a `put` can make that `get` legal ([`Model::may_become_legal`]).
+//! `get` returned, only a `put` can make that `get` legal ([`Model::may_become_legal`]),
+//! and only a put of a prefix of that value ([`Model::may_rescue`]).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
@@ -232,6 +233,11 @@ impl Model for KvStrings {
     }
 
     #[inline]
+    fn blind(&self, op: &KvStringsOp) -> bool {
+        matches!(op, KvStringsOp::Put(_))
+    }
+
+    #[inline]
     fn monotone(&self, op: &KvStringsOp) -> bool {
         !matches!(op, KvStringsOp::Put(_))
     }
@@ -250,8 +256,25 @@ impl Model for KvStrings {
             .is_some_and(|&h| h == node.hash)
     }
 
+    fn may_rescue(&mut self, rescuer: &KvStringsOp, op: &KvStringsOp) -> bool {
+        match (*rescuer, *op) {
+            // After put(w) the string is w followed by appends.
+            (KvStringsOp::Put(w), KvStringsOp::Get(Some(v))) => self.texts[v as usize]
+                .text
+                .starts_with(&*self.texts[w as usize].text),
+            _ => true,
+        }
+    }
+
     fn describe(&self, state: u32) -> String {
         format!("{:?}", self.text_of(state))
+    }
+
+    fn forget_states(&mut self) {
+        self.nodes.truncate(1);
+        self.nodes.shrink_to_fit();
+        self.children = FxMap::default();
+        self.equal = FxMap::default();
     }
 
     fn heap_bytes(&self) -> usize {

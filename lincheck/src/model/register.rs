@@ -7,24 +7,36 @@
 //! ran and failed its compare is indistinguishable from one that never ran, and `info`
 //! ops may always not run.
 
-use crate::history::{Input, Op, Outcome};
-use crate::model::{int_or_nil, Model, ModelError};
+use crate::history::{Input, Op, Outcome, Value};
+use crate::model::{int_or_nil, Model, ModelError, Observed};
 
-/// A register of `Option<u64>` (`None` = nil).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// A register of `Option<u64>` (`None` = nil); values are [`Observed`] ids once
+/// [`Model::prepare`] has run.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Register {
     cas: bool,
+    observed: Observed,
 }
 
 impl Register {
     /// A read/write register.
     pub fn plain() -> Self {
-        Register { cas: false }
+        Register {
+            cas: false,
+            observed: Observed::default(),
+        }
     }
 
     /// A read/write/cas register.
     pub fn with_cas() -> Self {
-        Register { cas: true }
+        Register {
+            cas: true,
+            observed: Observed::default(),
+        }
+    }
+
+    fn value(&self, op: &Op, v: &Value) -> Result<Option<u64>, ModelError> {
+        Ok(int_or_nil(self.name(), op, v)?.map(|v| self.observed.id(v)))
     }
 
     fn name(&self) -> &'static str {
@@ -59,20 +71,36 @@ impl Model for Register {
         None
     }
 
+    fn prepare(&mut self, ops: &[&Op]) {
+        // Reads and CAS compares observe values; writes and CAS targets do not.
+        self.observed
+            .learn(ops, |op| match (&op.input, &op.outcome) {
+                (Input::Read, Outcome::Ok(Value::Int(v))) => vec![*v],
+                (
+                    Input::Cas {
+                        from: Value::Int(v),
+                        ..
+                    },
+                    _,
+                ) => vec![*v],
+                _ => Vec::new(),
+            });
+    }
+
     fn convert(&mut self, op: &Op) -> Result<RegisterOp, ModelError> {
         let name = self.name();
         let known = !matches!(op.outcome, Outcome::Info);
         Ok(match (&op.input, &op.outcome) {
-            (Input::Read, Outcome::Ok(v)) => RegisterOp::Read(int_or_nil(name, op, v)?),
+            (Input::Read, Outcome::Ok(v)) => RegisterOp::Read(self.value(op, v)?),
             (Input::Read, _) if !known => RegisterOp::ReadAny,
             (Input::Write { value }, Outcome::Ok(_) | Outcome::Info) => {
-                RegisterOp::Write(int_or_nil(name, op, value)?)
+                RegisterOp::Write(self.value(op, value)?)
             }
             (Input::Cas { from, to }, _) if self.cas => {
-                let from = int_or_nil(name, op, from)?;
+                let from = self.value(op, from)?;
                 match op.outcome {
                     Outcome::CompareFailed => RegisterOp::CasFailed(from),
-                    _ => RegisterOp::Cas(from, int_or_nil(name, op, to)?),
+                    _ => RegisterOp::Cas(from, self.value(op, to)?),
                 }
             }
             (Input::Cas { .. }, _) => {
@@ -105,10 +133,15 @@ impl Model for Register {
         }
     }
 
+    #[inline]
+    fn blind(&self, op: &RegisterOp) -> bool {
+        matches!(op, RegisterOp::Write(_))
+    }
+
     fn describe(&self, state: Self::State) -> String {
         match state {
             None => "nil".to_string(),
-            Some(v) => v.to_string(),
+            Some(v) => self.observed.describe(v),
         }
     }
 }

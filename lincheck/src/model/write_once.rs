@@ -5,15 +5,20 @@
 //! be the decided value, or nil while undecided. A proposal that returned a value other
 //! than its own can only be legal once something is decided, where it changes nothing:
 //! it is read-only.
+//!
+//! Values no read observes and no propose returned are abstracted into one
+//! ([`crate::model::Observed`]).
 
-use crate::history::{Input, Op, Outcome};
-use crate::model::{int_or_nil, Model, ModelError};
+use crate::history::{Input, Op, Outcome, Value};
+use crate::model::{int_or_nil, Model, ModelError, Observed};
 
 const NAME: &str = "write-once";
 
-/// The write-once register.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
-pub struct WriteOnce;
+/// The write-once register; values are [`Observed`] ids once [`Model::prepare`] ran.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WriteOnce {
+    observed: Observed,
+}
 
 /// A write-once op with its observed output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,8 +44,19 @@ impl Model for WriteOnce {
         None
     }
 
+    fn prepare(&mut self, ops: &[&Op]) {
+        // Reads and the decided values proposes return observe values; the proposed
+        // values are only compared with decided ones.
+        self.observed
+            .learn(ops, |op| match (&op.input, &op.outcome) {
+                (Input::Read | Input::Propose { .. }, Outcome::Ok(Value::Int(v))) => vec![*v],
+                _ => Vec::new(),
+            });
+    }
+
     fn convert(&mut self, op: &Op) -> Result<WriteOnceOp, ModelError> {
-        let int = |v| int_or_nil(NAME, op, v);
+        let observed = &self.observed;
+        let int = |v| int_or_nil(NAME, op, v).map(|v| v.map(|v| observed.id(v)));
         Ok(match (&op.input, &op.outcome) {
             (Input::Propose { value }, outcome) => {
                 let value = int(value)?
@@ -85,7 +101,7 @@ impl Model for WriteOnce {
     fn describe(&self, state: Self::State) -> String {
         match state {
             None => "undecided".to_string(),
-            Some(v) => format!("decided {v}"),
+            Some(v) => format!("decided {}", self.observed.describe(v)),
         }
     }
 }

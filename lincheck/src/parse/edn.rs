@@ -7,8 +7,8 @@
 //!
 //! Only the subset of EDN these maps use: integers, strings, keywords, `nil` and vectors
 //! (`:value [from to]` for `:cas`); commas are whitespace. `:get`/`:read` read,
-//! `:put`/`:write` overwrite, `:append` appends. Ops still open at the end never
-//! returned. Times are line numbers.
+//! `:put`/`:write` overwrite, `:append` appends; a completion's `:f` must be its invoke's (up
+//! to these aliases). Ops still open at the end never returned. Times are line numbers.
 
 use crate::history::{Input, Outcome, Pairing, Value};
 use crate::parse::ParseError;
@@ -70,6 +70,21 @@ pub fn parse(text: &str) -> Result<History, ParseError> {
                 pairing.invoke(process, key, input, time).map_err(err)?;
             }
             "ok" | "fail" | "info" => {
+                if let Some(open) = pairing.open_op(process) {
+                    let same = match f.as_str() {
+                        "get" | "read" => open.input == Input::Read,
+                        "put" | "write" => matches!(open.input, Input::Write { .. }),
+                        "append" => matches!(open.input, Input::Append { .. }),
+                        "cas" => matches!(open.input, Input::Cas { .. }),
+                        _ => false,
+                    };
+                    if !same {
+                        return Err(err(format!(
+                            "completion :f :{f} does not match the invoke's {}",
+                            open.input.name()
+                        )));
+                    }
+                }
                 let outcome = match (ty.as_str(), f.as_str()) {
                     ("ok", "get" | "read") => Outcome::Ok(value(val).map_err(err)?),
                     ("ok", _) => Outcome::Ok(Value::Nil),

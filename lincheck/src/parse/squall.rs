@@ -6,15 +6,29 @@
 //! ```
 //!
 //! `type` is `invoke`, then `ok` (took effect), `fail` (did not) or `info` (unknown; the
-//! process is never used again). `time` is monotonic nanoseconds. Values by `f`:
+//! process is never used again). `time` is monotonic nanoseconds; a completion timed
+//! before its invoke is an error. Values by `f`:
 //! `read` `{key}` then `{key, value: v|null}`; `write` `{key, value}`; `cas`
 //! `{key, from, to}`; `propose` `{key, value}` then `{key, value: decided}`. Unknown
 //! fields are ignored; other functions are an error naming them.
+//!
+//! File order is causal: squall writes an event after the events that caused it, and
+//! lockstep runs stamp events in virtual microseconds, where a completion and the next
+//! invoke (even of the same process) can share an instant. Events are therefore ordered
+//! by (time, position in the file), and an op's times are the ranks of its events in
+//! that order: an op whose completion line comes before another's invoke line at the
+//! same time precedes it. When no two events share a time the times are kept as they
+//! are (the order is the same).
+//!
+//! Write-once reads ([`write_once`]): in squall's write-once workload a `read` is
+//! *local*: null means "this node has not learned the decision", not "undecided", so
+//! local reads that returned null are left out. A read invoked with
+//! `"quorum": true` is a linearizable read, and a null answer from it is judged.
 
 use serde::Deserialize;
 use serde_json::Value as Json;
 
-use crate::history::{Input, Outcome, Pairing, Value};
+use crate::history::{Input, Op, Outcome, Pairing, Value};
 use crate::parse::ParseError;
 use crate::History;
 
@@ -34,104 +48,193 @@ struct Line {
 
 /// Parses a whole file.
 pub fn parse(text: &str) -> Result<History, ParseError> {
-    let mut pairing = Pairing::default();
+    Ok(read_text(text)?.finish().0)
+}
+
+/// Reads events already in memory, each a `history.jsonl` line as a JSON value (what a
+/// checker inside the harness has); error positions count events from 1.
+pub fn from_values(events: impl IntoIterator<Item = Json>) -> Result<History, ParseError> {
+    Ok(read_values(events)?.finish().0)
+}
+
+/// A squall write-once history prepared for the `write-once` model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteOnceHistory {
+    /// The ops to judge.
+    pub history: History,
+    /// Local reads that returned null, left out.
+    pub local_null_reads: usize,
+}
+
+/// Parses a file of squall's write-once workload by its rule for reads (see the
+/// module docs): local reads that returned null are left out, quorum reads are judged.
+/// `squall check` and the run's own linearizability checker both use this.
+pub fn write_once(text: &str) -> Result<WriteOnceHistory, ParseError> {
+    Ok(read_text(text)?.write_once())
+}
+
+/// [`write_once`] for events already in memory (see [`from_values`]).
+pub fn write_once_from_values(
+    events: impl IntoIterator<Item = Json>,
+) -> Result<WriteOnceHistory, ParseError> {
+    Ok(read_values(events)?.write_once())
+}
+
+fn read_text(text: &str) -> Result<Reader, ParseError> {
+    let mut reader = Reader::default();
     for (n, raw) in text.lines().enumerate() {
         if raw.trim().is_empty() {
             continue;
         }
         let line: Line =
             serde_json::from_str(raw).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
-        feed(&mut pairing, n + 1, line)?;
+        reader.feed(n + 1, line)?;
     }
-    Ok(pairing.finish())
+    Ok(reader)
 }
 
-/// Reads events already in memory, each a `history.jsonl` line as a JSON value (what a
-/// checker inside the harness has); error positions count events from 1.
-pub fn from_values(events: impl IntoIterator<Item = Json>) -> Result<History, ParseError> {
-    let mut pairing = Pairing::default();
+fn read_values(events: impl IntoIterator<Item = Json>) -> Result<Reader, ParseError> {
+    let mut reader = Reader::default();
     for (n, event) in events.into_iter().enumerate() {
         let line: Line =
             serde_json::from_value(event).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
-        feed(&mut pairing, n + 1, line)?;
+        reader.feed(n + 1, line)?;
     }
-    Ok(pairing.finish())
+    Ok(reader)
 }
 
-/// Pairs one event (line `lineno`) with the op it opens or completes.
-fn feed(pairing: &mut Pairing, lineno: usize, line: Line) -> Result<(), ParseError> {
-    let err = |m: String| ParseError::new(lineno, m);
-    if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
-        return Err(err(format!(
-            "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
-            line.f
-        )));
-    }
-    let field = |name: &str| -> Result<Value, ParseError> {
-        match line.value.get(name) {
-            Some(Json::Null) | None => Ok(Value::Nil),
-            Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
-                err(format!(
-                    "`{name}` of {} must be an unsigned integer or null",
-                    line.f
-                ))
-            }),
+/// Pairs events in file order, which is causal, and remembers each event's time and
+/// position so that times can be ranked by (time, position).
+#[derive(Default)]
+struct Reader {
+    pairing: Pairing,
+    /// (time, position, op, is completion).
+    events: Vec<(u64, usize, usize, bool)>,
+    /// Per op: a read invoked with `"quorum": true`.
+    quorum: Vec<bool>,
+}
+
+impl Reader {
+    /// Pairs one event (line `lineno`) with the op it opens or completes.
+    fn feed(&mut self, lineno: usize, line: Line) -> Result<(), ParseError> {
+        let err = |m: String| ParseError::new(lineno, m);
+        if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
+            return Err(err(format!(
+                "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
+                line.f
+            )));
         }
-    };
-    let required = |name: &str| -> Result<Value, ParseError> {
-        match field(name)? {
-            Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
-            v => Ok(v),
-        }
-    };
-    match line.ty.as_str() {
-        "invoke" => {
-            let key = required("key")?;
-            let input = match line.f.as_str() {
-                "read" => Input::Read,
-                "write" => Input::Write {
-                    value: required("value")?,
-                },
-                "cas" => Input::Cas {
-                    from: required("from")?,
-                    to: required("to")?,
-                },
-                _ => Input::Propose {
-                    value: required("value")?,
-                },
-            };
-            pairing
-                .invoke(line.process, key, input, line.time)
-                .map_err(err)?;
-        }
-        "ok" | "fail" | "info" => {
-            let Some(open) = pairing.open_op(line.process) else {
-                return Err(err(format!(
-                    "process {} completed an op it never invoked",
-                    line.process
-                )));
-            };
-            if open.input.name() != line.f {
-                return Err(err(format!(
-                    "completion f `{}` does not match the invoke's `{}`",
-                    line.f,
-                    open.input.name()
-                )));
+        let field = |name: &str| -> Result<Value, ParseError> {
+            match line.value.get(name) {
+                Some(Json::Null) | None => Ok(Value::Nil),
+                Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
+                    err(format!(
+                        "`{name}` of {} must be an unsigned integer or null",
+                        line.f
+                    ))
+                }),
             }
-            let outcome = match (line.ty.as_str(), line.f.as_str()) {
-                ("ok", "read") => Outcome::Ok(field("value")?),
-                ("ok", "propose") => Outcome::Ok(required("value")?),
-                ("ok", _) => Outcome::Ok(Value::Nil),
-                ("fail", _) => Outcome::Fail,
-                _ => Outcome::Info,
-            };
-            pairing
-                .complete(line.process, outcome, line.time)
-                .map_err(err)?;
+        };
+        let required = |name: &str| -> Result<Value, ParseError> {
+            match field(name)? {
+                Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
+                v => Ok(v),
+            }
+        };
+        match line.ty.as_str() {
+            "invoke" => {
+                let key = required("key")?;
+                let input = match line.f.as_str() {
+                    "read" => Input::Read,
+                    "write" => Input::Write {
+                        value: required("value")?,
+                    },
+                    "cas" => Input::Cas {
+                        from: required("from")?,
+                        to: required("to")?,
+                    },
+                    _ => Input::Propose {
+                        value: required("value")?,
+                    },
+                };
+                let quorum = input == Input::Read
+                    && line.value.get("quorum").and_then(Json::as_bool) == Some(true);
+                let op = self.pairing.len();
+                self.pairing
+                    .invoke(line.process, key, input, line.time)
+                    .map_err(err)?;
+                self.quorum.push(quorum);
+                self.events.push((line.time, lineno, op, false));
+            }
+            "ok" | "fail" | "info" => {
+                let Some(open) = self.pairing.open_op(line.process) else {
+                    return Err(err(format!(
+                        "process {} completed an op it never invoked",
+                        line.process
+                    )));
+                };
+                if open.input.name() != line.f {
+                    return Err(err(format!(
+                        "completion f `{}` does not match the invoke's `{}`",
+                        line.f,
+                        open.input.name()
+                    )));
+                }
+                let outcome = match (line.ty.as_str(), line.f.as_str()) {
+                    ("ok", "read") => Outcome::Ok(field("value")?),
+                    ("ok", "propose") => Outcome::Ok(required("value")?),
+                    ("ok", _) => Outcome::Ok(Value::Nil),
+                    ("fail", _) => Outcome::Fail,
+                    _ => Outcome::Info,
+                };
+                let op = self
+                    .pairing
+                    .complete(line.process, outcome, line.time)
+                    .map_err(err)?;
+                self.events.push((line.time, lineno, op, true));
+            }
+            other => return Err(err(format!("unknown type `{other}`"))),
         }
-        other => return Err(err(format!("unknown type `{other}`"))),
+        Ok(())
     }
-    Ok(())
+
+    /// The history, times replaced by ranks in (time, position) order, and the
+    /// per-op quorum flags.
+    fn finish(mut self) -> (History, Vec<bool>) {
+        let mut history = self.pairing.finish();
+        self.events.sort_unstable();
+        if self.events.windows(2).all(|w| w[0].0 < w[1].0) {
+            // Distinct times order the events alone: keep them.
+            return (history, self.quorum);
+        }
+        for (rank, &(_, _, op, completion)) in self.events.iter().enumerate() {
+            let op = &mut history.ops[op];
+            if !completion {
+                op.call = rank as u64;
+            } else if op.ret.is_some() {
+                op.ret = Some(rank as u64);
+            }
+        }
+        (history, self.quorum)
+    }
+
+    fn write_once(self) -> WriteOnceHistory {
+        let (history, quorum) = self.finish();
+        let before = history.ops.len();
+        let ops: Vec<Op> = history
+            .ops
+            .into_iter()
+            .zip(quorum)
+            .filter(|(op, quorum)| {
+                *quorum || !(op.input == Input::Read && op.outcome == Outcome::Ok(Value::Nil))
+            })
+            .map(|(op, _)| op)
+            .collect();
+        WriteOnceHistory {
+            local_null_reads: before - ops.len(),
+            history: History { ops },
+        }
+    }
 }
 
 /// Renders `history` as `history.jsonl`, events ordered by time. `info` ops without a

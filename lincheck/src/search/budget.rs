@@ -1,5 +1,7 @@
 //! Limits on a search: states explored (shared by every partition of a check) and a
-//! deadline. Exhausting either ends the check in `Unknown`, never in a hang.
+//! deadline. Exhausting either ends the check in `Unknown`, never in a hang. A third
+//! limit, states per partition, is applied by the runner (`check/run.rs`): it makes
+//! that one key `Unknown` and lets the others finish.
 //!
 //! The deadline is the only clock the checker reads; verdicts never depend on it except
 //! by becoming `Unknown`.
@@ -23,6 +25,17 @@ pub enum UnknownReason {
         /// The budget.
         time_ms_max: u64,
     },
+    /// One partition's model grew past `bytes_max` bytes of its own states (kv-strings'
+    /// trie of strings); the others went on.
+    MemoryExhausted {
+        /// The budget: a thread's share of `CheckOptions::memo_bytes_max`.
+        bytes_max: u64,
+    },
+    /// One partition (key) explored `key_states_max` states; the others went on.
+    KeyStatesExhausted {
+        /// The per-key budget.
+        key_states_max: u64,
+    },
 }
 
 impl std::fmt::Display for UnknownReason {
@@ -33,6 +46,15 @@ impl std::fmt::Display for UnknownReason {
             }
             UnknownReason::TimeExhausted { time_ms_max } => {
                 write!(f, "time budget exhausted ({time_ms_max} ms)")
+            }
+            UnknownReason::MemoryExhausted { bytes_max } => {
+                write!(f, "memory budget of one key exhausted ({bytes_max} bytes)")
+            }
+            UnknownReason::KeyStatesExhausted { key_states_max } => {
+                write!(
+                    f,
+                    "per-key state budget exhausted ({key_states_max} states)"
+                )
             }
         }
     }

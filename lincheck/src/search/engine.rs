@@ -1,7 +1,7 @@
 //! The search loop: configurations, candidate order, the explicit stack.
 
 use crate::model::Model;
-use crate::search::budget::{Budget, CHARGE_STATES};
+use crate::search::budget::{Budget, UnknownReason, CHARGE_STATES};
 use crate::search::memo::{hash_state, splitmix64, EntryId, Memo, Visit};
 use crate::search::prepare::{Prepared, NEVER, NONE};
 use crate::search::{End, Pruning, SearchResult};
@@ -124,6 +124,19 @@ fn relink(next: &mut [u32], prev: &mut [u32], x: usize) {
     prev[n as usize] = x as u32;
 }
 
+/// Whether some unlinearized non-monotone op invoked before read `x` returns (at
+/// `x_ret`) may make `x` legal again (`Model::may_rescue`).
+fn rescuable<M: Model>(p: &mut Prepared<M>, lists: &Lists, head: u32, x: u32, x_ret: u64) -> bool {
+    let mut m = lists.mnext[head as usize];
+    while m != head && p.call[m as usize] <= x_ret {
+        if p.model.may_rescue(&p.ops[m as usize], &p.ops[x as usize]) {
+            return true;
+        }
+        m = lists.mnext[m as usize];
+    }
+    false
+}
+
 /// Searches `p` for a linearization, giving up after about `cap` states (`End::Capped`).
 /// `memo` is cleared first (and may be reused).
 pub(crate) fn search<M: Model>(
@@ -139,7 +152,7 @@ pub(crate) fn search<M: Model>(
     let mut lists = Lists::new(&p.ret, &p.monotone);
     let mut ret = p.ret.clone();
     ret.push(NEVER);
-    let required: Vec<bool> = p.ret.iter().map(|&r| r != NEVER).collect();
+    let required = p.required.clone();
     // Zobrist keys of required ops; optional ops are matched by dominance, not hashed.
     let zobrist: Vec<u64> = (0..n)
         .map(|i| if required[i] { splitmix64(i as u64) } else { 0 })
@@ -184,6 +197,12 @@ pub(crate) fn search<M: Model>(
                     if states >= cap {
                         break End::Capped;
                     }
+                    // The model's own states count against the same budget as the memo.
+                    if p.model.heap_bytes() > memo.bytes_max() {
+                        break End::Unknown(UnknownReason::MemoryExhausted {
+                            bytes_max: memo.bytes_max() as u64,
+                        });
+                    }
                 }
                 if stack.len() > deepest.len() || stuck.is_none() {
                     deepest.truncate(deepest_valid);
@@ -193,10 +212,6 @@ pub(crate) fn search<M: Model>(
                     deepest_state = state;
                 }
                 let min_ret = ret[lists.rnext[n] as usize];
-                let reset_call = match lists.mnext[n] {
-                    m if m == head => NEVER,
-                    m => p.call[m as usize],
-                };
                 let at = order.len();
                 req_holes.clear();
                 opt_holes.clear();
@@ -220,8 +235,8 @@ pub(crate) fn search<M: Model>(
                             // Tried as a branch if greedy commitment is not allowed.
                             order.push(x);
                         } else if pruning.dead_reads
-                            && ret[xi] < reset_call
                             && !p.model.may_become_legal(state, &p.ops[xi])
+                            && !rescuable(p, &lists, head, x, ret[xi])
                         {
                             dead = true;
                             break;
@@ -294,8 +309,20 @@ pub(crate) fn search<M: Model>(
             } => {
                 next = Next::Backtrack;
                 let mut chosen = NONE;
+                // An optional op directly followed by a blind op was useless (see
+                // `search.rs`); this pruning depends on the path, so a configuration
+                // that used it is never marked finished in the memo.
+                let after_optional =
+                    pruning.useless_info && stack.last().is_some_and(|f| !required[f.op as usize]);
                 while pos < len {
                     let x = order[(at + pos) as usize];
+                    if after_optional && p.blind[x as usize] {
+                        if let Some(f) = stack.last_mut() {
+                            f.entry = EntryId::NONE;
+                        }
+                        pos += 1;
+                        continue;
+                    }
                     if let Some(after) = p.model.step(state, &p.ops[x as usize]) {
                         chosen = x;
                         stack.push(Frame {
@@ -328,7 +355,17 @@ pub(crate) fn search<M: Model>(
                         if pruning.info_dedup && d != NONE && !is_lin(&lin, d) {
                             continue;
                         }
+                        if after_optional && p.blind[xi] {
+                            if let Some(f) = stack.last_mut() {
+                                f.entry = EntryId::NONE;
+                            }
+                            continue;
+                        }
                         if let Some(after) = p.model.step(state, &p.ops[xi]) {
+                            // An optional op that changes nothing is never needed.
+                            if pruning.useless_info && after == state {
+                                continue;
+                            }
                             chosen = x;
                             stack.push(Frame {
                                 op: x,

@@ -94,6 +94,11 @@ impl<S: Copy + Eq + Hash> Memo<S> {
         }
     }
 
+    /// The byte budget.
+    pub(crate) fn bytes_max(&self) -> usize {
+        self.bytes_max
+    }
+
     /// Forgets every configuration, keeping the allocations for the next search.
     pub(crate) fn clear(&mut self) {
         self.slots.fill(EMPTY);

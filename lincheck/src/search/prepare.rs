@@ -6,6 +6,11 @@
 //! - optional (`info`) ops that cannot change the state are dropped: an op that may
 //!   never happen and never changes anything constrains nothing.
 //!
+//! Times are replaced by their ranks among the partition's distinct times (same order,
+//! same ties), so no input time can collide with the internal `NEVER` marker: a
+//! completion at `u64::MAX` is an ordinary time. The model first sees every op at
+//! once ([`Model::prepare`]) to learn which values are observed.
+//!
 //! Optional ops with identical converted form (same input, unknown output) are chained
 //! through `dup_prev`, so the search tries only the earliest pending one of each class.
 
@@ -28,8 +33,12 @@ pub(crate) struct Prepared<M: Model> {
     pub(crate) ops: Vec<M::Op>,
     /// Invoke times, non-decreasing.
     pub(crate) call: Vec<u64>,
-    /// Return times; `NEVER` for optional ops.
+    /// Return times (ranks); `NEVER` for optional ops.
     pub(crate) ret: Vec<u64>,
+    /// Whether the op must be linearized (exactly the ops whose `ret` is not `NEVER`).
+    pub(crate) required: Vec<bool>,
+    /// Whether the op is legal everywhere with a result independent of the state.
+    pub(crate) blind: Vec<bool>,
     /// For optional ops, the latest time they may take effect (`NEVER` for `info`
     /// ops that never returned); `NEVER` for required ops.
     pub(crate) deadline: Vec<u64>,
@@ -59,35 +68,51 @@ impl<M: Model> Prepared<M> {
             op: O,
             read_only: bool,
             monotone: bool,
+            blind: bool,
         }
+        let ops: Vec<(usize, &Op)> = ops
+            .into_iter()
+            .filter(|(_, op)| op.outcome != Outcome::Fail)
+            .collect();
+        model.prepare(&ops.iter().map(|&(_, op)| op).collect::<Vec<_>>());
+        // Ranks of the distinct times: at most 2 * ops < NEVER.
+        let mut times: Vec<u64> = ops
+            .iter()
+            .flat_map(|(_, op)| [Some(op.call), op.ret])
+            .flatten()
+            .collect();
+        times.sort_unstable();
+        times.dedup();
+        let rank = |t: u64| times.binary_search(&t).expect("every time was collected") as u64;
         let mut rows = Vec::new();
         for (origin, op) in ops {
-            if op.outcome == Outcome::Fail {
-                continue;
-            }
             let converted = model.convert(op)?;
             let read_only = model.read_only(&converted);
             let monotone = model.monotone(&converted);
+            let blind = model.blind(&converted);
             let required = op.is_required();
             if !required && read_only {
                 continue;
             }
+            let call = rank(op.call);
             let ret = match (required, op.ret) {
-                (true, Some(t)) => t.max(op.call),
+                (true, Some(t)) => rank(t).max(call),
+                (true, None) => NEVER - 1,
                 _ => NEVER,
             };
             let deadline = match (required, op.ret) {
-                (false, Some(t)) => t.max(op.call),
+                (false, Some(t)) => rank(t).max(call),
                 _ => NEVER,
             };
             rows.push(Row {
-                call: op.call,
+                call,
                 ret,
                 deadline,
                 origin,
                 op: converted,
                 read_only,
                 monotone,
+                blind,
             });
         }
         rows.sort_by_key(|r| (r.call, r.origin));
@@ -112,6 +137,8 @@ impl<M: Model> Prepared<M> {
             ops: Vec::with_capacity(rows.len()),
             call: Vec::with_capacity(rows.len()),
             ret: Vec::with_capacity(rows.len()),
+            required: Vec::with_capacity(rows.len()),
+            blind: Vec::with_capacity(rows.len()),
             deadline: Vec::with_capacity(rows.len()),
             read_only: Vec::with_capacity(rows.len()),
             monotone: Vec::with_capacity(rows.len()),
@@ -123,6 +150,8 @@ impl<M: Model> Prepared<M> {
             p.ops.push(r.op);
             p.call.push(r.call);
             p.ret.push(r.ret);
+            p.required.push(r.ret != NEVER);
+            p.blind.push(r.blind);
             p.deadline.push(r.deadline);
             p.read_only.push(r.read_only);
             p.monotone.push(r.monotone);

@@ -5,60 +5,67 @@ use lincheck::{
     check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, UnknownReason, Value, Verdict,
 };
 
-/// `writers` crashed writes of distinct values, all concurrent and never returning,
-/// then a chain of reads of those values one after another, ending with a read of a
-/// value nobody wrote: invalid, but only after trying every subset and order.
-fn crashed_writers(writers: u64) -> History {
+/// `appenders` crashed appends of distinct tokens and a crashed put, all concurrent and
+/// never returning, then a get of a string no order of them spells: invalid, but only
+/// after trying every subset and order of the appends (a pending put keeps any state
+/// from being written off as dead).
+fn crashed_appenders(appenders: u64) -> History {
     let mut ops = Vec::new();
-    for v in 0..writers {
-        ops.push(Op {
-            process: v,
-            key: Value::Nil,
-            input: Input::Write {
-                value: Value::Int(v),
+    let crashed = |process: u64, input: Input| Op {
+        process,
+        key: Value::Nil,
+        input,
+        outcome: OpOutcome::Info,
+        call: process,
+        ret: None,
+    };
+    ops.push(crashed(
+        0,
+        Input::Write {
+            value: Value::Str(String::new()),
+        },
+    ));
+    for v in 1..=appenders {
+        ops.push(crashed(
+            v,
+            Input::Append {
+                value: Value::Str(format!("t{v},")),
             },
-            outcome: OpOutcome::Info,
-            call: v,
-            ret: None,
-        });
+        ));
     }
-    let mut t = writers;
-    for v in (0..writers).chain([writers + 1000]) {
-        ops.push(Op {
-            process: writers,
-            key: Value::Nil,
-            input: Input::Read,
-            outcome: OpOutcome::Ok(Value::Int(v % (writers + 1000))),
-            call: t,
-            ret: Some(t + 1),
-        });
-        t += 2;
-    }
+    ops.push(Op {
+        process: appenders + 1,
+        key: Value::Nil,
+        input: Input::Read,
+        outcome: OpOutcome::Ok(Value::Str("never".into())),
+        call: appenders + 1,
+        ret: Some(appenders + 2),
+    });
     History { ops }
 }
 
 #[test]
 fn pathological_history_ends_unknown_on_states() {
-    let memo_bytes_max = 1 << 20;
+    let memo_bytes_max = 64 << 20;
     let opts = CheckOptions {
         threads: 1,
-        states_max: 2_000_000,
+        states_max: 300_000,
         memo_bytes_max,
         ..CheckOptions::default()
     };
-    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
     let Verdict::Unknown { reason, partial } = got.verdict else {
         panic!("expected unknown, got {:?}", got.verdict);
     };
     assert_eq!(
         reason,
         UnknownReason::StatesExhausted {
-            states_max: 2_000_000
+            states_max: 300_000
         }
     );
     assert_eq!(partial.unknown.len(), 1);
     assert!(partial.unknown[0].longest_prefix > 0);
-    assert!(got.stats.states <= 2_000_000 + 2048, "{}", got.stats.states);
+    assert!(got.stats.states <= 300_000 + 2048, "{}", got.stats.states);
     assert!(
         got.stats.memo_bytes_peak <= memo_bytes_max,
         "{}",
@@ -76,11 +83,12 @@ fn pathological_history_ends_unknown_on_time() {
         threads: 0,
         states_max: u64::MAX,
         time_ms_max: Some(300),
-        memo_bytes_max: 16 << 20,
+        // Room for whatever 300 ms can build: time must be what runs out.
+        memo_bytes_max: 1 << 30,
         ..CheckOptions::default()
     };
     let started = std::time::Instant::now();
-    let got = check(&crashed_writers(40), ModelKind::CasRegister, &opts).expect("fits");
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
     assert!(
         started.elapsed().as_millis() < 3000,
         "stopped near the deadline"
@@ -96,7 +104,7 @@ fn pathological_history_ends_unknown_on_time() {
 
 #[test]
 fn invalid_partition_wins_over_unknown_one() {
-    let mut h = crashed_writers(40);
+    let mut h = crashed_appenders(40);
     for op in &mut h.ops {
         op.key = Value::Int(1);
     }
@@ -105,7 +113,7 @@ fn invalid_partition_wins_over_unknown_one() {
         process: 999,
         key: Value::Int(2),
         input: Input::Read,
-        outcome: OpOutcome::Ok(Value::Int(7)),
+        outcome: OpOutcome::Ok(Value::Str("7".into())),
         call: 0,
         ret: Some(1),
     });
@@ -114,10 +122,69 @@ fn invalid_partition_wins_over_unknown_one() {
         states_max: 200_000,
         ..CheckOptions::default()
     };
-    let got = check(&h, ModelKind::Kv, &opts).expect("fits");
+    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
     let Verdict::Invalid { explanation } = got.verdict else {
         panic!("expected invalid, got {:?}", got.verdict);
     };
     assert_eq!(explanation.partitions.len(), 1);
     assert_eq!(explanation.partitions[0].key, Value::Int(2));
+}
+
+#[test]
+fn a_hard_key_exhausts_its_own_budget_and_the_others_are_decided() {
+    let mut h = crashed_appenders(40);
+    for op in &mut h.ops {
+        op.key = Value::Int(1);
+    }
+    for k in 2..6 {
+        h.ops.push(Op {
+            process: 1000 + k,
+            key: Value::Int(k),
+            input: Input::Read,
+            outcome: OpOutcome::Ok(Value::Str(String::new())),
+            call: 0,
+            ret: Some(1),
+        });
+    }
+    let opts = CheckOptions {
+        threads: 1,
+        key_states_max: 300_000,
+        ..CheckOptions::default()
+    };
+    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
+    let Verdict::Unknown { reason, partial } = got.verdict else {
+        panic!("expected unknown, got {:?}", got.verdict);
+    };
+    assert_eq!(
+        reason,
+        UnknownReason::KeyStatesExhausted {
+            key_states_max: 300_000
+        }
+    );
+    assert_eq!(partial.partitions_valid, 4);
+    assert_eq!(partial.unknown.len(), 1);
+    assert_eq!(partial.unknown[0].key, Value::Int(1));
+    assert!(got.stats.states < 400_000, "{}", got.stats.states);
+}
+
+#[test]
+fn the_models_own_states_count_against_the_memory_budget() {
+    // kv-strings builds a trie node per new string; 1 MiB holds far fewer than the
+    // states this history needs.
+    let opts = CheckOptions {
+        threads: 1,
+        memo_bytes_max: 1 << 20,
+        ..CheckOptions::default()
+    };
+    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
+    let Verdict::Unknown { reason, partial } = got.verdict else {
+        panic!("expected unknown, got {:?}", got.verdict);
+    };
+    assert_eq!(
+        reason,
+        UnknownReason::MemoryExhausted { bytes_max: 1 << 20 }
+    );
+    assert!(reason.to_string().contains("memory budget"), "{reason}");
+    assert_eq!(partial.unknown.len(), 1);
+    assert!(got.stats.states < 1_000_000, "{}", got.stats.states);
 }

@@ -8,6 +8,7 @@
 //! sequential specification written independently of the library's models. Each
 //! history is checked with every pruning on and with every pruning off; for a sample of
 //! invalid ones the minimal failing window is checked to fail under the reference too.
+//! A property test adds random histories of every model with mostly crashed ops.
 
 use std::collections::BTreeMap;
 
@@ -312,6 +313,7 @@ fn no_pruning() -> Pruning {
         greedy: false,
         info_dedup: false,
         dead_reads: false,
+        useless_info: false,
     }
 }
 
@@ -460,4 +462,71 @@ fn write_once_up_to_3_ops() {
 fn write_once_4_ops_small() {
     let (n, bad) = exhaust(ModelKind::WriteOnce, 4, true);
     assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+/// One random op: (alphabet index, invoke time, duration, crash roll).
+type RandomOp = (usize, u64, u64, u8);
+
+/// A random history over `model`'s alphabet with many crashed ops: a crash roll below
+/// 4 (of 10) makes a non-read op `info` that never returns, 4 makes it `info` with a
+/// completion time (it took effect before then, or never).
+fn random_history(model: ModelKind, spec: &[RandomOp]) -> History {
+    let alphabet = alphabet(model, false);
+    let ops = spec
+        .iter()
+        .enumerate()
+        .map(|(p, &(i, call, duration, crash))| {
+            let (key, input, mut outcome) = alphabet[i % alphabet.len()].clone();
+            let mut ret = Some(call + duration);
+            if input != Input::Read && crash <= 4 {
+                outcome = OpOutcome::Info;
+                if crash < 4 {
+                    ret = None;
+                }
+            } else if outcome == OpOutcome::Info {
+                ret = None;
+            }
+            Op {
+                process: p as u64,
+                key,
+                input,
+                outcome,
+                call,
+                ret,
+            }
+        })
+        .collect();
+    History { ops }
+}
+
+proptest::proptest! {
+    #![proptest_config(proptest::prelude::ProptestConfig {
+        cases: 4000,
+        failure_persistence: None,
+        ..proptest::prelude::ProptestConfig::default()
+    })]
+
+    /// Every model, random histories of up to 7 ops, most of them crashed: lincheck
+    /// (all prunings, and none) agrees with the brute-force reference.
+    #[test]
+    fn random_histories_with_crashed_ops_agree_with_brute_force(
+        model in proptest::sample::select(ModelKind::ALL.to_vec()),
+        spec in proptest::collection::vec((0usize..64, 0u64..12, 0u64..6, 0u8..10), 1..=7),
+    ) {
+        let h = random_history(model, &spec);
+        let expected = brute_force(model, &h);
+        let fast = CheckOptions { threads: 1, minimize: false, ..CheckOptions::default() };
+        let slow = CheckOptions { pruning: no_pruning(), ..fast.clone() };
+        for opts in [&fast, &slow] {
+            let got = check(&h, model, opts).expect("alphabet fits the model");
+            proptest::prop_assert_eq!(
+                got.verdict == Verdict::Valid,
+                expected,
+                "model {}, pruning {:?}, history {:#?}",
+                model,
+                opts.pruning,
+                h.ops
+            );
+        }
+    }
 }

@@ -79,6 +79,7 @@ fn prunings_agree_with_plain_search_on_random_histories() {
         greedy: false,
         info_dedup: false,
         dead_reads: false,
+        useless_info: false,
     };
     let (mut valid, mut invalid) = (0, 0);
     for seed in 0..300u64 {
