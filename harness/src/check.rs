@@ -1,5 +1,7 @@
 //! `squall check` and `squall bench checker`: the linearizability checker on stored
-//! histories (squall's own, Jepsen logs, EDN), through the `lincheck` crate.
+//! histories (squall's own, Jepsen logs, EDN), through the `lincheck` crate. A squall
+//! `history.jsonl` inside its run directory is judged by the run's own checkers instead
+//! ([`crate::rejudge`]), so `squall check` gives the run's own verdict.
 
 use std::path::PathBuf;
 
@@ -88,9 +90,82 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<u8> {
         ..CheckOptions::default()
     };
     let mut out = std::io::stdout().lock();
-    let code = lincheck::cmd::check_files(&args.files, format, model, &opts, &mut out)
-        .map_err(|e| UsageError(format!("{e:#}")))?;
-    Ok(code as u8)
+    let mut worst = 0;
+    for file in &args.files {
+        // A run's own history is judged by the run's own rules, unless a format or
+        // model asks for lincheck alone.
+        let run_dir = match (format, model) {
+            (None, None) => crate::rejudge::run_dir_of(file),
+            _ => None,
+        };
+        let code = match run_dir {
+            Some(dir) => check_run_history(file, &dir, args.verbose, &mut out)?,
+            None => lincheck::cmd::check_files(
+                std::slice::from_ref(file),
+                format,
+                model,
+                &opts,
+                &mut out,
+            )
+            .map_err(|e| UsageError(format!("{e:#}")))?,
+        };
+        worst = worse(worst, code);
+    }
+    Ok(worst as u8)
+}
+
+/// Judges `file`, the history of the run in `dir`, as the run did; prints the line
+/// lincheck prints for a file (path, verdict, milliseconds) and, verbose, the reason.
+fn check_run_history(
+    file: &std::path::Path,
+    dir: &std::path::Path,
+    verbose: bool,
+    out: &mut dyn std::io::Write,
+) -> anyhow::Result<i32> {
+    let started = std::time::Instant::now();
+    let judged = match crate::rejudge::rejudge(dir) {
+        Ok(j) => j,
+        Err(e) => {
+            let message = format!("{e:#}").replace('\n', " ");
+            writeln!(out, "{}\terror\t{message}", file.display())?;
+            return Ok(lincheck::cmd::EXIT_ERROR);
+        }
+    };
+    writeln!(
+        out,
+        "{}\t{}\t{:.3}",
+        file.display(),
+        judged.verdict.word().to_lowercase(),
+        started.elapsed().as_secs_f64() * 1000.0
+    )?;
+    if verbose {
+        writeln!(out, "{} (the run's checkers)", judged.reason)?;
+    }
+    if let Some(recorded) = judged.recorded.filter(|r| *r != judged.verdict) {
+        writeln!(
+            out,
+            "{}\tnote\tverdict.json says {}: the run directory was changed, or judged by another version",
+            file.display(),
+            recorded.word().to_lowercase()
+        )?;
+    }
+    Ok(i32::from(judged.verdict.exit_code()))
+}
+
+/// The worse of two exit codes: an error outranks invalid (1), which outranks unknown
+/// (2), which outranks valid (0).
+fn worse(a: i32, b: i32) -> i32 {
+    let rank = |c: i32| match c {
+        0 => 0,
+        2 => 1,
+        1 => 2,
+        _ => 3,
+    };
+    if rank(b) > rank(a) {
+        b
+    } else {
+        a
+    }
 }
 
 /// Runs the checker benchmark (or one --family) and prints its table.

@@ -69,3 +69,62 @@ fn a_reply_of_the_wrong_type_is_a_protocol_fault_not_a_decision() {
         .as_str()
         .is_some_and(|e| e.starts_with("protocol fault")));
 }
+
+/// `squall check` on a run's own `history.jsonl` gives the run's verdict: the same
+/// checkers, the same rule for local null reads, the same settling. Valid stays valid
+/// (a valid run's history used to be invalid under `squall check`), and invalid stays
+/// invalid.
+#[test]
+fn squall_check_on_a_runs_history_gives_the_runs_verdict() {
+    for (bug, want) in [(None, "valid"), (Some("small-quorum"), "invalid")] {
+        let mut args = vec![
+            "run",
+            "--nemesis",
+            "partition",
+            "--time-limit",
+            "3s",
+            "--recovery-time",
+            "2s",
+            "--seed",
+            "1",
+        ];
+        if let Some(b) = bug {
+            args.extend(["--bug", b]);
+        }
+        let (out, dir) = run_ok(&args);
+        let verdict = json(&dir.join("verdict.json"));
+        if verdict["verdict"] != want {
+            // small-quorum is not caught on every seed; the run's verdict is what
+            // `squall check` must repeat either way.
+            eprintln!("run gave {} ({})", verdict["verdict"], text(&out));
+        }
+        let history = dir.join("history.jsonl");
+        let checked = squall(&["check", "--verbose", history.to_str().expect("utf8")])
+            .output()
+            .expect("squall check");
+        let printed = text(&checked);
+        let word = verdict["verdict"].as_str().expect("a verdict");
+        assert!(
+            printed.contains(&format!("\t{word}\t")),
+            "run said {word}, check said:\n{printed}"
+        );
+        assert_eq!(
+            checked.status.code(),
+            out.status.code(),
+            "run and check exit alike: {printed}"
+        );
+        assert!(!printed.contains("note\tverdict.json says"), "{printed}");
+        // lincheck alone on the same file applies the run's rule for null reads.
+        let alone = squall(&[
+            "check",
+            "--model",
+            "write-once",
+            history.to_str().expect("utf8"),
+        ])
+        .output()
+        .expect("squall check --model");
+        if word == "valid" {
+            assert_eq!(alone.status.code(), Some(0), "{}", text(&alone));
+        }
+    }
+}
