@@ -162,8 +162,9 @@ fn plan_file(dir: &std::path::Path, name: &str) -> String {
         time_limit_ms: 3_000,
         recovery_ms: 2_000,
         repeats: 100,
+        ..PlanOpts::default()
     };
-    let plan = plans::plan(name, opts).expect("a known plan");
+    let plan = plans::plan(name, &opts).expect("a known plan");
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, plan).expect("write plan");
     path.to_str().expect("utf8").to_string()
