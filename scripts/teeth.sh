@@ -50,11 +50,12 @@ ROWS=(
   "paxos (control, lockstep)|valid|--algorithm paxos --nodes 3 --mode lockstep @bridge-promise-crash"
   "paxos --bug no-promise-check|disagreement|--algorithm paxos --bug no-promise-check --nemesis delay --contention 3"
   "paxos --bug ballot-no-node-id|disagreement|--algorithm paxos --bug ballot-no-node-id --nemesis delay --contention 3"
-  "paxos --bug first-accepted-value|disagreement|--algorithm paxos --bug first-accepted-value --contention 3 @decided-late"
-  "paxos --bug learn-mixed-ballots|disagreement|--algorithm paxos --bug learn-mixed-ballots --nemesis partition,delay --contention 3"
+  "paxos --bug first-accepted-value|disagreement|--algorithm paxos --bug first-accepted-value --nodes 3 --contention 3 @bridge-accept-lost"
+  "paxos (control, accept-lost)|valid|--algorithm paxos --nodes 3 --contention 3 @bridge-accept-lost"
+  "paxos --bug learn-mixed-ballots|disagreement|--algorithm paxos --bug learn-mixed-ballots --contention 3 @accepts-lossy"
   "paxos --bug forget-learned|stable-reads|--algorithm paxos --bug forget-learned --nemesis kill"
   "paxos (crash-stop)|valid|--algorithm paxos --nemesis crash --contention 3"
-  "coordinator --bug failover|disagreement|--algorithm coordinator --bug failover --nemesis partition --contention 3"
+  "coordinator --bug failover|disagreement|--algorithm coordinator --bug failover --nemesis partition,pause --contention 3"
 )
 
 # Writes the plan $1 (`squall plan --list`) for a run of $2 ms; prints its path.
@@ -72,8 +73,8 @@ if v["verdict"] != "invalid":
     print(v["verdict"]); sys.exit()
 props = {c.get("evidence", {}).get("property") for c in v["checkers"] if c["verdict"] == "invalid"}
 print("disagreement" if "agreement" in props else
-      "no termination" if "termination" in props else
       "stable-reads" if any("stable" in (p or "") for p in props) else
+      "no termination" if "termination" in props else
       "invalid " + ",".join(sorted(p or "?" for p in props)))
 EOF
 }

@@ -25,6 +25,18 @@ pub const PLANS: &[(&str, &str)] = &[
          decided instance runs a ballot and must adopt the value it finds accepted",
     ),
     (
+        "accepts-lossy",
+        "5 nodes; `accept` and `decided` messages are dropped with probability 0.3 and the \
+         rest arrive 50-350 ms late, so ballots end half-accepted, overlap, and leave \
+         acceptors holding different values from different ballots",
+    ),
+    (
+        "bridge-accept-lost",
+        "3 nodes; n1 and n3 cut apart, every `accept` from n1 to n2 lost and every \
+         `decided` 300 ms late: n1's ballots leave its value on n1 alone while n3 gets \
+         another chosen through n2, so n2's next ballot hears two accepted values",
+    ),
+    (
         "bridge-promise-crash",
         "3 nodes; n1 and n3 cut apart, so n2 is in every quorum, and n2 is SIGKILLed and \
          restarted the moment it sends every other promise to n3: an acceptor that did not \
@@ -81,6 +93,7 @@ pub fn parse_msg_type(text: &str) -> Result<(String, String), String> {
 pub fn plan(name: &str, opts: &PlanOpts) -> Result<String, UsageError> {
     let aims: &[&str] = match name {
         "decided-late" => &["decided"],
+        "accepts-lossy" | "bridge-accept-lost" => &["accept", "decided"],
         "bridge-promise-crash" => &["promise"],
         _ => &[],
     };
@@ -101,6 +114,31 @@ pub fn plan(name: &str, opts: &PlanOpts) -> Result<String, UsageError> {
                 "msg_types": [opts.ty("decided")]}),
             ],
         ),
+        "accepts-lossy" => (
+            5,
+            vec![
+                json!({"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
+                "drop": 0.3,
+                "delay": {"dist": "uniform", "base_ms": 50, "jitter_ms": 300},
+                "msg_types": [opts.ty("accept"), opts.ty("decided")]}),
+            ],
+        ),
+        "bridge-accept-lost" => {
+            let late: Vec<[&str; 2]> = vec![["n2", "n1"], ["n2", "n3"], ["n3", "n2"]];
+            (
+                3,
+                vec![
+                    json!({"id": 1, "at_ms": 0, "action": "partition",
+                    "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]}),
+                    json!({"id": 2, "at_ms": 0, "action": "link_faults",
+                    "links": [["n1", "n2"]], "drop": 1.0,
+                    "msg_types": [opts.ty("accept")]}),
+                    json!({"id": 3, "at_ms": 0, "action": "link_faults", "links": late,
+                    "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0},
+                    "msg_types": [opts.ty("decided")]}),
+                ],
+            )
+        }
         "bridge-promise-crash" => {
             let mut events = vec![json!({"id": 1, "at_ms": 0, "action": "partition",
                 "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]})];
@@ -195,11 +233,7 @@ mod tests {
     fn every_plan_parses_with_its_nodes() {
         for (name, _) in PLANS {
             let s = Schedule::from_json(&plan(name, &PlanOpts::default()).unwrap()).unwrap();
-            let expected = if *name == "bridge-promise-crash" {
-                3
-            } else {
-                5
-            };
+            let expected = if name.starts_with("bridge-") { 3 } else { 5 };
             assert_eq!(s.nodes.len(), expected, "{name}");
             assert_eq!(s.time_limit_ms, 5_000);
         }
@@ -241,7 +275,7 @@ mod tests {
     fn an_unknown_plan_names_the_valid_ones() {
         let e = plan("nope", &PlanOpts::default()).unwrap_err();
         assert!(
-            e.0.contains("decided-late, bridge-promise-crash"),
+            e.0.contains("decided-late, accepts-lossy, bridge-accept-lost, bridge-promise-crash"),
             "{}",
             e.0
         );

@@ -49,7 +49,7 @@ const PARAMS: &[&str] = &["retry_ms", "retry_ms_max"];
 
 /// Unanswered `tryInitialize` sends after which the `failover` mutant suspects the
 /// coordinator.
-pub const FAILOVER_AFTER: u32 = 3;
+pub const FAILOVER_AFTER: u32 = 2;
 
 /// The bully algorithm: the largest id, comparing numeric suffixes as numbers.
 pub fn bully(node_ids: &[NodeId]) -> NodeId {
@@ -250,9 +250,11 @@ impl Coordinator {
             w.sent = 0;
             w.retry_ms = self.retry_ms;
         }
-        let Some(value) = self.waiting.get(&key).map(|w| w.value) else {
+        let Some(w) = self.waiting.get_mut(&key) else {
             return;
         };
+        w.sent = 1;
+        let value = w.value;
         if self.is_coordinator {
             self.try_initialize(key, value, ctx);
         } else {
