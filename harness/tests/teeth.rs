@@ -270,6 +270,44 @@ fn paxos_ballot_no_node_id_disagrees_under_delays() {
     assert_caught("ballot-no-node-id", &flags, "agreement", 5);
 }
 
+/// Two accepted values from different ballots in one promise quorum (the
+/// bridge-accept-lost plan arranges it): the mutant adopts the first to arrive.
+#[test]
+fn paxos_first_accepted_value_disagrees_when_a_promise_quorum_holds_two_values() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = plan_file(tmp.path(), "bridge-accept-lost");
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "first-accepted-value",
+        "--nodes",
+        "3",
+        "--contention",
+        "3",
+        "--schedule",
+        &plan,
+    ];
+    assert_caught("first-accepted-value", &flags, "agreement", 10);
+}
+
+/// Seed 002's failover story: re-electing on a timeout gives two coordinators under a
+/// partition or a pause, and each decides.
+#[test]
+fn coordinator_failover_splits_the_brain() {
+    let flags = [
+        "--algorithm",
+        "coordinator",
+        "--bug",
+        "failover",
+        "--nemesis",
+        "partition,pause",
+        "--contention",
+        "3",
+    ];
+    assert_caught("coordinator failover", &flags, "agreement", 5);
+}
+
 /// Needs the per-node stable-reads rule of the consensus checker: a node that answered a
 /// value and, after a kill and restart (no amnesia), answers null.
 #[test]
