@@ -39,6 +39,11 @@ ROWS=(
   "forget-accepted|partition,delay|--contention 3 --nemesis partition,delay --time-limit ${LIMIT_MS}ms"
   "forget-accepted|decided-late (plan)|--contention 3 @decided-late"
   "skip-fsync|bridge-promise-crash (plan)|--nodes 3 @bridge-promise-crash"
+  "ack-before-sync|bridge-promise-crash (plan)|--nodes 3 @bridge-promise-crash"
+  "no-promise-check|delay|--contention 3 --nemesis delay --time-limit ${LIMIT_MS}ms"
+  "ballot-no-node-id|delay|--contention 3 --nemesis delay --time-limit ${LIMIT_MS}ms"
+  "first-accepted-value|decided-late (plan)|--contention 3 @decided-late"
+  "learn-mixed-ballots|partition,delay|--contention 3 --nemesis partition,delay --time-limit ${LIMIT_MS}ms"
 )
 
 # Writes the plan $1 (`squall plan --list`) for a run of LIMIT_MS; prints its path.
@@ -119,7 +124,7 @@ done
 echo "| mutant | faults | failing seed | seeds tried | violated | replays identical | fault events before → after shrink | shrink runs | shrunk run | shrunk replays identical |"
 echo "|---|---|---|---|---|---|---|---|---|---|"
 for r in "${ROWS_OUT[@]}"; do echo "$r"; done
-for m in small-quorum forget-accepted skip-fsync; do
+for m in small-quorum forget-accepted skip-fsync ack-before-sync no-promise-check ballot-no-node-id first-accepted-value learn-mixed-ballots; do
     [ -n "$ONLY" ] && [ "$ONLY" != "$m" ] && continue
     if [ -z "${DONE[$m]:-}" ]; then
         echo "| $m | (every configuration above) | none | ${TRIED[$m]:-0} | - | - | - | - | - | - |"

@@ -29,7 +29,8 @@ mkdir -p "$RESULTS"
 SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 [ -x "$SQUALL" ] || { echo "teeth.sh: build first: cargo build --release" >&2; exit 254; }
 
-# name | expected | squall run flags (5 nodes unless they say --nodes). `@plan` stands for
+# name | expected | squall run flags (5 nodes unless they say --nodes; free-running unless
+# they say --mode lockstep). `@plan` stands for
 # `--schedule` with a plan that `plan` below writes: the fault a mutant needs, aimed by a
 # trigger or a message type. A control row runs correct Paxos under a mutant's plan: the
 # plan alone must not break it.
@@ -45,6 +46,16 @@ ROWS=(
   "paxos --bug forget-accepted|disagreement|--algorithm paxos --bug forget-accepted --contention 3 @decided-late"
   "paxos --bug skip-fsync|disagreement|--algorithm paxos --bug skip-fsync --nodes 3 @bridge-promise-crash"
   "paxos (control)|valid|--algorithm paxos --nodes 3 @bridge-promise-crash"
+  "paxos --bug ack-before-sync|disagreement|--algorithm paxos --bug ack-before-sync --nodes 3 --mode lockstep @bridge-promise-crash"
+  "paxos (control, lockstep)|valid|--algorithm paxos --nodes 3 --mode lockstep @bridge-promise-crash"
+  "paxos --bug no-promise-check|disagreement|--algorithm paxos --bug no-promise-check --nemesis delay --contention 3"
+  "paxos --bug ballot-no-node-id|disagreement|--algorithm paxos --bug ballot-no-node-id --nemesis delay --contention 3"
+  "paxos --bug first-accepted-value|disagreement|--algorithm paxos --bug first-accepted-value --nodes 3 --contention 3 @bridge-accept-lost"
+  "paxos (control, accept-lost)|valid|--algorithm paxos --nodes 3 --contention 3 @bridge-accept-lost"
+  "paxos --bug learn-mixed-ballots|disagreement|--algorithm paxos --bug learn-mixed-ballots --contention 3 @accepts-lossy"
+  "paxos --bug forget-learned|stable-reads|--algorithm paxos --bug forget-learned --nemesis kill"
+  "paxos (crash-stop)|valid|--algorithm paxos --nemesis crash --contention 3"
+  "coordinator --bug failover|disagreement|--algorithm coordinator --bug failover --nemesis partition,pause --contention 3"
 )
 
 # Writes the plan $1 (`squall plan --list`) for a run of $2 ms; prints its path.
@@ -62,18 +73,21 @@ if v["verdict"] != "invalid":
     print(v["verdict"]); sys.exit()
 props = {c.get("evidence", {}).get("property") for c in v["checkers"] if c["verdict"] == "invalid"}
 print("disagreement" if "agreement" in props else
+      "stable-reads" if any("stable" in (p or "") for p in props) else
       "no termination" if "termination" in props else
       "invalid " + ",".join(sorted(p or "?" for p in props)))
 EOF
 }
 
-echo "| algorithm | nemesis | expected | observed | seeds | first failing seed |"
-echo "|---|---|---|---|---|---|"
+echo "| algorithm | nemesis | mode | expected | observed | seeds | first failing seed |"
+echo "|---|---|---|---|---|---|---|"
 status=0
 for row in "${ROWS[@]}"; do
     IFS='|' read -r name expected flags <<<"$row"
     [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
     nemesis=$(sed -n 's/.*--nemesis \([^ ]*\).*/\1/p; s/.*@\([a-z-]*\).*/\1 (plan)/p' <<<"$flags")
+    mode=free-running
+    [[ "$flags" == *"--mode lockstep"* ]] && mode=lockstep
     if [[ "$flags" == *@* ]]; then
         name_of_plan=$(sed -n 's/.*@\([a-z-]*\).*/\1/p' <<<"$flags")
         limit_ms=$(python3 -c "import sys; v=sys.argv[1]; print(int(float(v[:-2])) if v.endswith('ms') else int(float(v[:-1])*1000))" "$LIMIT")
@@ -101,7 +115,7 @@ for row in "${ROWS[@]}"; do
     done
     mark=""
     [ "$observed" = "$expected" ] || { mark=" MISMATCH"; status=1; }
-    echo "| $name | $nemesis | $expected | $observed$mark | $seeds | $first |"
+    echo "| $name | $nemesis | $mode | $expected | $observed$mark | $seeds | $first |"
 done
 echo
 echo "runs kept in $RESULTS"

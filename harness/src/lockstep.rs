@@ -171,6 +171,7 @@ pub async fn run_lockstep(
     let choices = world.choices();
     let steps_by_kind = world.steps_by_kind.clone();
     let stale = world.stale;
+    let (kills_mid_step, cut_mid_step) = (world.kills_mid_step, world.cut_mid_step);
     let late_ops = world.late_ops;
     let by_type = world.by_type.clone();
     let reports = std::mem::take(&mut world.reports);
@@ -265,6 +266,8 @@ pub async fn run_lockstep(
             "total": steps,
             "by_kind": steps_by_kind,
             "stale_events_dropped": stale,
+            "kills_mid_step": kills_mid_step,
+            "lines_cut_by_mid_step_kills": cut_mid_step,
             "seeded_choices": choices,
             "per_wall_s": if wall_ms > 0.0 { steps as f64 / wall_ms * 1e3 } else { 0.0 },
         },

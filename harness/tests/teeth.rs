@@ -28,7 +28,7 @@ fn hunt(flags: &[&str], expected: &str, seeds: u64) -> Result<u64, Vec<String>> 
         }
         args.extend_from_slice(flags);
         args.extend(["--recovery-time", "2s", "--seed", &seed_text]);
-        if !flags.contains(&"--schedule") {
+        if !flags.contains(&"--schedule") && !flags.contains(&"--time-limit") {
             args.extend(["--time-limit", "3s"]);
         }
         let (_, dir) = run_ok(&args);
@@ -162,8 +162,9 @@ fn plan_file(dir: &std::path::Path, name: &str) -> String {
         time_limit_ms: 3_000,
         recovery_ms: 2_000,
         repeats: 100,
+        ..PlanOpts::default()
     };
-    let plan = plans::plan(name, opts).expect("a known plan");
+    let plan = plans::plan(name, &opts).expect("a known plan");
     let path = dir.join(format!("{name}.json"));
     std::fs::write(&path, plan).expect("write plan");
     path.to_str().expect("utf8").to_string()
@@ -225,6 +226,135 @@ fn paxos_with_synced_promises_survives_the_bridge_promise_crash_plan() {
         &["--workload", "write-once", "--recovery-time", "2s"],
     );
     assert_valid_on(&flags, &["1", "2", "3"]);
+}
+
+/// The `ack-before-sync` mutant: n2 sends its promise to n3 and is killed before it syncs
+/// it (lockstep kills a node right after the output line that triggers the kill, and
+/// the runtime sends what was recorded before a sync before syncing). It comes back
+/// without the promise, so {n1, n2} and {n2, n3} decide different values.
+#[test]
+fn paxos_ack_before_sync_loses_a_sent_promise_to_a_mid_step_kill() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = plan_file(tmp.path(), "bridge-promise-crash");
+    let flags = bridge_lockstep(&plan, &["--bug", "ack-before-sync"]);
+    assert_caught("ack-before-sync", &flags, "agreement", 5);
+}
+
+#[test]
+fn paxos_no_promise_check_disagrees_under_delays() {
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "no-promise-check",
+        "--nemesis",
+        "delay",
+        "--contention",
+        "3",
+    ];
+    assert_caught("no-promise-check", &flags, "agreement", 5);
+}
+
+#[test]
+fn paxos_ballot_no_node_id_disagrees_under_delays() {
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "ballot-no-node-id",
+        "--nemesis",
+        "delay",
+        "--contention",
+        "3",
+    ];
+    assert_caught("ballot-no-node-id", &flags, "agreement", 5);
+}
+
+/// Two accepted values from different ballots in one promise quorum (the
+/// bridge-accept-lost plan arranges it): the mutant adopts the first to arrive.
+/// `scripts/teeth.sh` (release build, 5 s runs, 5 s recovery) catches it; these shorter
+/// debug-build runs did not within 10 seeds.
+#[test]
+#[ignore = "caught by scripts/teeth.sh; too slow to catch at CI size"]
+fn paxos_first_accepted_value_disagrees_when_a_promise_quorum_holds_two_values() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let opts = PlanOpts {
+        time_limit_ms: 5_000,
+        recovery_ms: 2_000,
+        ..PlanOpts::default()
+    };
+    let text = plans::plan("bridge-accept-lost", &opts).expect("a known plan");
+    let path = tmp.path().join("bridge-accept-lost.json");
+    std::fs::write(&path, text).expect("write plan");
+    let plan = path.to_str().expect("utf8").to_string();
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "first-accepted-value",
+        "--nodes",
+        "3",
+        "--contention",
+        "3",
+        "--schedule",
+        &plan,
+    ];
+    assert_caught("first-accepted-value", &flags, "agreement", 10);
+}
+
+/// Seed 002's failover story: re-electing on a timeout gives two coordinators under a
+/// partition or a pause, and each decides.
+#[test]
+fn coordinator_failover_splits_the_brain() {
+    let flags = [
+        "--algorithm",
+        "coordinator",
+        "--bug",
+        "failover",
+        "--nemesis",
+        "partition,pause",
+        "--contention",
+        "3",
+        "--time-limit",
+        "5s",
+    ];
+    assert_caught("coordinator failover", &flags, "agreement", 5);
+}
+
+/// Needs the per-node stable-reads rule of the consensus checker: a node that answered a
+/// value and, after a kill and restart (no amnesia), answers null.
+#[test]
+#[ignore = "needs the stable-reads checker rule"]
+fn paxos_forget_learned_reads_null_after_a_restart() {
+    let flags = [
+        "--algorithm",
+        "paxos",
+        "--bug",
+        "forget-learned",
+        "--nemesis",
+        "kill",
+    ];
+    assert_caught("forget-learned", &flags, "stable-reads", 5);
+}
+
+/// Crash-stop (SIGKILL for good, a minority): a decision whose proposer died before its
+/// `decided` left is still learned, through a recovery ballot, so every instance
+/// terminates on the live nodes.
+#[test]
+fn paxos_terminates_under_crash_stop() {
+    assert_valid_on(
+        &[
+            "--algorithm",
+            "paxos",
+            "--nemesis",
+            "crash",
+            "--contention",
+            "3",
+            "--time-limit",
+            "4s",
+        ],
+        &["1", "2"],
+    );
 }
 
 #[test]

@@ -7,17 +7,24 @@
 //!   in order, flush, then sleep until the next line or the next timer.
 //! - **lockstep** (`init` carries `"lockstep": true`, PROTOCOL.md §10): blocking and
 //!   clockless. Each line received is one step: the algorithm handles it, its effects are
-//!   applied in order (persist and sync on the spot, sends and replies buffered), and the
-//!   buffered lines go out followed by `step_done`. Timers are not kept here: `SetTimer`
+//!   applied in order, and the step's lines go out followed by `step_done`. Timers are not
+//!   kept here: `SetTimer`
 //!   and `CancelTimer` become `timer_set` / `timer_cancel` to the harness, which sends
 //!   `timer_fired` in virtual time ([`crate::lockstep::VirtualTimers`] maps the
 //!   algorithm's timers to ids). The RNG is seeded from `SQUALL_SEED` as always, so a
 //!   node's output is a function of the lines it is given.
 //!
+//! **Effects leave in the order recorded, in both modes.** Output lines are buffered, but
+//! a `Sync` that follows buffered lines first writes them out, so a message recorded
+//! before a sync is on the wire before the sync starts, exactly as recorded: an algorithm
+//! that answers before it syncs can be caught by a kill between the two. In lockstep the
+//! node then sends `sync_wait` and waits for the harness's `sync_go` before syncing, which
+//! is where the harness kills a node in the middle of a step.
+//!
 //! Every `init_ok` says `"lockstep": true`: every bundled algorithm runs in both modes.
 //! Only this module (and [`crate::storage`]) touches sockets, clocks and the disk.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::io::Write as _;
 use std::path::PathBuf;
 
@@ -153,13 +160,19 @@ struct Shell<A: Algorithm> {
     timers: Timers<A::Timer>,
     /// `Some` in lockstep mode: timers live in the harness, in virtual time.
     virtual_timers: Option<VirtualTimers<A::Timer>>,
+    /// Effects recorded but not applied yet: those after a sync that waits for `out`.
+    queued: VecDeque<Effect<A>>,
     out: Vec<u8>,
 }
 
 impl<A: Algorithm> Shell<A> {
-    fn apply(&mut self) -> anyhow::Result<()> {
+    /// Applies the recorded effects in order, up to a `Sync` that would overtake lines
+    /// still in `out`. Returns `Ok(true)` when it stopped there: the caller writes `out`
+    /// and calls again; `Ok(false)` once every effect is applied.
+    fn apply(&mut self) -> anyhow::Result<bool> {
         let me = self.ctx.id().clone();
-        for effect in self.ctx.take_effects() {
+        self.queued.extend(self.ctx.take_effects());
+        while let Some(effect) = self.queued.pop_front() {
             match effect {
                 Effect::Send { to, msg } => {
                     let body = serde_json::to_string(&msg)?;
@@ -202,10 +215,14 @@ impl<A: Algorithm> Shell<A> {
                     None => self.timers.cancel(&timer),
                 },
                 Effect::Persist(record) => self.storage.append(&record)?,
+                Effect::Sync if !self.out.is_empty() => {
+                    self.queued.push_front(Effect::Sync);
+                    return Ok(true);
+                }
                 Effect::Sync => self.storage.sync()?,
             }
         }
-        Ok(())
+        Ok(false)
     }
 
     fn on_line(&mut self, line: &[u8]) -> anyhow::Result<()> {
@@ -266,7 +283,35 @@ impl<A: Algorithm> Shell<A> {
                 }
             }
         }
-        self.apply()
+        Ok(())
+    }
+
+    /// Applies every recorded effect, writing `out` to `wr` whenever a sync must wait
+    /// for it (free-running).
+    async fn drain(&mut self, wr: &mut (impl AsyncWriteExt + Unpin)) -> anyhow::Result<()> {
+        while self.apply()? {
+            wr.write_all(&self.out).await?;
+            self.out.clear();
+        }
+        Ok(())
+    }
+
+    /// Applies every recorded effect; whenever a sync must wait for `out`, writes it and
+    /// `sync_wait` and blocks until the harness answers `sync_go` (lockstep).
+    fn drain_lockstep(
+        &mut self,
+        stream: &mut std::net::TcpStream,
+        dec: &mut LineDecoder,
+    ) -> anyhow::Result<()> {
+        while self.apply()? {
+            let body = serde_json::to_string(&Lockstep::SyncWait)?;
+            self.out
+                .extend_from_slice(&frame_raw(self.ctx.id(), HARNESS, &body));
+            stream.write_all(&self.out)?;
+            self.out.clear();
+            wait_sync_go(stream, dec)?;
+        }
+        Ok(())
     }
 
     /// Ends a lockstep step: `step_done` after everything the step produced.
@@ -336,6 +381,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         storage,
         timers: Timers::new(),
         virtual_timers: mode.lockstep.then(VirtualTimers::new),
+        queued: VecDeque::new(),
         out: Vec::new(),
     };
 
@@ -347,27 +393,29 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         .out
         .extend_from_slice(&frame_raw(&launch.node_id, HARNESS, &ok));
     shell.algo.on_start(recovered, &mut shell.ctx);
-    shell.apply()?;
 
     if mode.lockstep {
         // The init step: init_ok and on_start's effects, then step_done.
-        shell.step_done()?;
-        let stream = rd
+        let mut stream = rd
             .reunite(wr)
             .map_err(|e| anyhow::anyhow!("reunite socket halves: {e}"))?
             .into_std()?;
         stream.set_nonblocking(false)?;
+        shell.drain_lockstep(&mut stream, &mut dec)?;
+        shell.step_done()?;
         return lockstep_loop(shell, stream, dec);
     }
+    shell.drain(&mut wr).await?;
 
     loop {
         while let Some(line) = dec.next_frame()? {
             shell.on_line(line)?;
+            shell.drain(&mut wr).await?;
         }
         let now = Instant::now();
         while let Some(timer) = shell.timers.pop_due(now) {
             shell.algo.on_timer(timer, &mut shell.ctx);
-            shell.apply()?;
+            shell.drain(&mut wr).await?;
         }
         if !shell.out.is_empty() {
             wr.write_all(&shell.out).await?;
@@ -405,6 +453,7 @@ fn lockstep_loop<A: Algorithm>(
                 continue;
             }
             shell.on_line(line)?;
+            shell.drain_lockstep(&mut stream, &mut dec)?;
             shell.step_done()?;
             stream.write_all(&shell.out)?;
             shell.out.clear();
@@ -416,6 +465,34 @@ fn lockstep_loop<A: Algorithm>(
         };
         if n == 0 {
             return Ok(());
+        }
+        dec.push(&buf[..n]);
+    }
+}
+
+/// Reads until the harness's `sync_go` (lockstep, inside a step); anything else is a
+/// protocol error, since the harness sends nothing else while a node waits.
+fn wait_sync_go(stream: &mut std::net::TcpStream, dec: &mut LineDecoder) -> anyhow::Result<()> {
+    use std::io::Read as _;
+    let mut buf = [0u8; 4096];
+    loop {
+        if let Some(line) = dec.next_frame()? {
+            if line.iter().all(u8::is_ascii_whitespace) {
+                continue;
+            }
+            let head = EnvelopeHead::parse(line).context("envelope while waiting for sync_go")?;
+            match serde_json::from_str::<Lockstep>(head.body.get()) {
+                Ok(Lockstep::SyncGo) if head.src == HARNESS => return Ok(()),
+                _ => bail!("expected sync_go, got {}", String::from_utf8_lossy(line)),
+            }
+        }
+        let n = match stream.read(&mut buf) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        if n == 0 {
+            bail!("connection closed while waiting for sync_go");
         }
         dec.push(&buf[..n]);
     }
@@ -439,6 +516,129 @@ pub fn print_list_json(list: &impl serde::Serialize) -> anyhow::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::algo::{ClientReq, NodeId};
+
+    /// Answers every message with `before`, persists and syncs it, then answers `after`:
+    /// the shape of an acceptor that acknowledges before its record is durable.
+    struct SendThenSync;
+
+    impl Algorithm for SendThenSync {
+        type Msg = String;
+        type Timer = u8;
+        type Record = String;
+
+        fn new(_: &Config) -> Result<Self, String> {
+            Ok(SendThenSync)
+        }
+        fn on_start(&mut self, _: Vec<String>, _: &mut Ctx<Self>) {}
+        fn on_msg(&mut self, from: NodeId, msg: String, ctx: &mut Ctx<Self>) {
+            ctx.send(&from, "before".to_string());
+            ctx.persist(msg);
+            ctx.sync();
+            ctx.send(&from, "after".to_string());
+        }
+        fn on_client(&mut self, _: ClientReq, _: &mut Ctx<Self>) {}
+        fn on_timer(&mut self, _: u8, _: &mut Ctx<Self>) {}
+    }
+
+    fn shell(dir: &std::path::Path, lockstep: bool) -> Shell<SendThenSync> {
+        let ids = vec!["n1".to_string(), "n2".to_string()];
+        let config = Config::new("n1", &ids);
+        let (storage, _) = Storage::open::<String>(dir).expect("open storage");
+        Shell {
+            algo: SendThenSync,
+            ctx: Ctx::new(config, 1),
+            storage,
+            timers: Timers::new(),
+            virtual_timers: lockstep.then(VirtualTimers::new),
+            queued: VecDeque::new(),
+            out: Vec::new(),
+        }
+    }
+
+    /// The records another process would find in `dir` now (what survives a SIGKILL).
+    fn durable(dir: &std::path::Path) -> Vec<String> {
+        Storage::open::<String>(dir).expect("reopen storage").1
+    }
+
+    fn bodies(out: &[u8]) -> Vec<String> {
+        String::from_utf8_lossy(out)
+            .lines()
+            .map(|l| {
+                let head = EnvelopeHead::parse(l.as_bytes()).expect("an envelope");
+                head.body.get().to_string()
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_send_recorded_before_a_sync_leaves_before_the_sync() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut shell = shell(dir.path(), false);
+        shell
+            .algo
+            .on_msg("n2".to_string(), "promised".to_string(), &mut shell.ctx);
+        assert!(
+            shell.apply().unwrap(),
+            "stops at the sync: `before` must leave first"
+        );
+        assert_eq!(bodies(&shell.out), [r#""before""#]);
+        assert!(durable(dir.path()).is_empty(), "not synced yet");
+        shell.out.clear();
+        assert!(!shell.apply().unwrap());
+        assert_eq!(bodies(&shell.out), [r#""after""#]);
+        assert_eq!(durable(dir.path()), ["promised"]);
+    }
+
+    #[test]
+    fn a_sync_with_nothing_buffered_does_not_stop() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut shell = shell(dir.path(), false);
+        shell.ctx.persist("r".to_string());
+        shell.ctx.sync();
+        shell.ctx.send("n2", "x".to_string());
+        assert!(!shell.apply().unwrap());
+        assert_eq!(durable(dir.path()), ["r"]);
+        assert_eq!(bodies(&shell.out), [r#""x""#]);
+    }
+
+    /// In lockstep the node writes what it recorded before a sync, then `sync_wait`, and
+    /// syncs only after `sync_go`: a harness that kills it there loses the record but not
+    /// the message.
+    #[test]
+    fn lockstep_waits_for_sync_go_between_a_send_and_its_sync() {
+        use std::io::{BufRead as _, BufReader};
+        let dir = tempfile::tempdir().expect("tempdir");
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let addr = listener.local_addr().expect("addr");
+        let path = dir.path().to_path_buf();
+        let node = std::thread::spawn(move || {
+            let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+            let mut shell = shell(&path, true);
+            shell
+                .algo
+                .on_msg("n2".to_string(), "promised".to_string(), &mut shell.ctx);
+            let mut dec = LineDecoder::new();
+            shell.drain_lockstep(&mut stream, &mut dec).expect("drain");
+            bodies(&shell.out)
+        });
+        let (harness, _) = listener.accept().expect("accept");
+        let mut lines = BufReader::new(harness.try_clone().expect("clone")).lines();
+        let mut next = || lines.next().expect("a line").expect("read");
+        assert!(next().contains(r#""before""#));
+        assert!(next().contains("sync_wait"));
+        assert!(
+            durable(dir.path()).is_empty(),
+            "the node waits before it syncs"
+        );
+        let go = serde_json::to_string(&Lockstep::SyncGo).unwrap();
+        (&harness)
+            .write_all(&frame_raw(HARNESS, "n1", &go))
+            .expect("send sync_go");
+        let rest = node.join().expect("node thread");
+        assert_eq!(rest, [r#""after""#], "the rest stays buffered for the step");
+        assert_eq!(durable(dir.path()), ["promised"]);
+    }
 
     #[test]
     fn node_seed_depends_on_all_inputs() {

@@ -740,3 +740,190 @@ fn floodset_crash_mid_broadcast_is_covered_by_the_extra_round() {
         })
     ));
 }
+
+// ---- the classic Paxos slips, each in the scenario that shows it ----
+
+/// Three nodes: n1 and n3 propose at once and reach promise quorums {n1, n2} and
+/// {n2, n3}; n1's `accept` reaches n2 after n2 promised n3's ballot, then n3's does.
+fn crossed_ballots(bugs: &[&str]) -> (Sim<Paxos>, Vec<u64>) {
+    let mut sim = paxos_sim(3, bugs);
+    manual(&mut sim);
+    let a = sim.propose("n1", KEY, 1);
+    let b = sim.propose("n3", KEY, 3);
+    pass(&mut sim, "prepare", "n1", &["n1", "n2"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n1"]));
+    pass(&mut sim, "prepare", "n3", &["n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n3"]));
+    pass(&mut sim, "accept", "n1", &["n1", "n2"]);
+    sim.deliver_where(|e| e.to == "n1" && e.from != "n3");
+    pass(&mut sim, "accept", "n3", &["n2", "n3"]);
+    sim.deliver_where(|e| e.to == "n3" && e.from != "n1");
+    sim.heal();
+    assert!(sim.run_until_quiet());
+    (sim, vec![a, b])
+}
+
+#[test]
+fn paxos_acceptor_refuses_an_accept_below_its_promise() {
+    let (sim, ops) = crossed_ballots(&[]);
+    check(&sim, &ops, "n1=3 n2=3 n3=3 | answered 3 3");
+}
+
+#[test]
+fn paxos_bug_no_promise_check_accepts_a_stale_ballot_and_breaks_agreement() {
+    let (sim, ops) = crossed_ballots(&["no-promise-check"]);
+    check(&sim, &ops, "n1=1 n2=1 n3=3 | answered 1 3");
+}
+
+#[test]
+fn paxos_bug_ballot_no_node_id_lets_two_proposers_share_a_ballot() {
+    let (sim, ops) = crossed_ballots(&["ballot-no-node-id"]);
+    check(&sim, &ops, "n1=1 n2=1 n3=3 | answered 1 3");
+}
+
+/// n1's value 1 is accepted by n1 alone in ballot (1, n1); n3's value 3 is chosen in the
+/// higher (1, n3) by n2 and n3, its `decided` held. Then n2 runs (2, n2) through n1 and
+/// itself, and n1's promise (carrying 1) arrives before n2's own (carrying 3).
+fn two_accepted_values(bugs: &[&str]) -> (Sim<Paxos>, Vec<u64>) {
+    let mut sim = paxos_sim(3, bugs);
+    manual(&mut sim);
+    let a = sim.propose("n1", KEY, 1);
+    pass(&mut sim, "prepare", "n1", &["n1", "n2"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n1"]));
+    pass(&mut sim, "accept", "n1", &["n1"]);
+    sim.drop_where(|e| e.from == "n1" || e.to == "n1");
+    let b = sim.propose("n3", KEY, 3);
+    pass(&mut sim, "prepare", "n3", &["n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n3"]));
+    pass(&mut sim, "accept", "n3", &["n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n3"]));
+    let c = sim.propose("n2", KEY, 2);
+    pass(&mut sim, "prepare", "n2", &["n1", "n2"]);
+    pass(&mut sim, "promise", "n1", &["n2"]);
+    pass(&mut sim, "promise", "n2", &["n2"]);
+    pass(&mut sim, "accept", "n2", &["n1", "n2"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n2"]));
+    sim.heal();
+    assert!(sim.run_until_quiet());
+    (sim, vec![a, b, c])
+}
+
+#[test]
+fn paxos_adopts_the_highest_ballot_accepted_value() {
+    let (sim, ops) = two_accepted_values(&[]);
+    check(&sim, &ops, "n1=3 n2=3 n3=3 | answered 3 3 3");
+}
+
+#[test]
+fn paxos_bug_first_accepted_value_adopts_a_lower_ballot_and_breaks_agreement() {
+    let (sim, ops) = two_accepted_values(&["first-accepted-value"]);
+    check(&sim, &ops, "n1=3 n2=1 n3=3 | answered 3 3 1");
+}
+
+/// Five nodes (quorum 3). n5's ballot (1, n5) puts 5 on n1 alone; n2's (2, n2) puts 2 on
+/// n2 and n3; n5's next ballot (2, n5), through n1, n4 and n5, adopts 5 and puts it on
+/// n4 and n5 only. Nothing is chosen, but 5 sits on three acceptors in two ballots. Then
+/// n3 runs (3, n3) through n1, n2 and n3, adopts 2 (the highest) and gets it chosen.
+fn mixed_ballots(bugs: &[&str]) -> (Sim<Paxos>, Vec<u64>) {
+    let mut sim = paxos_sim(5, bugs);
+    manual(&mut sim);
+    let a = sim.propose("n5", KEY, 5);
+    pass(&mut sim, "prepare", "n5", &["n1", "n2", "n5"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n5"]));
+    pass(&mut sim, "accept", "n5", &["n1"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n5"]));
+    sim.drop_where(|_| true);
+    let b = sim.propose("n2", KEY, 2);
+    pass(&mut sim, "prepare", "n2", &["n2", "n3", "n4"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n2"]));
+    pass(&mut sim, "accept", "n2", &["n2", "n3"]);
+    sim.drop_where(|_| true);
+    // n5 gives up its first ballot and starts (2, n5).
+    while !sim
+        .in_flight()
+        .any(|e| matches!(&e.msg, paxos::Msg::Prepare { ballot, .. } if ballot.round == 2))
+    {
+        sim.drop_where(|_| true);
+        assert!(sim.step(), "n5 starts a second ballot");
+    }
+    pass(&mut sim, "prepare", "n5", &["n1", "n4", "n5"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n5"]));
+    pass(&mut sim, "accept", "n5", &["n4", "n5"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n5"]));
+    sim.drop_where(|_| true);
+    let c = sim.propose("n3", KEY, 3);
+    pass(&mut sim, "prepare", "n3", &["n1", "n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n3"]));
+    pass(&mut sim, "accept", "n3", &["n1", "n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n3"]));
+    sim.heal();
+    assert!(sim.run_until_quiet());
+    (sim, vec![a, b, c])
+}
+
+#[test]
+fn paxos_counts_acceptances_of_one_ballot_only() {
+    let (sim, ops) = mixed_ballots(&[]);
+    check(&sim, &ops, "n1=2 n2=2 n3=2 n4=2 n5=2 | answered 2 2 2");
+}
+
+#[test]
+fn paxos_bug_learn_mixed_ballots_decides_a_value_no_ballot_chose() {
+    let (sim, ops) = mixed_ballots(&["learn-mixed-ballots"]);
+    check(&sim, &ops, "n1=2 n2=2 n3=2 n4=2 n5=5 | answered 5 2 2");
+}
+
+/// n1 decides 1 alone and everyone hears it; n2 answers a read, is killed and restarted,
+/// and is read again before anyone repeats the decision.
+fn read_across_restart(bugs: &[&str]) -> (Option<u64>, Option<u64>) {
+    let mut sim = paxos_sim(3, bugs);
+    sim.propose("n1", KEY, 1);
+    assert!(sim.run_until_quiet());
+    let value = |sim: &Sim<Paxos>, id| match sim.reply(id) {
+        Some(ClientReply::ReadOk { value }) => *value,
+        other => panic!("read got {other:?}"),
+    };
+    let before = sim.read("n2", KEY);
+    sim.crash("n2");
+    sim.restart("n2");
+    let after = sim.read("n2", KEY);
+    (value(&sim, before), value(&sim, after))
+}
+
+#[test]
+fn paxos_a_learned_value_survives_a_restart() {
+    assert_eq!(read_across_restart(&[]), (Some(1), Some(1)));
+}
+
+#[test]
+fn paxos_bug_forget_learned_reads_null_after_a_restart() {
+    assert_eq!(read_across_restart(&["forget-learned"]), (Some(1), None));
+}
+
+/// n1's value 1 is accepted by all three, and n1 is crashed for good before any
+/// `decided` leaves it. Reads at n2 and n3 must still come to learn 1.
+#[test]
+fn paxos_decision_reaches_everyone_when_its_proposer_crashes_for_good() {
+    let mut sim = paxos_sim(3, &[]);
+    manual(&mut sim);
+    let a = sim.propose("n1", KEY, 1);
+    pass(&mut sim, "prepare", "n1", &["n1", "n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "promise", &["n1"]));
+    pass(&mut sim, "accept", "n1", &["n1", "n2", "n3"]);
+    sim.deliver_where(|e| is_to(e, "accepted", &["n1"]));
+    sim.drop_where(|_| true);
+    sim.crash("n1");
+    sim.reset_router();
+    let mut learned = BTreeMap::new();
+    for _ in 0..20 {
+        for id in ["n2", "n3"] {
+            let r = sim.read(id, KEY);
+            sim.run_for(100);
+            if let Some(ClientReply::ReadOk { value: Some(v) }) = sim.reply(r) {
+                learned.insert(id, *v);
+            }
+        }
+    }
+    assert_eq!(learned, BTreeMap::from([("n2", 1), ("n3", 1)]));
+    check(&sim, &[a], "n1=1 n2=1 n3=1 | answered 1");
+}

@@ -38,6 +38,12 @@ pub enum Lockstep {
     },
     /// Node -> harness: the node has sent every effect of the line it was given.
     StepDone,
+    /// Node -> harness, inside a step: the lines above were recorded before a sync, and
+    /// the node waits for [`Lockstep::SyncGo`] before making its records durable, so the
+    /// harness can kill it at exactly this point (a crash after a send, before the sync).
+    SyncWait,
+    /// Harness -> node: carry on after a [`Lockstep::SyncWait`].
+    SyncGo,
 }
 
 /// The lockstep flag of an `init` body: parse the body with this to learn whether the
@@ -96,6 +102,8 @@ mod tests {
                 r#"{"type":"timer_fired","timer_id":3}"#,
             ),
             (Lockstep::StepDone, r#"{"type":"step_done"}"#),
+            (Lockstep::SyncWait, r#"{"type":"sync_wait"}"#),
+            (Lockstep::SyncGo, r#"{"type":"sync_go"}"#),
         ];
         for (msg, json) in cases {
             assert_eq!(serde_json::to_string(&msg).unwrap(), json);

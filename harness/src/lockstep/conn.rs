@@ -94,6 +94,14 @@ impl Listener {
     }
 }
 
+/// Whether `line` is an envelope to the harness whose body is `sync_wait`: the node
+/// waits for `sync_go` before it syncs.
+pub fn is_sync_wait(line: &str) -> bool {
+    line.contains("sync_wait")
+        && EnvelopeHead::parse(line.as_bytes())
+            .is_ok_and(|h| h.dest == HARNESS && h.body_type().as_deref() == Some("sync_wait"))
+}
+
 /// A node's connection.
 pub struct NodeConn {
     stream: TcpStream,

@@ -23,7 +23,7 @@ use workloads::verdict::{FaultSpan, TimedReport};
 use workloads::Workload;
 
 use super::clients::{Answer, HistoryWriter, VClient};
-use super::conn::{is_step_done, Listener, NodeConn, StepEnd};
+use super::conn::{is_step_done, is_sync_wait, Listener, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
 use super::trace::{TraceKind, TraceRecord, TraceWriter};
 use super::{HOP_US, STARTUP_TIMEOUT};
@@ -164,6 +164,10 @@ pub struct World {
     pub steps_by_kind: BTreeMap<&'static str, u64>,
     /// Events dropped because their node was down or restarted since.
     pub stale: u64,
+    /// Kills that landed in the middle of the killed node's step.
+    pub kills_mid_step: u64,
+    /// Output lines discarded because their node was killed earlier in the step.
+    pub cut_mid_step: u64,
     /// Ops issued after their open-loop start time.
     pub late_ops: u64,
     /// Routed messages by body type (node to node, requests, replies, reports).
@@ -293,6 +297,8 @@ impl World {
             steps: 0,
             steps_by_kind: BTreeMap::new(),
             stale: 0,
+            kills_mid_step: 0,
+            cut_mid_step: 0,
             late_ops: 0,
             by_type: BTreeMap::new(),
             reports: Vec::new(),
@@ -486,21 +492,48 @@ impl World {
         self.trace.append(&record)?;
         record.line.push('\n');
         let mut lines = std::mem::take(&mut self.scratch);
-        lines.clear();
         let init = kind == TraceKind::Init;
-        let end = match self.nodes[i].conn.as_mut() {
-            None => StepEnd::Closed,
-            Some(conn) => match conn.send(record.line.as_bytes()) {
-                Err(_) => StepEnd::Closed,
-                Ok(()) => conn.read_step_with(&mut lines, |l| {
-                    is_step_done(l) || (init && refuses_lockstep(l))
-                }),
-            },
+        let mut sent = match self.nodes[i].conn.as_mut() {
+            None => false,
+            Some(conn) => conn.send(record.line.as_bytes()).is_ok(),
         };
-        for line in lines.drain(..) {
-            self.on_output(i, line)?;
-        }
+        // A kill the step's own output fires lands right after that line: the lines
+        // after it never leave, and a node waiting at `sync_wait` never syncs.
+        let mut dying = false;
+        let end = loop {
+            lines.clear();
+            let end = match self.nodes[i].conn.as_mut() {
+                Some(conn) if sent => conn.read_step_with(&mut lines, |l| {
+                    is_step_done(l) || is_sync_wait(l) || (init && refuses_lockstep(l))
+                }),
+                _ => StepEnd::Closed,
+            };
+            let mut at_sync = false;
+            for line in lines.drain(..) {
+                if dying {
+                    self.cut_mid_step += 1;
+                } else if is_sync_wait(&line) {
+                    at_sync = true;
+                } else {
+                    self.on_output(i, line)?;
+                    dying = self.kill_pending(i);
+                }
+            }
+            if end != StepEnd::Done || !at_sync || dying {
+                break end;
+            }
+            let id = self.nodes[i].id.clone();
+            let go = serde_json::to_string(&Lockstep::SyncGo)?;
+            let go = format!("{}\n", envelope(HARNESS, &id, &go));
+            sent = self.nodes[i]
+                .conn
+                .as_mut()
+                .is_some_and(|c| c.send(go.as_bytes()).is_ok());
+        };
         self.scratch = lines;
+        if dying {
+            self.kills_mid_step += 1;
+        }
         match end {
             StepEnd::Done => {}
             StepEnd::Leftover => {
@@ -613,32 +646,31 @@ impl World {
     fn on_harness_line(&mut self, i: usize, ty: &str, body: &str) -> anyhow::Result<()> {
         let id = self.nodes[i].id.clone();
         match ty {
-            "timer_set" | "timer_cancel" | "step_done" | "timer_fired" => {
-                match serde_json::from_str::<Lockstep>(body) {
-                    Ok(Lockstep::TimerSet { timer_id, after_ms }) => {
-                        self.timer_gen += 1;
-                        let gen = self.timer_gen;
-                        self.timers.insert((i, timer_id), gen);
-                        let delay_us = after_ms.saturating_mul(1_000).max(1);
-                        let ev = Ev::Timer {
-                            node: i,
-                            epoch: self.nodes[i].epoch,
-                            timer_id,
-                            gen,
-                        };
-                        self.queue
-                            .push(self.now_us().saturating_add(delay_us), None, ev);
-                    }
-                    Ok(Lockstep::TimerCancel { timer_id }) => {
-                        self.timers.remove(&(i, timer_id));
-                    }
-                    Ok(Lockstep::StepDone) => {}
-                    Ok(Lockstep::TimerFired { .. }) => {
-                        self.fault(&id, "sent timer_fired, which only the harness sends");
-                    }
-                    Err(e) => self.fault(&id, format!("malformed {ty}: {e}")),
+            "timer_set" | "timer_cancel" | "step_done" | "timer_fired" | "sync_wait"
+            | "sync_go" => match serde_json::from_str::<Lockstep>(body) {
+                Ok(Lockstep::TimerSet { timer_id, after_ms }) => {
+                    self.timer_gen += 1;
+                    let gen = self.timer_gen;
+                    self.timers.insert((i, timer_id), gen);
+                    let delay_us = after_ms.saturating_mul(1_000).max(1);
+                    let ev = Ev::Timer {
+                        node: i,
+                        epoch: self.nodes[i].epoch,
+                        timer_id,
+                        gen,
+                    };
+                    self.queue
+                        .push(self.now_us().saturating_add(delay_us), None, ev);
                 }
-            }
+                Ok(Lockstep::TimerCancel { timer_id }) => {
+                    self.timers.remove(&(i, timer_id));
+                }
+                Ok(Lockstep::StepDone | Lockstep::SyncWait) => {}
+                Ok(Lockstep::TimerFired { .. } | Lockstep::SyncGo) => {
+                    self.fault(&id, format!("sent {ty}, which only the harness sends"));
+                }
+                Err(e) => self.fault(&id, format!("malformed {ty}: {e}")),
+            },
             "init_ok" => match serde_json::from_str::<Control>(body) {
                 Ok(Control::InitOk { lockstep, .. }) if self.in_init && self.init_ok.is_none() => {
                     self.init_ok = Some(lockstep);

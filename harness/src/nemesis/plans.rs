@@ -2,7 +2,12 @@
 //! type, which a seed's random draw would rarely produce. `squall plan NAME` writes one
 //! as a `schedule.json` for `squall run --schedule`; the teeth matrix, the mutant sweep
 //! and the CI tests all take them from here.
+//!
+//! A plan names the bundled `paxos`'s messages (`decided`, `promise`); against a node
+//! with other names it would silently match nothing, so `--msg-type decided=decide`
+//! (repeatable) renames the message types a plan aims at.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use clap::Args;
@@ -20,6 +25,18 @@ pub const PLANS: &[(&str, &str)] = &[
          decided instance runs a ballot and must adopt the value it finds accepted",
     ),
     (
+        "accepts-lossy",
+        "5 nodes; `accept` and `decided` messages are dropped with probability 0.3 and the \
+         rest arrive 50-350 ms late, so ballots end half-accepted, overlap, and leave \
+         acceptors holding different values from different ballots",
+    ),
+    (
+        "bridge-accept-lost",
+        "3 nodes; n1 and n3 cut apart, every `accept` from n1 to n2 lost and every \
+         `decided` 300 ms late: n1's ballots leave its value on n1 alone while n3 gets \
+         another chosen through n2, so n2's next ballot hears two accepted values",
+    ),
+    (
         "bridge-promise-crash",
         "3 nodes; n1 and n3 cut apart, so n2 is in every quorum, and n2 is SIGKILLed and \
          restarted the moment it sends every other promise to n3: an acceptor that did not \
@@ -27,8 +44,9 @@ pub const PLANS: &[(&str, &str)] = &[
     ),
 ];
 
-/// How long a plan's run lasts, and how often its triggered faults repeat.
-#[derive(Debug, Clone, Copy)]
+/// How long a plan's run lasts, how often its triggered faults repeat, and what the
+/// target node calls the messages the plan aims at.
+#[derive(Debug, Clone)]
 pub struct PlanOpts {
     /// The run's time limit (ms).
     pub time_limit_ms: u64,
@@ -36,6 +54,9 @@ pub struct PlanOpts {
     pub recovery_ms: u64,
     /// How many times a triggered fault is armed (kill/restart pairs).
     pub repeats: u32,
+    /// Bundled message type -> the target's name for it (`decided` -> `decide`); types
+    /// not listed keep their bundled names.
+    pub msg_types: BTreeMap<String, String>,
 }
 
 impl Default for PlanOpts {
@@ -44,26 +65,85 @@ impl Default for PlanOpts {
             time_limit_ms: 5_000,
             recovery_ms: 5_000,
             repeats: 200,
+            msg_types: BTreeMap::new(),
         }
     }
 }
 
+impl PlanOpts {
+    /// The target's name for the bundled message type `bundled`.
+    fn ty<'a>(&'a self, bundled: &'a str) -> &'a str {
+        self.msg_types.get(bundled).map_or(bundled, String::as_str)
+    }
+}
+
+/// Parses `--msg-type BUNDLED=THEIRS`.
+pub fn parse_msg_type(text: &str) -> Result<(String, String), String> {
+    match text.split_once('=') {
+        Some((ours, theirs)) if !ours.is_empty() && !theirs.is_empty() => {
+            Ok((ours.to_string(), theirs.to_string()))
+        }
+        _ => Err(format!(
+            "expected BUNDLED=THEIRS (e.g. decided=decide), got {text:?}"
+        )),
+    }
+}
+
 /// The plan `name` as `schedule.json` text, as the schedule parser reads and writes it.
-pub fn plan(name: &str, opts: PlanOpts) -> Result<String, UsageError> {
+pub fn plan(name: &str, opts: &PlanOpts) -> Result<String, UsageError> {
+    let aims: &[&str] = match name {
+        "decided-late" => &["decided"],
+        "accepts-lossy" | "bridge-accept-lost" => &["accept", "decided"],
+        "bridge-promise-crash" => &["promise"],
+        _ => &[],
+    };
+    if let Some(other) = opts.msg_types.keys().find(|t| !aims.contains(&t.as_str())) {
+        if !aims.is_empty() {
+            return Err(UsageError(format!(
+                "--msg-type {other}=...: plan '{name}' aims at no '{other}' messages (it aims at: {})",
+                aims.join(", ")
+            )));
+        }
+    }
     let (nodes, events): (usize, Vec<Value>) = match name {
         "decided-late" => (
             5,
             vec![
                 json!({"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
                 "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0},
-                "msg_types": ["decided"]}),
+                "msg_types": [opts.ty("decided")]}),
             ],
         ),
+        "accepts-lossy" => (
+            5,
+            vec![
+                json!({"id": 1, "at_ms": 0, "action": "link_faults", "links": "all",
+                "drop": 0.3,
+                "delay": {"dist": "uniform", "base_ms": 50, "jitter_ms": 300},
+                "msg_types": [opts.ty("accept"), opts.ty("decided")]}),
+            ],
+        ),
+        "bridge-accept-lost" => {
+            let late: Vec<[&str; 2]> = vec![["n2", "n1"], ["n2", "n3"], ["n3", "n2"]];
+            (
+                3,
+                vec![
+                    json!({"id": 1, "at_ms": 0, "action": "partition",
+                    "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]}),
+                    json!({"id": 2, "at_ms": 0, "action": "link_faults",
+                    "links": [["n1", "n2"]], "drop": 1.0,
+                    "msg_types": [opts.ty("accept")]}),
+                    json!({"id": 3, "at_ms": 0, "action": "link_faults", "links": late,
+                    "delay": {"dist": "constant", "base_ms": 300, "jitter_ms": 0},
+                    "msg_types": [opts.ty("decided")]}),
+                ],
+            )
+        }
         "bridge-promise-crash" => {
             let mut events = vec![json!({"id": 1, "at_ms": 0, "action": "partition",
                 "shape": "bridge n2", "cut": [["n1", "n3"], ["n3", "n1"]]})];
             for k in 0..opts.repeats {
-                let on = json!({"msg_type": "promise", "src": "n2", "dest": "n3",
+                let on = json!({"msg_type": opts.ty("promise"), "src": "n2", "dest": "n3",
                     "nth": 1 + 2 * k});
                 events.push(json!({"id": 2 * k + 2, "on": on, "action": "kill",
                     "node": "n2"}));
@@ -114,6 +194,10 @@ pub struct PlanArgs {
     /// Write the plan here and print the path (default: print the plan).
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// BUNDLED=THEIRS: aim at the target's name for a bundled message type
+    /// (`--msg-type decided=decide`); repeatable.
+    #[arg(long = "msg-type", value_name = "BUNDLED=THEIRS", value_parser = parse_msg_type)]
+    pub msg_types: Vec<(String, String)>,
 }
 
 /// Prints the plan list, the plan, or writes it to `--out` and prints the path.
@@ -128,8 +212,9 @@ pub fn plan_cmd(args: &PlanArgs) -> anyhow::Result<u8> {
         time_limit_ms: args.time_limit,
         recovery_ms: args.recovery_time,
         repeats: args.repeats,
+        msg_types: args.msg_types.iter().cloned().collect(),
     };
-    let text = plan(name, opts)?;
+    let text = plan(name, &opts)?;
     match &args.out {
         Some(path) => {
             crate::results::write_text(path, &text)?;
@@ -147,12 +232,8 @@ mod tests {
     #[test]
     fn every_plan_parses_with_its_nodes() {
         for (name, _) in PLANS {
-            let s = Schedule::from_json(&plan(name, PlanOpts::default()).unwrap()).unwrap();
-            let expected = if *name == "bridge-promise-crash" {
-                3
-            } else {
-                5
-            };
+            let s = Schedule::from_json(&plan(name, &PlanOpts::default()).unwrap()).unwrap();
+            let expected = if name.starts_with("bridge-") { 3 } else { 5 };
             assert_eq!(s.nodes.len(), expected, "{name}");
             assert_eq!(s.time_limit_ms, 5_000);
         }
@@ -160,15 +241,41 @@ mod tests {
             repeats: 10,
             ..PlanOpts::default()
         };
-        let s = Schedule::from_json(&plan("bridge-promise-crash", short).unwrap()).unwrap();
+        let s = Schedule::from_json(&plan("bridge-promise-crash", &short).unwrap()).unwrap();
         assert_eq!(s.events.len(), 1 + 2 * 10);
     }
 
     #[test]
+    fn msg_types_rename_what_a_plan_aims_at() {
+        let mut opts = PlanOpts {
+            repeats: 1,
+            ..PlanOpts::default()
+        };
+        opts.msg_types
+            .insert("decided".to_string(), "decide".to_string());
+        let late = plan("decided-late", &opts).unwrap();
+        assert!(late.contains("\"decide\""), "{late}");
+        assert!(!late.contains("\"decided\""), "{late}");
+        let e = plan("bridge-promise-crash", &opts).unwrap_err();
+        assert!(e.0.contains("aims at: promise"), "{}", e.0);
+        opts.msg_types.clear();
+        opts.msg_types
+            .insert("promise".to_string(), "p1b".to_string());
+        let bridge = plan("bridge-promise-crash", &opts).unwrap();
+        assert!(bridge.contains("\"p1b\"") && !bridge.contains("\"promise\""));
+        assert_eq!(
+            parse_msg_type("decided=decide"),
+            Ok(("decided".to_string(), "decide".to_string()))
+        );
+        assert!(parse_msg_type("decided").is_err());
+        assert!(parse_msg_type("=x").is_err());
+    }
+
+    #[test]
     fn an_unknown_plan_names_the_valid_ones() {
-        let e = plan("nope", PlanOpts::default()).unwrap_err();
+        let e = plan("nope", &PlanOpts::default()).unwrap_err();
         assert!(
-            e.0.contains("decided-late, bridge-promise-crash"),
+            e.0.contains("decided-late, accepts-lossy, bridge-accept-lost, bridge-promise-crash"),
             "{}",
             e.0
         );

@@ -26,6 +26,13 @@
 //! node: seed 002 explains that appointing a new leader is itself a consensus problem and
 //! failing over without solving it gives split-brain. So while the coordinator is down or
 //! cut off, no proposal anywhere terminates; once it is back, the waiting ones do.
+//!
+//! **Mutant** `failover` (seed 002, "How do we fix this?"): a node whose `tryInitialize`
+//! goes unanswered [`FAILOVER_AFTER`] times suspects the coordinator and re-elects by the
+//! same bully rule among the nodes it does not suspect; it trusts a suspect again as soon
+//! as it hears from it. Nothing makes the nodes agree on the new leader, so a partition or
+//! a long pause of the coordinator gives two coordinators, each deciding on its own side:
+//! split brain, two values for one instance.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -39,6 +46,10 @@ use proto::Report;
 use serde::{Deserialize, Serialize};
 
 const PARAMS: &[&str] = &["retry_ms", "retry_ms_max"];
+
+/// Unanswered `tryInitialize` sends after which the `failover` mutant suspects the
+/// coordinator.
+pub const FAILOVER_AFTER: u32 = 2;
 
 /// The bully algorithm: the largest id, comparing numeric suffixes as numbers.
 pub fn bully(node_ids: &[NodeId]) -> NodeId {
@@ -132,10 +143,18 @@ struct Waiting {
     value: u64,
     reqs: Vec<ClientReq>,
     retry_ms: u64,
+    /// Sends to the current coordinator so far (for the `failover` mutant).
+    sent: u32,
 }
 
 /// A coordinator-based write-once node.
 pub struct Coordinator {
+    me: NodeId,
+    node_ids: Vec<NodeId>,
+    /// The `failover` mutant: re-elect on a timeout.
+    failover: bool,
+    /// Nodes this one believes dead (only the `failover` mutant suspects anyone).
+    suspected: BTreeSet<NodeId>,
     coordinator: NodeId,
     is_coordinator: bool,
     retry_ms: u64,
@@ -209,6 +228,40 @@ impl Coordinator {
         ctx.set_timer(Timer::Retry { key }, self.retry_ms);
     }
 
+    /// Re-runs the bully rule among the nodes not suspected.
+    fn elect(&mut self) {
+        let alive: Vec<NodeId> = self
+            .node_ids
+            .iter()
+            .filter(|n| !self.suspected.contains(*n))
+            .cloned()
+            .collect();
+        self.coordinator = bully(&alive);
+        self.is_coordinator = self.coordinator == self.me;
+    }
+
+    /// The `failover` mutant gave up on the coordinator for `key`: suspect it, elect
+    /// another, and either decide here or forward to the new one.
+    fn fail_over(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let old = self.coordinator.clone();
+        self.suspected.insert(old);
+        self.elect();
+        for w in self.waiting.values_mut() {
+            w.sent = 0;
+            w.retry_ms = self.retry_ms;
+        }
+        let Some(w) = self.waiting.get_mut(&key) else {
+            return;
+        };
+        w.sent = 1;
+        let value = w.value;
+        if self.is_coordinator {
+            self.try_initialize(key, value, ctx);
+        } else {
+            self.forward(key, value, ctx);
+        }
+    }
+
     fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {
         if let Some(d) = self.decided(key) {
             ctx.reply(&req, propose_ok(d));
@@ -229,6 +282,7 @@ impl Coordinator {
             value,
             reqs: vec![req],
             retry_ms: self.retry_ms,
+            sent: 1,
         };
         self.waiting.insert(key, w);
         self.forward(key, value, ctx);
@@ -240,6 +294,8 @@ impl Algorithm for Coordinator {
     type Timer = Timer;
     type Record = Record;
 
+    const BUGS: &'static [&'static str] = &["failover"];
+
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
         check_params(config, PARAMS)?;
@@ -250,6 +306,10 @@ impl Algorithm for Coordinator {
         }
         let coordinator = bully(&config.node_ids);
         Ok(Coordinator {
+            me: config.id.clone(),
+            node_ids: config.node_ids.clone(),
+            failover: config.has_bug("failover"),
+            suspected: BTreeSet::new(),
             is_coordinator: coordinator == config.id,
             coordinator,
             retry_ms,
@@ -299,6 +359,7 @@ impl Algorithm for Coordinator {
                         value,
                         reqs: Vec::new(),
                         retry_ms: self.retry_ms,
+                        sent: 1,
                     },
                 );
                 self.forward(key, value, ctx);
@@ -307,6 +368,10 @@ impl Algorithm for Coordinator {
     }
 
     fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+        if self.suspected.remove(&from) {
+            // It is alive after all: the bully rule may pick it again.
+            self.elect();
+        }
         match msg {
             Msg::TryInitialize { key, value } if self.is_coordinator => {
                 let d = self.try_initialize(key, value, ctx);
@@ -361,9 +426,14 @@ impl Algorithm for Coordinator {
     fn on_timer(&mut self, timer: Timer, ctx: &mut Ctx<Self>) {
         match timer {
             Timer::Retry { key } => {
+                let failover = self.failover;
                 let Some(w) = self.waiting.get_mut(&key) else {
                     return;
                 };
+                if failover && w.sent >= FAILOVER_AFTER {
+                    return self.fail_over(key, ctx);
+                }
+                w.sent += 1;
                 let to = self.coordinator.clone();
                 ctx.send(
                     &to,

@@ -58,6 +58,28 @@
 //!   independently.
 //! - `no-backoff`: liveness only — retry at once (`backoff=none`); proposers duel longer but
 //!   safety is untouched.
+//! - `ack-before-sync`: the acceptor sends `promise` and `accepted` first and syncs the
+//!   record after, so a kill between the two loses a promise or acceptance that a proposer
+//!   already counted (caught in lockstep, which can kill a node in the middle of a step).
+//! - `no-promise-check`: the acceptor accepts whatever ballot an `accept` carries without
+//!   comparing it to its promise, so a stale proposer overwrites a chosen value.
+//! - `ballot-no-node-id`: ballots are a round counter only (the node part is blank), so two
+//!   proposers that pick the same round share a ballot and each counts the other's
+//!   promises and acceptances as its own.
+//! - `first-accepted-value`: phase 2 adopts the accepted value of the first promise that
+//!   carries one, not the one with the highest ballot.
+//! - `learn-mixed-ballots`: the proposer counts `accepted` per key, not per ballot, so
+//!   acceptances of its earlier ballots help a later one (with another value) to a quorum.
+//! - `forget-learned`: a decision is kept in memory only; after a restart the node answers
+//!   reads of a key it had answered with `null` until it learns it again.
+//!
+//! **Recovery**: a decision reaches the other nodes only from the proposer that saw the
+//! quorum. If that proposer is crashed for good first, nobody would ever learn it, so a
+//! node asked to `read` an undecided key whose acceptor has accepted a value runs a
+//! recovery ballot for it, unless it is proposing the key itself: phase 1 finds the chosen
+//! value (the highest accepted one in any promise quorum) and phases 2 and 3 spread it.
+//! It waits `(resend_max + 2) * phase_ms` first, so a read during a healthy ballot does
+//! not start a duel with it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -197,6 +219,11 @@ pub enum Timer {
         /// The instance.
         key: u64,
     },
+    /// A read found `key` undecided here: if it still is, run a recovery ballot.
+    Recover {
+        /// The instance.
+        key: u64,
+    },
 }
 
 /// Durable records.
@@ -253,11 +280,38 @@ struct Instance {
     round_max: u64,
 }
 
+/// The mutants switched on, one flag each (see the module docs).
+#[derive(Debug, Clone, Copy, Default)]
+struct Bugs {
+    skip_fsync: bool,
+    forget_accepted: bool,
+    ack_before_sync: bool,
+    no_promise_check: bool,
+    ballot_no_node_id: bool,
+    first_accepted_value: bool,
+    learn_mixed_ballots: bool,
+    forget_learned: bool,
+}
+
+impl Bugs {
+    fn of(config: &Config) -> Bugs {
+        Bugs {
+            skip_fsync: config.has_bug("skip-fsync"),
+            forget_accepted: config.has_bug("forget-accepted"),
+            ack_before_sync: config.has_bug("ack-before-sync"),
+            no_promise_check: config.has_bug("no-promise-check"),
+            ballot_no_node_id: config.has_bug("ballot-no-node-id"),
+            first_accepted_value: config.has_bug("first-accepted-value"),
+            learn_mixed_ballots: config.has_bug("learn-mixed-ballots"),
+            forget_learned: config.has_bug("forget-learned"),
+        }
+    }
+}
+
 /// A Paxos node: proposer, acceptor and learner for every key.
 pub struct Paxos {
     quorum: usize,
-    skip_fsync: bool,
-    forget_accepted: bool,
+    bugs: Bugs,
     backoff: Backoff,
     backoff_base_ms: u64,
     backoff_max_ms: u64,
@@ -266,6 +320,8 @@ pub struct Paxos {
     instances: BTreeMap<u64, Instance>,
     decided: BTreeMap<u64, Decision>,
     announcing: Announcements,
+    /// Keys with a [`Timer::Recover`] pending.
+    recovering: BTreeSet<u64>,
 }
 
 impl Paxos {
@@ -304,6 +360,12 @@ impl Algorithm for Paxos {
         "forget-accepted",
         "small-quorum",
         "no-backoff",
+        "ack-before-sync",
+        "no-promise-check",
+        "ballot-no-node-id",
+        "first-accepted-value",
+        "learn-mixed-ballots",
+        "forget-learned",
     ];
 
     fn new(config: &Config) -> Result<Self, String> {
@@ -331,8 +393,7 @@ impl Algorithm for Paxos {
         }
         Ok(Paxos {
             quorum,
-            skip_fsync: config.has_bug("skip-fsync"),
-            forget_accepted: config.has_bug("forget-accepted"),
+            bugs: Bugs::of(config),
             backoff,
             backoff_base_ms,
             backoff_max_ms,
@@ -341,6 +402,7 @@ impl Algorithm for Paxos {
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
             announcing: Announcements::new(phase_ms, backoff_max_ms.max(phase_ms)),
+            recovering: BTreeSet::new(),
         })
     }
 
@@ -370,7 +432,11 @@ impl Algorithm for Paxos {
                     }
                 }
                 Record::Announced { key } => {
-                    assert!(self.decided.contains_key(&key), "announced after decided");
+                    // The mutant that keeps decisions in memory still logs this one.
+                    assert!(
+                        self.bugs.forget_learned || self.decided.contains_key(&key),
+                        "announced after decided"
+                    );
                     owed.remove(&key);
                 }
                 _ if self.decided.contains_key(&record_key(&record)) => {}
@@ -393,13 +459,17 @@ impl Algorithm for Paxos {
                 Record::Accepted { key, ballot, value } => {
                     let inst = self.instances.entry(key).or_default();
                     let acc = &mut inst.acceptor;
-                    // Paired with on_accept: nothing below the promise is ever accepted.
+                    // Paired with on_accept: nothing below the promise is ever accepted
+                    // (except by the mutant that does not look).
                     assert!(
-                        acc.promised.as_ref().is_none_or(|p| ballot >= *p),
+                        self.bugs.no_promise_check
+                            || acc.promised.as_ref().is_none_or(|p| ballot >= *p),
                         "accepts rise"
                     );
                     inst.round_max = inst.round_max.max(ballot.round);
-                    acc.promised = Some(ballot.clone());
+                    if acc.promised.as_ref().is_none_or(|p| ballot > *p) {
+                        acc.promised = Some(ballot.clone());
+                    }
                     acc.accepted = Some(Proposal { ballot, value });
                 }
             }
@@ -409,7 +479,7 @@ impl Algorithm for Paxos {
         }
         // A proposer killed mid-instance finishes it, so the instance terminates after heal
         // even though the client that asked is gone.
-        let me = ctx.id().clone();
+        let me = self.ballot_node(ctx);
         for (key, value) in proposing {
             let Some(inst) = self.instances.get_mut(&key) else {
                 continue;
@@ -425,6 +495,7 @@ impl Algorithm for Paxos {
                 phase,
                 started: 0,
                 pending: Vec::new(),
+                acked: BTreeSet::new(),
             });
             let delay = self.backoff_ms(1, ctx.rng());
             ctx.set_timer(Timer::Proposer { key }, delay);
@@ -481,6 +552,7 @@ impl Algorithm for Paxos {
                 let value = self.decided(key);
                 if value.is_none() {
                     ctx.broadcast(Msg::Learn { key });
+                    self.arm_recovery(key, ctx);
                 }
                 ctx.reply(&req, ClientReply::ReadOk { value });
             }
@@ -492,6 +564,10 @@ impl Algorithm for Paxos {
         match timer {
             Timer::Proposer { key } => self.on_proposer_timer(key, ctx),
             Timer::Announce { key } => self.on_announce_timer(key, ctx),
+            Timer::Recover { key } => {
+                self.recovering.remove(&key);
+                self.recover(key, ctx);
+            }
         }
     }
 }

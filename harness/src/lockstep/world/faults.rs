@@ -1,6 +1,8 @@
 //! Faults in the lockstep world: schedule events and triggers, the link table's
 //! network actions and held messages, and the process lifecycle (kill, crash, restart,
-//! pause, resume). Everything happens between steps.
+//! pause, resume). Everything happens between steps, except a kill that a node's own
+//! output triggers: it lands right after that line, in the middle of the step (see
+//! `World::step`).
 
 use std::time::{Duration, Instant};
 
@@ -177,7 +179,16 @@ impl World {
         }
     }
 
-    /// SIGKILLs node `i` at a step boundary and forgets its pending events.
+    /// Whether a kill or crash of node `i` waits among the deferred process actions (its
+    /// step's own output fired it).
+    pub(super) fn kill_pending(&self, i: usize) -> bool {
+        let id = &self.nodes[i].id;
+        self.deferred.iter().any(|(_, a)| {
+            matches!(a, ProcessAction::Kill { node } | ProcessAction::Crash { node } if node == id)
+        })
+    }
+
+    /// SIGKILLs node `i` and forgets its pending events.
     pub(super) fn kill(&mut self, i: usize) {
         let id = self.nodes[i].id.clone();
         self.sup.kill(&id);

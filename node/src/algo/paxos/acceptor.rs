@@ -1,5 +1,6 @@
 //! The acceptor: promises and acceptances, each synced before the reply leaves (the
-//! `skip-fsync` mutant leaves promises unsynced).
+//! `skip-fsync` mutant leaves promises unsynced, `ack-before-sync` answers first and syncs
+//! after, `no-promise-check` accepts below its promise).
 
 use super::{Msg, Paxos, Proposal, Record};
 use crate::algo::Ctx;
@@ -29,24 +30,24 @@ impl Paxos {
             );
             return;
         }
+        let promise = Msg::Promise {
+            key,
+            ballot: ballot.clone(),
+            accepted: acc.accepted.clone(),
+        };
+        if self.bugs.ack_before_sync {
+            ctx.send(from, promise.clone());
+        }
         if acc.promised.as_ref() != Some(&ballot) {
             acc.promised = Some(ballot.clone());
-            ctx.persist(Record::Promised {
-                key,
-                ballot: ballot.clone(),
-            });
-            if !self.skip_fsync {
+            ctx.persist(Record::Promised { key, ballot });
+            if !self.bugs.skip_fsync {
                 ctx.sync();
             }
         }
-        ctx.send(
-            from,
-            Msg::Promise {
-                key,
-                ballot,
-                accepted: acc.accepted.clone(),
-            },
-        );
+        if !self.bugs.ack_before_sync {
+            ctx.send(from, promise);
+        }
     }
 
     pub(super) fn on_accept(
@@ -60,7 +61,8 @@ impl Paxos {
         let inst = self.instances.entry(key).or_default();
         inst.round_max = inst.round_max.max(ballot.round);
         let acc = &mut inst.acceptor;
-        if let Some(promised) = acc.promised.as_ref().filter(|p| ballot < **p) {
+        let refused = acc.promised.as_ref().filter(|p| ballot < **p);
+        if let Some(promised) = refused.filter(|_| !self.bugs.no_promise_check) {
             ctx.send(
                 from,
                 Msg::Nack {
@@ -71,8 +73,17 @@ impl Paxos {
             );
             return;
         }
+        let accepted = Msg::Accepted {
+            key,
+            ballot: ballot.clone(),
+        };
+        if self.bugs.ack_before_sync {
+            ctx.send(from, accepted.clone());
+        }
         if acc.accepted.as_ref().map(|a| &a.ballot) != Some(&ballot) {
-            acc.promised = Some(ballot.clone());
+            if acc.promised.as_ref().is_none_or(|p| ballot > *p) {
+                acc.promised = Some(ballot.clone());
+            }
             acc.accepted = Some(Proposal {
                 ballot: ballot.clone(),
                 value,
@@ -83,12 +94,10 @@ impl Paxos {
                 value,
             });
             ctx.sync();
-            ctx.report(Report::Accepted {
-                key,
-                ballot: ballot.clone(),
-                value,
-            });
+            ctx.report(Report::Accepted { key, ballot, value });
         }
-        ctx.send(from, Msg::Accepted { key, ballot });
+        if !self.bugs.ack_before_sync {
+            ctx.send(from, accepted);
+        }
     }
 }

@@ -1,5 +1,6 @@
 //! The learner: a decision is synced, reported and answered, and the node whose proposer
-//! saw the quorum repeats it to every node until each acknowledges.
+//! saw the quorum repeats it to every node until each acknowledges (the `forget-learned`
+//! mutant keeps decisions in memory only).
 
 use super::{Msg, Paxos, Record, Timer};
 use crate::algo::Ctx;
@@ -31,13 +32,15 @@ impl Paxos {
         );
         let inst = self.instances.remove(&key).unwrap_or_default();
         let rounds = inst.proposer.as_ref().map(|p| p.started).filter(|r| *r > 0);
-        ctx.persist(Record::Decided {
-            key,
-            value,
-            ballot: ballot.clone(),
-            announce,
-        });
-        ctx.sync();
+        if !self.bugs.forget_learned {
+            ctx.persist(Record::Decided {
+                key,
+                value,
+                ballot: ballot.clone(),
+                announce,
+            });
+            ctx.sync();
+        }
         ctx.cancel_timer(Timer::Proposer { key });
         ctx.report(Report::Decided { key, value, rounds });
         let rounds = rounds.unwrap_or(0);

@@ -1,5 +1,9 @@
-//! The proposer: ballots, the two phases, retransmission and randomized backoff (the
-//! `forget-accepted` mutant ignores what the promises report).
+//! The proposer: ballots, the two phases, retransmission and randomized backoff, and the
+//! recovery ballot a node runs for a key it accepted whose decision never reached it.
+//! Mutants here: `forget-accepted` ignores what the promises report,
+//! `first-accepted-value` adopts the first reported value instead of the highest-ballot
+//! one, `ballot-no-node-id` leaves the node out of its ballots, and `learn-mixed-ballots`
+//! counts acceptances of any of its ballots toward the current one.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -14,6 +18,9 @@ use rand::Rng;
 pub(super) enum Phase {
     Prepare {
         promises: BTreeMap<NodeId, Option<Proposal>>,
+        /// The accepted proposal of the first promise that carried one (what the
+        /// `first-accepted-value` mutant adopts).
+        first: Option<Proposal>,
         resends: u32,
     },
     Accept {
@@ -34,6 +41,9 @@ pub(super) struct Proposer {
     /// Ballots started so far: the rounds this proposer needed.
     pub(super) started: u32,
     pub(super) pending: Vec<ClientReq>,
+    /// `learn-mixed-ballots` only: every acceptor that accepted any of this proposer's
+    /// ballots, never reset.
+    pub(super) acked: BTreeSet<NodeId>,
 }
 
 impl Paxos {
@@ -53,7 +63,17 @@ impl Paxos {
         }
     }
 
+    /// The node part of this node's ballots: its id, or nothing for `ballot-no-node-id`.
+    pub(super) fn ballot_node(&self, ctx: &Ctx<Self>) -> NodeId {
+        if self.bugs.ballot_no_node_id {
+            NodeId::new()
+        } else {
+            ctx.id().clone()
+        }
+    }
+
     pub(super) fn start_ballot(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let node = self.ballot_node(ctx);
         let inst = self
             .instances
             .get_mut(&key)
@@ -65,12 +85,13 @@ impl Paxos {
         inst.round_max += 1;
         let ballot = Ballot {
             round: inst.round_max,
-            node: ctx.id().clone(),
+            node,
         };
         p.ballot = ballot.clone();
         p.started += 1;
         p.phase = Phase::Prepare {
             promises: BTreeMap::new(),
+            first: None,
             resends: 0,
         };
         ctx.persist(Record::Ballot {
@@ -116,22 +137,57 @@ impl Paxos {
             Some(p) => {
                 wait_or_refuse(&mut p.pending, req, key, ctx);
             }
-            None => {
-                let ballot = Ballot {
-                    round: 0,
-                    node: ctx.id().clone(),
-                };
-                let phase = Phase::Backoff;
-                inst.proposer = Some(Proposer {
-                    value,
-                    ballot,
-                    phase,
-                    started: 0,
-                    pending: vec![req],
-                });
-                self.start_ballot(key, ctx);
-            }
+            None => self.new_proposer(key, value, vec![req], ctx),
         }
+    }
+
+    /// Starts proposing `value` for `key` (which has no proposer here yet) at once.
+    fn new_proposer(&mut self, key: u64, value: u64, pending: Vec<ClientReq>, ctx: &mut Ctx<Self>) {
+        let ballot = Ballot {
+            round: 0,
+            node: self.ballot_node(ctx),
+        };
+        let inst = self.instances.entry(key).or_default();
+        assert!(inst.proposer.is_none(), "one proposer per key and node");
+        inst.proposer = Some(Proposer {
+            value,
+            ballot,
+            phase: Phase::Backoff,
+            started: 0,
+            pending,
+            acked: BTreeSet::new(),
+        });
+        self.start_ballot(key, ctx);
+    }
+
+    /// A client read undecided `key` here: recover it after a while, unless already armed.
+    pub(super) fn arm_recovery(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let accepted = self
+            .instances
+            .get(&key)
+            .is_some_and(|i| i.proposer.is_none() && i.acceptor.accepted.is_some());
+        if accepted && self.recovering.insert(key) {
+            let after_ms = self.phase_ms.saturating_mul(u64::from(self.resend_max) + 2);
+            ctx.set_timer(Timer::Recover { key }, after_ms);
+        }
+    }
+
+    /// Someone asked about undecided `key`: if this node's acceptor accepted a value for it
+    /// and no proposer here is working on it, run a ballot for that value. Its phase 1
+    /// adopts the chosen value if there is one, so this only finishes what was started:
+    /// the decision reaches everyone even when the proposer that saw the quorum is gone.
+    pub(super) fn recover(&mut self, key: u64, ctx: &mut Ctx<Self>) {
+        let Some(inst) = self.instances.get(&key) else {
+            return;
+        };
+        if inst.proposer.is_some() || self.decided.contains_key(&key) {
+            return;
+        }
+        let Some(accepted) = inst.acceptor.accepted.as_ref() else {
+            return;
+        };
+        let value = accepted.value;
+        self.new_proposer(key, value, Vec::new(), ctx);
     }
 
     pub(super) fn on_promise(
@@ -151,24 +207,39 @@ impl Paxos {
         let Some(p) = inst.proposer.as_mut().filter(|p| p.ballot == ballot) else {
             return;
         };
-        let Phase::Prepare { promises, .. } = &mut p.phase else {
+        let Phase::Prepare {
+            promises, first, ..
+        } = &mut p.phase
+        else {
             return;
         };
+        if first.is_none() {
+            first.clone_from(&accepted);
+        }
         promises.insert(from, accepted);
         if promises.len() < self.quorum {
             return;
         }
-        let adopted = promises
-            .values()
-            .flatten()
-            .max_by(|a, b| a.ballot.cmp(&b.ballot));
+        let adopted = if self.bugs.first_accepted_value {
+            first.as_ref()
+        } else {
+            promises
+                .values()
+                .flatten()
+                .max_by(|a, b| a.ballot.cmp(&b.ballot))
+        };
         let value = match adopted {
-            Some(prior) if !self.forget_accepted => prior.value,
+            Some(prior) if !self.bugs.forget_accepted => prior.value,
             _ => p.value,
+        };
+        // The mutant's count carries over from its earlier ballots.
+        let accepted = match self.bugs.learn_mixed_ballots {
+            true => p.acked.clone(),
+            false => BTreeSet::new(),
         };
         p.phase = Phase::Accept {
             value,
-            accepted: BTreeSet::new(),
+            accepted,
             resends: 0,
         };
         ctx.send_all(Msg::Accept { key, ballot, value });
@@ -189,7 +260,11 @@ impl Paxos {
         else {
             return;
         };
-        if p.ballot != ballot {
+        let mixed = self.bugs.learn_mixed_ballots;
+        if mixed && ballot.node == p.ballot.node && ballot.round <= p.ballot.round {
+            p.acked.insert(from.clone());
+        }
+        if p.ballot != ballot && !mixed {
             return;
         }
         let Phase::Accept {
@@ -200,7 +275,7 @@ impl Paxos {
         };
         accepted.insert(from);
         if accepted.len() >= self.quorum {
-            let value = *value;
+            let (value, ballot) = (*value, p.ballot.clone());
             self.decide(key, value, ballot, true, ctx);
         }
     }
@@ -235,7 +310,9 @@ impl Paxos {
         let ballot = p.ballot.clone();
         let all = ctx.node_ids().to_vec();
         match &mut p.phase {
-            Phase::Prepare { promises, resends } if *resends < self.resend_max => {
+            Phase::Prepare {
+                promises, resends, ..
+            } if *resends < self.resend_max => {
                 *resends += 1;
                 for n in all.iter().filter(|n| !promises.contains_key(*n)) {
                     ctx.send(
