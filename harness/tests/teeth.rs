@@ -321,10 +321,9 @@ fn coordinator_failover_splits_the_brain() {
     assert_caught("coordinator failover", &flags, "agreement", 5);
 }
 
-/// Needs the per-node stable-reads rule of the consensus checker: a node that answered a
-/// value and, after a kill and restart (no amnesia), answers null.
+/// The stable-reads checker's teeth: a node that answered a value and, after a kill and
+/// restart (no amnesia), answers null.
 #[test]
-#[ignore = "needs the stable-reads checker rule"]
 fn paxos_forget_learned_reads_null_after_a_restart() {
     let flags = [
         "--algorithm",
