@@ -194,7 +194,7 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
         "--instances",
         "20",
         "--seed",
-        "5",
+        "7",
     ];
     let all = [
         FaultKind::Partition,

@@ -98,6 +98,9 @@ pub struct InFlight {
     pub msg_id: u64,
     /// The node it went to.
     pub node: String,
+    /// The Jepsen process that invoked it: its completion is that process's, even if
+    /// the client moved on to a fresh process meanwhile (the final phase starts one).
+    pub process: u64,
     /// The op.
     pub op: ClientOp,
     /// For a final read: retries left if it returns null.

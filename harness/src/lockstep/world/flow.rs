@@ -98,6 +98,7 @@ impl World {
         self.clients[client].inflight = Some(InFlight {
             msg_id,
             node,
+            process,
             op,
             retries_left,
         });
@@ -109,7 +110,7 @@ impl World {
         let Some(done) = self.clients[client].inflight.take() else {
             return Ok(());
         };
-        let process = self.clients[client].process;
+        let process = done.process;
         let (retire, fault) = record_completion(
             &mut self.history,
             now * 1_000,
@@ -121,7 +122,8 @@ impl World {
         if let Some(what) = fault {
             self.fault(&done.node, what);
         }
-        if retire {
+        // A client already moved to a fresh process need not retire it again.
+        if retire && self.clients[client].process == process {
             self.clients[client].process = self.next_process;
             self.next_process += 1;
         }
