@@ -109,7 +109,7 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<u8> {
             )
             .map_err(|e| UsageError(format!("{e:#}")))?,
         };
-        worst = worse(worst, code);
+        worst = lincheck::cmd::worse(worst, code);
     }
     Ok(worst as u8)
 }
@@ -150,22 +150,6 @@ fn check_run_history(
         )?;
     }
     Ok(i32::from(judged.verdict.exit_code()))
-}
-
-/// The worse of two exit codes: an error outranks invalid (1), which outranks unknown
-/// (2), which outranks valid (0).
-fn worse(a: i32, b: i32) -> i32 {
-    let rank = |c: i32| match c {
-        0 => 0,
-        2 => 1,
-        1 => 2,
-        _ => 3,
-    };
-    if rank(b) > rank(a) {
-        b
-    } else {
-        a
-    }
 }
 
 /// Runs the checker benchmark (or one --family) and prints its table.

@@ -126,7 +126,7 @@ pub fn check_files(
 }
 
 /// An error outranks invalid (1), which outranks unknown (2), which outranks valid (0).
-fn worse(a: i32, b: i32) -> i32 {
+pub fn worse(a: i32, b: i32) -> i32 {
     let rank = |c| match c {
         EXIT_ERROR => 3,
         1 => 2,
