@@ -104,8 +104,12 @@ impl SpanBook {
                 }
                 nodes
             };
+            // A node killed again before it came back has been down since the first
+            // kill: the span keeps its start (ops lost in the first down time stay
+            // forgiven).
+            let start = self.open.get(&key).map_or(now_ns, |o| o.span.start);
             let span = FaultSpan {
-                start: now_ns,
+                start,
                 end: None,
                 what,
                 kind: kind.to_string(),
@@ -306,5 +310,24 @@ mod tests {
         assert!(!spans[0].downs("n2", 0, 39));
         assert_eq!(book.node_back("n2", 70), None, "no event to confirm");
         assert_eq!(book.spans()[0].end, Some(70));
+    }
+
+    #[test]
+    fn a_node_killed_again_before_it_came_back_is_down_since_the_first_kill() {
+        let mut book = SpanBook::default();
+        book.track(1, &Action::Kill { node: "n2".into() }, 7_070);
+        book.track(
+            2,
+            &Action::Restart {
+                node: "n2".into(),
+                amnesia: false,
+            },
+            7_500,
+        );
+        book.track(3, &Action::Kill { node: "n2".into() }, 8_970);
+        assert!(book.node_back("n2", 9_400).is_some());
+        let spans = book.spans();
+        assert_eq!(spans.len(), 1);
+        assert_eq!((spans[0].start, spans[0].end), (7_070, Some(9_400)));
     }
 }
