@@ -1,6 +1,7 @@
 //! Checks files and prints verdict, states and time, for quick measurements.
 //!
-//! `cargo run --release -p lincheck --example probe -- [--threads N] [--no-greedy] [--no-memo] [--no-dedup] [--minimize] [--all] [--per-key] FILE...`
+//! `cargo run --release -p lincheck --example probe -- [--threads N] [--no-greedy] [--no-memo] [--no-dedup] [--minimize] [--all] [--per-key] [--repeat N] FILE...`
+//! (`--repeat N` checks each file N times and prints the median time)
 
 use lincheck::{check, cmd, CheckOptions};
 
@@ -13,6 +14,7 @@ fn main() -> anyhow::Result<()> {
     };
     let mut files = Vec::new();
     let mut per_key = false;
+    let mut repeat = 1usize;
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
@@ -23,6 +25,7 @@ fn main() -> anyhow::Result<()> {
             "--minimize" => opts.minimize = true,
             "--all" => opts.all_partitions = true,
             "--per-key" => per_key = true,
+            "--repeat" => repeat = args.next().unwrap_or_default().parse()?,
             _ => files.push(std::path::PathBuf::from(a)),
         }
     }
@@ -47,7 +50,15 @@ fn main() -> anyhow::Result<()> {
                 );
             }
         }
-        let o = check(&h, model, &opts)?;
+        let mut times = Vec::with_capacity(repeat);
+        let mut o = check(&h, model, &opts)?;
+        times.push(o.stats.elapsed_us);
+        for _ in 1..repeat.max(1) {
+            o = check(&h, model, &opts)?;
+            times.push(o.stats.elapsed_us);
+        }
+        times.sort_unstable();
+        o.stats.elapsed_us = times[times.len() / 2];
         println!(
             "{}\t{}\tstates={}\tms={:.3}\tmemo_peak={}\tevict={}",
             f.display(),

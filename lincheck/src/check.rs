@@ -5,7 +5,8 @@
 //! history invalid even if others ran out of budget; otherwise one unfinished
 //! partition makes the verdict `Unknown`.
 
-use std::collections::BTreeMap;
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::explain::{Explanation, OpRef, Partial, PartitionFailure, PartitionPro
 use crate::history::{History, Outcome as OpOutcome, Value};
 use crate::model::{KvStrings, Model, ModelError, ModelKind, Register, WriteOnce};
 use crate::search::budget::{Budget, UnknownReason};
+use crate::search::memo::FxHasher;
 use crate::search::prepare::Prepared;
 use crate::search::{End, Pruning};
 
@@ -173,16 +175,24 @@ fn single_key(history: &History, model: ModelKind) -> Result<(), ModelError> {
     }
 }
 
-/// History indices per key, `fail` ops left out.
-fn partitions(history: &History, per_key: bool) -> BTreeMap<Value, Vec<usize>> {
-    let mut parts: BTreeMap<Value, Vec<usize>> = BTreeMap::new();
+/// History indices per key, sorted by key, `fail` ops left out. Keys are borrowed from
+/// the history (no per-op clone) and found through a hash index.
+fn partitions(history: &History, per_key: bool) -> Vec<(&Value, Vec<usize>)> {
+    const NIL: &Value = &Value::Nil;
+    let mut index: HashMap<&Value, usize, BuildHasherDefault<FxHasher>> = HashMap::default();
+    let mut parts: Vec<(&Value, Vec<usize>)> = Vec::new();
     for (i, op) in history.ops.iter().enumerate() {
         if op.outcome == OpOutcome::Fail {
             continue;
         }
-        let key = if per_key { op.key.clone() } else { Value::Nil };
-        parts.entry(key).or_default().push(i);
+        let key = if per_key { &op.key } else { NIL };
+        let at = *index.entry(key).or_insert_with(|| {
+            parts.push((key, Vec::new()));
+            parts.len() - 1
+        });
+        parts[at].1.push(i);
     }
+    parts.sort_unstable_by(|a, b| a.0.cmp(b.0));
     parts
 }
 
@@ -194,9 +204,9 @@ fn run<M: Model, F: Fn() -> M>(
 ) -> Result<Outcome, ModelError> {
     let started = Instant::now();
     let parts = partitions(history, kind.per_key());
-    let keys: Vec<Value> = parts.keys().cloned().collect();
+    let keys: Vec<Value> = parts.iter().map(|&(k, _)| k.clone()).collect();
     let mut prepared = Vec::with_capacity(parts.len());
-    for indices in parts.values() {
+    for (_, indices) in &parts {
         let ops = indices.iter().map(|&i| (i, &history.ops[i]));
         prepared.push(Mutex::new(Prepared::new(make(), ops)?));
     }
@@ -276,7 +286,7 @@ fn run<M: Model, F: Fn() -> M>(
                 memo_bytes_max: opts.memo_bytes_max,
                 pruning: opts.pruning,
             };
-            let indices = &parts[&keys[i]];
+            let indices = &parts[i].1;
             shrink::window(&make, history, &keys[i], indices, limits)
         });
         Verdict::Invalid {

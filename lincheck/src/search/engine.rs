@@ -56,9 +56,12 @@ impl Lists {
     fn new(ret: &[u64], monotone: &[bool]) -> Self {
         let n = ret.len() as u32;
         let (mnext, mprev) = chain(n, (0..n).filter(|&i| !monotone[i as usize]));
-        let mut by_ret: Vec<u32> = (0..n).filter(|&i| ret[i as usize] != NEVER).collect();
-        by_ret.sort_by_key(|&i| (ret[i as usize], i));
-        let (rnext, rprev) = chain(n, by_ret.into_iter());
+        let mut by_ret: Vec<(u64, u32)> = (0..n)
+            .filter(|&i| ret[i as usize] != NEVER)
+            .map(|i| (ret[i as usize], i))
+            .collect();
+        by_ret.sort_unstable();
+        let (rnext, rprev) = chain(n, by_ret.into_iter().map(|(_, i)| i));
         let (cnext, cprev) = chain(n, 0..n);
         Lists {
             cnext,

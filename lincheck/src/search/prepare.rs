@@ -7,8 +7,9 @@
 //!   never happen and never changes anything constrains nothing.
 //!
 //! Times are replaced by their ranks among the partition's distinct times (same order,
-//! same ties), so no input time can collide with the internal `NEVER` marker: a
-//! completion at `u64::MAX` is an ordinary time. The model first sees every op at
+//! same ties) when some time reaches the internal markers (`NEVER - 1` and up), so no
+//! input time can collide with them: a completion at `u64::MAX` is an ordinary time.
+//! Partitions whose times are all below keep them as they are (same order, same ties). The model first sees every op at
 //! once ([`Model::prepare`]) to learn which values are observed.
 //!
 //! Optional ops with identical converted form (same input, unknown output) are chained
@@ -75,16 +76,32 @@ impl<M: Model> Prepared<M> {
             .filter(|(_, op)| op.outcome != Outcome::Fail)
             .collect();
         model.prepare(&ops.iter().map(|&(_, op)| op).collect::<Vec<_>>());
-        // Ranks of the distinct times: at most 2 * ops < NEVER.
-        let mut times: Vec<u64> = ops
+        // Ranks of the distinct times: at most 2 * ops < NEVER. Only needed when some
+        // time could reach the internal markers (`NEVER - 1` and up); otherwise the
+        // times themselves have the same order and ties.
+        let near_never = ops
             .iter()
-            .flat_map(|(_, op)| [Some(op.call), op.ret])
-            .flatten()
-            .collect();
-        times.sort_unstable();
-        times.dedup();
-        let rank = |t: u64| times.binary_search(&t).expect("every time was collected") as u64;
-        let mut rows = Vec::new();
+            .any(|(_, op)| op.call >= NEVER - 1 || op.ret.is_some_and(|t| t >= NEVER - 1));
+        let times: Vec<u64> = if near_never {
+            let mut times: Vec<u64> = ops
+                .iter()
+                .flat_map(|(_, op)| [Some(op.call), op.ret])
+                .flatten()
+                .collect();
+            times.sort_unstable();
+            times.dedup();
+            times
+        } else {
+            Vec::new()
+        };
+        let rank = |t: u64| {
+            if near_never {
+                times.binary_search(&t).expect("every time was collected") as u64
+            } else {
+                t
+            }
+        };
+        let mut rows = Vec::with_capacity(ops.len());
         for (origin, op) in ops {
             let converted = model.convert(op)?;
             let read_only = model.read_only(&converted);

@@ -5,10 +5,11 @@ use lincheck::{
     check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, UnknownReason, Value, Verdict,
 };
 
-/// `appenders` crashed appends of distinct tokens and a crashed put, all concurrent and
-/// never returning, then a get of a string no order of them spells: invalid, but only
-/// after trying every subset and order of the appends (a pending put keeps any state
-/// from being written off as dead).
+/// `appenders` crashed appends of `"a"`, `"aa"`, ... (`appenders` a's) and a crashed
+/// put, all concurrent and never returning, then a get of `appenders` a's and a `b`:
+/// invalid (nothing appends a `b`), but only after trying every order of every set of
+/// appends that still spells a run of a's, since each of them is a prefix of the
+/// value read (so not one of them is dead, nor merged as a string no get reads).
 fn crashed_appenders(appenders: u64) -> History {
     let mut ops = Vec::new();
     let crashed = |process: u64, input: Input| Op {
@@ -29,7 +30,7 @@ fn crashed_appenders(appenders: u64) -> History {
         ops.push(crashed(
             v,
             Input::Append {
-                value: Value::Str(format!("t{v},")),
+                value: Value::Str("a".repeat(v as usize)),
             },
         ));
     }
@@ -37,7 +38,7 @@ fn crashed_appenders(appenders: u64) -> History {
         process: appenders + 1,
         key: Value::Nil,
         input: Input::Read,
-        outcome: OpOutcome::Ok(Value::Str("never".into())),
+        outcome: OpOutcome::Ok(Value::Str(format!("{}b", "a".repeat(appenders as usize)))),
         call: appenders + 1,
         ret: Some(appenders + 2),
     });

@@ -261,3 +261,58 @@ fn tempdir(what: &str) -> PathBuf {
     std::fs::create_dir_all(&dir).expect("creates");
     dir
 }
+
+/// `n` crashed appends nobody reads and a crashed put of "p", then three concurrent
+/// appends and a get of "p" followed by them (or, with `bad`, a get no order explains).
+fn crashed_put_ahead_of_appends(n: u64, bad: bool) -> History {
+    let s = |v: &str| Value::Str(v.to_string());
+    let append = |v: &str| Input::Append { value: s(v) };
+    let mut ops: Vec<Op> = (0..n)
+        .map(|i| op(i, append(&format!("z{i};")), OpOutcome::Info, i, None))
+        .collect();
+    let t = n;
+    ops.push(op(
+        n,
+        Input::Write { value: s("p") },
+        OpOutcome::Info,
+        t,
+        None,
+    ));
+    for (i, v) in ["a;", "b;", "c;"].into_iter().enumerate() {
+        let i = i as u64;
+        ops.push(op(
+            n + 1 + i,
+            append(v),
+            OpOutcome::Ok(Value::Nil),
+            t + 1 + i,
+            Some(t + 10),
+        ));
+    }
+    let read = if bad { "pa;c;a;" } else { "pb;a;c;" };
+    ops.push(op(
+        n + 4,
+        Input::Read,
+        OpOutcome::Ok(s(read)),
+        t + 11,
+        Some(t + 12),
+    ));
+    History { ops }
+}
+
+#[test]
+fn unread_crashed_appends_ahead_of_a_crashed_put_are_one_state() {
+    // Every order of the crashed appends and the three required ones used to be its
+    // own string (2^n orders and subsets) before the put that overwrites them all.
+    let opts = CheckOptions {
+        threads: 1,
+        key_states_max: 20_000,
+        ..CheckOptions::default()
+    };
+    let h = crashed_put_ahead_of_appends(16, false);
+    let o = check(&h, ModelKind::KvStrings, &opts).expect("fits the model");
+    assert_eq!(o.verdict.name(), "valid", "{:?}", o.stats);
+    assert!(o.stats.states < 1_000, "{:?}", o.stats);
+    let h = crashed_put_ahead_of_appends(16, true);
+    let o = check(&h, ModelKind::KvStrings, &opts).expect("fits the model");
+    assert_eq!(o.verdict.name(), "invalid", "{:?}", o.stats);
+}
