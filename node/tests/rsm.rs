@@ -6,9 +6,10 @@
 //! (`w` write_ok, `c` cas_ok, `rV` read_ok V, `eC` error code C, `-` no answer) so the
 //! expected line is exact: the simulator is deterministic.
 
+use node::algo::multi_paxos::{self, MultiPaxos};
 use node::algo::raft::{self, Raft};
 use node::algo::Algorithm;
-use node::sim::{Chaos, Options, Sim};
+use node::sim::{Chaos, Options, Sim, Verdict};
 use proto::ops::{ClientOp, ClientReply};
 
 /// The answers to `requests`, one token each.
@@ -142,4 +143,226 @@ fn raft_committed_logs_agree_under_chaos() {
             "seed {seed}: only {answered} of 60 writes answered"
         );
     }
+}
+
+/// A 3-node raft cluster with a leader that has written 1 to key 1, then the leader cut
+/// off (messages dropped) while the other two elect a new leader and write 2. Returns
+/// the old leader's name.
+fn raft_deposed_leader(sim: &mut Sim<Raft>) -> (String, Vec<u64>) {
+    sim.run_for(2_000);
+    let old = raft_leader(sim).expect("a leader");
+    let mut reqs = vec![sim.client(&old, write(1, 1))];
+    sim.run_for(200);
+    sim.partition(&[old.as_str()], false);
+    sim.run_for(2_000);
+    let new = sim
+        .ids()
+        .iter()
+        .find(|id| **id != old && sim.algo(id).is_some_and(Raft::is_leader))
+        .cloned()
+        .expect("a new leader on the majority side");
+    reqs.push(sim.client(&new, write(1, 2)));
+    sim.run_for(200);
+    (old, reqs)
+}
+
+#[test]
+fn raft_deposed_leader_does_not_answer_reads_from_its_own_state() {
+    let mut sim = raft_sim(3, 3, &[]);
+    let (old, mut reqs) = raft_deposed_leader(&mut sim);
+    reqs.push(sim.client(&old, read(1)));
+    sim.run_for(200);
+    check(&sim, &reqs, "w w -");
+}
+
+#[test]
+fn raft_bug_stale_read_answers_an_overwritten_value() {
+    let mut sim = raft_sim(3, 3, &["stale-read"]);
+    let (old, mut reqs) = raft_deposed_leader(&mut sim);
+    reqs.push(sim.client(&old, read(1)));
+    sim.run_for(200);
+    check(&sim, &reqs, "w w r1");
+}
+
+/// A write committed by the leader and one follower while the third node is cut off
+/// and runs up its term; after the heal the stale node's higher term forces an election.
+fn raft_stale_candidate(bugs: &[&str]) -> (Sim<Raft>, Vec<u64>) {
+    let mut sim = raft_sim(3, 4, bugs);
+    sim.run_for(2_000);
+    let leader = raft_leader(&sim).expect("a leader");
+    let stale = sim.ids().iter().find(|id| **id != leader).cloned().unwrap();
+    sim.partition(&[stale.as_str()], false);
+    let mut reqs = vec![sim.client(&leader, write(7, 70))];
+    sim.run_for(3_000);
+    sim.heal();
+    // The stale node stands first: its term is the highest after the partition.
+    sim.run_for(3_000);
+    let leader = raft_leader(&sim).expect("a leader after the heal");
+    reqs.push(sim.client(&leader, read(7)));
+    sim.run_for(300);
+    (sim, reqs)
+}
+
+#[test]
+fn raft_up_to_date_check_keeps_a_committed_write() {
+    let (sim, reqs) = raft_stale_candidate(&[]);
+    check(&sim, &reqs, "w r70");
+    assert!(raft_committed_agree(&sim));
+}
+
+#[test]
+fn raft_bug_vote_any_log_elects_a_stale_node_that_drops_a_committed_write() {
+    let (sim, reqs) = raft_stale_candidate(&["vote-any-log"]);
+    check(&sim, &reqs, "w e20");
+}
+
+fn paxos_sim(n: usize, seed: u64, bugs: &[&str]) -> Sim<MultiPaxos> {
+    let mut options = Options::default();
+    for b in bugs {
+        options = options.bug(b);
+    }
+    Sim::with_options(n, seed, options).expect("multi-paxos accepts its bugs")
+}
+
+fn paxos_leader(sim: &Sim<MultiPaxos>) -> Option<String> {
+    sim.ids()
+        .iter()
+        .filter(|id| sim.algo(id).is_some_and(MultiPaxos::is_leader))
+        .max_by_key(|id| sim.algo(id).and_then(|a| a.ballot().cloned()))
+        .cloned()
+}
+
+#[test]
+fn multi_paxos_serves_reads_writes_and_cas_through_any_node() {
+    let mut sim = paxos_sim(3, 1, &[]);
+    sim.run_for(2_000);
+    let leader = paxos_leader(&sim).expect("a leader after 2 s");
+    let follower = sim.ids().iter().find(|id| **id != leader).cloned().unwrap();
+    let mut reqs = vec![sim.client(&follower, read(1))];
+    sim.run_for(100);
+    reqs.push(sim.client(&follower, write(1, 10)));
+    sim.run_for(100);
+    reqs.push(sim.client(&leader, cas(1, 9, 11)));
+    sim.run_for(100);
+    reqs.push(sim.client(&leader, cas(1, 10, 11)));
+    sim.run_for(100);
+    reqs.push(sim.client(&follower, read(1)));
+    sim.run_for(100);
+    check(&sim, &reqs, "e20 w e22 c r11");
+}
+
+#[test]
+fn multi_paxos_chosen_slots_agree_under_chaos() {
+    for seed in 0..5 {
+        let mut sim = paxos_sim(5, seed, &[]);
+        let chaos = Chaos::default();
+        for i in 0..60 {
+            let node = format!("n{}", 1 + i % 5);
+            sim.client(&node, write(i % 3, 100 + i));
+            sim.run_random(&chaos, 50);
+        }
+        sim.heal();
+        sim.run_for(2_000);
+        let views: Vec<&std::collections::BTreeMap<u64, node::algo::raft::kv::Command>> = sim
+            .ids()
+            .iter()
+            .filter_map(|id| sim.algo(id))
+            .map(MultiPaxos::chosen)
+            .collect();
+        for a in &views {
+            for b in &views {
+                for (slot, c) in a.iter() {
+                    if let Some(d) = b.get(slot) {
+                        assert_eq!(c, d, "seed {seed}: slot {slot} chose two commands");
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The leader's accepts for slot 0 reach only itself, its accept for slot 1 a majority;
+/// then it crashes: the next leader finds slot 1 accepted and slot 0 empty.
+fn paxos_hole(bugs: &[&str]) -> (Sim<MultiPaxos>, Vec<u64>) {
+    let mut sim = paxos_sim(3, 5, bugs);
+    sim.run_for(2_000);
+    let leader = paxos_leader(&sim).expect("a leader");
+    let l = leader.clone();
+    sim.set_router(move |e, _| match &e.msg {
+        multi_paxos::Msg::Accept { slot: 0, .. } if e.to != l => Verdict::Drop,
+        _ => Verdict::Deliver { after_ms: 1 },
+    });
+    let mut reqs = vec![sim.client(&leader, write(1, 1))];
+    reqs.push(sim.client(&leader, write(2, 2)));
+    sim.run_for(100);
+    sim.crash(&leader);
+    sim.reset_router();
+    sim.run_for(3_000);
+    let next = paxos_leader(&sim).expect("a new leader");
+    reqs.push(sim.client(&next, read(2)));
+    sim.run_for(500);
+    (sim, reqs)
+}
+
+#[test]
+fn multi_paxos_new_leader_fills_a_hole_with_a_noop() {
+    let (sim, reqs) = paxos_hole(&[]);
+    check(&sim, &reqs, "- - r2");
+}
+
+#[test]
+fn multi_paxos_bug_no_hole_fill_stops_applying() {
+    let (sim, reqs) = paxos_hole(&["no-hole-fill"]);
+    check(&sim, &reqs, "- - -");
+}
+
+/// A follower cut off while the leader writes 30 to key 3; after the heal it is asked
+/// to read key 3 and, its ballot the highest, leads.
+fn paxos_isolated_follower(bugs: &[&str]) -> (Sim<MultiPaxos>, Vec<u64>) {
+    let mut sim = paxos_sim(3, 6, bugs);
+    sim.run_for(2_000);
+    let leader = paxos_leader(&sim).expect("a leader");
+    let stale = sim.ids().iter().find(|id| **id != leader).cloned().unwrap();
+    sim.partition(&[stale.as_str()], false);
+    let mut reqs = vec![sim.client(&leader, write(3, 30))];
+    sim.run_for(3_000);
+    sim.heal();
+    sim.run_for(1_000);
+    reqs.push(sim.client(&stale, read(3)));
+    sim.run_for(1_000);
+    (sim, reqs)
+}
+
+#[test]
+fn multi_paxos_phase1_finds_what_was_chosen_behind_a_nodes_back() {
+    let (sim, reqs) = paxos_isolated_follower(&[]);
+    check(&sim, &reqs, "w r30");
+}
+
+#[test]
+fn multi_paxos_bug_skip_phase1_chooses_a_slot_twice() {
+    let (sim, reqs) = paxos_isolated_follower(&["skip-phase1"]);
+    check(&sim, &reqs, "w e20");
+}
+
+#[test]
+fn multi_paxos_bug_leader_local_read_answers_an_overwritten_value() {
+    let mut sim = paxos_sim(3, 7, &["leader-local-read"]);
+    sim.run_for(2_000);
+    let old = paxos_leader(&sim).expect("a leader");
+    let mut reqs = vec![sim.client(&old, write(1, 1))];
+    sim.run_for(200);
+    sim.partition(&[old.as_str()], false);
+    sim.run_for(2_000);
+    let new = sim
+        .ids()
+        .iter()
+        .find(|id| **id != old && sim.algo(id).is_some_and(MultiPaxos::is_leader))
+        .cloned()
+        .expect("a new leader on the majority side");
+    reqs.push(sim.client(&new, write(1, 2)));
+    sim.run_for(200);
+    reqs.push(sim.client(&old, read(1)));
+    sim.run_for(200);
+    check(&sim, &reqs, "w w r1");
 }
