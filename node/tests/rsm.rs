@@ -366,3 +366,145 @@ fn multi_paxos_bug_leader_local_read_answers_an_overwritten_value() {
     sim.run_for(200);
     check(&sim, &reqs, "w w r1");
 }
+
+/// Which messages a Figure 8 phase lets through: `(from, to, msg) -> deliver?`.
+type Rule = Box<dyn Fn(&str, &str, &raft::Msg) -> bool>;
+
+/// Runs until a leader exists among `among`; returns it.
+fn raft_elect(sim: &mut Sim<Raft>, among: &[&str]) -> String {
+    for _ in 0..1_000 {
+        sim.run_for(10);
+        if let Some(l) = among
+            .iter()
+            .find(|id| sim.algo(id).is_some_and(Raft::is_leader))
+        {
+            return l.to_string();
+        }
+    }
+    panic!("no leader among {among:?}");
+}
+
+/// Figure 8 of the Raft paper: an entry of an old term reaches a majority under a later
+/// leader whose own entries (its no-op, for the correct algorithm) do not; a leader that counts replicas of that
+/// old entry commits it, and a later leader whose log ends in a higher term overwrites
+/// it. Returns the contested index (X's), what the leader of the third phase committed
+/// (its commit index, the term of its entry there), and the term of the entry there in
+/// the final leader's committed log.
+fn raft_figure8(bugs: &[&str]) -> (u64, (u64, u64), Option<u64>) {
+    let mut sim = raft_sim(5, 8, bugs);
+    let rule: std::rc::Rc<std::cell::RefCell<Rule>> =
+        std::rc::Rc::new(std::cell::RefCell::new(Box::new(|_, _, _| true)));
+    let r = rule.clone();
+    sim.set_router(move |e, _| {
+        if (r.borrow())(&e.from, &e.to, &e.msg) {
+            Verdict::Deliver { after_ms: 1 }
+        } else {
+            Verdict::Drop
+        }
+    });
+    let set = |rule: &std::rc::Rc<std::cell::RefCell<Rule>>, f: Rule| *rule.borrow_mut() = f;
+    let is_append = |m: &raft::Msg| matches!(m, raft::Msg::AppendEntries { .. });
+    // (a) A leads; its entry X (index 2) reaches B only.
+    let a = raft_elect(&mut sim, &["n1", "n2", "n3", "n4", "n5"]);
+    sim.run_for(200);
+    let ids: Vec<String> = sim.ids().to_vec();
+    let b = ids.iter().find(|id| **id != a).cloned().unwrap();
+    let rest: Vec<String> = ids
+        .iter()
+        .filter(|id| **id != a && **id != b)
+        .cloned()
+        .collect();
+    let (a2, b2) = (a.clone(), b.clone());
+    set(
+        &rule,
+        Box::new(move |f, t, _| {
+            [&a2, &b2].contains(&&f.to_string()) && [&a2, &b2].contains(&&t.to_string())
+        }),
+    );
+    sim.client(&a, write(1, 1));
+    sim.run_for(100);
+    let x_term = sim.algo(&a).expect("up").term();
+    let xi = sim.algo(&a).expect("up").last_index() as usize;
+    // (b) A crashes; one of the rest is elected without B and appends its no-op
+    // (index 2, a later term) alone: every append_entries is lost.
+    sim.crash(&a);
+    let rest2 = rest.clone();
+    set(
+        &rule,
+        Box::new(move |f, t, m| {
+            !is_append(m) && rest2.iter().any(|r| r == f) && rest2.iter().any(|r| r == t)
+        }),
+    );
+    let refs: Vec<&str> = rest.iter().map(String::as_str).collect();
+    let e = raft_elect(&mut sim, &refs);
+    sim.client(&e, write(1, 2));
+    sim.run_for(50);
+    sim.crash(&e);
+    // (c) A restarts; A or B leads with C's vote, and reaches only C with its entries:
+    // X on A, B and C, the new leader's no-op (index 3) on it and C only.
+    sim.restart(&a);
+    let c = rest.iter().find(|id| **id != e).cloned().unwrap();
+    let group = vec![a.clone(), b.clone(), c.clone()];
+    let (g, a3, b3) = (group.clone(), a.clone(), b.clone());
+    set(
+        &rule,
+        Box::new(move |f, t, m| {
+            let newer = match m {
+                raft::Msg::AppendEntries { entries, .. } => entries.iter().any(|e| e.term > x_term),
+                _ => false,
+            };
+            g.iter().any(|x| x == f) && g.iter().any(|x| x == t) && !(newer && (t == a3 || t == b3))
+        }),
+    );
+    let w = raft_elect(&mut sim, &[a.as_str(), b.as_str()]);
+    sim.run_for(50);
+    let wn = sim.algo(&w).expect("up");
+    let third = (
+        wn.commit_index(),
+        wn.committed().get(xi - 1).map_or(0, |e| e.term),
+    );
+    // (d) W crashes; E restarts and is elected by the other of A/B and D, whose logs end
+    // in an older term; it overwrites index 2.
+    sim.crash(&w);
+    sim.restart(&e);
+    let other = if w == a { b.clone() } else { a.clone() };
+    let d = rest
+        .iter()
+        .find(|id| **id != e && **id != c)
+        .cloned()
+        .unwrap();
+    let group = vec![e.clone(), other.clone(), d.clone()];
+    set(
+        &rule,
+        Box::new(move |f, t, _| group.iter().any(|x| x == f) && group.iter().any(|x| x == t)),
+    );
+    let last = raft_elect(&mut sim, &[e.as_str(), other.as_str(), d.as_str()]);
+    sim.run_for(500);
+    let final_term = sim
+        .algo(&last)
+        .and_then(|n| n.committed().get(xi - 1).map(|e| e.term));
+    (xi as u64, third, final_term)
+}
+
+#[test]
+fn raft_figure8_an_old_term_entry_is_not_committed_by_counting() {
+    let (xi, (commit, _), _) = raft_figure8(&[]);
+    assert!(
+        commit < xi,
+        "the third leader must not commit index {xi} by counting"
+    );
+}
+
+#[test]
+fn raft_bug_commit_old_term_commits_an_entry_a_later_leader_overwrites() {
+    let (xi, (commit, term_then), term_later) = raft_figure8(&["commit-old-term"]);
+    assert!(
+        commit >= xi,
+        "the third leader committed index {xi} (commit {commit})"
+    );
+    assert_ne!(
+        Some(term_then),
+        term_later,
+        "index {xi} committed twice, with different entries"
+    );
+}

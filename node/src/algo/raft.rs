@@ -44,7 +44,10 @@
 //!
 //! **Mutants** (`--bug`), each breaking one of those legs:
 //! - `commit-old-term`: the leader commits by counting replicas whatever the entry's term
-//!   (Figure 8): an entry it committed can be overwritten by a later leader.
+//!   (Figure 8): an entry it committed can be overwritten by a later leader. It also
+//!   appends no no-op on election, as in the figure: with the no-op in the same batch,
+//!   every acknowledgement that covers an old entry covers the leader's own entry too, and
+//!   the slip could never show.
 //! - `vote-any-log`: votes are granted without the up-to-date check, so a node that missed
 //!   committed entries can win and truncate them away.
 //! - `stale-read`: a leader answers reads from its own state at once, without a log entry
@@ -253,6 +256,11 @@ impl Raft {
         self.commit
     }
 
+    /// The whole log, committed or not.
+    pub fn log(&self) -> &[Entry] {
+        &self.log
+    }
+
     /// The committed prefix of the log (what this replica has applied or will).
     pub fn committed(&self) -> &[Entry] {
         &self.log[..self.commit as usize]
@@ -314,8 +322,12 @@ impl Raft {
         self.next_index = peers.iter().map(|p| (p.clone(), next)).collect();
         self.match_index = peers.iter().map(|p| (p.clone(), 0)).collect();
         self.synced = self.last_index();
-        // A no-op of this term, so that entries of earlier terms commit with it.
-        self.append(Command::noop(), ctx);
+        // A no-op of this term, so that entries of earlier terms commit with it. (The
+        // commit-old-term mutant leaves it out, as in the paper's Figure 8: with it, every
+        // acknowledgement that covers an old entry also covers the no-op.)
+        if !self.bugs.commit_old_term {
+            self.append(Command::noop(), ctx);
+        }
         self.flush(ctx);
         ctx.set_timer(Timer::Heartbeat, self.heartbeat_ms);
     }
