@@ -17,14 +17,14 @@ fn outcome(verdict: &Value) -> String {
         .unwrap_or_else(|| verdict["verdict"].as_str().unwrap_or("?").to_string())
 }
 
-/// One short lin-kv run; returns its outcome and verdict.
-fn lin_kv(flags: &[&str], seed: u64) -> (String, Value) {
+/// One short lin-kv run of `limit` (`3s`); returns its outcome and verdict.
+fn lin_kv(flags: &[&str], limit: &str, seed: u64) -> (String, Value) {
     let seed_text = seed.to_string();
     let mut args = vec!["run", "--workload", "lin-kv", "--nodes", "5"];
     args.extend_from_slice(flags);
     args.extend([
         "--time-limit",
-        "3s",
+        limit,
         "--recovery-time",
         "2s",
         "--seed",
@@ -36,7 +36,7 @@ fn lin_kv(flags: &[&str], seed: u64) -> (String, Value) {
 }
 
 fn assert_valid(flags: &[&str], seed: u64) {
-    let (got, verdict) = lin_kv(flags, seed);
+    let (got, verdict) = lin_kv(flags, "3s", seed);
     assert_eq!(got, "valid", "{flags:?} seed {seed}: {verdict:#}");
     let checkers: Vec<&str> = verdict["checkers"]
         .as_array()
@@ -51,7 +51,8 @@ fn assert_valid(flags: &[&str], seed: u64) {
 fn assert_caught(flags: &[&str], expected: &str, seeds: u64) {
     let mut seen = Vec::new();
     for seed in 1..=seeds {
-        let (got, _) = lin_kv(flags, seed);
+        // Mutant hunts run the teeth rows' 5 s: partitions need time to depose a leader.
+        let (got, _) = lin_kv(flags, "5s", seed);
         if got == expected {
             eprintln!("{flags:?}: {expected} at seed {seed}");
             return;

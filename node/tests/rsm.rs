@@ -473,7 +473,7 @@ fn raft_figure8(bugs: &[&str]) -> (u64, (u64, u64), Option<u64>) {
         .find(|id| **id != e && **id != c)
         .cloned()
         .unwrap();
-    let group = vec![e.clone(), other.clone(), d.clone()];
+    let group = [e.clone(), other.clone(), d.clone()];
     set(
         &rule,
         Box::new(move |f, t, _| group.iter().any(|x| x == f) && group.iter().any(|x| x == t)),
