@@ -35,7 +35,10 @@ SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 # trigger or a message type; `@plan:bundled=theirs` renames the message type the plan aims
 # at (`squall plan --msg-type`), for algorithms whose messages have other names. A control
 # row runs the correct algorithm under a mutant's plan: the plan alone must not break it.
-# Rows that name no `--workload` run write-once.
+# Rows that name no `--workload` run write-once. `scripts/plans/*.json` are fixed
+# schedules: accept-loss-leader-kills drops half of all `accept`s and kills each node as
+# it sends its 40th, 80th, .. `accept` (only a leader sends them), so leaders die with
+# slots accepted out of order.
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
@@ -68,7 +71,8 @@ ROWS=(
   "raft --bug commit-old-term|invalid linearizability|--workload lin-kv --algorithm raft --bug commit-old-term --nemesis partition,kill"
   "multi-paxos|valid|--workload lin-kv --algorithm multi-paxos --nemesis all"
   "multi-paxos --bug skip-phase1|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug skip-phase1 --nemesis partition"
-  "multi-paxos --bug no-hole-fill|no termination|--workload lin-kv --algorithm multi-paxos --bug no-hole-fill --nemesis drop,kill"
+  "multi-paxos --bug no-hole-fill|no termination|--workload lin-kv --algorithm multi-paxos --bug no-hole-fill --schedule scripts/plans/accept-loss-leader-kills.json"
+  "multi-paxos (control, accept-loss kills)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/accept-loss-leader-kills.json"
   "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --nemesis partition"
 )
 
