@@ -489,7 +489,14 @@ impl MultiPaxos {
                 best.insert(s.slot, (s.ballot.clone(), s.command.clone()));
             }
         }
-        let top = best.keys().next_back().map_or(first, |s| s + 1);
+        // Every slot up to the last one anybody here knows of: the quorum's, and this
+        // node's own accepted or chosen slots (a slot it accepted that the quorum did
+        // not report was chosen by nobody, and would be a hole for good if skipped).
+        let top = best
+            .keys()
+            .next_back()
+            .map_or(first, |s| s + 1)
+            .max(self.next_free_slot());
         let mut proposals = BTreeMap::new();
         for slot in first..top {
             if self.chosen.contains_key(&slot) {
@@ -505,8 +512,7 @@ impl MultiPaxos {
                 None => {}
             }
         }
-        let next_slot = top.max(self.next_free_slot());
-        self.become_leader(ballot, next_slot, proposals, ctx);
+        self.become_leader(ballot, top, proposals, ctx);
     }
 
     fn on_accept(
