@@ -324,3 +324,105 @@ impl Checker for FinalReads {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::history::{Event, History};
+    use crate::verdict::VerdictKind;
+
+    /// `(process, type, f, value, node, error)` rows to a history, times in row order.
+    type Row<'a> = (u64, EventType, &'a str, Value, &'a str, Option<&'a str>);
+
+    fn input(rows: &[Row]) -> CheckInput {
+        let events = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (process, ty, f, value, node, error))| Event {
+                index: i as u64,
+                process: *process,
+                ty: *ty,
+                f: f.to_string(),
+                value: value.clone(),
+                time: 10 * (i as u64 + 1),
+                node: Some(node.to_string()),
+                error: error.map(str::to_string),
+            })
+            .collect();
+        CheckInput {
+            history: History { events },
+            quiet_from: Some(1_000),
+            live_nodes: vec!["n1".into()],
+            ..CheckInput::default()
+        }
+    }
+
+    use EventType::{Fail, Invoke, Ok as Done};
+
+    #[test]
+    fn a_read_of_an_overwritten_value_names_its_key() {
+        let v = KvLinearizability.check(&input(&[
+            (
+                1,
+                Invoke,
+                "write",
+                json!({"key": 3, "value": 1}),
+                "n1",
+                None,
+            ),
+            (1, Done, "write", json!({"key": 3, "value": 1}), "n1", None),
+            (
+                1,
+                Invoke,
+                "write",
+                json!({"key": 3, "value": 2}),
+                "n1",
+                None,
+            ),
+            (1, Done, "write", json!({"key": 3, "value": 2}), "n1", None),
+            (2, Invoke, "read", json!({"key": 3}), "n2", None),
+            (2, Done, "read", json!({"key": 3, "value": 1}), "n2", None),
+        ]));
+        assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+        assert!(v.reason.contains("key 3"), "{}", v.reason);
+    }
+
+    #[test]
+    fn codes_20_and_22_are_observations_of_the_store() {
+        // A read answered 20 after a write completed has no linearization; so has a CAS
+        // refused with 22 although the key holds its `from`.
+        for (f, value, error) in [
+            ("read", json!({"key": 0}), "error 20: key 0 does not exist"),
+            ("cas", json!({"key": 0, "from": 5, "to": 6}), "error 22: no"),
+        ] {
+            let v = KvLinearizability.check(&input(&[
+                (
+                    1,
+                    Invoke,
+                    "write",
+                    json!({"key": 0, "value": 5}),
+                    "n1",
+                    None,
+                ),
+                (1, Done, "write", json!({"key": 0, "value": 5}), "n1", None),
+                (2, Invoke, f, value.clone(), "n1", None),
+                (2, Fail, f, value, "n1", Some(error)),
+            ]));
+            assert_eq!(v.verdict, VerdictKind::Invalid, "{f}: {}", v.reason);
+        }
+    }
+
+    #[test]
+    fn a_live_node_without_a_final_read_fails_final_reads() {
+        let mut i = input(&[
+            (1, Invoke, "read", json!({"key": 0}), "n1", None),
+            (1, Done, "read", json!({"key": 0, "value": 5}), "n1", None),
+        ]);
+        i.quiet_from = Some(0);
+        assert_eq!(FinalReads.check(&i).verdict, VerdictKind::Valid);
+        i.live_nodes.push("n2".into());
+        let v = FinalReads.check(&i);
+        assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+        assert_eq!(v.evidence["property"], "termination");
+    }
+}
