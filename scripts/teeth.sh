@@ -32,8 +32,13 @@ SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 # name | expected | squall run flags (5 nodes unless they say --nodes; free-running unless
 # they say --mode lockstep). `@plan` stands for
 # `--schedule` with a plan that `plan` below writes: the fault a mutant needs, aimed by a
-# trigger or a message type. A control row runs correct Paxos under a mutant's plan: the
-# plan alone must not break it.
+# trigger or a message type; `@plan:bundled=theirs` renames the message type the plan aims
+# at (`squall plan --msg-type`), for algorithms whose messages have other names. A control
+# row runs the correct algorithm under a mutant's plan: the plan alone must not break it.
+# Rows that name no `--workload` run write-once. `scripts/plans/*.json` are fixed
+# schedules: accept-loss-leader-kills drops half of all `accept`s and kills each node as
+# it sends its 40th, 80th, .. `accept` (only a leader sends them), so leaders die with
+# slots accepted out of order.
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
@@ -56,11 +61,27 @@ ROWS=(
   "paxos --bug forget-learned|stable-reads|--algorithm paxos --bug forget-learned --nemesis kill"
   "paxos (crash-stop)|valid|--algorithm paxos --nemesis crash --contention 3"
   "coordinator --bug failover|disagreement|--algorithm coordinator --bug failover --nemesis partition,pause --contention 3"
+  "raft|valid|--workload lin-kv --algorithm raft --nemesis all"
+  "raft --bug stale-read|invalid linearizability|--workload lin-kv --algorithm raft --bug stale-read --nemesis partition"
+  "raft --bug vote-any-log|invalid linearizability|--workload lin-kv --algorithm raft --bug vote-any-log --nemesis partition"
+  "raft --bug no-sync-vote|invalid linearizability|--workload lin-kv --algorithm raft --bug no-sync-vote --nodes 3 @bridge-promise-crash:promise=vote"
+  "raft (control, vote-crash)|valid|--workload lin-kv --algorithm raft --nodes 3 @bridge-promise-crash:promise=vote"
+  "raft --bug ack-before-sync|invalid linearizability|--workload lin-kv --algorithm raft --bug ack-before-sync --nodes 3 --mode lockstep @bridge-promise-crash:promise=append_ok"
+  "raft (control, ack-crash, lockstep)|valid|--workload lin-kv --algorithm raft --nodes 3 --mode lockstep @bridge-promise-crash:promise=append_ok"
+  "raft --bug commit-old-term|invalid linearizability|--workload lin-kv --algorithm raft --bug commit-old-term --nemesis partition,kill"
+  "multi-paxos|valid|--workload lin-kv --algorithm multi-paxos --nemesis all"
+  "multi-paxos --bug skip-phase1|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug skip-phase1 --nemesis partition"
+  "multi-paxos --bug no-hole-fill|no termination|--workload lin-kv --algorithm multi-paxos --bug no-hole-fill --schedule scripts/plans/accept-loss-leader-kills.json"
+  "multi-paxos (control, accept-loss kills)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/accept-loss-leader-kills.json"
+  "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --nemesis partition"
 )
 
-# Writes the plan $1 (`squall plan --list`) for a run of $2 ms; prints its path.
+# Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run
+# of $2 ms; prints its path.
 plan() {
-    "$SQUALL" plan "$1" --time-limit "${2}ms" --out "$RESULTS/plan-$1.json"
+    local name=${1%%:*} rename=()
+    [[ "$1" == *:* ]] && rename=(--msg-type "${1#*:}")
+    "$SQUALL" plan "$name" "${rename[@]}" --time-limit "${2}ms" --out "$RESULTS/plan-${1//[:=]/-}.json"
 }
 
 # Prints the observed outcome of the run directory $1: valid, unknown, no termination,
@@ -85,11 +106,11 @@ status=0
 for row in "${ROWS[@]}"; do
     IFS='|' read -r name expected flags <<<"$row"
     [ -n "$ONLY" ] && [ "$ONLY" != "$name" ] && continue
-    nemesis=$(sed -n 's/.*--nemesis \([^ ]*\).*/\1/p; s/.*@\([a-z-]*\).*/\1 (plan)/p' <<<"$flags")
+    nemesis=$(sed -n 's/.*--nemesis \([^ ]*\).*/\1/p; s/.*@\([a-z_:=-]*\).*/\1 (plan)/p' <<<"$flags")
     mode=free-running
     [[ "$flags" == *"--mode lockstep"* ]] && mode=lockstep
     if [[ "$flags" == *@* ]]; then
-        name_of_plan=$(sed -n 's/.*@\([a-z-]*\).*/\1/p' <<<"$flags")
+        name_of_plan=$(sed -n 's/.*@\([a-z_:=-]*\).*/\1/p' <<<"$flags")
         limit_ms=$(python3 -c "import sys; v=sys.argv[1]; print(int(float(v[:-2])) if v.endswith('ms') else int(float(v[:-1])*1000))" "$LIMIT")
         flags="${flags/@$name_of_plan/--schedule $(plan "$name_of_plan" "$limit_ms")}"
     fi
@@ -101,7 +122,9 @@ for row in "${ROWS[@]}"; do
         [[ "$flags" == *--schedule* ]] && limit_flag=()
         nodes_flag=(--nodes 5)
         [[ "$flags" == *--nodes* ]] && nodes_flag=()
-        "$SQUALL" run --workload write-once "${nodes_flag[@]}" "${limit_flag[@]}" --seed "$seed" \
+        workload_flag=(--workload write-once)
+        [[ "$flags" == *--workload* ]] && workload_flag=()
+        "$SQUALL" run "${workload_flag[@]}" "${nodes_flag[@]}" "${limit_flag[@]}" --seed "$seed" \
             --results-dir "$RESULTS" $flags >/dev/null 2>&1 || true
         got=$(observe "$RESULTS/latest")
         if [ "$expected" = valid ]; then

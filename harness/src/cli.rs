@@ -268,15 +268,18 @@ impl RunArgs {
                 self.late_percent
             ));
         }
-        let instances = self.instances.unwrap_or_else(|| {
-            auto_instances(
-                self.rate,
-                time_limit_ms,
-                self.contention,
-                self.nodes,
-                self.late_percent,
-            )
-        });
+        let instances = self
+            .instances
+            .or(workload.instances_default())
+            .unwrap_or_else(|| {
+                auto_instances(
+                    self.rate,
+                    time_limit_ms,
+                    self.contention,
+                    self.nodes,
+                    self.late_percent,
+                )
+            });
         if self.contention == 0 || self.contention > self.clients as u64 {
             return fail(format!(
                 "--contention must be between 1 and --clients ({}), got {}",

@@ -22,7 +22,9 @@ pub mod coordinator;
 pub mod echo;
 pub mod floodset;
 pub mod majority_vote;
+pub mod multi_paxos;
 pub mod paxos;
+pub mod raft;
 pub mod restart_counter;
 pub mod tiebreak;
 

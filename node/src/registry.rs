@@ -70,6 +70,20 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             bugs: algo::paxos::Paxos::BUGS,
         },
         AlgoInfo {
+            name: "raft",
+            summary: "Raft log replicating a key-value store, reads through the log; safe \
+                      under every fault, serves again after heal",
+            workloads: &["lin-kv"],
+            bugs: algo::raft::Raft::BUGS,
+        },
+        AlgoInfo {
+            name: "multi-paxos",
+            summary: "a log of Paxos slots under a distinguished leader (phase 1 once for all \
+                      slots), replicating a key-value store; safe under every fault",
+            workloads: &["lin-kv"],
+            bugs: algo::multi_paxos::MultiPaxos::BUGS,
+        },
+        AlgoInfo {
             name: "floodset",
             summary: "synchronous f+1-round flooding, decide min; disagrees once delays exceed \
                       the round timeout",
@@ -90,6 +104,8 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
         "tiebreak-timeout" => runtime::run::<algo::tiebreak::TiebreakTimeout>(launch),
         "paxos" => runtime::run::<algo::paxos::Paxos>(launch),
         "floodset" => runtime::run::<algo::floodset::FloodSet>(launch),
+        "raft" => runtime::run::<algo::raft::Raft>(launch),
+        "multi-paxos" => runtime::run::<algo::multi_paxos::MultiPaxos>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

@@ -12,12 +12,15 @@
 //!   and termination; [`linearizable`]: the same runs judged as one linearizable
 //!   write-once register per instance; [`stable_reads`]: no node takes back a decision
 //!   it announced.
+//! - [`lin_kv`]: read/write/cas on a few keys of a replicated store, judged by
+//!   lincheck's `kv` model and by final reads at every live node.
 #![deny(missing_docs)]
 
 pub mod consensus;
 pub mod durability;
 pub mod echo;
 pub mod history;
+pub mod lin_kv;
 pub mod linearizable;
 pub mod stable_reads;
 pub mod verdict;

@@ -70,6 +70,11 @@ pub trait Workload: Send {
     fn checkers(&self) -> Vec<Box<dyn Checker>>;
     /// Algorithms that serve this workload by default.
     fn default_algorithm(&self) -> &'static str;
+    /// The key count when `--instances` is not given, for workloads with a fixed small
+    /// keyspace; `None` lets the harness size it from the run (write-once).
+    fn instances_default(&self) -> Option<u64> {
+        None
+    }
 }
 
 /// Names and one-line descriptions of the workloads, in `squall list` order.
@@ -83,6 +88,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "write-once",
         "clients race to propose values for write-once instances; checks agreement, validity, termination",
     ),
+    (
+        "lin-kv",
+        "read, write and cas on a few keys of a replicated store; checks linearizability per key and that every node serves after heal",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -92,6 +101,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "echo" => Some(Box::new(crate::echo::EchoWorkload::new())),
         "durability" => Some(Box::new(crate::durability::DurabilityWorkload)),
         "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
+        "lin-kv" => Some(Box::new(crate::lin_kv::LinKvWorkload::new(opts))),
         _ => None,
     }
 }
