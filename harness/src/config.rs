@@ -1,7 +1,8 @@
 //! A run's configuration ([`RunConfig`], saved as `run.json`): what every command that
 //! starts runs (`run`, `soak`, `bench rounds`, `shrink`, `replay`) hands to
 //! [`crate::run::run_any`], and what a configuration implies: the nodes' argv and
-//! environment, node ids, the workload, the fault schedule.
+//! environment, node ids, the workload, the fault schedule. A new one is made by a
+//! [`RunBuilder`], which checks it; `shrink` and `replay` start from a saved `run.json`.
 
 use std::path::{Path, PathBuf};
 
@@ -11,6 +12,13 @@ use workloads::workload::WorkloadOpts;
 use crate::nemesis::{self, NemesisOpts, Schedule};
 use crate::supervisor::NodeSpec;
 use crate::UsageError;
+
+mod builder;
+
+pub use builder::{
+    auto_instances, random_seed, read_plan_file, PlanFile, RunBuilder, DEFAULT_RECOVERY_MS,
+    DEFAULT_TIME_LIMIT_MS,
+};
 
 /// How a run executes (DESIGN.md § Two execution modes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -12,6 +12,7 @@
 //! - [`text`]: small text helpers shared by every part.
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
+//! - [`plan`]: `squall plan`, the named fault plans printed or written to a file.
 //! - [`chaos`]: carries a schedule out during a free-running run (policy, executor,
 //!   spans, the final heal).
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
@@ -44,6 +45,7 @@ pub mod lifecycle;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
+pub mod plan;
 pub mod registry;
 pub mod rejudge;
 pub mod replay;

@@ -96,6 +96,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Report(args) => harness::report::report_cmd(&args),
         Command::Soak(args) => harness::soak::soak(&args).await,
         Command::Summary(args) => harness::soak::merge::summary(&args),
-        Command::Plan(args) => harness::nemesis::plans::plan_cmd(&args),
+        Command::Plan(args) => harness::plan::plan_cmd(&args),
     }
 }

@@ -50,3 +50,21 @@ pub fn find_node_bin() -> anyhow::Result<PathBuf> {
         .find(|p| p.is_file())
         .ok_or_else(|| anyhow::anyhow!("cannot find squall-node next to {}; build it with `cargo build --release` or set SQUALL_NODE_BIN", exe.display()))
 }
+
+/// Resolves a program name as `execvp` would: a path if it contains `/`, else via `$PATH`.
+pub fn find_program(name: &str) -> Option<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    let executable = |p: &std::path::Path| {
+        std::fs::metadata(p)
+            .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            .unwrap_or(false)
+    };
+    if name.contains('/') {
+        let p = PathBuf::from(name);
+        return executable(&p).then_some(p);
+    }
+    let path = std::env::var_os("PATH")?;
+    std::env::split_paths(&path)
+        .map(|dir| dir.join(name))
+        .find(|p| executable(p))
+}

@@ -3,7 +3,7 @@
 //!
 //! Each cell of the grid (nodes × proposers k × backoff × drop rate) is one ordinary
 //! `squall run` of the write-once workload with `--algorithm paxos --contention k`, built
-//! through the same command line and validation as `squall run`, with no faults but, for a
+//! and checked by the same [`RunBuilder`] as `squall run`, with no faults but, for a
 //! drop rate above 0, one `link_faults` drop event on every node-to-node link for the whole
 //! run. From the run directory the bench reads:
 //!
@@ -31,7 +31,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser};
+use clap::Args;
 use hdrhistogram::Histogram;
 use serde::Serialize;
 use serde_json::Value;
@@ -40,7 +40,8 @@ use workloads::verdict::TimedReport;
 
 pub mod plot;
 
-use crate::cli::{parse_duration_ms, Cli, Command};
+use crate::config::{read_plan_file, RunBuilder};
+use crate::text::parse_duration_ms;
 use crate::{results, run, UsageError};
 
 /// `squall bench rounds` options.
@@ -480,39 +481,26 @@ async fn run_cell(
     let clients = args.clients.unwrap_or(k as usize).max(k as usize);
     let seed = args.seed + idx as u64;
     let runs = bench_dir.join("runs");
-    let mut argv: Vec<String> = [
-        "squall",
-        "run",
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut push = |a: &str, b: String| {
-        argv.push(a.to_string());
-        argv.push(b);
-    };
-    push("--nodes", nodes.to_string());
-    push("--clients", clients.to_string());
-    push("--contention", k.to_string());
     // Rounds are measured on fresh instances raced for by k proposers: no late
     // proposals to decided ones.
-    push("--late-proposals", "0".to_string());
-    push("--rate", args.rate.to_string());
-    push("--instances", args.instances.to_string());
-    push("--op-timeout", format!("{}ms", args.op_timeout));
-    push("--seed", seed.to_string());
-    push("--results-dir", runs.display().to_string());
-    if let Some(d) = &args.data_dir {
-        push("--data-dir", d.display().to_string());
-    }
-    push("--param", format!("backoff={backoff}"));
-    for p in &args.params {
-        push("--param", p.clone());
-    }
+    let mut run = RunBuilder {
+        workload: "write-once".into(),
+        algorithm: Some("paxos".into()),
+        nodes,
+        clients,
+        contention: k,
+        late_percent: 0,
+        rate: args.rate,
+        instances: Some(args.instances),
+        op_timeout_ms: args.op_timeout,
+        seed: Some(seed),
+        results_dir: runs,
+        data_dir: args.data_dir.clone(),
+        params: std::iter::once(format!("backoff={backoff}"))
+            .chain(args.params.iter().cloned())
+            .collect(),
+        ..RunBuilder::default()
+    };
     if drop > 0.0 {
         let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
         let schedule = serde_json::json!({
@@ -524,17 +512,13 @@ async fn run_cell(
         });
         let path = bench_dir.join(format!("schedule-{idx}.json"));
         results::write_json(&path, &schedule)?;
-        push("--schedule", path.display().to_string());
+        run.plan = Some(read_plan_file(path)?);
     } else {
-        push("--nemesis", "none".into());
-        push("--time-limit", format!("{}ms", args.time_limit));
-        push("--recovery-time", format!("{}ms", args.recovery_time));
+        run.nemesis.kinds.clear();
+        run.time_limit_ms = Some(args.time_limit);
+        run.recovery_ms = Some(args.recovery_time);
     }
-    let cli = Cli::try_parse_from(&argv).map_err(|e| UsageError(e.to_string()))?;
-    let Command::Run(run_args) = cli.command else {
-        unreachable!("argv starts with `run`")
-    };
-    let cfg = run_args.validate()?;
+    let cfg = run.build()?;
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let outcome = run::run_any(cfg, rx).await?;
     let s = analyze_run(&outcome.dir, nodes)?;

@@ -1,10 +1,26 @@
-//! One run, start to verdict, in the mode its configuration names: [`crate::free`] or
-//! [`crate::lockstep`], both following [`crate::lifecycle`].
+//! `squall run`: one run, start to verdict, in the mode its configuration names
+//! ([`crate::free`] or [`crate::lockstep`], both following [`crate::lifecycle`]). Its flags
+//! ([`RunArgs`]) become a [`RunBuilder`], which checks them into a [`RunConfig`].
 
+use std::path::PathBuf;
+
+use clap::Args;
 use tokio::sync::watch;
 
-use crate::config::{RunConfig, RunMode};
+use crate::config::{read_plan_file, RunBuilder, RunConfig, RunMode};
 use crate::lifecycle::RunOutcome;
+use crate::nemesis::{DelayDist, FaultKind, NemesisOpts};
+use crate::text::parse_duration_ms;
+use crate::UsageError;
+
+/// Examples under `squall run --help` and `squall --help`.
+pub const EXAMPLES: &str = "\
+Examples:
+  squall run --workload echo --nodes 3 --time-limit 5s --seed 7
+  squall run --workload echo --node-cmd \"python3 examples/python/echo_node.py\"
+  squall list
+  squall check results/latest/history.jsonl
+  squall bench router";
 
 /// Runs one configuration in its mode to a verdict. `interrupt` turning true (Ctrl-C)
 /// ends the run early; what was recorded is still checked and written.
@@ -18,5 +34,183 @@ pub async fn run_any(
             let schedule = cfg.fault_schedule();
             crate::lockstep::run_lockstep(cfg, schedule, interrupt).await
         }
+    }
+}
+
+/// `squall run` options.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = EXAMPLES)]
+pub struct RunArgs {
+    /// Workload: what clients do and how it is checked (see `squall list`).
+    #[arg(long, default_value = "write-once")]
+    pub workload: String,
+    /// Bundled algorithm the nodes run (default: the workload's own).
+    #[arg(long)]
+    pub algorithm: Option<String>,
+    /// Run this program as each node instead of squall-node (split into argv, no shell).
+    #[arg(long)]
+    pub node_cmd: Option<String>,
+    /// Number of nodes.
+    #[arg(long, default_value_t = 5)]
+    pub nodes: usize,
+    /// Number of client workers.
+    #[arg(long, default_value_t = 4)]
+    pub clients: usize,
+    /// Target client ops per second, over all clients (open loop).
+    #[arg(long, default_value_t = 100.0)]
+    pub rate: f64,
+    /// How long clients issue ops and faults happen: 500ms, 5s, 2m, 1h [default: 30s,
+    /// or the schedule's `time_limit_ms` with --schedule].
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub time_limit: Option<u64>,
+    /// Seed for everything random in the run (random if absent; always printed and saved).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// A client op with no reply after this long is recorded as `info`.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub op_timeout: u64,
+    /// Where run directories are written.
+    #[arg(long, default_value = "results")]
+    pub results_dir: PathBuf,
+    /// Put node data directories under DIR/<run name>/ instead of the run directory, and
+    /// remove them when the run ends: scratch space such as a tmpfs (/dev/shm), to take
+    /// the disk's fsync out of a latency measurement.
+    #[arg(long, value_name = "DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Mutant to switch on in the bundled algorithm (repeatable).
+    #[arg(long = "bug")]
+    pub bugs: Vec<String>,
+    /// Algorithm parameter key=value (repeatable).
+    #[arg(long = "param")]
+    pub params: Vec<String>,
+    /// Instances (write-once) or keys the workload spreads ops over [default: enough
+    /// that fresh instances are proposed to for the first half of the run; see
+    /// `auto_instances`].
+    #[arg(long)]
+    pub instances: Option<u64>,
+    /// Clients proposing to the same instance at once (write-once).
+    #[arg(long, default_value_t = 2)]
+    pub contention: u64,
+    /// Percent of op slots that are late proposals (write-once): fresh values for
+    /// instances proposed to before, aimed preferably at restarted nodes (0-50).
+    #[arg(long = "late-proposals", value_name = "PERCENT", default_value_t = workloads::workload::LATE_PERCENT_DEFAULT)]
+    pub late_percent: u32,
+    /// Execution mode: `free` (real time) or `lockstep` (one event at a time in virtual
+    /// time, replayable bit for bit; nodes must support it, see PROTOCOL.md §10).
+    #[arg(long, value_enum, default_value_t = RunMode::Free)]
+    pub mode: RunMode,
+    /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
+    /// duplicate, reorder, clog (comma-separated), `all` or `none`.
+    #[arg(long, default_value = "all")]
+    pub nemesis: String,
+    /// Run this fault plan (a `schedule.json`, written or edited) instead of one drawn
+    /// from the seed; it sets the time limit and the recovery window.
+    #[arg(long, conflicts_with = "nemesis")]
+    pub schedule: Option<PathBuf>,
+    /// Rough time between a fault and its heal, and between faults.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub nemesis_interval: u64,
+    /// Drop probability of a link under a drop fault.
+    #[arg(long, default_value_t = 0.1)]
+    pub drop_rate: f64,
+    /// Duplication probability of a link under a duplicate fault.
+    #[arg(long, default_value_t = 0.05)]
+    pub dup_rate: f64,
+    /// Reorder probability of a link under a reorder fault.
+    #[arg(long, default_value_t = 0.1)]
+    pub reorder_rate: f64,
+    /// Base latency added by a delay fault.
+    #[arg(long, default_value = "5ms", value_parser = parse_duration_ms)]
+    pub delay: u64,
+    /// Jitter on top of --delay.
+    #[arg(long, default_value = "20ms", value_parser = parse_duration_ms)]
+    pub delay_jitter: u64,
+    /// Distribution of the jitter: constant, uniform or exponential.
+    #[arg(long, default_value = "uniform")]
+    pub delay_dist: String,
+    /// How long a killed node stays down before its restart.
+    #[arg(long, default_value = "1s", value_parser = parse_duration_ms)]
+    pub kill_restart_after: u64,
+    /// Let restarts wipe the node's data dir (each with probability 1/2).
+    #[arg(long)]
+    pub amnesia: bool,
+    /// Quiet window after the final heal in which operations must complete [default: 5s,
+    /// or the schedule's `recovery_ms` with --schedule].
+    #[arg(long, value_parser = parse_duration_ms)]
+    pub recovery_time: Option<u64>,
+}
+
+impl RunArgs {
+    /// Checks everything clap cannot and builds the run configuration.
+    pub fn validate(&self) -> Result<RunConfig, UsageError> {
+        self.builder()?.build()
+    }
+
+    /// The typed run these flags ask for: the flags clap leaves as text (`--nemesis`,
+    /// `--delay-dist`, `--node-cmd`, `--schedule`) are read here, the rest is checked by
+    /// [`RunBuilder::build`].
+    pub fn builder(&self) -> Result<RunBuilder, UsageError> {
+        let fail = |m: String| Err(UsageError(m));
+        let kinds = FaultKind::parse_list(&self.nemesis)
+            .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
+        let delay_dist = match self.delay_dist.as_str() {
+            "constant" => DelayDist::Constant,
+            "uniform" => DelayDist::Uniform,
+            "exponential" => DelayDist::Exponential,
+            other => {
+                return fail(format!(
+                    "--delay-dist '{other}' is not one of constant, uniform, exponential"
+                ))
+            }
+        };
+        let node_cmd = match &self.node_cmd {
+            None => None,
+            Some(raw) => match shlex::split(raw) {
+                Some(argv) if !argv.is_empty() => Some(argv),
+                _ => {
+                    return fail(format!(
+                        "--node-cmd '{raw}' cannot be split into a program and arguments"
+                    ))
+                }
+            },
+        };
+        let plan = match &self.schedule {
+            Some(path) => Some(read_plan_file(path.clone())?),
+            None => None,
+        };
+        Ok(RunBuilder {
+            workload: self.workload.clone(),
+            algorithm: self.algorithm.clone(),
+            node_cmd,
+            nodes: self.nodes,
+            clients: self.clients,
+            rate: self.rate,
+            time_limit_ms: self.time_limit,
+            seed: self.seed,
+            op_timeout_ms: self.op_timeout,
+            results_dir: self.results_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            bugs: self.bugs.clone(),
+            params: self.params.clone(),
+            instances: self.instances,
+            contention: self.contention,
+            late_percent: self.late_percent,
+            mode: self.mode,
+            nemesis: NemesisOpts {
+                kinds,
+                interval_ms: self.nemesis_interval,
+                drop_p: self.drop_rate,
+                dup_p: self.dup_rate,
+                reorder_p: self.reorder_rate,
+                delay_base_ms: self.delay,
+                delay_jitter_ms: self.delay_jitter,
+                delay_dist,
+                kill_restart_after_ms: self.kill_restart_after,
+                amnesia: self.amnesia,
+                recovery_ms: NemesisOpts::default().recovery_ms,
+            },
+            recovery_ms: self.recovery_time,
+            plan,
+        })
     }
 }
