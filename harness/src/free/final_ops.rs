@@ -1,5 +1,6 @@
 //! The final ops of a free-running run's quiet window: every final op of the workload on
-//! every node that was up at the heal, retried until it settles or the window ends.
+//! every node that was up at the heal, retried by [`FINAL_RETRY_FREE`] until it settles
+//! or the window ends (the rule itself is [`crate::lifecycle`]'s).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -9,6 +10,7 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::clients::{self, Client, ClientShared, Recorder};
+use crate::lifecycle::{chunk_len, final_settled, final_work, FINAL_RETRY_FREE};
 
 /// The final ops of the quiet window: every op on every node that was up at the heal.
 pub(super) struct FinalOps {
@@ -19,9 +21,6 @@ pub(super) struct FinalOps {
     pub(super) window_end: Instant,
 }
 
-/// Pause between retry passes of the final ops.
-const FINAL_RETRY_MS: u64 = 200;
-
 impl FinalOps {
     /// Runs each op on each node; ops that did not settle (no `ok`, or a read of
     /// nothing) are tried again, pass after pass, until they settle or the window ends.
@@ -31,15 +30,10 @@ impl FinalOps {
         shared: &Arc<ClientShared>,
         rec: &Recorder,
     ) {
-        let mut work: Vec<(String, proto::ClientOp)> = Vec::new();
-        for node in &self.nodes {
-            for op in &self.ops {
-                work.push((node.clone(), op.clone()));
-            }
-        }
+        let mut work = final_work(&self.nodes, &self.ops);
         let mut clients = clients;
         loop {
-            let chunk = work.len().div_ceil(clients.len()).max(1);
+            let chunk = chunk_len(work.len(), clients.len());
             let mut set = JoinSet::new();
             let parts: Vec<Vec<(String, proto::ClientOp)>> =
                 work.chunks(chunk).map(<[_]>::to_vec).collect();
@@ -56,7 +50,7 @@ impl FinalOps {
                     work.extend(unsettled);
                 }
             }
-            let retry_at = Instant::now() + Duration::from_millis(FINAL_RETRY_MS);
+            let retry_at = Instant::now() + Duration::from_millis(FINAL_RETRY_FREE.pause_ms);
             if work.is_empty() || clients.is_empty() || retry_at >= self.window_end {
                 return;
             }
@@ -89,16 +83,11 @@ async fn final_pass(
         if clients::record_call(&rec, client.router(), process, &node, &op, &answer) {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
-        let settled = match &answer {
-            clients::Answer::Reply(proto::ClientReply::Error { .. })
-            | clients::Answer::Timeout
-            | clients::Answer::Malformed(_) => false,
-            clients::Answer::Reply(reply) => shared
-                .workload
-                .lock()
-                .expect("workload lock")
-                .final_settled(&op, reply),
-        };
+        let settled = final_settled(
+            &**shared.workload.lock().expect("workload lock"),
+            &op,
+            &answer,
+        );
         if !settled {
             unsettled.push((node, op));
         }
