@@ -1,5 +1,5 @@
 //! A free-running run: real time, real concurrency, the nodes' own timers. The router
-//! carries every message, the nemesis executor ([`crate::chaos`]) applies the schedule,
+//! carries every message, the nemesis's executor ([`executor`]) applies the schedule,
 //! client workers ([`crate::clients`]) issue ops for the time limit, then the final heal,
 //! the final ops ([`final_ops`]) and teardown; [`crate::verdict`] judges. The sequence
 //! is [`crate::lifecycle`]'s.
@@ -17,7 +17,6 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 use workloads::verdict::TimedReport;
 
-use crate::chaos::Chaos;
 use crate::clients::{self, Client, ClientOpts, ClientShared, Recorder};
 use crate::config::RunConfig;
 use crate::lifecycle::{open_run_dir, RunOutcome, STARTUP_TIMEOUT_MS, TEARDOWN_GRACE_MS};
@@ -30,7 +29,10 @@ use crate::verdict::{
 };
 use crate::{metrics, results, UsageError};
 
+pub mod executor;
 pub mod final_ops;
+
+use executor::NemesisExecutor;
 
 use final_ops::FinalOps;
 
@@ -46,7 +48,7 @@ struct FreeRun {
     ready: BTreeSet<String>,
     init_msg_id: u64,
     node_ids: Vec<String>,
-    chaos: Chaos,
+    nemesis: NemesisExecutor,
     /// `init_ok`s seen per node: every one after the first is a restart.
     inits: BTreeMap<String, u64>,
     /// The restarts clients aim late proposals at.
@@ -81,7 +83,7 @@ impl FreeRun {
 
     fn on_harness_msg(&mut self, d: crate::router::Delivered) {
         if let Ok(Control::InitOk { .. }) = serde_json::from_str::<Control>(&d.body) {
-            self.chaos.node_ready(&d.src, &self.router);
+            self.nemesis.node_ready(&d.src, &self.router);
             let inits = self.inits.entry(d.src.clone()).or_default();
             *inits += 1;
             if let (true, Some(i)) = (*inits > 1, self.node_ids.iter().position(|n| *n == d.src)) {
@@ -123,7 +125,7 @@ impl FreeRun {
                 what: format!("exited unexpectedly ({status})"),
                 at_us,
             });
-            self.chaos.node_exited(node, status);
+            self.nemesis.node_exited(node, status);
         }
         // A node restarted before its old process was reaped has a new connection by
         // now; the old one closed by itself.
@@ -163,7 +165,7 @@ impl FreeRun {
         done: impl Fn(&FreeRun) -> bool,
     ) {
         while !done(self) {
-            let next_fault = self.chaos.next_at();
+            let next_fault = self.nemesis.next_at();
             tokio::select! {
                 Some(ev) = self.events.recv() => self.on_router_event(ev),
                 Some(d) = self.inbox.recv() => self.on_harness_msg(d),
@@ -171,12 +173,12 @@ impl FreeRun {
                     let status = ev.status.to_string();
                     self.on_exit(&ev.node, &status, expected);
                 }
-                Some(fired) = self.chaos.fired_rx.recv() => {
-                    let exits = self.chaos.run_fired(fired, &self.router, &mut self.sup).await;
+                Some(fired) = self.nemesis.fired_rx.recv() => {
+                    let exits = self.nemesis.run_fired(fired, &self.router, &mut self.sup).await;
                     self.on_exits(exits);
                 }
                 _ = tokio::time::sleep_until(next_fault.unwrap_or(deadline)), if next_fault.is_some() => {
-                    let exits = self.chaos.run_due(&self.router, &mut self.sup, false).await;
+                    let exits = self.nemesis.run_due(&self.router, &mut self.sup, false).await;
                     self.on_exits(exits);
                 }
                 _ = tokio::time::sleep_until(deadline) => return,
@@ -229,7 +231,7 @@ pub async fn run_free(
         ready: BTreeSet::new(),
         init_msg_id: 0,
         node_ids: node_ids.clone(),
-        chaos: Chaos::new(schedule, cfg.nemesis.kinds.iter().copied().collect(), start),
+        nemesis: NemesisExecutor::new(schedule, cfg.nemesis.kinds.iter().copied().collect(), start),
         inits: BTreeMap::new(),
         restarts: Arc::new(Mutex::new(vec![
             clients::Restarts::default();
@@ -291,7 +293,7 @@ pub async fn run_free(
                 stop_rx.clone(),
             ));
         }
-        live.chaos.begin(&router);
+        live.nemesis.begin(&router);
         let end = Instant::now() + Duration::from_millis(cfg.time_limit_ms);
         live.pump_until(end, &mut interrupt, |_| false).await;
         interrupted = *interrupt.borrow();
@@ -299,9 +301,9 @@ pub async fn run_free(
         if !interrupted {
             // Events timed at the very end, then the final heal: every fault lifted,
             // killed nodes restarted, paused ones resumed.
-            let exits = live.chaos.run_due(&router, &mut live.sup, true).await;
+            let exits = live.nemesis.run_due(&router, &mut live.sup, true).await;
             live.on_exits(exits);
-            let (healed_at, exits) = live.chaos.heal_all(&router, &mut live.sup).await;
+            let (healed_at, exits) = live.nemesis.heal_all(&router, &mut live.sup).await;
             live.on_exits(exits);
             quiet_from = Some(healed_at);
         }
@@ -375,7 +377,7 @@ pub async fn run_free(
     let _ = rec_handle.await;
     tasks.abort_all();
 
-    let (fault_report, mut warnings) = live.chaos.report(&router, &live.sup);
+    let (fault_report, mut warnings) = live.nemesis.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
     results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
     let report_count = live.reports.len();

@@ -5,7 +5,9 @@
 //! - [`config`]: a run's configuration (`run.json`) and what it implies.
 //! - [`run`]: one run from start to verdict, in the mode its configuration names.
 //! - [`lifecycle`]: what every run does, in order, in both modes; the run directory.
-//! - [`free`]: the free-running mode (real time, the router, client workers, final ops).
+//! - [`free`]: the free-running mode (real time, the router, client workers, final ops);
+//!   [`free::executor`] is the nemesis's executor there (policy, timed and triggered
+//!   events, spans, the final heal).
 //! - [`verdict`]: the end of a run in both modes: checkers, the overall verdict,
 //!   `verdict.json`, `metrics.json`, the summary lines.
 //! - [`registry`]: where `squall-node` is and what it serves (`--list-json`).
@@ -13,8 +15,6 @@
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
 //! - [`plan`]: `squall plan`, the named fault plans printed or written to a file.
-//! - [`chaos`]: carries a schedule out during a free-running run (policy, executor,
-//!   spans, the final heal).
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
@@ -35,7 +35,6 @@
 #![deny(missing_docs)]
 
 pub mod bench;
-pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;

@@ -217,7 +217,7 @@ pub async fn run_lockstep(
             &process_counters,
         ));
     }
-    let faults = crate::chaos::FaultReport {
+    let faults = nemesis::FaultReport {
         requested: kinds.iter().copied().collect(),
         links: fault_counters,
         processes: Default::default(),
