@@ -183,6 +183,16 @@ pub enum Answer {
     Timeout,
 }
 
+impl Answer {
+    /// The node's reply, if it gave one.
+    pub fn reply(&self) -> Option<&ClientReply> {
+        match self {
+            Answer::Reply(reply) => Some(reply),
+            Answer::Malformed(_) | Answer::Timeout => None,
+        }
+    }
+}
+
 /// Just enough of a body to tell whether it answers a request.
 #[derive(serde::Deserialize)]
 struct InReplyTo {

@@ -11,6 +11,7 @@
 //! - [`verdict`]: the end of a run in both modes: checkers, the overall verdict,
 //!   `verdict.json`, `metrics.json`, the summary lines.
 //! - [`registry`]: where `squall-node` is and what it serves (`--list-json`).
+//! - [`trace`]: `trace.bin`, the record of a lockstep run: format, writer, reader, hash.
 //! - [`text`]: small text helpers shared by every part.
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
@@ -57,6 +58,7 @@ pub mod shrink;
 pub mod soak;
 pub mod supervisor;
 pub mod text;
+pub mod trace;
 pub mod verdict;
 
 /// A problem with what the user asked for: exit code 254.

@@ -30,7 +30,6 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use workloads::{VerdictKind, Workload};
 
-use crate::clients::Answer;
 use crate::config::{RunConfig, RunMode};
 use crate::nemesis::Schedule;
 use crate::results;
@@ -148,12 +147,13 @@ pub fn chunk_len(work: usize, workers: usize) -> usize {
     work.div_ceil(workers.max(1)).max(1)
 }
 
-/// Whether `answer` settles final op `op`: an error, a timeout or a body that is no
+/// Whether the answer to final op `op` settles it: `reply` is the node's reply, `None`
+/// for a timeout or a body that is no reply. An error, a timeout or a body that is no
 /// reply never does; a reply does if the workload takes it as settled (a read of a key
 /// some client wrote must not come back empty: the node may not have caught up yet).
-pub fn final_settled(workload: &dyn Workload, op: &ClientOp, answer: &Answer) -> bool {
-    match answer {
-        Answer::Reply(ClientReply::Error { .. }) | Answer::Timeout | Answer::Malformed(_) => false,
-        Answer::Reply(reply) => workload.final_settled(op, reply),
+pub fn final_settled(workload: &dyn Workload, op: &ClientOp, reply: Option<&ClientReply>) -> bool {
+    match reply {
+        None | Some(ClientReply::Error { .. }) => false,
+        Some(reply) => workload.final_settled(op, reply),
     }
 }

@@ -67,17 +67,14 @@ mod clients;
 pub mod conn;
 pub mod queue;
 mod stepper;
-pub mod trace;
 
-pub use trace::{hash_file, read_trace, TraceKind, TraceRecord};
+pub use crate::trace::{hash_file, read_trace, TraceKind, TraceRecord, HOP_US};
 
+use crate::trace::TraceWriter;
 use clients::HistoryWriter;
 use conn::Listener;
 use stepper::{Stepper, StepperOpts, StepperParts};
-use trace::TraceWriter;
 
-/// Virtual time a message or a client request or reply spends on the wire, in µs.
-pub const HOP_US: u64 = 100;
 /// How long nodes have (real time) to connect, say hello and finish their init step: the
 /// lifecycle's [`STARTUP_TIMEOUT_MS`].
 pub const STARTUP_TIMEOUT: Duration = Duration::from_millis(STARTUP_TIMEOUT_MS);

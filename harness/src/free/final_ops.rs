@@ -86,7 +86,7 @@ async fn final_pass(
         let settled = final_settled(
             &**shared.workload.lock().expect("workload lock"),
             &op,
-            &answer,
+            answer.reply(),
         );
         if !settled {
             unsettled.push((node, op));

@@ -25,13 +25,13 @@ use workloads::Workload;
 use super::clients::{Answer, HistoryWriter, VClient};
 use super::conn::{is_step_done, is_sync_wait, Listener, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
-use super::trace::{TraceKind, TraceRecord, TraceWriter};
 use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
     Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
 use crate::supervisor::Supervisor;
 use crate::text::truncate;
+use crate::trace::{TraceKind, TraceRecord, TraceWriter};
 use crate::verdict::Faulty;
 
 mod client_ops;

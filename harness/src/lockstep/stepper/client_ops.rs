@@ -8,8 +8,8 @@ use super::{envelope, Ev, Phase, Stepper};
 use crate::clients::{pick_node, Restarts};
 use crate::lifecycle::{final_settled, FINAL_RETRY_LOCKSTEP};
 use crate::lockstep::clients::{record_completion, split_final_ops, Answer, FinalOp, InFlight};
-use crate::lockstep::trace::TraceKind;
-use crate::lockstep::HOP_US;
+use crate::trace::TraceKind;
+use crate::trace::HOP_US;
 
 impl Stepper {
     /// A client's next op is due.
@@ -133,7 +133,7 @@ impl Stepper {
             Phase::Recovery => {}
             Phase::Final => {
                 // The final-op rule of both modes; the retries are lockstep's own.
-                let settled = final_settled(&*self.workload, &done.op, &answer);
+                let settled = final_settled(&*self.workload, &done.op, answer.reply());
                 let mut at = now;
                 if !settled && done.retries_left > 0 {
                     self.clients[client].work.push_front(FinalOp {

@@ -9,9 +9,9 @@ use std::time::{Duration, Instant};
 use serde_json::json;
 
 use super::{action_json, InitResult, Stepper};
-use crate::lockstep::trace::TraceKind;
 use crate::lockstep::STARTUP_TIMEOUT;
 use crate::nemesis::{Action, Link, ProcessAction};
+use crate::trace::TraceKind;
 use proto::HARNESS;
 
 impl Stepper {
