@@ -254,38 +254,46 @@ impl NemesisExecutor {
         match action {
             ProcessAction::Kill { node } => {
                 let pid = sup.pid(node);
-                if sup.kill(node) {
+                let done = sup.kill(node);
+                if done {
                     router.disconnect(node);
-                    Ok(json!({"signal": "SIGKILL", "pid": pid}))
-                } else {
-                    Err(format!("{node} was not running"))
                 }
+                signalled(
+                    done,
+                    node,
+                    json!({"signal": "SIGKILL", "pid": pid}),
+                    "running",
+                )
             }
             ProcessAction::Crash { node } => {
                 let pid = sup.pid(node);
-                if sup.crash(node) {
+                let done = sup.crash(node);
+                if done {
                     router.disconnect(node);
-                    Ok(json!({"signal": "SIGKILL", "pid": pid, "for_good": true}))
-                } else {
-                    Err(format!("{node} was not running"))
                 }
+                let evidence = json!({"signal": "SIGKILL", "pid": pid, "for_good": true});
+                signalled(done, node, evidence, "running")
             }
             ProcessAction::Restart { node, amnesia } => restart(node, *amnesia, sup, exits).await,
             ProcessAction::Pause { node } => {
                 let pid = sup.pid(node);
-                if sup.pause(node) {
-                    Ok(json!({"signal": "SIGSTOP", "pid": pid}))
-                } else {
-                    Err(format!("{node} was not running"))
-                }
+                let done = sup.pause(node);
+                signalled(
+                    done,
+                    node,
+                    json!({"signal": "SIGSTOP", "pid": pid}),
+                    "running",
+                )
             }
             ProcessAction::Resume { node } => {
                 let pid = sup.pid(node);
-                if sup.resume(node) {
-                    Ok(json!({"signal": "SIGCONT", "pid": pid}))
-                } else {
-                    Err(format!("{node} was not paused"))
-                }
+                let done = sup.resume(node);
+                signalled(
+                    done,
+                    node,
+                    json!({"signal": "SIGCONT", "pid": pid}),
+                    "paused",
+                )
             }
             ProcessAction::RestoreAll => {
                 let (restarted, resumed) = restore_all(sup, exits).await;
@@ -547,4 +555,14 @@ async fn restore_all(
         }
     }
     (restarted, resumed)
+}
+
+/// The evidence of a signal that reached `node`'s process, or why none did: it was not
+/// `state` (running, paused).
+fn signalled(done: bool, node: &str, evidence: Value, state: &str) -> Result<Value, String> {
+    if done {
+        Ok(evidence)
+    } else {
+        Err(format!("{node} was not {state}"))
+    }
 }
