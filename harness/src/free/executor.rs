@@ -252,48 +252,31 @@ impl NemesisExecutor {
         exits: &mut Vec<(ExitEvent, bool)>,
     ) -> Result<Value, String> {
         match action {
-            ProcessAction::Kill { node } => {
+            ProcessAction::Kill { node } | ProcessAction::Crash { node } => {
+                let for_good = matches!(action, ProcessAction::Crash { .. });
                 let pid = sup.pid(node);
-                let done = sup.kill(node);
+                let done = if for_good {
+                    sup.crash(node)
+                } else {
+                    sup.kill(node)
+                };
                 if done {
                     router.disconnect(node);
                 }
-                signalled(
-                    done,
-                    node,
-                    json!({"signal": "SIGKILL", "pid": pid}),
-                    "running",
-                )
-            }
-            ProcessAction::Crash { node } => {
-                let pid = sup.pid(node);
-                let done = sup.crash(node);
-                if done {
-                    router.disconnect(node);
+                let mut evidence = json!({"signal": "SIGKILL", "pid": pid});
+                if for_good {
+                    evidence["for_good"] = json!(true);
                 }
-                let evidence = json!({"signal": "SIGKILL", "pid": pid, "for_good": true});
                 signalled(done, node, evidence, "running")
             }
             ProcessAction::Restart { node, amnesia } => restart(node, *amnesia, sup, exits).await,
-            ProcessAction::Pause { node } => {
+            ProcessAction::Pause { node } | ProcessAction::Resume { node } => {
                 let pid = sup.pid(node);
-                let done = sup.pause(node);
-                signalled(
-                    done,
-                    node,
-                    json!({"signal": "SIGSTOP", "pid": pid}),
-                    "running",
-                )
-            }
-            ProcessAction::Resume { node } => {
-                let pid = sup.pid(node);
-                let done = sup.resume(node);
-                signalled(
-                    done,
-                    node,
-                    json!({"signal": "SIGCONT", "pid": pid}),
-                    "paused",
-                )
+                let (done, signal, state) = match action {
+                    ProcessAction::Pause { .. } => (sup.pause(node), "SIGSTOP", "running"),
+                    _ => (sup.resume(node), "SIGCONT", "paused"),
+                };
+                signalled(done, node, json!({"signal": signal, "pid": pid}), state)
             }
             ProcessAction::RestoreAll => {
                 let (restarted, resumed) = restore_all(sup, exits).await;
