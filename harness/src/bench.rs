@@ -9,20 +9,35 @@
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use clap::Args;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use crate::cli::BenchRouterArgs;
+use crate::results;
 use crate::router::{Gate, Router};
 use crate::supervisor::{NodeSpec, Supervisor};
-use crate::{results, run};
+use crate::text::parse_duration_ms;
 
 #[derive(Debug, Deserialize)]
 struct PingResult {
     round_trips: u64,
     seconds: f64,
     rtt_ns: Vec<u64>,
+}
+
+/// `squall bench router` options.
+#[derive(Args, Debug, Clone)]
+pub struct BenchRouterArgs {
+    /// Seconds of throughput measurement.
+    #[arg(long, default_value = "5s", value_parser = parse_duration_ms)]
+    pub duration: u64,
+    /// Messages each sender keeps in flight during the throughput phase.
+    #[arg(long, default_value_t = 256)]
+    pub window: u64,
+    /// Ping-pong round trips per latency sample set.
+    #[arg(long, default_value_t = 20_000)]
+    pub pings: u64,
 }
 
 /// Percentiles of one-way latency, in microseconds.
@@ -88,7 +103,8 @@ pub async fn round_trips(dir: &Path, name: &str, how: PingPong) -> anyhow::Resul
 
 impl Bench {
     fn new(dir: PathBuf) -> anyhow::Result<Bench> {
-        let node_bin = run::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
+        let node_bin =
+            crate::registry::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
         std::fs::create_dir_all(dir.join("data"))?;
         Ok(Bench {
             sup: Supervisor::new(std::time::Instant::now()),

@@ -30,7 +30,7 @@ pub struct CheckArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Give up with `unknown` after this long per file.
-    #[arg(long, default_value = "5m", value_parser = crate::cli::parse_duration_ms)]
+    #[arg(long, default_value = "5m", value_parser = crate::text::parse_duration_ms)]
     pub budget: u64,
 }
 
@@ -60,7 +60,7 @@ pub struct BenchCheckerArgs {
     #[arg(long, default_value_t = 0)]
     pub threads: usize,
     /// Give up with `unknown` after this long per --family history.
-    #[arg(long, default_value = "60s", value_parser = crate::cli::parse_duration_ms)]
+    #[arg(long, default_value = "60s", value_parser = crate::text::parse_duration_ms)]
     pub budget: u64,
     /// RNG seed of the kv and kv-strings families.
     #[arg(long, default_value_t = 1)]

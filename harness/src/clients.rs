@@ -3,10 +3,9 @@
 //! Each client worker `cK` is a local router endpoint that plays a sequence of Jepsen
 //! processes: one op in flight at a time, recorded as `invoke` then `ok` / `fail` / `info`.
 //! After an `info` (timeout or indefinite error) the worker takes a fresh process id, since
-//! the old process may still have an op in flight. Ops are issued open-loop: each worker
-//! has its own schedule of start times at `rate / clients` ops per second; a worker that
-//! falls behind its schedule issues at once and counts the op as late, so stalls show in
-//! the latencies rather than silently lowering the offered load.
+//! the old process may still have an op in flight. Ops are issued open loop by the
+//! schedule both modes share ([`OpClock`]): `rate / clients` ops per second per worker, a
+//! worker behind its schedule issuing at once and counting the op as late.
 
 use std::io::Write;
 use std::path::Path;
@@ -25,6 +24,7 @@ use workloads::history::{completion_value, op_value, Event, EventType};
 use workloads::workload::Target;
 use workloads::Workload;
 
+use crate::lifecycle::OpClock;
 use crate::router::{Delivered, Router};
 
 /// The seed of client `index` (0-based) of a run with `seed`, in both modes: lockstep
@@ -183,6 +183,16 @@ pub enum Answer {
     Timeout,
 }
 
+impl Answer {
+    /// The node's reply, if it gave one.
+    pub fn reply(&self) -> Option<&ClientReply> {
+        match self {
+            Answer::Reply(reply) => Some(reply),
+            Answer::Malformed(_) | Answer::Timeout => None,
+        }
+    }
+}
+
 /// Just enough of a body to tell whether it answers a request.
 #[derive(serde::Deserialize)]
 struct InReplyTo {
@@ -265,7 +275,7 @@ impl Client {
                     }
                     return match serde_json::from_str::<Response>(&d.body) {
                         Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::run::truncate(&d.body, 120)),
+                        Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
                     };
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
@@ -373,24 +383,21 @@ pub async fn run_client(
 ) -> Client {
     let mut rng = ChaCha8Rng::seed_from_u64(opts.seed);
     let mut process = shared.next_process.fetch_add(1, Ordering::SeqCst);
-    // Stagger workers across one interval so they do not fire in lockstep.
-    let offset = opts.interval.mul_f64(rng.gen::<f64>());
-    let mut next_start = Instant::now() + offset;
+    // Staggered across one interval so workers do not fire together.
+    let base = Instant::now();
+    let mut clock = OpClock::new(opts.interval.as_nanos() as u64, &mut rng);
     loop {
         if *stop.borrow() {
             return client;
         }
+        let next_start = base + Duration::from_nanos(clock.next_start());
         tokio::select! {
             _ = tokio::time::sleep_until(next_start) => {}
             _ = stop.changed() => continue,
         }
-        let now = Instant::now();
-        if now.duration_since(next_start) > opts.interval {
+        let now = Instant::now().duration_since(base).as_nanos() as u64;
+        if clock.take(now) {
             shared.late_ops.fetch_add(1, Ordering::Relaxed);
-        }
-        next_start += opts.interval;
-        if next_start < now {
-            next_start = now;
         }
         let (op, target) = shared
             .workload

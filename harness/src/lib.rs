@@ -1,12 +1,21 @@
 //! squall, the harness: starts node processes, routes their messages, injects faults,
 //! drives clients, records the history and judges it.
 //!
-//! - [`cli`]: the command line (clap) and its validation into a [`run::RunConfig`].
-//! - [`run`]: one run from start to verdict; owns the sequence and the run directory.
+//! - [`cli`]: the command line (clap) and its validation into a [`config::RunConfig`].
+//! - [`config`]: a run's configuration (`run.json`) and what it implies.
+//! - [`run`]: one run from start to verdict, in the mode its configuration names.
+//! - [`lifecycle`]: what every run does, in order, in both modes; the run directory.
+//! - [`free`]: the free-running mode (real time, the router, client workers, final ops);
+//!   [`free::executor`] is the nemesis's executor there (policy, timed and triggered
+//!   events, spans, the final heal).
+//! - [`verdict`]: the end of a run in both modes: checkers, the overall verdict,
+//!   `verdict.json`, `metrics.json`, the summary lines.
+//! - [`registry`]: where `squall-node` is and what it serves (`--list-json`).
+//! - [`trace`]: `trace.bin`, the record of a lockstep run: format, writer, reader, hash.
+//! - [`text`]: small text helpers shared by every part.
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
-//! - [`chaos`]: carries a schedule out during a free-running run (policy, executor,
-//!   spans, the final heal).
+//! - [`plan`]: `squall plan`, the named fault plans printed or written to a file.
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
@@ -27,14 +36,17 @@
 #![deny(missing_docs)]
 
 pub mod bench;
-pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;
-pub mod finish;
+pub mod config;
+pub mod free;
+pub mod lifecycle;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
+pub mod plan;
+pub mod registry;
 pub mod rejudge;
 pub mod replay;
 pub mod report;
@@ -45,6 +57,9 @@ pub mod run;
 pub mod shrink;
 pub mod soak;
 pub mod supervisor;
+pub mod text;
+pub mod trace;
+pub mod verdict;
 
 /// A problem with what the user asked for: exit code 254.
 #[derive(Debug)]

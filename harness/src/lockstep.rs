@@ -13,7 +13,7 @@
 //!    loopback listener of this module (no router), say `hello`, and get an `init` that
 //!    asks for lockstep, in node order. A node whose `init_ok` lacks `"lockstep": true`
 //!    ends the run with a [`UsageError`] naming it.
-//! 3. A single-threaded loop in virtual time (`world`): the pending events sit in a
+//! 3. A single-threaded loop in virtual time (`stepper`): the pending events sit in a
 //!    priority queue (`queue`); the ones at the earliest virtual time are ready, and a
 //!    ChaCha8 RNG seeded from the run's seed picks which goes next. Quiet stretches are
 //!    skipped at once. One event goes to exactly one node, and the harness reads that
@@ -36,10 +36,11 @@
 //! 4. At `time_limit_ms` of virtual time: the schedule's remaining events up to it, then
 //!    everything healed (held messages released, killed nodes restarted, paused ones
 //!    resumed); a quiet window of `schedule.recovery_ms`; then the workload's final ops
-//!    to every live node. A final read that returns null for a key some client wrote to
-//!    (propose, write, cas) is retried up to [`FINAL_READ_RETRIES`] times,
-//!    [`FINAL_RETRY_PAUSE_MS`] apart: the node may not have caught up yet. A null read
-//!    of a key nobody wrote to is the right answer and is not retried.
+//!    to every live node. A final op that does not settle (the rule of both modes,
+//!    [`crate::lifecycle::final_settled`]: e.g. a read that returns null for a key some
+//!    client wrote to) is retried by
+//!    [`FINAL_RETRY_LOCKSTEP`](crate::lifecycle::FINAL_RETRY_LOCKSTEP): up to 3 times, 250 ms of
+//!    virtual time apart.
 //! 5. Teardown, checkers on what was recorded, `verdict.json` (with `"mode"` and
 //!    `"trace_hash"`), `metrics.json`, `latest`.
 //!
@@ -50,41 +51,36 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
-use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
+use crate::config::{RunConfig, RunMode};
+use crate::lifecycle::{open_run_dir, RunOutcome, STARTUP_TIMEOUT_MS, TEARDOWN_GRACE_MS};
 use crate::nemesis::{self, ProcessCounters, Schedule};
 use crate::router::Gate;
-use crate::run::{RunConfig, RunIssues, RunMode, RunOutcome};
 use crate::supervisor::{SpawnError, Supervisor};
+use crate::verdict::{summary_text, verdict_line, write_outputs, Evidence, Judgement, RunIssues};
 use crate::{metrics, results, UsageError};
 
 pub mod bench;
 mod clients;
 pub mod conn;
 pub mod queue;
-pub mod trace;
-mod world;
+mod stepper;
 
-pub use trace::{hash_file, read_trace, TraceKind, TraceRecord};
+pub use crate::trace::{hash_file, read_trace, TraceKind, TraceRecord, HOP_US};
 
+use crate::trace::TraceWriter;
 use clients::HistoryWriter;
 use conn::Listener;
-use trace::TraceWriter;
-use world::{World, WorldOpts, WorldParts};
+use stepper::{Stepper, StepperOpts, StepperParts};
 
-/// Virtual time a message or a client request or reply spends on the wire, in µs.
-pub const HOP_US: u64 = 100;
-/// How long nodes have (real time) to connect, say hello and finish their init step.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long nodes have to exit after SIGTERM before SIGKILL, at teardown.
-pub const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
-/// Retries of a final read that returned null.
-pub const FINAL_READ_RETRIES: u32 = 3;
-/// Virtual time between a null final read and its retry, in ms.
-pub const FINAL_RETRY_PAUSE_MS: u64 = 250;
-
+/// How long nodes have (real time) to connect, say hello and finish their init step: the
+/// lifecycle's [`STARTUP_TIMEOUT_MS`].
+pub const STARTUP_TIMEOUT: Duration = Duration::from_millis(STARTUP_TIMEOUT_MS);
+/// How long nodes have to exit after SIGTERM before SIGKILL, at teardown: the
+/// lifecycle's [`TEARDOWN_GRACE_MS`].
+pub const TEARDOWN_GRACE: Duration = Duration::from_millis(TEARDOWN_GRACE_MS);
 /// Runs one configuration in lockstep mode to a verdict, applying `schedule`.
 ///
 /// The same `cfg` (seed included), `schedule` and node binary give the same
@@ -111,8 +107,8 @@ pub async fn run_lockstep(
         mode: RunMode::Lockstep,
         ..cfg
     };
-    let (run_id, dir) = crate::run::open_run_dir(&cfg, &schedule)?;
-    let node_data = cfg.outside_data(&dir);
+    let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
+    let node_data = cfg.scratch_data(&dir);
 
     let wall_start = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -132,7 +128,7 @@ pub async fn run_lockstep(
         }
     }
 
-    let opts = WorldOpts {
+    let opts = StepperOpts {
         seed: cfg.seed,
         node_ids: node_ids.clone(),
         clients: cfg.clients,
@@ -142,7 +138,7 @@ pub async fn run_lockstep(
         op_timeout_ms: cfg.op_timeout_ms,
     };
     let kinds = schedule.kinds();
-    let parts = WorldParts {
+    let parts = StepperParts {
         handle: tokio::runtime::Handle::current(),
         listener: Listener::new(listener, gate.clone()),
         sup,
@@ -153,37 +149,37 @@ pub async fn run_lockstep(
         history: HistoryWriter::create(&dir.join("history.jsonl"))?,
     };
     let handle = parts.handle.clone();
-    let driven = tokio::task::spawn_blocking(move || drive(World::new(opts, parts), handle))
+    let driven = tokio::task::spawn_blocking(move || drive(Stepper::new(opts, parts), handle))
         .await
         .map_err(|e| anyhow::anyhow!("the lockstep loop panicked: {e}"));
     drop(node_data);
     let Driven {
-        mut world,
+        mut stepper,
         refused,
         startup_failed,
     } = driven??;
     let wall = wall_start.elapsed();
-    let virtual_us = world.now_us();
-    let live_nodes = world.live_nodes();
-    let not_ready = world.not_ready();
-    let fault_counters = world.fault_counters();
-    let steps = world.steps;
-    let choices = world.choices();
-    let steps_by_kind = world.steps_by_kind.clone();
-    let stale = world.stale;
-    let (kills_mid_step, cut_mid_step) = (world.kills_mid_step, world.cut_mid_step);
-    let late_ops = world.late_ops;
-    let by_type = world.by_type.clone();
-    let reports = std::mem::take(&mut world.reports);
+    let virtual_us = stepper.now_us();
+    let live_nodes = stepper.live_nodes();
+    let not_ready = stepper.not_ready();
+    let fault_counters = stepper.fault_counters();
+    let steps = stepper.steps;
+    let choices = stepper.choices();
+    let steps_by_kind = stepper.steps_by_kind.clone();
+    let stale = stepper.stale;
+    let (kills_mid_step, cut_mid_step) = (stepper.kills_mid_step, stepper.cut_mid_step);
+    let late_ops = stepper.late_ops;
+    let by_type = stepper.by_type.clone();
+    let reports = std::mem::take(&mut stepper.reports);
     results::write_jsonl(&dir.join("reports.jsonl"), &reports)?;
     let report_count = reports.len();
-    let faulty = world.faulty.clone();
-    let confirms = world.confirms.clone();
-    let process = world.process;
-    let quiet_from = world.quiet_from;
-    let fault_spans = world.fault_spans();
-    let interrupted = world.interrupted;
-    let (trace, history, sup) = world.into_writers();
+    let faulty = stepper.faulty.clone();
+    let confirms = stepper.confirms.clone();
+    let process = stepper.process;
+    let quiet_from = stepper.quiet_from;
+    let fault_spans = stepper.fault_spans();
+    let interrupted = stepper.interrupted;
+    let (trace, history, sup) = stepper.into_writers();
     let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
     let trace_hash = trace.finish()?;
     history.finish()?;
@@ -218,7 +214,7 @@ pub async fn run_lockstep(
             &process_counters,
         ));
     }
-    let faults = crate::chaos::FaultReport {
+    let faults = nemesis::FaultReport {
         requested: kinds.iter().copied().collect(),
         links: fault_counters,
         processes: Default::default(),
@@ -226,12 +222,12 @@ pub async fn run_lockstep(
         events: confirms,
         spans: fault_spans.clone(),
     };
-    let Judged {
+    let Judgement {
         verdict,
         reason,
         ops,
         warnings,
-    } = Ending {
+    } = Evidence {
         cfg: &cfg,
         run_id: &run_id,
         dir: &dir,
@@ -280,15 +276,15 @@ pub async fn run_lockstep(
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
         "router": {"rejected_connections": gate.rejections()},
     });
-    publish(&cfg, &run_id, &dir, &metrics_json)?;
+    write_outputs(&cfg, &run_id, &dir, &metrics_json)?;
 
     let summary = summary_text(
         &run_id,
+        " (lockstep)",
         &dir,
-        &verdict_line(verdict, &reason, &warnings),
         &metrics_json["ops"],
-        &trace_hash,
-        steps,
+        &format!("steps     {steps}, trace {trace_hash}\n"),
+        &verdict_line(verdict, &reason, &warnings),
     );
     Ok(RunOutcome {
         dir,
@@ -298,50 +294,35 @@ pub async fn run_lockstep(
 }
 
 struct Driven {
-    world: World,
+    stepper: Stepper,
     refused: Option<String>,
     startup_failed: bool,
 }
 
 /// The blocking part: start, run, tear down. Runs on a blocking thread; the
 /// supervisor's async calls go through `handle`.
-fn drive(mut world: World, handle: tokio::runtime::Handle) -> anyhow::Result<Driven> {
-    let started = world.start();
+fn drive(mut stepper: Stepper, handle: tokio::runtime::Handle) -> anyhow::Result<Driven> {
+    let started = stepper.start();
     let refused = match started {
         Ok(refused) => refused,
         Err(e) => {
-            handle.block_on(world.supervisor().teardown(TEARDOWN_GRACE));
+            handle.block_on(stepper.supervisor().teardown(TEARDOWN_GRACE));
             return Err(e);
         }
     };
-    let startup_failed = refused.is_none() && !world.not_ready().is_empty();
+    let startup_failed = refused.is_none() && !stepper.not_ready().is_empty();
     let ran = if refused.is_none() && !startup_failed {
-        world.run()
+        stepper.run()
     } else {
         Ok(())
     };
-    handle.block_on(world.supervisor().teardown(TEARDOWN_GRACE));
-    world.disconnect_all();
-    world.note_unexpected_exits();
+    handle.block_on(stepper.supervisor().teardown(TEARDOWN_GRACE));
+    stepper.disconnect_all();
+    stepper.note_unexpected_exits();
     ran?;
     Ok(Driven {
-        world,
+        stepper,
         refused,
         startup_failed,
     })
-}
-
-fn summary_text(
-    run_id: &str,
-    dir: &std::path::Path,
-    verdict_lines: &str,
-    counts: &Value,
-    trace_hash: &str,
-    steps: u64,
-) -> String {
-    format!(
-        "run       {run_id} (lockstep)\n{}steps     {steps}, trace {trace_hash}\n{verdict_lines}results   {}\n",
-        ops_line(counts),
-        dir.display()
-    )
 }

@@ -51,8 +51,8 @@ mod validate;
 
 pub use action::{Action, LinkSet, NetAction, PartitionMode, ProcessAction};
 pub use confirm::{
-    collapse, warnings, Confirmation, Confirmations, FaultCounters, LinkCounters, ProcessCounters,
-    Warning, WarningKind, WARNING_EXAMPLES_MAX,
+    collapse, warnings, Confirmation, Confirmations, FaultCounters, FaultReport, LinkCounters,
+    ProcessCounters, Warning, WarningKind, WARNING_EXAMPLES_MAX,
 };
 pub use delay::{DelayDist, DelaySpec, LinkFaults, EXP_JITTER_MEANS_MAX, REORDER_WINDOW_MS_MIN};
 pub use expand::expand;

@@ -3,7 +3,7 @@
 //!
 //! Each cell of the grid (nodes × proposers k × backoff × drop rate) is one ordinary
 //! `squall run` of the write-once workload with `--algorithm paxos --contention k`, built
-//! through the same command line and validation as `squall run`, with no faults but, for a
+//! and checked by the same [`RunBuilder`] as `squall run`, with no faults but, for a
 //! drop rate above 0, one `link_faults` drop event on every node-to-node link for the whole
 //! run. From the run directory the bench reads:
 //!
@@ -31,16 +31,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use clap::{Args, Parser};
-use hdrhistogram::Histogram;
+use clap::Args;
 use serde::Serialize;
-use serde_json::Value;
-use workloads::consensus::ground_truth_rounds;
-use workloads::verdict::TimedReport;
 
+mod analyze;
+mod calibrate;
 pub mod plot;
 
-use crate::cli::{parse_duration_ms, Cli, Command};
+use analyze::hist_us;
+pub use analyze::{analyze_run, RunStats};
+pub use calibrate::IDLE_GAP;
+use calibrate::{calibrate, calibrate_fsync};
+
+use crate::config::{read_plan_file, RunBuilder};
+use crate::text::parse_duration_ms;
 use crate::{results, run, UsageError};
 
 /// `squall bench rounds` options.
@@ -242,80 +246,12 @@ fn loadavg() -> String {
         .unwrap_or_else(|_| "unknown".into())
 }
 
-/// Idle time between round trips of the `routed-idle` calibration: long enough for
-/// every process on the path to go to sleep, as nodes do between protocol steps at the
-/// rates the bench offers.
-pub const IDLE_GAP: Duration = Duration::from_millis(2);
-
 /// Message types a node sends to answer a client `read` of a key it has not learned
 /// (every final read of an instance never proposed to is one broadcast).
 pub const READ_TRAFFIC: &[&str] = &["learn"];
 
 /// The calibration the `*_rtt` columns are in.
 pub const RTT_BASIS: &str = "routed-idle";
-
-/// The three calibration ping-pongs, each between two `squall-node --bench` processes:
-/// direct loopback back to back (the floor), through a router back to back, and through
-/// a router with [`IDLE_GAP`] between round trips (what a protocol step costs when the
-/// CPUs have gone idle: on a VM a vCPU's wake-up dominates it).
-async fn calibrate(dir: &Path, pings: u64) -> anyhow::Result<Vec<RoundTrip>> {
-    let dir = dir.join("calibration");
-    let plan = [
-        ("direct-busy", false, pings, Duration::ZERO),
-        ("routed-busy", true, pings, Duration::ZERO),
-        ("routed-idle", true, (pings / 5).max(100), IDLE_GAP),
-    ];
-    let mut out = Vec::new();
-    for (name, routed, pings, gap) in plan {
-        let how = crate::bench::PingPong { routed, pings, gap };
-        let rtts = crate::bench::round_trips(&dir, name, how).await?;
-        let samples = rtts.len();
-        let (p50_us, p99_us) = p50_p99_us(rtts);
-        out.push(RoundTrip {
-            name: name.to_string(),
-            routed,
-            gap_ms: gap.as_secs_f64() * 1e3,
-            samples,
-            p50_us,
-            p99_us,
-        });
-    }
-    Ok(out)
-}
-
-/// Appends 64 bytes and `fdatasync`s them `n` times in a scratch file in `dir`.
-fn calibrate_fsync(dir: &Path, n: usize) -> anyhow::Result<SyncCost> {
-    use std::io::Write as _;
-    std::fs::create_dir_all(dir)?;
-    let path = dir.join(format!("fsync-probe-{}", std::process::id()));
-    let mut file = std::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)?;
-    let mut ns = Vec::with_capacity(n);
-    for _ in 0..n {
-        file.write_all(&[0u8; 64])?;
-        let t = std::time::Instant::now();
-        file.sync_data()?;
-        ns.push(t.elapsed().as_nanos() as u64);
-    }
-    drop(file);
-    std::fs::remove_file(&path)?;
-    let (p50_us, p99_us) = p50_p99_us(ns);
-    Ok(SyncCost {
-        dir: dir.to_path_buf(),
-        samples: n,
-        p50_us,
-        p99_us,
-    })
-}
-
-/// Nearest-rank p50 and p99 of durations in ns, in µs.
-fn p50_p99_us(mut ns: Vec<u64>) -> (f64, f64) {
-    ns.sort_unstable();
-    let us = |pct| rank(&ns, pct) as f64 / 1_000.0;
-    (us(50.0), us(99.0))
-}
 
 /// Nearest-rank percentile of sorted values.
 fn rank(xs: &[u64], pct: f64) -> u64 {
@@ -333,142 +269,6 @@ fn mean(xs: &[u64]) -> f64 {
     xs.iter().map(|&x| x as f64).sum::<f64>() / xs.len() as f64
 }
 
-/// What one cell's run directory says, before it is put in a [`Cell`].
-#[derive(Debug, Default)]
-pub struct RunStats {
-    /// Ground-truth rounds of each decided instance.
-    pub rounds: Vec<u64>,
-    /// The winner's own count, where it reported one.
-    pub winner_rounds: Vec<u64>,
-    /// Decisions where the two differ.
-    pub differ: u64,
-    /// Instances proposed to without a chosen value.
-    pub undecided: u64,
-    /// Ballots started, summed over decided instances.
-    pub ballots: u64,
-    /// First invoke → chosen (ns).
-    pub chosen_ns: Vec<u64>,
-    /// First invoke → first proposer learned (ns).
-    pub learned_ns: Vec<u64>,
-    /// First invoke → first ballot started (ns).
-    pub ballot_ns: Vec<u64>,
-    /// Node-to-node messages by type, in total.
-    pub msgs: BTreeMap<String, u64>,
-    /// Client ops.
-    pub ops: u64,
-    /// Ops issued late.
-    pub late_ops: u64,
-}
-
-/// Reads `reports.jsonl`, `history.jsonl` and `metrics.json` of a write-once paxos run.
-pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
-    let reports: Vec<TimedReport> = results::read_jsonl(&dir.join("reports.jsonl"))?;
-    let history: Vec<Value> = results::read_jsonl(&dir.join("history.jsonl"))?;
-    let truth = ground_truth_rounds(&reports, n_nodes);
-
-    let key_of = |v: &Value| {
-        v.get("value")
-            .and_then(|x| x.get("key"))
-            .and_then(Value::as_u64)
-    };
-    let mut first_invoke: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut first_learned: BTreeMap<u64, u64> = BTreeMap::new();
-    let mut ops = 0u64;
-    for ev in &history {
-        let ty = ev.get("type").and_then(Value::as_str).unwrap_or("");
-        if ty == "invoke" {
-            ops += 1;
-        }
-        if ev.get("f").and_then(Value::as_str) != Some("propose") {
-            continue;
-        }
-        let (Some(key), Some(time)) = (key_of(ev), ev.get("time").and_then(Value::as_u64)) else {
-            continue;
-        };
-        let slot = match ty {
-            "invoke" => &mut first_invoke,
-            "ok" => &mut first_learned,
-            _ => continue,
-        };
-        let t = slot.entry(key).or_insert(time);
-        *t = (*t).min(time);
-    }
-    let mut first_ballot: BTreeMap<u64, u64> = BTreeMap::new();
-    for r in &reports {
-        let (slot, key) = match &r.report {
-            proto::Report::Decided { key, .. } => (&mut first_learned, key),
-            proto::Report::BallotStarted { key, .. } => (&mut first_ballot, key),
-            proto::Report::Accepted { .. } => continue,
-        };
-        let t = slot.entry(*key).or_insert(r.at());
-        *t = (*t).min(r.at());
-    }
-
-    let mut s = RunStats {
-        ops,
-        ..RunStats::default()
-    };
-    for (key, &start) in &first_invoke {
-        let Some(t) = truth.get(key) else {
-            s.undecided += 1;
-            continue;
-        };
-        let (Some(round), Some(chosen)) = (t.chosen_round, t.chosen_time) else {
-            s.undecided += 1;
-            continue;
-        };
-        s.rounds.push(round);
-        s.ballots += t.ballots_started;
-        if let Some(w) = t.winner_rounds {
-            s.winner_rounds.push(w as u64);
-            if w as u64 != round {
-                s.differ += 1;
-            }
-        }
-        s.chosen_ns.push(chosen.saturating_sub(start));
-        if let Some(&l) = first_learned.get(key) {
-            s.learned_ns.push(l.saturating_sub(start));
-        }
-        if let Some(&b) = first_ballot.get(key) {
-            s.ballot_ns.push(b.saturating_sub(start));
-        }
-    }
-
-    let metrics: Value = results::read_json(&dir.join("metrics.json"))?;
-    let nodes: Vec<String> = (1..=n_nodes).map(|i| format!("n{i}")).collect();
-    if let Some(links) = metrics.get("links").and_then(Value::as_object) {
-        for (link, stats) in links {
-            let Some((a, b)) = link.split_once("->") else {
-                continue;
-            };
-            if !nodes.iter().any(|n| n == a) || !nodes.iter().any(|n| n == b) {
-                continue;
-            }
-            if let Some(by) = stats.get("by_type").and_then(Value::as_object) {
-                for (ty, n) in by {
-                    *s.msgs.entry(ty.clone()).or_default() += n.as_u64().unwrap_or(0);
-                }
-            }
-        }
-    }
-    s.late_ops = metrics.get("late_ops").and_then(Value::as_u64).unwrap_or(0);
-    Ok(s)
-}
-
-fn hist_us(ns: &[u64]) -> (f64, f64) {
-    let mut h = Histogram::<u64>::new_with_bounds(1, 3_600_000_000, 3).expect("bounds are valid");
-    for &x in ns {
-        h.saturating_record((x / 1_000).max(1));
-    }
-    if h.is_empty() {
-        return (0.0, 0.0);
-    }
-    (
-        h.value_at_quantile(0.5) as f64,
-        h.value_at_quantile(0.99) as f64,
-    )
-}
-
 /// Runs one cell and returns its row.
 async fn run_cell(
     args: &BenchRoundsArgs,
@@ -480,39 +280,26 @@ async fn run_cell(
     let clients = args.clients.unwrap_or(k as usize).max(k as usize);
     let seed = args.seed + idx as u64;
     let runs = bench_dir.join("runs");
-    let mut argv: Vec<String> = [
-        "squall",
-        "run",
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
-    ]
-    .iter()
-    .map(|s| s.to_string())
-    .collect();
-    let mut push = |a: &str, b: String| {
-        argv.push(a.to_string());
-        argv.push(b);
-    };
-    push("--nodes", nodes.to_string());
-    push("--clients", clients.to_string());
-    push("--contention", k.to_string());
     // Rounds are measured on fresh instances raced for by k proposers: no late
     // proposals to decided ones.
-    push("--late-proposals", "0".to_string());
-    push("--rate", args.rate.to_string());
-    push("--instances", args.instances.to_string());
-    push("--op-timeout", format!("{}ms", args.op_timeout));
-    push("--seed", seed.to_string());
-    push("--results-dir", runs.display().to_string());
-    if let Some(d) = &args.data_dir {
-        push("--data-dir", d.display().to_string());
-    }
-    push("--param", format!("backoff={backoff}"));
-    for p in &args.params {
-        push("--param", p.clone());
-    }
+    let mut run = RunBuilder {
+        workload: "write-once".into(),
+        algorithm: Some("paxos".into()),
+        nodes,
+        clients,
+        contention: k,
+        late_percent: 0,
+        rate: args.rate,
+        instances: Some(args.instances),
+        op_timeout_ms: args.op_timeout,
+        seed: Some(seed),
+        results_dir: runs,
+        data_dir: args.data_dir.clone(),
+        params: std::iter::once(format!("backoff={backoff}"))
+            .chain(args.params.iter().cloned())
+            .collect(),
+        ..RunBuilder::default()
+    };
     if drop > 0.0 {
         let ids: Vec<String> = (1..=nodes).map(|i| format!("n{i}")).collect();
         let schedule = serde_json::json!({
@@ -524,17 +311,13 @@ async fn run_cell(
         });
         let path = bench_dir.join(format!("schedule-{idx}.json"));
         results::write_json(&path, &schedule)?;
-        push("--schedule", path.display().to_string());
+        run.plan = Some(read_plan_file(path)?);
     } else {
-        push("--nemesis", "none".into());
-        push("--time-limit", format!("{}ms", args.time_limit));
-        push("--recovery-time", format!("{}ms", args.recovery_time));
+        run.nemesis.kinds.clear();
+        run.time_limit_ms = Some(args.time_limit);
+        run.recovery_ms = Some(args.recovery_time);
     }
-    let cli = Cli::try_parse_from(&argv).map_err(|e| UsageError(e.to_string()))?;
-    let Command::Run(run_args) = cli.command else {
-        unreachable!("argv starts with `run`")
-    };
-    let cfg = run_args.validate()?;
+    let cfg = run.build()?;
     let (_tx, rx) = tokio::sync::watch::channel(false);
     let outcome = run::run_any(cfg, rx).await?;
     let s = analyze_run(&outcome.dir, nodes)?;

@@ -14,11 +14,12 @@ use std::path::Path;
 
 use anyhow::Context;
 use proto::ops::ClientOp;
-use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::Value;
 use workloads::history::{Event, EventType};
+
+use crate::lifecycle::{chunk_len, final_work, OpClock};
 
 /// Writes `history.jsonl`, giving events dense indices in file order.
 pub struct HistoryWriter {
@@ -126,8 +127,8 @@ pub struct VClient {
     pub rng: ChaCha8Rng,
     /// Its current Jepsen process.
     pub process: u64,
-    /// When its next op is due, open loop (virtual µs).
-    pub next_start_us: u64,
+    /// When its ops are due, open loop (virtual µs).
+    pub clock: OpClock,
     /// The last `msg_id` used.
     pub next_msg_id: u64,
     /// The op in flight.
@@ -141,12 +142,12 @@ impl VClient {
     /// first op is due at a random offset within one interval, as in free-running runs.
     pub fn new(index: usize, seed: u64, process: u64, interval_us: u64) -> VClient {
         let mut rng = ChaCha8Rng::seed_from_u64(crate::clients::client_seed(seed, index));
-        let offset = (interval_us as f64 * rng.gen::<f64>()) as u64;
+        let clock = OpClock::new(interval_us, &mut rng);
         VClient {
             addr: format!("c{}", index + 1),
             rng,
             process,
-            next_start_us: offset,
+            clock,
             next_msg_id: 0,
             inflight: None,
             work: VecDeque::new(),
@@ -167,17 +168,15 @@ pub fn split_final_ops(
     clients: usize,
     retries: u32,
 ) -> Vec<Vec<FinalOp>> {
-    let work: Vec<FinalOp> = nodes
-        .iter()
-        .flat_map(|node| {
-            final_ops.iter().map(move |op| FinalOp {
-                node: node.clone(),
-                op: op.clone(),
-                retries_left: retries,
-            })
+    let work: Vec<FinalOp> = final_work(nodes, final_ops)
+        .into_iter()
+        .map(|(node, op)| FinalOp {
+            node,
+            op,
+            retries_left: retries,
         })
         .collect();
-    let chunk = work.len().div_ceil(clients.max(1)).max(1);
+    let chunk = chunk_len(work.len(), clients);
     let mut out: Vec<Vec<FinalOp>> = work.chunks(chunk).map(<[_]>::to_vec).collect();
     out.resize_with(clients, Vec::new);
     out
@@ -205,9 +204,9 @@ mod tests {
         let a = VClient::new(0, 7, 0, 40_000);
         let b = VClient::new(0, 7, 0, 40_000);
         let c = VClient::new(1, 7, 1, 40_000);
-        assert_eq!(a.next_start_us, b.next_start_us);
-        assert_ne!(a.next_start_us, c.next_start_us);
-        assert!(a.next_start_us < 40_000 && c.next_start_us < 40_000);
+        assert_eq!(a.clock, b.clock);
+        assert_ne!(a.clock.next_start(), c.clock.next_start());
+        assert!(a.clock.next_start() < 40_000 && c.clock.next_start() < 40_000);
         assert_eq!(c.addr, "c2");
     }
 }

@@ -222,7 +222,7 @@ mod tests {
     use super::*;
 
     /// Connects to a fresh listener, writes `bytes` (then hangs up if asked) and reads the
-    /// hello the way the lockstep world does.
+    /// hello the way the lockstep stepper does.
     fn first_line(gate: &Gate, bytes: &[u8], hang_up: bool) -> Option<String> {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let mut client = TcpStream::connect(listener.local_addr().unwrap()).unwrap();

@@ -15,6 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use workloads::verdict::FaultSpan;
 
 use super::{FaultKind, Schedule, TriggerSet};
 
@@ -299,6 +300,25 @@ impl Confirmations {
         let i = *self.by_id.get(&id)?;
         Some(&mut self.events[i])
     }
+}
+
+/// What `metrics.json` gets under `faults`.
+#[derive(Debug, Clone, Serialize)]
+pub struct FaultReport {
+    /// Kinds asked for (`--nemesis`, or the kinds a `--schedule` file uses).
+    pub requested: Vec<FaultKind>,
+    /// The nemesis' decisions per link and their total.
+    #[serde(flatten)]
+    pub links: FaultCounters,
+    /// Process faults per node that took effect (lockstep counts only the total).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub processes: BTreeMap<String, ProcessCounters>,
+    /// Process faults summed over nodes.
+    pub process_total: ProcessCounters,
+    /// Each schedule event: applied or not, when, and its evidence.
+    pub events: Confirmations,
+    /// When each fault was active.
+    pub spans: Vec<FaultSpan>,
 }
 
 #[cfg(test)]

@@ -25,8 +25,8 @@ use serde_json::Value;
 
 use super::html::ms;
 use super::RunData;
-use crate::lockstep::{TraceKind, HOP_US};
 use crate::router::msglog;
+use crate::trace::{TraceKind, HOP_US};
 
 mod draw;
 mod layout;
@@ -118,14 +118,14 @@ pub(crate) fn load_messages(run: &RunData) -> Result<(Vec<Msg>, &'static str), S
     }
     let trace = run.dir.join(TRACE_BIN);
     if trace.is_file() {
-        let records = crate::lockstep::read_trace(&trace).map_err(|e| format!("{e:#}"))?;
+        let records = crate::trace::read_trace(&trace).map_err(|e| format!("{e:#}"))?;
         return Ok((from_trace(&records), TRACE_BIN));
     }
     Err("this run directory has neither messages.jsonl nor trace.bin".into())
 }
 
 /// Node-to-node deliveries of a lockstep trace, with estimated send times.
-fn from_trace(records: &[crate::lockstep::TraceRecord]) -> Vec<Msg> {
+fn from_trace(records: &[crate::trace::TraceRecord]) -> Vec<Msg> {
     let mut steps: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     for r in records {
         if matches!(
@@ -498,7 +498,7 @@ mod tests {
 
     #[test]
     fn lockstep_sends_sit_at_the_senders_last_step_before_the_hop() {
-        use crate::lockstep::TraceRecord;
+        use crate::trace::TraceRecord;
         let rec = |at_us: u64, node: &str, kind: TraceKind, line: &str| TraceRecord {
             step: 0,
             at_us,

@@ -6,8 +6,9 @@ use std::time::Duration;
 
 use clap::Args;
 
-use crate::cli::{parse_duration_ms, RunArgs};
-use crate::run::RunConfig;
+use crate::config::RunConfig;
+use crate::run::RunArgs;
+use crate::text::parse_duration_ms;
 use crate::{results, UsageError};
 
 use super::kept;

@@ -7,10 +7,10 @@ use serde_json::Value;
 
 use super::layout::{events, layout, Ev, EvKind};
 use super::{Mark, Msg, Window, TRACE_BIN};
-use crate::lockstep::HOP_US;
 use crate::report::html::{esc, ms, short_ns};
 use crate::report::svg::{fault_colour, span_label, swatch, text_width, WIDTH};
 use crate::report::RunData;
+use crate::trace::HOP_US;
 
 const ROW_H: f64 = 18.0;
 const TOP: f64 = 34.0;

@@ -1,9 +1,9 @@
-//! Carrying out a fault schedule during a free-running run.
+//! The nemesis's executor in a free-running run: carries a fault schedule out.
 //!
 //! The [`nemesis`](crate::nemesis) decides; this module acts. [`FaultPolicy`] is the
 //! router's link policy for a run with faults: the nemesis' [`LinkTable`] decides each
 //! message's fate and its [`TriggerSet`] sees every message, so a trigger fires on the
-//! very message that matches. [`Chaos`] is the run loop's executor: it fires timed events
+//! very message that matches. [`NemesisExecutor`] is the run loop's executor: it fires timed events
 //! when their time comes, carries out the process part of triggered ones through the
 //! supervisor, confirms every event with its evidence, tracks which faults were active
 //! when (the [`FaultSpan`]s checkers explain violations with), and at the end heals
@@ -16,14 +16,13 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use serde::Serialize;
 use serde_json::{json, Value};
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use workloads::verdict::FaultSpan;
 
 use crate::nemesis::{
-    Action, Confirmations, Ended, FaultCounters, FaultKind, Link, LinkCounters, LinkStatus,
+    Action, Confirmations, Ended, FaultKind, FaultReport, Link, LinkCounters, LinkStatus,
     LinkTable, NetAction, ProcessAction, ProcessCounters, Schedule, ScheduleEvent, SpanBook,
     TriggerSet, Warning,
 };
@@ -99,27 +98,8 @@ fn with_faults<R: Default>(router: &Router, f: impl FnOnce(&mut FaultPolicy) -> 
     })
 }
 
-/// What `metrics.json` gets under `faults`.
-#[derive(Debug, Clone, Serialize)]
-pub struct FaultReport {
-    /// Kinds asked for (`--nemesis`, or the kinds a `--schedule` file uses).
-    pub requested: Vec<FaultKind>,
-    /// The nemesis' decisions per link and their total.
-    #[serde(flatten)]
-    pub links: FaultCounters,
-    /// Process faults per node that took effect (lockstep counts only the total).
-    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
-    pub processes: BTreeMap<String, ProcessCounters>,
-    /// Process faults summed over nodes.
-    pub process_total: ProcessCounters,
-    /// Each schedule event: applied or not, when, and its evidence.
-    pub events: Confirmations,
-    /// When each fault was active.
-    pub spans: Vec<FaultSpan>,
-}
-
-/// The schedule executor of one run.
-pub struct Chaos {
+/// The nemesis's executor in one free-running run: it carries the schedule out.
+pub struct NemesisExecutor {
     schedule: Schedule,
     requested: Vec<FaultKind>,
     timed: Vec<ScheduleEvent>,
@@ -137,12 +117,16 @@ pub struct Chaos {
     healed: bool,
 }
 
-impl Chaos {
+impl NemesisExecutor {
     /// An executor for `schedule`; `requested` are the kinds the user asked for.
-    pub fn new(schedule: Schedule, requested: Vec<FaultKind>, run_start: Instant) -> Chaos {
+    pub fn new(
+        schedule: Schedule,
+        requested: Vec<FaultKind>,
+        run_start: Instant,
+    ) -> NemesisExecutor {
         let timed = schedule.timed_events().into_iter().cloned().collect();
         let (fired_tx, fired_rx) = mpsc::unbounded_channel();
-        Chaos {
+        NemesisExecutor {
             confirm: Confirmations::new(&schedule),
             schedule,
             requested,
@@ -268,40 +252,31 @@ impl Chaos {
         exits: &mut Vec<(ExitEvent, bool)>,
     ) -> Result<Value, String> {
         match action {
-            ProcessAction::Kill { node } => {
+            ProcessAction::Kill { node } | ProcessAction::Crash { node } => {
+                let for_good = matches!(action, ProcessAction::Crash { .. });
                 let pid = sup.pid(node);
-                if sup.kill(node) {
-                    router.disconnect(node);
-                    Ok(json!({"signal": "SIGKILL", "pid": pid}))
+                let done = if for_good {
+                    sup.crash(node)
                 } else {
-                    Err(format!("{node} was not running"))
-                }
-            }
-            ProcessAction::Crash { node } => {
-                let pid = sup.pid(node);
-                if sup.crash(node) {
+                    sup.kill(node)
+                };
+                if done {
                     router.disconnect(node);
-                    Ok(json!({"signal": "SIGKILL", "pid": pid, "for_good": true}))
-                } else {
-                    Err(format!("{node} was not running"))
                 }
+                let mut evidence = json!({"signal": "SIGKILL", "pid": pid});
+                if for_good {
+                    evidence["for_good"] = json!(true);
+                }
+                signalled(done, node, evidence, "running")
             }
             ProcessAction::Restart { node, amnesia } => restart(node, *amnesia, sup, exits).await,
-            ProcessAction::Pause { node } => {
+            ProcessAction::Pause { node } | ProcessAction::Resume { node } => {
                 let pid = sup.pid(node);
-                if sup.pause(node) {
-                    Ok(json!({"signal": "SIGSTOP", "pid": pid}))
-                } else {
-                    Err(format!("{node} was not running"))
-                }
-            }
-            ProcessAction::Resume { node } => {
-                let pid = sup.pid(node);
-                if sup.resume(node) {
-                    Ok(json!({"signal": "SIGCONT", "pid": pid}))
-                } else {
-                    Err(format!("{node} was not paused"))
-                }
+                let (done, signal, state) = match action {
+                    ProcessAction::Pause { .. } => (sup.pause(node), "SIGSTOP", "running"),
+                    _ => (sup.resume(node), "SIGCONT", "paused"),
+                };
+                signalled(done, node, json!({"signal": signal, "pid": pid}), state)
             }
             ProcessAction::RestoreAll => {
                 let (restarted, resumed) = restore_all(sup, exits).await;
@@ -563,4 +538,14 @@ async fn restore_all(
         }
     }
     (restarted, resumed)
+}
+
+/// The evidence of a signal that reached `node`'s process, or why none did: it was not
+/// `state` (running, paused).
+fn signalled(done: bool, node: &str, evidence: Value, state: &str) -> Result<Value, String> {
+    if done {
+        Ok(evidence)
+    } else {
+        Err(format!("{node} was not {state}"))
+    }
 }

@@ -1,20 +1,20 @@
-//! Faults in the lockstep world: schedule events and triggers, the link table's
+//! Faults in the lockstep stepper: schedule events and triggers, the link table's
 //! network actions and held messages, and the process lifecycle (kill, crash, restart,
 //! pause, resume). Everything happens between steps, except a kill that a node's own
 //! output triggers: it lands right after that line, in the middle of the step (see
-//! `World::step`).
+//! `Stepper::step`).
 
 use std::time::{Duration, Instant};
 
 use serde_json::json;
 
-use super::{action_json, InitResult, World};
-use crate::lockstep::trace::TraceKind;
+use super::{action_json, InitResult, Stepper};
 use crate::lockstep::STARTUP_TIMEOUT;
 use crate::nemesis::{Action, Link, ProcessAction};
+use crate::trace::TraceKind;
 use proto::HARNESS;
 
-impl World {
+impl Stepper {
     /// Shows a message to the triggers and applies what they fire: network actions now,
     /// process actions after the current step.
     pub(super) fn observe(&mut self, src: &str, dest: &str, ty: &str) -> anyhow::Result<()> {
@@ -80,7 +80,7 @@ impl World {
         action: ProcessAction,
     ) -> anyhow::Result<()> {
         let now_ms = self.now_us() / 1_000;
-        let node = |w: &World, name: &str| w.node_index.get(name).copied();
+        let node = |w: &Stepper, name: &str| w.node_index.get(name).copied();
         let outcome: Result<serde_json::Value, String> = match &action {
             ProcessAction::Kill { node: name } => match node(self, name) {
                 Some(i) if self.nodes[i].up => {

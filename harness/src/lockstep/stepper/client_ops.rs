@@ -1,16 +1,17 @@
-//! The clients' side of the lockstep world: issuing ops open loop in virtual time,
+//! The clients' side of the lockstep stepper: issuing ops open loop in virtual time,
 //! recording their completions, and the final ops after the quiet window.
 
-use proto::ops::{ClientOp, ClientReply, Request};
+use proto::ops::{ClientOp, Request};
 use workloads::history::EventType;
 
-use super::{envelope, Ev, Phase, World};
+use super::{envelope, Ev, Phase, Stepper};
 use crate::clients::{pick_node, Restarts};
+use crate::lifecycle::{final_settled, FINAL_RETRY_LOCKSTEP};
 use crate::lockstep::clients::{record_completion, split_final_ops, Answer, FinalOp, InFlight};
-use crate::lockstep::trace::TraceKind;
-use crate::lockstep::{FINAL_READ_RETRIES, FINAL_RETRY_PAUSE_MS, HOP_US};
+use crate::trace::TraceKind;
+use crate::trace::HOP_US;
 
-impl World {
+impl Stepper {
     /// A client's next op is due.
     pub(super) fn issue(&mut self, client: usize) -> anyhow::Result<()> {
         if self.clients[client].inflight.is_some() {
@@ -19,14 +20,9 @@ impl World {
         let now = self.now_us();
         match self.phase {
             Phase::Main if now < self.limit_us => {
-                let interval = self.interval_us;
                 let c = &mut self.clients[client];
-                if now.saturating_sub(c.next_start_us) > interval {
+                if c.clock.take(now) {
                     self.late_ops += 1;
-                }
-                c.next_start_us += interval;
-                if c.next_start_us < now {
-                    c.next_start_us = now;
                 }
                 let (op, target) = self.workload.next_targeted(&mut c.rng);
                 // Restarts by count: virtual time orders nothing here that the count
@@ -129,21 +125,15 @@ impl World {
         }
         match self.phase {
             Phase::Main => {
-                let at = self.clients[client].next_start_us.max(now);
+                let at = self.clients[client].clock.next_start().max(now);
                 if at < self.limit_us {
                     self.queue.push(at, None, Ev::Issue { client });
                 }
             }
             Phase::Recovery => {}
             Phase::Final => {
-                // The same rule as free-running final ops: an error or a timeout, or an
-                // answer the workload does not take as settled, is tried again.
-                let settled = match &answer {
-                    Answer::Reply(ClientReply::Error { .. })
-                    | Answer::Timeout
-                    | Answer::Malformed(_) => false,
-                    Answer::Reply(reply) => self.workload.final_settled(&done.op, reply),
-                };
+                // The final-op rule of both modes; the retries are lockstep's own.
+                let settled = final_settled(&*self.workload, &done.op, answer.reply());
                 let mut at = now;
                 if !settled && done.retries_left > 0 {
                     self.clients[client].work.push_front(FinalOp {
@@ -151,7 +141,7 @@ impl World {
                         op: done.op,
                         retries_left: done.retries_left - 1,
                     });
-                    at = now + FINAL_RETRY_PAUSE_MS * 1_000;
+                    at = now + FINAL_RETRY_LOCKSTEP.pause_ms * 1_000;
                 }
                 if !self.clients[client].work.is_empty() {
                     self.queue.push(at, None, Ev::Issue { client });
@@ -168,7 +158,7 @@ impl World {
             &live,
             &self.final_ops,
             self.clients.len(),
-            FINAL_READ_RETRIES,
+            FINAL_RETRY_LOCKSTEP.tries.unwrap_or(0),
         );
         let now = self.now_us();
         for (c, work) in split.into_iter().enumerate() {

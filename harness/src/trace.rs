@@ -5,6 +5,9 @@
 //! UTF-8 bytes). [`read_trace`] reads it back. The run's `trace_hash` (in
 //! `verdict.json`) is FNV-1a 64 over the file's bytes, as 16 lowercase hex digits:
 //! two runs with the same seed, binary and configuration have the same hash.
+//!
+//! Written by the lockstep mode ([`crate::lockstep`]), read by `squall report` for the
+//! message sequence of a lockstep run.
 
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
@@ -12,6 +15,10 @@ use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
+
+/// Virtual time a message or a client request or reply spends on the wire in a lockstep
+/// run, in µs: the times in a trace are multiples of it plus any delay a fault adds.
+pub const HOP_US: u64 = 100;
 
 /// What a trace record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -1,0 +1,377 @@
+//! [`RunBuilder`]: a run asked for in typed values, checked into a [`RunConfig`]. Every
+//! command that starts runs makes one: `squall run` and `squall soak` from their flags
+//! (`crate::run::RunArgs`), `squall bench rounds` for each cell of its grid. Its defaults
+//! are `squall run`'s, and its errors name the `squall run` flag at fault, so a bad value
+//! is reported the same way whoever asked.
+
+use std::path::PathBuf;
+
+use crate::config::{RunConfig, RunMode};
+use crate::nemesis::{FaultKind, NemesisError, NemesisOpts, Schedule};
+use crate::registry;
+use crate::UsageError;
+
+/// Default time limit (`--time-limit`).
+pub const DEFAULT_TIME_LIMIT_MS: u64 = 30_000;
+/// Default quiet window after the final heal (`--recovery-time`).
+pub const DEFAULT_RECOVERY_MS: u64 = 5_000;
+
+/// A fault plan read from a file (`--schedule`).
+#[derive(Debug, Clone)]
+pub struct PlanFile {
+    /// Where it was read from (kept in `run.json` as `schedule_from`).
+    pub path: PathBuf,
+    /// The plan.
+    pub schedule: Schedule,
+}
+
+/// A run as asked for, before it is checked. [`RunBuilder::default`] is `squall run`
+/// without flags; [`RunBuilder::build`] checks everything and makes the [`RunConfig`].
+#[derive(Debug, Clone)]
+pub struct RunBuilder {
+    /// Workload name.
+    pub workload: String,
+    /// Bundled algorithm (default: the workload's own).
+    pub algorithm: Option<String>,
+    /// Node program and arguments instead of the bundled node.
+    pub node_cmd: Option<Vec<String>>,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of client workers.
+    pub clients: usize,
+    /// Target ops per second over all clients.
+    pub rate: f64,
+    /// How long clients issue ops (default: [`DEFAULT_TIME_LIMIT_MS`], or the plan's).
+    pub time_limit_ms: Option<u64>,
+    /// The run seed (default: a random one).
+    pub seed: Option<u64>,
+    /// Client op timeout.
+    pub op_timeout_ms: u64,
+    /// Where run directories go.
+    pub results_dir: PathBuf,
+    /// Where node data goes instead of the run directory.
+    pub data_dir: Option<PathBuf>,
+    /// Mutants of the bundled algorithm.
+    pub bugs: Vec<String>,
+    /// Algorithm parameters, `key=value`.
+    pub params: Vec<String>,
+    /// Instances/keys (default: [`auto_instances`]).
+    pub instances: Option<u64>,
+    /// Concurrent proposals per instance.
+    pub contention: u64,
+    /// Percent of op slots that are late proposals.
+    pub late_percent: u32,
+    /// Free-running or lockstep.
+    pub mode: RunMode,
+    /// What the seed's fault schedule is drawn from. Its `recovery_ms` is not read: the
+    /// window is [`Self::recovery_ms`].
+    pub nemesis: NemesisOpts,
+    /// The quiet window (default: [`DEFAULT_RECOVERY_MS`], or the plan's).
+    pub recovery_ms: Option<u64>,
+    /// A fault plan to run instead of one drawn from the seed.
+    pub plan: Option<PlanFile>,
+}
+
+impl Default for RunBuilder {
+    fn default() -> Self {
+        RunBuilder {
+            workload: "write-once".into(),
+            algorithm: None,
+            node_cmd: None,
+            nodes: 5,
+            clients: 4,
+            rate: 100.0,
+            time_limit_ms: None,
+            seed: None,
+            op_timeout_ms: 1_000,
+            results_dir: PathBuf::from("results"),
+            data_dir: None,
+            bugs: Vec::new(),
+            params: Vec::new(),
+            instances: None,
+            contention: 2,
+            late_percent: workloads::workload::LATE_PERCENT_DEFAULT,
+            mode: RunMode::Free,
+            nemesis: NemesisOpts {
+                kinds: FaultKind::ALL.into_iter().collect(),
+                ..NemesisOpts::default()
+            },
+            recovery_ms: None,
+            plan: None,
+        }
+    }
+}
+
+/// The faults of a run: options for the expander, or a plan read from a file.
+struct FaultPlan {
+    time_limit_ms: u64,
+    opts: NemesisOpts,
+    schedule: Option<Schedule>,
+}
+
+impl RunBuilder {
+    /// Checks everything and builds the run configuration.
+    pub fn build(&self) -> Result<RunConfig, UsageError> {
+        let names: Vec<&str> = workloads::WORKLOADS.iter().map(|(n, _)| *n).collect();
+        let wopts = workloads::workload::WorkloadOpts {
+            instances: self.instances.unwrap_or(1),
+            contention: self.contention,
+            nodes: self.nodes,
+            late_percent: self.late_percent,
+        };
+        let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
+            return Err(UsageError(format!(
+                "unknown workload '{}' (valid: {})",
+                self.workload,
+                names.join(", ")
+            )));
+        };
+        let fail = |m: String| Err(UsageError(m));
+        if self.nodes == 0 || self.nodes > 64 {
+            return fail(format!(
+                "--nodes must be between 1 and 64, got {}",
+                self.nodes
+            ));
+        }
+        if self.clients == 0 || self.clients > 1024 {
+            return fail(format!(
+                "--clients must be between 1 and 1024, got {}",
+                self.clients
+            ));
+        }
+        if !(self.rate > 0.0 && self.rate.is_finite() && self.rate <= 1_000_000.0) {
+            return fail(format!(
+                "--rate must be a positive number of ops/s up to 1000000, got {}",
+                self.rate
+            ));
+        }
+        let plan = self.fault_plan()?;
+        let time_limit_ms = plan.time_limit_ms;
+        if time_limit_ms == 0 {
+            return fail("--time-limit must be positive".into());
+        }
+        if self.op_timeout_ms == 0 {
+            return fail("--op-timeout must be positive".into());
+        }
+        if self.instances == Some(0) {
+            return fail("--instances must be at least 1".into());
+        }
+        if self.late_percent > workloads::write_once::LATE_PERCENT_MAX {
+            return fail(format!(
+                "--late-proposals must be between 0 and {}, got {}",
+                workloads::write_once::LATE_PERCENT_MAX,
+                self.late_percent
+            ));
+        }
+        let instances = self
+            .instances
+            .or(workload.instances_default())
+            .unwrap_or_else(|| {
+                auto_instances(
+                    self.rate,
+                    time_limit_ms,
+                    self.contention,
+                    self.nodes,
+                    self.late_percent,
+                )
+            });
+        if self.contention == 0 || self.contention > self.clients as u64 {
+            return fail(format!(
+                "--contention must be between 1 and --clients ({}), got {}",
+                self.clients, self.contention
+            ));
+        }
+        for p in &self.params {
+            if !p.contains('=') {
+                return fail(format!("--param takes key=value, got '{p}'"));
+            }
+        }
+        if self.node_cmd.as_ref().is_some_and(Vec::is_empty) {
+            return fail("--node-cmd names no program".into());
+        }
+        let algorithm = self
+            .algorithm
+            .clone()
+            .unwrap_or_else(|| workload.default_algorithm().to_string());
+        let node_bin = if self.node_cmd.is_none() {
+            self.bundled_node(&algorithm)?
+        } else {
+            if !self.bugs.is_empty() {
+                return fail("--bug applies to bundled algorithms, not to --node-cmd".into());
+            }
+            PathBuf::new()
+        };
+        if let Some(d) = &self.data_dir {
+            std::fs::create_dir_all(d).map_err(|e| {
+                UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
+            })?;
+        }
+        let seed = self.seed.unwrap_or_else(random_seed);
+        Ok(RunConfig {
+            workload: self.workload.clone(),
+            algorithm,
+            node_cmd: self.node_cmd.clone(),
+            node_bin,
+            nodes: self.nodes,
+            clients: self.clients,
+            rate: self.rate,
+            time_limit_ms,
+            seed,
+            op_timeout_ms: self.op_timeout_ms,
+            results_dir: self.results_dir.clone(),
+            data_dir: self.data_dir.clone(),
+            bugs: self.bugs.clone(),
+            params: self.params.clone(),
+            instances,
+            contention: self.contention,
+            late_percent: self.late_percent,
+            mode: self.mode,
+            nemesis: plan.opts,
+            schedule: plan.schedule,
+            schedule_from: self.plan.as_ref().map(|p| p.path.clone()),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            silent: false,
+        })
+    }
+
+    /// The bundled node binary, once it is known to serve `algorithm` for the workload
+    /// with the mutants asked for.
+    fn bundled_node(&self, algorithm: &str) -> Result<PathBuf, UsageError> {
+        let fail = |m: String| Err(UsageError(m));
+        let bin = registry::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+        let registry = registry::node_registry(&bin).map_err(|e| UsageError(e.to_string()))?;
+        let Some(info) = registry.iter().find(|a| a.name == algorithm) else {
+            let valid: Vec<&str> = registry.iter().map(|a| a.name.as_str()).collect();
+            return fail(format!(
+                "unknown algorithm '{algorithm}' (valid: {})",
+                valid.join(", ")
+            ));
+        };
+        if !info.workloads.iter().any(|w| w == &self.workload) {
+            return fail(format!(
+                "algorithm '{algorithm}' does not serve workload '{}' (it serves: {})",
+                self.workload,
+                info.workloads.join(", ")
+            ));
+        }
+        for b in &self.bugs {
+            if !info.bugs.contains(b) {
+                let valid = if info.bugs.is_empty() {
+                    "none".to_string()
+                } else {
+                    info.bugs.join(", ")
+                };
+                return fail(format!(
+                    "unknown bug '{b}' for algorithm '{algorithm}' (valid: {valid})"
+                ));
+            }
+        }
+        Ok(bin)
+    }
+
+    /// The fault options, or the plan, checked.
+    fn fault_plan(&self) -> Result<FaultPlan, UsageError> {
+        let fail = |m: String| Err(UsageError(m));
+        let mut opts = NemesisOpts {
+            recovery_ms: self.recovery_ms.unwrap_or(DEFAULT_RECOVERY_MS),
+            ..self.nemesis.clone()
+        };
+        opts.validate().map_err(|e| {
+            let flag = match &e {
+                NemesisError::BadOption { option, .. } => flag_of(option),
+                NemesisError::UnknownKind { .. } => "--nemesis",
+            };
+            UsageError(format!("{flag}: {e}"))
+        })?;
+        let Some(PlanFile { path, schedule }) = &self.plan else {
+            return Ok(FaultPlan {
+                time_limit_ms: self.time_limit_ms.unwrap_or(DEFAULT_TIME_LIMIT_MS),
+                opts,
+                schedule: None,
+            });
+        };
+        let nodes: Vec<String> = (1..=self.nodes).map(|i| format!("n{i}")).collect();
+        if schedule.nodes != nodes {
+            return fail(format!(
+                "--schedule {}: its nodes {:?} are not this run's {:?} (--nodes {})",
+                path.display(),
+                schedule.nodes,
+                nodes,
+                self.nodes
+            ));
+        }
+        if let Some(t) = self.time_limit_ms.filter(|&t| t != schedule.time_limit_ms) {
+            return fail(format!(
+                "--time-limit {t} ms disagrees with the schedule's time_limit_ms {}; leave one out",
+                schedule.time_limit_ms
+            ));
+        }
+        if let Some(r) = self.recovery_ms.filter(|&r| r != schedule.recovery_ms) {
+            return fail(format!(
+                "--recovery-time {r} ms disagrees with the schedule's recovery_ms {}; leave one out",
+                schedule.recovery_ms
+            ));
+        }
+        opts.kinds = schedule.kinds();
+        opts.recovery_ms = schedule.recovery_ms;
+        Ok(FaultPlan {
+            time_limit_ms: schedule.time_limit_ms,
+            opts,
+            schedule: Some(schedule.clone()),
+        })
+    }
+}
+
+/// Reads a fault plan (`--schedule FILE`).
+pub fn read_plan_file(path: PathBuf) -> Result<PlanFile, UsageError> {
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
+    let schedule = Schedule::from_json(&text)
+        .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
+    Ok(PlanFile { path, schedule })
+}
+
+/// The default number of instances: fresh instances for about the first half of the
+/// run, so faults always meet new decisions; in the second half proposals go to decided
+/// instances again, where a node that missed a decision must still answer with it.
+/// `rate * seconds` ops, one group per `workloads::write_once::ops_per_group` of them.
+pub fn auto_instances(
+    rate: f64,
+    time_limit_ms: u64,
+    contention: u64,
+    nodes: usize,
+    late_percent: u32,
+) -> u64 {
+    let ops = rate * time_limit_ms as f64 / 1_000.0;
+    let groups = ops / workloads::write_once::ops_per_group(contention, nodes, late_percent);
+    ((groups / 2.0) as u64).clamp(10, 100_000)
+}
+
+/// The command-line flag behind a [`NemesisOpts`] field.
+fn flag_of(option: &str) -> &'static str {
+    match option {
+        "drop_p" => "--drop-rate",
+        "dup_p" => "--dup-rate",
+        "reorder_p" => "--reorder-rate",
+        "interval_ms" => "--nemesis-interval",
+        "delay_base_ms" => "--delay",
+        "delay_jitter_ms" => "--delay-jitter",
+        "kill_restart_after_ms" => "--kill-restart-after",
+        "recovery_ms" => "--recovery-time",
+        _ => "--nemesis",
+    }
+}
+
+/// A seed from the OS's entropy, for runs that did not name one.
+pub fn random_seed() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.finish() >> 16
+}
