@@ -210,7 +210,12 @@ pub fn parse_duration_ms(raw: &str) -> Result<u64, String> {
             "'{raw}' is not a duration (e.g. 500ms, 5s, 2m, 8h)"
         ));
     }
-    Ok((v * mult).round() as u64)
+    let ms = (v * mult).round();
+    // `as u64` would saturate silently; a duration this long is a typo.
+    if ms >= u64::MAX as f64 {
+        return Err(format!("'{raw}' is too long a duration"));
+    }
+    Ok(ms as u64)
 }
 
 impl RunArgs {
@@ -250,6 +255,18 @@ impl RunArgs {
             ));
         }
         let mode = self.mode;
+        // The same ceiling --schedule enforces: a longer run is a typo, not a plan.
+        let max = crate::nemesis::TIME_LIMIT_MS_MAX;
+        if let Some(t) = self.time_limit.filter(|&t| t > max) {
+            return fail(format!(
+                "--time-limit {t} ms is longer than the most a run may last, {max} ms (7 days)"
+            ));
+        }
+        if let Some(r) = self.recovery_time.filter(|&r| r > max) {
+            return fail(format!(
+                "--recovery-time {r} ms is longer than the most a run may last, {max} ms (7 days)"
+            ));
+        }
         let plan = self.fault_plan()?;
         let time_limit_ms = plan.time_limit_ms;
         if time_limit_ms == 0 {
@@ -414,6 +431,18 @@ impl RunArgs {
                 schedule: None,
             });
         };
+        // Refused before it is read: a schedule cannot be larger than this and be valid.
+        let max = crate::nemesis::SCHEDULE_BYTES_MAX;
+        if let Some(m) = std::fs::metadata(path)
+            .ok()
+            .filter(|m| m.len() > max as u64)
+        {
+            return fail(format!(
+                "--schedule {}: {} bytes; a schedule has at most {max}",
+                path.display(),
+                m.len()
+            ));
+        }
         let text = std::fs::read_to_string(path)
             .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
         let schedule = Schedule::from_json(&text)
