@@ -38,10 +38,17 @@ pub fn client_seed(seed: u64, index: usize) -> u64 {
 pub const HISTORY_FLUSH_MS: u64 = 100;
 
 /// Appends events to `history.jsonl`, flushing at least every [`HISTORY_FLUSH_MS`].
+///
+/// A write that fails (a full disk) is not retried and nothing more is written: the
+/// history would have a hole the checkers cannot see. [`Recorder::failed`] turns to the
+/// error, and the run stops at once on it.
 #[derive(Clone)]
 pub struct Recorder {
+    // Unbounded: one event per op start and end, so bounded by the clients' op rate
+    // times the run's length, and a full channel must not make a client drop an event.
     tx: mpsc::UnboundedSender<Event>,
     start: Instant,
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl Recorder {
@@ -53,32 +60,57 @@ impl Recorder {
     ) -> anyhow::Result<(Recorder, tokio::task::JoinHandle<()>)> {
         let file = std::fs::File::create(path)?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (failed_tx, failed) = watch::channel(None);
+        let shown = path.display().to_string();
         let handle = tokio::spawn(async move {
             let mut out = std::io::BufWriter::new(file);
             let mut tick = tokio::time::interval(Duration::from_millis(HISTORY_FLUSH_MS));
             // Indices are given here, in the order lines reach the file, so they are dense
             // and file order is index order whatever the order clients recorded in.
             let mut next_index = 0u64;
+            let mut broken = false;
+            let fail = |e: std::io::Error| {
+                let _ = failed_tx.send(Some(format!("writing {shown}: {e}")));
+            };
             loop {
                 tokio::select! {
                     ev = rx.recv() => match ev {
+                        Some(_) if broken => {}
                         Some(mut ev) => {
                             ev.index = next_index;
                             next_index += 1;
-                            let _ = serde_json::to_writer(&mut out, &ev);
-                            let _ = out.write_all(b"\n");
+                            let written = serde_json::to_writer(&mut out, &ev)
+                                .map_err(std::io::Error::from)
+                                .and_then(|()| out.write_all(b"\n"));
+                            if let Err(e) = written {
+                                broken = true;
+                                fail(e);
+                            }
                         }
                         None => break,
                     },
-                    _ = tick.tick() => {
-                        let _ = out.flush();
+                    _ = tick.tick(), if !broken => {
+                        if let Err(e) = out.flush() {
+                            broken = true;
+                            fail(e);
+                        }
                     }
                 }
             }
-            let _ = out.flush();
-            let _ = out.get_ref().sync_data();
+            if !broken {
+                if let Err(e) = out.flush().and_then(|()| out.get_ref().sync_data()) {
+                    fail(e);
+                }
+            }
+            // A failed BufWriter must not retry its buffer when dropped.
+            let _ = out.into_parts();
         });
-        Ok((Recorder { tx, start }, handle))
+        Ok((Recorder { tx, start, failed }, handle))
+    }
+
+    /// Turns to the error once writing the history failed.
+    pub fn failed(&self) -> watch::Receiver<Option<String>> {
+        self.failed.clone()
     }
 
     /// Nanoseconds since the run started.

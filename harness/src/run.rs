@@ -411,6 +411,17 @@ impl Live {
     }
 }
 
+/// Sets `halt` once `watched` satisfies `cond`.
+async fn halt_on<T>(
+    mut watched: watch::Receiver<T>,
+    halt: Arc<watch::Sender<bool>>,
+    cond: impl Fn(&T) -> bool,
+) {
+    if watched.wait_for(cond).await.is_ok() {
+        let _ = halt.send(true);
+    }
+}
+
 /// Completes once `stop` turns true; never, if its sender is gone without doing so.
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stop| *stop).await.is_err() {
@@ -451,8 +462,13 @@ pub async fn run_any(
 /// ends the run early; what was recorded is still checked and written.
 pub async fn run(
     cfg: RunConfig,
-    mut interrupt: watch::Receiver<bool>,
+    user_interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
+    // The run stops early on Ctrl-C / SIGTERM, or when the history cannot be written.
+    let (halt, mut interrupt) = watch::channel(false);
+    let halt = Arc::new(halt);
+    let mut forwarders = JoinSet::new();
+    forwarders.spawn(halt_on(user_interrupt, halt.clone(), |stop| *stop));
     let workload = cfg.workload()?;
     let final_ops = workload.final_ops();
     let checkers = workload.checkers();
@@ -516,6 +532,12 @@ pub async fn run(
     let startup_failed = live.ready.len() < n;
 
     let (rec, rec_handle) = Recorder::start(&dir.join("history.jsonl"), start)?;
+    let history_failed = rec.failed();
+    forwarders.spawn(halt_on(
+        history_failed.clone(),
+        halt.clone(),
+        Option::is_some,
+    ));
     let shared = Arc::new(ClientShared {
         workload: Mutex::new(workload),
         next_process: AtomicU64::new(0),
@@ -628,6 +650,15 @@ pub async fn run(
     drop(clients_back);
     let _ = rec_handle.await;
     tasks.abort_all();
+    forwarders.abort_all();
+    if let Some(e) = history_failed.borrow().clone() {
+        // A history with a hole cannot be judged: no verdict, an internal error.
+        anyhow::bail!(
+            "{e}; the run was stopped (clients stopped, nodes torn down) and not judged; \
+             what was recorded is in {}",
+            dir.display()
+        );
+    }
 
     let (fault_report, mut warnings) = live.chaos.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
