@@ -14,9 +14,9 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use crate::cli::BenchRouterArgs;
+use crate::results;
 use crate::router::{Gate, Router};
 use crate::supervisor::{NodeSpec, Supervisor};
-use crate::{results, run};
 
 #[derive(Debug, Deserialize)]
 struct PingResult {
@@ -88,7 +88,8 @@ pub async fn round_trips(dir: &Path, name: &str, how: PingPong) -> anyhow::Resul
 
 impl Bench {
     fn new(dir: PathBuf) -> anyhow::Result<Bench> {
-        let node_bin = run::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
+        let node_bin =
+            crate::registry::find_node_bin().map_err(|e| crate::UsageError(e.to_string()))?;
         std::fs::create_dir_all(dir.join("data"))?;
         Ok(Bench {
             sup: Supervisor::new(std::time::Instant::now()),

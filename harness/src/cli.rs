@@ -6,8 +6,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+use crate::config::{RunConfig, RunMode};
 use crate::nemesis::{DelayDist, FaultKind, NemesisError, NemesisOpts, Schedule};
-use crate::run::{self, RunConfig};
+use crate::registry;
 use crate::UsageError;
 
 const EXAMPLES: &str = "\
@@ -144,8 +145,8 @@ pub struct RunArgs {
     pub late_percent: u32,
     /// Execution mode: `free` (real time) or `lockstep` (one event at a time in virtual
     /// time, replayable bit for bit; nodes must support it, see PROTOCOL.md §10).
-    #[arg(long, value_enum, default_value_t = run::RunMode::Free)]
-    pub mode: run::RunMode,
+    #[arg(long, value_enum, default_value_t = RunMode::Free)]
+    pub mode: RunMode,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
     /// duplicate, reorder, clog (comma-separated), `all` or `none`.
     #[arg(long, default_value = "all")]
@@ -321,8 +322,8 @@ impl RunArgs {
             .clone()
             .unwrap_or_else(|| workload.default_algorithm().to_string());
         let node_bin = if node_cmd.is_none() {
-            let bin = run::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
-            let registry = run::node_registry(&bin).map_err(|e| UsageError(e.to_string()))?;
+            let bin = registry::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+            let registry = registry::node_registry(&bin).map_err(|e| UsageError(e.to_string()))?;
             let Some(info) = registry.iter().find(|a| a.name == algorithm) else {
                 let valid: Vec<&str> = registry.iter().map(|a| a.name.as_str()).collect();
                 return fail(format!(

@@ -297,7 +297,7 @@ impl Client {
                     }
                     return match serde_json::from_str::<Response>(&d.body) {
                         Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::run::truncate(&d.body, 120)),
+                        Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
                     };
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,

@@ -1,8 +1,15 @@
 //! squall, the harness: starts node processes, routes their messages, injects faults,
 //! drives clients, records the history and judges it.
 //!
-//! - [`cli`]: the command line (clap) and its validation into a [`run::RunConfig`].
-//! - [`run`]: one run from start to verdict; owns the sequence and the run directory.
+//! - [`cli`]: the command line (clap) and its validation into a [`config::RunConfig`].
+//! - [`config`]: a run's configuration (`run.json`) and what it implies.
+//! - [`run`]: one run from start to verdict, in the mode its configuration names.
+//! - [`lifecycle`]: what every run does, in order, in both modes; the run directory.
+//! - [`free`]: the free-running mode (real time, the router, client workers, final ops).
+//! - [`verdict`]: the end of a run in both modes: checkers, the overall verdict,
+//!   `verdict.json`, `metrics.json`, the summary lines.
+//! - [`registry`]: where `squall-node` is and what it serves (`--list-json`).
+//! - [`text`]: small text helpers shared by every part.
 //! - [`nemesis`]: faults as data: the seeded schedule, partition shapes, the per-link
 //!   fault table (the router's policy in real runs), triggers, confirmation.
 //! - [`chaos`]: carries a schedule out during a free-running run (policy, executor,
@@ -31,10 +38,13 @@ pub mod chaos;
 pub mod check;
 pub mod cli;
 pub mod clients;
-pub mod finish;
+pub mod config;
+pub mod free;
+pub mod lifecycle;
 pub mod lockstep;
 pub mod metrics;
 pub mod nemesis;
+pub mod registry;
 pub mod rejudge;
 pub mod replay;
 pub mod report;
@@ -45,6 +55,8 @@ pub mod run;
 pub mod shrink;
 pub mod soak;
 pub mod supervisor;
+pub mod text;
+pub mod verdict;
 
 /// A problem with what the user asked for: exit code 254.
 #[derive(Debug)]

@@ -50,14 +50,15 @@
 
 use std::time::{Duration, Instant};
 
-use serde_json::{json, Value};
+use serde_json::json;
 use tokio::sync::watch;
 
-use crate::finish::{ops_line, publish, verdict_line, Ending, Judged};
+use crate::config::{RunConfig, RunMode};
+use crate::lifecycle::{open_run_dir, RunOutcome, STARTUP_TIMEOUT_MS, TEARDOWN_GRACE_MS};
 use crate::nemesis::{self, ProcessCounters, Schedule};
 use crate::router::Gate;
-use crate::run::{RunConfig, RunIssues, RunMode, RunOutcome};
 use crate::supervisor::{SpawnError, Supervisor};
+use crate::verdict::{summary_text, verdict_line, write_outputs, Evidence, Judgement, RunIssues};
 use crate::{metrics, results, UsageError};
 
 pub mod bench;
@@ -76,10 +77,12 @@ use world::{World, WorldOpts, WorldParts};
 
 /// Virtual time a message or a client request or reply spends on the wire, in µs.
 pub const HOP_US: u64 = 100;
-/// How long nodes have (real time) to connect, say hello and finish their init step.
-pub const STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long nodes have to exit after SIGTERM before SIGKILL, at teardown.
-pub const TEARDOWN_GRACE: Duration = Duration::from_secs(1);
+/// How long nodes have (real time) to connect, say hello and finish their init step: the
+/// lifecycle's [`STARTUP_TIMEOUT_MS`].
+pub const STARTUP_TIMEOUT: Duration = Duration::from_millis(STARTUP_TIMEOUT_MS);
+/// How long nodes have to exit after SIGTERM before SIGKILL, at teardown: the
+/// lifecycle's [`TEARDOWN_GRACE_MS`].
+pub const TEARDOWN_GRACE: Duration = Duration::from_millis(TEARDOWN_GRACE_MS);
 /// Retries of a final read that returned null.
 pub const FINAL_READ_RETRIES: u32 = 3;
 /// Virtual time between a null final read and its retry, in ms.
@@ -111,8 +114,8 @@ pub async fn run_lockstep(
         mode: RunMode::Lockstep,
         ..cfg
     };
-    let (run_id, dir) = crate::run::open_run_dir(&cfg, &schedule)?;
-    let node_data = cfg.outside_data(&dir);
+    let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
+    let node_data = cfg.scratch_data(&dir);
 
     let wall_start = Instant::now();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -226,12 +229,12 @@ pub async fn run_lockstep(
         events: confirms,
         spans: fault_spans.clone(),
     };
-    let Judged {
+    let Judgement {
         verdict,
         reason,
         ops,
         warnings,
-    } = Ending {
+    } = Evidence {
         cfg: &cfg,
         run_id: &run_id,
         dir: &dir,
@@ -280,15 +283,15 @@ pub async fn run_lockstep(
         "trace": {"records": trace_records, "bytes": trace_bytes, "hash": trace_hash},
         "router": {"rejected_connections": gate.rejections()},
     });
-    publish(&cfg, &run_id, &dir, &metrics_json)?;
+    write_outputs(&cfg, &run_id, &dir, &metrics_json)?;
 
     let summary = summary_text(
         &run_id,
+        " (lockstep)",
         &dir,
-        &verdict_line(verdict, &reason, &warnings),
         &metrics_json["ops"],
-        &trace_hash,
-        steps,
+        &format!("steps     {steps}, trace {trace_hash}\n"),
+        &verdict_line(verdict, &reason, &warnings),
     );
     Ok(RunOutcome {
         dir,
@@ -329,19 +332,4 @@ fn drive(mut world: World, handle: tokio::runtime::Handle) -> anyhow::Result<Dri
         refused,
         startup_failed,
     })
-}
-
-fn summary_text(
-    run_id: &str,
-    dir: &std::path::Path,
-    verdict_lines: &str,
-    counts: &Value,
-    trace_hash: &str,
-    steps: u64,
-) -> String {
-    format!(
-        "run       {run_id} (lockstep)\n{}steps     {steps}, trace {trace_hash}\n{verdict_lines}results   {}\n",
-        ops_line(counts),
-        dir.display()
-    )
 }

@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 use harness::cli::{BenchCmd, Cli, Command};
-use harness::{exit, run, UsageError};
+use harness::{exit, registry, run, UsageError};
 
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -91,8 +91,8 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
                 println!("  {name:<20} {what}");
             }
             println!("\nAlgorithms (--algorithm; mutants with --bug):");
-            let bin = run::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
-            for a in run::node_registry(&bin)? {
+            let bin = registry::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
+            for a in registry::node_registry(&bin)? {
                 println!("  {:<20} {}", a.name, a.summary);
                 println!("  {:<20} workloads: {}", "", a.workloads.join(", "));
                 if !a.bugs.is_empty() {

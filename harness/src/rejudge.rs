@@ -12,8 +12,9 @@ use serde_json::Value;
 use workloads::verdict::{FaultSpan, TimedReport};
 use workloads::{CheckInput, History, VerdictKind};
 
+use crate::config::RunConfig;
 use crate::results;
-use crate::run::{judge, settle, Faulty, RunConfig, RunIssues};
+use crate::verdict::{overall_verdict, run_checkers, Faulty, RunIssues};
 
 /// The verdict a run directory's files give.
 #[derive(Debug, Clone)]
@@ -71,13 +72,13 @@ pub fn rejudge(dir: &Path) -> anyhow::Result<Rejudged> {
         quiet_from: check_input["quiet_from"].as_u64(),
         live_nodes,
     };
-    let (_, overall, reason) = judge(&workload.checkers(), &input);
+    let (_, overall, reason) = run_checkers(&workload.checkers(), &input);
     let issues = RunIssues {
         startup_failure: recorded["startup_failure"].as_str().map(str::to_string),
         faulty: &faulty,
         interrupted: recorded["interrupted"].as_bool().unwrap_or(false),
     };
-    let (verdict, reason) = settle(overall, reason, issues);
+    let (verdict, reason) = overall_verdict(overall, reason, issues);
     Ok(Rejudged {
         verdict,
         reason,

@@ -12,8 +12,9 @@ use clap::Args;
 use serde_json::Value;
 use tokio::sync::watch;
 
+use crate::config::{RunConfig, RunMode};
 use crate::nemesis::Schedule;
-use crate::run::{self, RunConfig, RunMode};
+use crate::run;
 use crate::UsageError;
 
 /// `squall replay` options.
@@ -123,7 +124,7 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<u8> {
                 .as_deref()
                 .map(|h| format!(", trace {h}"))
                 .unwrap_or_default(),
-            crate::finish::warnings_note(&r.verdict_json),
+            crate::verdict::warnings_note(&r.verdict_json),
             if same_verdict && same_trace {
                 " (reproduced)"
             } else {

@@ -30,9 +30,9 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 use serde_json::{json, Value};
 
+use crate::config::{RunConfig, RunMode};
 use crate::nemesis::{Action, Schedule, ScheduleEvent};
 use crate::replay::{self, Replayed};
-use crate::run::{RunConfig, RunMode};
 use crate::UsageError;
 
 /// `squall shrink` options.

@@ -39,7 +39,10 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
-use crate::run::{self, RunConfig, RunOutcome};
+use crate::config::RunConfig;
+use crate::lifecycle::RunOutcome;
+use crate::run;
+use crate::text;
 use crate::{results, UsageError};
 pub use args::{algorithm_label, parse_shard, seed_of, Shard, SoakArgs, DEFAULT_COUNT, JOBS_MAX};
 use args::{unix_now, Plan};
@@ -234,7 +237,7 @@ impl Soak {
 
     fn error_judged(&mut self, message: &str) -> Judged {
         let first_line = message.lines().next().unwrap_or("").to_string();
-        let mut property = run::truncate(&first_line, REASON_MAX);
+        let mut property = text::truncate(&first_line, REASON_MAX);
         let errors = self
             .groups
             .values()
@@ -252,7 +255,7 @@ impl Soak {
         Judged {
             class: Class::Error,
             key: Some(key_of(property)),
-            reason: run::truncate(message, REASON_MAX),
+            reason: text::truncate(message, REASON_MAX),
             ops: 0,
             faults: BTreeMap::new(),
         }

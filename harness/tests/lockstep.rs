@@ -13,9 +13,10 @@ use common::{ensure_node_bin, json, python_available, repo_root};
 
 use clap::Parser;
 use harness::cli::{Cli, Command as SquallCommand};
+use harness::config::RunConfig;
+use harness::lifecycle::RunOutcome;
 use harness::lockstep::{hash_file, read_trace, run_lockstep, TraceKind};
 use harness::nemesis::{expand, FaultKind, NemesisOpts, Schedule};
-use harness::run::{RunConfig, RunOutcome};
 use harness::UsageError;
 use serde_json::Value;
 
@@ -104,8 +105,8 @@ const FAULTS: [FaultKind; 5] = [
 fn same_seed_same_trace_and_history_for_every_algorithm() {
     ensure_node_bin();
     let results = tempfile::tempdir().expect("tempdir");
-    let bin = harness::run::find_node_bin().expect("squall-node");
-    let registry = harness::run::node_registry(&bin).expect("--list-json");
+    let bin = harness::registry::find_node_bin().expect("squall-node");
+    let registry = harness::registry::node_registry(&bin).expect("--list-json");
     let mut pairs = 0;
     for algo in &registry {
         for workload in &algo.workloads {

@@ -13,8 +13,8 @@ use serde::Serialize;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
+use crate::config::RunConfig;
 use crate::nemesis::{expand, NemesisOpts};
-use crate::run::RunConfig;
 
 /// What to measure.
 #[derive(Debug, Clone)]

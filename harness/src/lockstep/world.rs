@@ -30,8 +30,9 @@ use super::{HOP_US, STARTUP_TIMEOUT};
 use crate::nemesis::{
     Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
-use crate::run::{truncate, Faulty};
 use crate::supervisor::Supervisor;
+use crate::text::truncate;
+use crate::verdict::Faulty;
 
 mod faults;
 mod flow;
@@ -778,7 +779,7 @@ impl World {
                 if names_inflight {
                     let answer = match serde_json::from_str::<Response>(&body) {
                         Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::run::truncate(&body, 120)),
+                        Err(_) => Answer::Malformed(crate::text::truncate(&body, 120)),
                     };
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Reply, body)?;

@@ -1,7 +1,7 @@
 //! HTML pieces: escaping, the page's CSS, numbers and times for humans, and a generic
 //! rendering of JSON evidence.
 
-use crate::run::truncate;
+use crate::text::truncate;
 use std::fmt::Write;
 
 use serde_json::Value;

@@ -352,7 +352,7 @@ impl Drop for PendingHello {
 /// `line` cut to [`SAMPLE_BYTES_MAX`] bytes, with the run's token blanked out.
 fn redact(line: &str, token: &str) -> String {
     let line = line.replace(token, "<token>");
-    crate::run::truncate(&line, SAMPLE_BYTES_MAX)
+    crate::text::truncate(&line, SAMPLE_BYTES_MAX)
 }
 
 #[cfg(test)]

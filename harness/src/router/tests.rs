@@ -1,6 +1,7 @@
 //! The router with real sockets: admission races that the gate's book alone cannot show.
 
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+use tokio::net::TcpStream;
 
 use super::*;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use clap::Args;
 
 use crate::cli::{parse_duration_ms, RunArgs};
-use crate::run::RunConfig;
+use crate::config::RunConfig;
 use crate::{results, UsageError};
 
 use super::kept;

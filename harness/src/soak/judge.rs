@@ -8,7 +8,8 @@ use serde::Serialize;
 use serde_json::Value;
 use workloads::VerdictKind;
 
-use crate::run::{truncate, RunOutcome};
+use crate::lifecycle::RunOutcome;
+use crate::text::truncate;
 
 use super::summary::GroupKey;
 

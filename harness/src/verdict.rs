@@ -1,10 +1,11 @@
-//! The end of a run, the same in both modes: check the history, settle the verdict and
-//! write `verdict.json`; then `metrics.json`, `report.html`, `latest`, and the lines
-//! printed for the run.
+//! The end of a run, the same in both modes: check the history ([`run_checkers`]),
+//! settle the verdict against what else went wrong ([`overall_verdict`]) and write
+//! `verdict.json` ([`Evidence::judge`]); then `metrics.json`, `report.html` and `latest`
+//! ([`write_outputs`]), and the lines printed for the run ([`summary_text`]).
 //!
 //! What differs between a free-running and a lockstep run stays with each: the evidence
 //! it gathered, the wording of a startup failure, the fields only its `verdict.json` and
-//! `metrics.json` have, and its own summary line.
+//! `metrics.json` have, and the detail lines of its summary.
 //!
 //! Warnings are collapsed here ([`collapse`]: one per distinct cause, with a count) for
 //! `verdict.json` and printed under the verdict line ([`verdict_line`]), so a run whose
@@ -12,20 +13,21 @@
 
 use std::path::Path;
 
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 use workloads::history::Op;
 use workloads::verdict::{FaultSpan, TimedReport};
-use workloads::{CheckInput, Checker, History, VerdictKind};
+use workloads::{CheckInput, Checker, History, Verdict, VerdictKind};
 
+use crate::config::RunConfig;
 use crate::nemesis::{collapse, Warning};
 use crate::results;
-use crate::run::{judge, settle, RunConfig, RunIssues};
 
 /// Warnings printed under the verdict line; `verdict.json` has them all.
 pub const WARNINGS_PRINTED_MAX: usize = 5;
 
 /// What a run hands over once its nodes are gone.
-pub struct Ending<'a> {
+pub struct Evidence<'a> {
     /// The run's configuration.
     pub cfg: &'a RunConfig,
     /// Its id (the directory's name).
@@ -51,7 +53,7 @@ pub struct Ending<'a> {
 }
 
 /// The settled verdict, and the ops of the history for metrics.
-pub struct Judged {
+pub struct Judgement {
     /// The overall verdict.
     pub verdict: VerdictKind,
     /// Why.
@@ -62,10 +64,10 @@ pub struct Judged {
     pub warnings: Vec<Warning>,
 }
 
-impl Ending<'_> {
+impl Evidence<'_> {
     /// Reads the history back, runs every checker, settles the verdict and writes
     /// `verdict.json`.
-    pub fn judge(self) -> anyhow::Result<Judged> {
+    pub fn judge(self) -> anyhow::Result<Judgement> {
         let history = History::load(&self.dir.join("history.jsonl"))
             .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
         let ops = history.ops();
@@ -83,10 +85,10 @@ impl Ending<'_> {
             quiet_from: self.quiet_from,
             live_nodes: self.live_nodes,
         };
-        let (verdicts, overall, reason) = judge(self.checkers, &input);
+        let (verdicts, overall, reason) = run_checkers(self.checkers, &input);
         let faulty = self.issues.faulty;
         let interrupted = self.issues.interrupted;
-        let (verdict, reason) = settle(overall, reason, self.issues);
+        let (verdict, reason) = overall_verdict(overall, reason, self.issues);
         let warnings = collapse(self.warnings);
         let mut verdict_json = json!({
             "verdict": verdict,
@@ -108,7 +110,7 @@ impl Ending<'_> {
             all.extend(extra.iter().map(|(k, v)| (k.clone(), v.clone())));
         }
         results::write_json(&self.dir.join("verdict.json"), &verdict_json)?;
-        Ok(Judged {
+        Ok(Judgement {
             verdict,
             reason,
             ops,
@@ -117,15 +119,125 @@ impl Ending<'_> {
     }
 }
 
+/// A node that broke the protocol, stopped answering or died on its own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Faulty {
+    /// The node (connections that never became a node are counted by the router's gate,
+    /// not listed here).
+    pub node: String,
+    /// What happened.
+    pub what: String,
+    /// Microseconds since the start (virtual in lockstep).
+    pub at_us: u64,
+}
+
+/// Runs every checker. The overall verdict is the worst one, and its reason that of the
+/// first checker that gave it.
+pub fn run_checkers(
+    checkers: &[Box<dyn Checker>],
+    input: &CheckInput,
+) -> (Vec<Verdict>, VerdictKind, String) {
+    let verdicts: Vec<Verdict> = checkers.iter().map(|c| c.check(input)).collect();
+    let overall = verdicts
+        .iter()
+        .map(|v| v.verdict)
+        .max()
+        .unwrap_or(VerdictKind::Unknown);
+    let reason = verdicts
+        .iter()
+        .find(|v| v.verdict == overall)
+        .map(|v| format!("{}: {}", v.checker, v.reason))
+        .unwrap_or_else(|| "no checker ran".into());
+    (verdicts, overall, reason)
+}
+
+/// What besides the checkers decides a run's verdict, in both modes.
+pub struct RunIssues<'a> {
+    /// Why some nodes never started, if they did not.
+    pub startup_failure: Option<String>,
+    /// Nodes that broke the protocol or died on their own.
+    pub faulty: &'a [Faulty],
+    /// Ctrl-C ended the run early.
+    pub interrupted: bool,
+}
+
+/// The overall verdict and reason once the checkers have spoken: a run some nodes never
+/// joined is at least `unknown`; a run the checkers found nothing wrong with but a node
+/// misbehaved in is `unknown` (squall cannot vouch for it); so is an interrupted run that
+/// broke no safety property (its history is partial and termination was never judged).
+pub fn overall_verdict(
+    overall: VerdictKind,
+    reason: String,
+    issues: RunIssues<'_>,
+) -> (VerdictKind, String) {
+    if let Some(why) = issues.startup_failure {
+        (overall.max(VerdictKind::Unknown), why)
+    } else if let (Some(first), VerdictKind::Valid) = (issues.faulty.first(), overall) {
+        let n = issues.faulty.len();
+        (
+            VerdictKind::Unknown,
+            format!("{n} node fault(s): {} {}", first.node, first.what),
+        )
+    } else if issues.interrupted && overall == VerdictKind::Valid {
+        // Safety held as far as it went, but the run never reached its quiet window, so
+        // termination was never judged: squall cannot call it valid.
+        (
+            VerdictKind::Unknown,
+            format!("interrupted before the quiet window, termination not judged; {reason}"),
+        )
+    } else {
+        (overall, reason)
+    }
+}
+
 /// Writes `metrics.json` and `report.html`, and points `latest` at the run unless it
 /// is one of a batch.
-pub fn publish(cfg: &RunConfig, run_id: &str, dir: &Path, metrics: &Value) -> anyhow::Result<()> {
+pub fn write_outputs(
+    cfg: &RunConfig,
+    run_id: &str,
+    dir: &Path,
+    metrics: &Value,
+) -> anyhow::Result<()> {
     results::write_json(&dir.join("metrics.json"), metrics)?;
     crate::report::write_or_warn(dir);
     if !cfg.silent {
         results::update_latest(&cfg.results_dir, run_id)?;
     }
     Ok(())
+}
+
+/// The lines printed at the end of a run, in both modes: `run`, `ops`, the mode's own
+/// `detail` lines, the verdict and its warnings ([`verdict_line`]), `results`.
+pub fn summary_text(
+    run_id: &str,
+    mode_note: &str,
+    dir: &Path,
+    counts: &Value,
+    detail: &str,
+    verdict_lines: &str,
+) -> String {
+    format!(
+        "run       {run_id}{mode_note}\n{}{detail}{verdict_lines}results   {}\n",
+        ops_line(counts),
+        dir.display()
+    )
+}
+
+/// The `latency` lines of a free-running run's summary, from `metrics::latency_by_kind`.
+pub fn latency_lines(latency: &Value) -> String {
+    let mut s = String::new();
+    if let Some(map) = latency.as_object() {
+        for (f, l) in map {
+            s.push_str(&format!(
+                "latency   {f}: p50 {:.3} ms, p99 {:.3} ms, max {:.3} ms ({} ok)\n",
+                l["p50"].as_f64().unwrap_or(0.0),
+                l["p99"].as_f64().unwrap_or(0.0),
+                l["max"].as_f64().unwrap_or(0.0),
+                l["count"]
+            ));
+        }
+    }
+    s
 }
 
 /// The `ops` line of a run's summary, from `metrics::op_counts`.

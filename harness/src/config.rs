@@ -1,0 +1,213 @@
+//! A run's configuration ([`RunConfig`], saved as `run.json`): what every command that
+//! starts runs (`run`, `soak`, `bench rounds`, `shrink`, `replay`) hands to
+//! [`crate::run::run_any`], and what a configuration implies: the nodes' argv and
+//! environment, node ids, the workload, the fault schedule.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use workloads::workload::WorkloadOpts;
+
+use crate::nemesis::{self, NemesisOpts, Schedule};
+use crate::supervisor::NodeSpec;
+use crate::UsageError;
+
+/// How a run executes (DESIGN.md § Two execution modes).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+pub enum RunMode {
+    /// Real time, real concurrency, the nodes' own timers.
+    #[default]
+    Free,
+    /// One event at a time in virtual time, chosen by the seed: replays bit for bit.
+    Lockstep,
+}
+
+impl RunMode {
+    /// The name `--mode` takes and `run.json` holds.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunMode::Free => "free",
+            RunMode::Lockstep => "lockstep",
+        }
+    }
+}
+
+/// Node data outside the run directory, removed on drop ([`RunConfig::scratch_data`]),
+/// on every way out of a run.
+pub struct ScratchData(Option<PathBuf>);
+
+impl Drop for ScratchData {
+    fn drop(&mut self) {
+        let Some(root) = &self.0 else { return };
+        if let Err(e) = std::fs::remove_dir_all(root) {
+            if e.kind() != std::io::ErrorKind::NotFound {
+                tracing::warn!(dir = %root.display(), error = %e, "cannot remove node data");
+            }
+        }
+    }
+}
+
+/// A validated run configuration; saved as `run.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunConfig {
+    /// Workload name.
+    pub workload: String,
+    /// Algorithm name (bundled nodes).
+    pub algorithm: String,
+    /// Node program and arguments, when not the bundled `squall-node`.
+    pub node_cmd: Option<Vec<String>>,
+    /// Path of the bundled node binary.
+    pub node_bin: PathBuf,
+    /// Number of nodes.
+    pub nodes: usize,
+    /// Number of client workers.
+    pub clients: usize,
+    /// Target ops per second over all clients.
+    pub rate: f64,
+    /// How long clients issue ops, in ms.
+    pub time_limit_ms: u64,
+    /// The run seed.
+    pub seed: u64,
+    /// Client op timeout, in ms.
+    pub op_timeout_ms: u64,
+    /// Where run directories go.
+    pub results_dir: PathBuf,
+    /// Where node data directories go instead of `RUN_DIR/data` (`--data-dir`): under
+    /// `DATA_DIR/<run name>/`, removed when the run ends.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<PathBuf>,
+    /// `--bug` mutants passed to bundled nodes.
+    pub bugs: Vec<String>,
+    /// `--param` settings passed to bundled nodes.
+    pub params: Vec<String>,
+    /// Instances/keys the workload spreads ops over.
+    pub instances: u64,
+    /// Concurrent proposals per instance.
+    pub contention: u64,
+    /// Percent of op slots that are late proposals (write-once).
+    #[serde(default = "late_percent_default")]
+    pub late_percent: u32,
+    /// Free-running or lockstep.
+    #[serde(default)]
+    pub mode: RunMode,
+    /// What the seed's fault schedule is drawn from (also holds the recovery window).
+    pub nemesis: NemesisOpts,
+    /// A fault plan given with `--schedule` (the run writes it to `schedule.json`).
+    #[serde(skip)]
+    pub schedule: Option<Schedule>,
+    /// The file the plan was read from.
+    pub schedule_from: Option<PathBuf>,
+    /// squall's version.
+    pub version: String,
+    /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
+    /// its progress line there) and leave `latest` alone (the soak deletes passing runs).
+    #[serde(skip)]
+    pub silent: bool,
+}
+
+/// `late_percent` of a `run.json` written before late proposals existed.
+fn late_percent_default() -> u32 {
+    workloads::workload::LATE_PERCENT_DEFAULT
+}
+
+impl RunConfig {
+    /// The argv every node is started with: `--node-cmd`, or the bundled node with the
+    /// algorithm, bugs and params.
+    pub fn node_argv(&self) -> Vec<String> {
+        match &self.node_cmd {
+            Some(argv) => argv.clone(),
+            None => {
+                let mut argv = vec![
+                    self.node_bin.display().to_string(),
+                    "--algorithm".into(),
+                    self.algorithm.clone(),
+                ];
+                for b in &self.bugs {
+                    argv.extend(["--bug".to_string(), b.clone()]);
+                }
+                for p in &self.params {
+                    argv.extend(["--param".to_string(), p.clone()]);
+                }
+                argv
+            }
+        }
+    }
+
+    /// Where the nodes of the run in `dir` keep their data directories.
+    pub fn node_data_root(&self, dir: &Path) -> PathBuf {
+        match (&self.data_dir, dir.file_name()) {
+            (Some(root), Some(name)) => root.join(name),
+            _ => dir.join("data"),
+        }
+    }
+
+    /// How node `id` of the run in `dir` is started; it finds the router at `router`.
+    pub fn node_spec(&self, dir: &Path, id: &str, router: &str) -> NodeSpec {
+        let data_dir = self.node_data_root(dir).join(id);
+        NodeSpec {
+            id: id.to_string(),
+            argv: self.node_argv(),
+            env: vec![
+                ("SQUALL_NODE_ID".into(), id.to_string()),
+                ("SQUALL_ROUTER".into(), router.to_string()),
+                ("SQUALL_DATA_DIR".into(), data_dir.display().to_string()),
+                ("SQUALL_SEED".into(), self.seed.to_string()),
+            ],
+            data_dir,
+            log_path: dir.join("nodes").join(format!("{id}.log")),
+            admission: None,
+        }
+    }
+
+    /// A guard that removes the node data of the run in `dir` when it is dropped, if
+    /// `--data-dir` put it elsewhere (scratch space, often a tmpfs); data inside the run
+    /// directory stays with the run. Hold it until the nodes are gone.
+    pub fn scratch_data(&self, dir: &Path) -> ScratchData {
+        ScratchData(self.data_dir.is_some().then(|| self.node_data_root(dir)))
+    }
+
+    /// Node ids `n1..nN`.
+    pub fn node_ids(&self) -> Vec<String> {
+        (1..=self.nodes).map(|i| format!("n{i}")).collect()
+    }
+
+    /// A fresh op generator of the run's workload.
+    pub fn workload(&self) -> Result<Box<dyn workloads::Workload>, UsageError> {
+        let opts = WorkloadOpts {
+            instances: self.instances,
+            contention: self.contention,
+            nodes: self.nodes,
+            late_percent: self.late_percent,
+        };
+        workloads::workload_by_name(&self.workload, &opts)
+            .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))
+    }
+
+    /// What about the configuration itself may weaken the verdict (for `verdict.json`).
+    pub fn warnings(&self) -> Vec<nemesis::Warning> {
+        let mut out = Vec::new();
+        if self.nemesis.recovery_ms <= self.op_timeout_ms {
+            out.push(nemesis::Warning::other(format!(
+                "the recovery window ({} ms) is not longer than the op timeout ({} ms): a \
+                 final op that times out has no time left for a retry, so termination may \
+                 be judged on a single try",
+                self.nemesis.recovery_ms, self.op_timeout_ms
+            )));
+        }
+        out
+    }
+
+    /// The run's fault plan: the given schedule, or the one the seed expands to.
+    pub fn fault_schedule(&self) -> Schedule {
+        match &self.schedule {
+            Some(s) => s.clone(),
+            None => nemesis::expand(
+                self.seed,
+                &self.nemesis,
+                &self.node_ids(),
+                self.time_limit_ms,
+            ),
+        }
+    }
+}

@@ -1,0 +1,52 @@
+//! The node registry: where the bundled `squall-node` is, and what algorithms, workloads
+//! and mutants it serves (`squall-node --list-json`).
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use serde::{Deserialize, Serialize};
+
+/// Reads the node registry from `squall-node --list-json`.
+pub fn node_registry(node_bin: &Path) -> anyhow::Result<Vec<AlgoInfo>> {
+    let out = std::process::Command::new(node_bin)
+        .arg("--list-json")
+        .output()
+        .with_context(|| format!("run {} --list-json", node_bin.display()))?;
+    anyhow::ensure!(
+        out.status.success(),
+        "{} --list-json failed: {}",
+        node_bin.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    Ok(serde_json::from_slice(&out.stdout)?)
+}
+
+/// One algorithm as `squall-node --list-json` describes it.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+pub struct AlgoInfo {
+    /// Name.
+    pub name: String,
+    /// One line.
+    pub summary: String,
+    /// Workloads served.
+    pub workloads: Vec<String>,
+    /// Mutants.
+    pub bugs: Vec<String>,
+}
+
+/// Finds `squall-node`: `$SQUALL_NODE_BIN`, else next to this executable.
+pub fn find_node_bin() -> anyhow::Result<PathBuf> {
+    if let Ok(p) = std::env::var("SQUALL_NODE_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let exe = std::env::current_exe()?;
+    let mut candidates = vec![exe.with_file_name("squall-node")];
+    // Test binaries live one level down, in target/<profile>/deps.
+    if let Some(parent) = exe.parent().and_then(|p| p.parent()) {
+        candidates.push(parent.join("squall-node"));
+    }
+    candidates
+        .into_iter()
+        .find(|p| p.is_file())
+        .ok_or_else(|| anyhow::anyhow!("cannot find squall-node next to {}; build it with `cargo build --release` or set SQUALL_NODE_BIN", exe.display()))
+}
