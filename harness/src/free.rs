@@ -25,7 +25,7 @@ use crate::router::{Gate, Router, RouterEvent};
 use crate::supervisor::{SpawnError, Supervisor};
 use crate::text::truncate;
 use crate::verdict::{
-    latency_lines, summary_text, verdict_line, write_outputs, Evidence, Faulty, Judgement,
+    latency_lines, summary_text, verdict_line, write_outputs, Evidence, FaultBook, Judgement,
     RunIssues,
 };
 use crate::{metrics, results, UsageError};
@@ -42,7 +42,7 @@ struct FreeRun {
     events: tokio::sync::mpsc::UnboundedReceiver<RouterEvent>,
     inbox: tokio::sync::mpsc::Receiver<crate::router::Delivered>,
     reports: Vec<TimedReport>,
-    faulty: Vec<Faulty>,
+    faulty: FaultBook,
     ready: BTreeSet<String>,
     init_msg_id: u64,
     node_ids: Vec<String>,
@@ -71,10 +71,10 @@ impl FreeRun {
             RouterEvent::Disconnected { node } => {
                 self.ready.remove(&node);
             }
-            RouterEvent::Faulty { node, what } => {
+            RouterEvent::Faulty { node, kind, what } => {
                 tracing::warn!(node = %node, what = %what, "node broke the protocol");
                 let at_us = self.router.now_us();
-                self.faulty.push(Faulty { node, what, at_us });
+                self.faulty.add(&node, kind, what, at_us);
             }
         }
     }
@@ -106,11 +106,7 @@ impl FreeRun {
                     "sent the harness an unknown message: {}",
                     truncate(&d.body, 120)
                 );
-                self.faulty.push(Faulty {
-                    node: d.src,
-                    what,
-                    at_us,
-                });
+                self.faulty.add(&d.src, "unknown_report", what, at_us);
             }
         }
     }
@@ -118,11 +114,8 @@ impl FreeRun {
     fn on_exit(&mut self, node: &str, status: &str, expected: bool) {
         if !expected {
             let at_us = self.router.now_us();
-            self.faulty.push(Faulty {
-                node: node.to_string(),
-                what: format!("exited unexpectedly ({status})"),
-                at_us,
-            });
+            let what = format!("exited unexpectedly ({status})");
+            self.faulty.add(node, "exited", what, at_us);
             self.chaos.node_exited(node, status);
         }
         // A node restarted before its old process was reaped has a new connection by
@@ -241,7 +234,7 @@ pub async fn run_free(
         events,
         inbox,
         reports: Vec::new(),
-        faulty: Vec::new(),
+        faulty: FaultBook::default(),
         ready: BTreeSet::new(),
         init_msg_id: 0,
         node_ids: node_ids.clone(),
@@ -389,6 +382,10 @@ pub async fn run_free(
     while let Ok(ev) = live.events.try_recv() {
         live.on_router_event(ev);
     }
+    // The router reported only the first few faults of each kind; it counted them all.
+    for (node, kind, total) in router.fault_counts() {
+        live.faulty.at_least(&node, kind, total);
+    }
     while let Ok(d) = live.inbox.try_recv() {
         live.on_harness_msg(d);
     }
@@ -437,7 +434,7 @@ pub async fn run_free(
         live_nodes,
         issues: RunIssues {
             startup_failure,
-            faulty: &live.faulty,
+            faulty: live.faulty.entries(),
             interrupted,
         },
         warnings,

@@ -26,6 +26,9 @@ use nix::unistd::Pid;
 /// have no member left.
 const WATCHDOG_GROUPS_MAX: usize = 4096;
 
+/// The watchdog's process name (`comm`, at most 15 bytes).
+pub const WATCHDOG_NAME: &std::ffi::CStr = c"squall-watchdog";
+
 /// Makes this process a child subreaper: orphaned descendants are reparented to it.
 /// Idempotent; a failure (an old kernel) only weakens cleanup, so it is returned, not fatal.
 pub fn become_subreaper() -> std::io::Result<()> {
@@ -92,6 +95,8 @@ impl Drop for Watchdog {
 /// The watchdog's whole life. Async-signal-safe only: it runs in a fork of a
 /// multi-threaded process.
 unsafe fn watchdog_main(rx: i32, tx: i32) -> ! {
+    // Named, so that `ps` (and tests counting a run's children) can tell it from nodes.
+    libc::prctl(libc::PR_SET_NAME, WATCHDOG_NAME.as_ptr(), 0, 0, 0);
     // Ctrl-C reaches the whole foreground group; the harness decides what a signal means.
     libc::signal(libc::SIGINT, libc::SIG_IGN);
     libc::signal(libc::SIGTERM, libc::SIG_IGN);
