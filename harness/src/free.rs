@@ -289,6 +289,7 @@ pub async fn run_free(
     let mut clients_back: Vec<Client> = Vec::new();
     let mut quiet_from = None;
     let mut interrupted = *interrupt.borrow();
+    let mut final_report = None;
     if !startup_failed && !interrupted {
         let interval = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate);
         for (i, addr) in client_ids.iter().enumerate() {
@@ -360,12 +361,13 @@ pub async fn run_free(
             let finished = live
                 .pump_during(async {
                     tokio::select! {
-                        _ = finals.run(clients, &shared, &rec) => true,
-                        _ = stop_requested(&mut interrupt) => false,
+                        r = finals.run(clients, &shared, &rec) => Some(r),
+                        _ = stop_requested(&mut interrupt) => None,
                     }
                 })
                 .await;
-            interrupted |= !finished;
+            interrupted |= finished.is_none();
+            final_report = finished;
         }
     }
     drop(stop_tx);
@@ -438,7 +440,10 @@ pub async fn run_free(
             interrupted,
         },
         warnings,
-        verdict_extra: json!({}),
+        verdict_extra: match &final_report {
+            Some(r) => json!({ "final_ops": r }),
+            None => json!({}),
+        },
     }
     .judge()?;
 
