@@ -141,6 +141,8 @@ impl Chaos {
     /// An executor for `schedule`; `requested` are the kinds the user asked for.
     pub fn new(schedule: Schedule, requested: Vec<FaultKind>, run_start: Instant) -> Chaos {
         let timed = schedule.timed_events().into_iter().cloned().collect();
+        // Unbounded by design: a triggered event fires at most once, so the channel
+        // holds at most the schedule's events (EVENTS_MAX).
         let (fired_tx, fired_rx) = mpsc::unbounded_channel();
         Chaos {
             confirm: Confirmations::new(&schedule),

@@ -290,9 +290,10 @@ impl Client {
             tokio::select! {
                 got = self.inbox.recv() => {
                     let Some(d) = got else { return Answer::Timeout };
-                    // A late reply to an op already timed out, or a body that names no
-                    // request: ignore.
-                    if in_reply_to(&d.body) != Some(msg_id) {
+                    // A late reply to an op already timed out, a body that names no
+                    // request, or one from another node (which could otherwise forge
+                    // the answer and get the asked node blamed for it): ignore.
+                    if d.src != node || in_reply_to(&d.body) != Some(msg_id) {
                         continue;
                     }
                     return match serde_json::from_str::<Response>(&d.body) {

@@ -189,6 +189,8 @@ fn spawner_thread(rx: std_mpsc::Receiver<(Command, SpawnReply)>) {
 impl Supervisor {
     /// A supervisor with no processes yet.
     pub fn new(start: std::time::Instant) -> Supervisor {
+        // Unbounded by design: the supervisor awaits each spawn's reply before it sends
+        // another, so the channel never holds more than one request.
         let (spawn_tx, spawn_rx) = std_mpsc::channel();
         std::thread::Builder::new()
             .name("squall-spawner".into())

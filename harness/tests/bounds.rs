@@ -397,3 +397,48 @@ fn oversized_schedule_is_refused_before_it_is_parsed() {
     assert_eq!(out.status.code(), Some(254), "{}", text(&out));
     assert!(text(&out).contains("20000 events"), "{}", text(&out));
 }
+
+#[test]
+fn mutated_frames_neither_panic_nor_grow_the_router() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().unwrap();
+    let out = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &bad_node("fuzz", false),
+        "--nemesis",
+        "none",
+        "--nodes",
+        "3",
+        "--time-limit",
+        "3s",
+        "--recovery-time",
+        "1s",
+        "--seed",
+        "7",
+        "--results-dir",
+        results.path().to_str().unwrap(),
+    ])
+    .output()
+    .unwrap();
+    let said = text(&out);
+    assert!(!said.contains("panicked"), "{said}");
+    // n1 is faulty (garbage), so the run is unknown, never an internal error.
+    assert_eq!(out.status.code(), Some(2), "{said}");
+    let latest = results.path().join("latest");
+    let sent: u64 = std::fs::read_to_string(latest.join("data/n1/fuzz.count"))
+        .map(|t| t.trim().parse().unwrap())
+        .unwrap_or(0);
+    assert!(sent > 1000, "only {sent} frames were sent");
+    let verdict = json(&latest.join("verdict.json"));
+    let faulty = verdict["faulty_nodes"].as_array().unwrap();
+    // One entry per (node, kind), with counts, however many frames were bad.
+    assert!(faulty.len() <= 16, "{faulty:#?}");
+    assert!(faulty.iter().all(|f| f["node"] == "n1"), "{faulty:#?}");
+    let total: u64 = faulty.iter().map(|f| f["count"].as_u64().unwrap()).sum();
+    assert!(total > 100, "{faulty:#?}");
+}
