@@ -9,7 +9,7 @@
 # and then a mutated hello on a fresh connection, for --duration. Samples the harness's
 # VmRSS every second; prints frames sent, panics (a "panicked" line in the harness's
 # stderr, or exit 101), peak RSS and the exit code. Exits 1 on a panic or an exit code
-# other than 0, 1 or 2. Uses the release build in ${CARGO_TARGET_DIR:-target}.
+# other than 0, 1 or 2. Uses the release build in ${CARGO_TARGET_DIR:-target}, or $SQUALL.
 set -uo pipefail
 
 cd "$(dirname "$0")/.."
@@ -26,7 +26,7 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$RESULTS" ] || RESULTS=$(mktemp -d /tmp/squall-fuzz.XXXXXX)
 case "$RESULTS" in /*) ;; *) RESULTS="$PWD/$RESULTS" ;; esac
-SQUALL=${CARGO_TARGET_DIR:-target}/release/squall
+SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 [ -x "$SQUALL" ] || { echo "fuzz-router.sh: build first: cargo build --release -p harness" >&2; exit 254; }
 mkdir -p "$RESULTS"
 

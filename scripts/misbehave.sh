@@ -33,7 +33,7 @@ ROWS=("$@")
                                pre-hello never-answers forks exits)
 [ -n "$RESULTS" ] || RESULTS=$(mktemp -d /tmp/squall-misbehave.XXXXXX)
 case "$RESULTS" in /*) ;; *) RESULTS="$PWD/$RESULTS" ;; esac
-BIN=${CARGO_TARGET_DIR:-target}/release
+BIN=${SQUALL_BIN_DIR:-${CARGO_TARGET_DIR:-target}/release}
 SQUALL=$BIN/squall
 NODE=$BIN/squall-node
 [ -x "$SQUALL" ] && [ -x "$NODE" ] || {

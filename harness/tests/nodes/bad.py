@@ -16,8 +16,10 @@ MODE:
   pre-hello        opens 500 more connections that never say hello, each sending 1 MB
                    with no newline
   never-answers    answers init, then never answers anything
-  forks            forks children and an orphaned grandchild that sleep for an hour
-  exits            forks a child that sleeps for an hour, then exits after one second
+  forks            forks children and an orphaned grandchild that sleep for an hour, then
+                   becomes CMD if one is given
+  exits            forks a child that sleeps for an hour (and starts CMD, if given, as
+                   another child), then exits after one second
   fuzz             sends mutated frames on its own connection (and mutated hellos on
                    fresh ones) until the run ends; seeded by SQUALL_SEED; counts them
                    in $SQUALL_DATA_DIR/fuzz.count
@@ -181,9 +183,16 @@ def main():
         for _ in range(2):
             note_pid(sleeper().pid)
         orphan()
+        if cmd:
+            os.execvp(cmd[0], cmd)
     if bad and mode == "exits":
         note_pid(sleeper().pid)
         orphan()
+        if cmd:
+            # The real node runs on as an orphan in n1's group after n1 itself exits.
+            note_pid(subprocess.Popen(cmd, stdin=subprocess.DEVNULL).pid)
+            time.sleep(1.0)
+            os._exit(0)
         threading.Timer(1.0, lambda: os._exit(0)).start()
     conn = Conn(me)
     reader = conn.sock.makefile("rb")
