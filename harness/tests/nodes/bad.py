@@ -133,6 +133,7 @@ def fuzz(conn):
     host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
     count_path = os.path.join(os.environ["SQUALL_DATA_DIR"], "fuzz.count")
     sent = 0
+    batches = 0
     while True:
         try:
             with conn.lock:
@@ -140,7 +141,8 @@ def fuzz(conn):
             sent += 64
         except OSError:
             pass
-        if sent % 4096 == 0:
+        batches += 1
+        if batches % 64 == 0:
             try:
                 s = socket.create_connection((host, int(port)), timeout=1)
                 s.sendall(mutate(rng) + b"\n" + mutate(rng))
