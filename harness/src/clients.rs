@@ -256,6 +256,8 @@ pub struct Client {
     router: Router,
     inbox: mpsc::Receiver<Delivered>,
     next_msg_id: u64,
+    /// Who answered the last call, if anyone did.
+    replier: Option<String>,
 }
 
 impl Client {
@@ -267,7 +269,13 @@ impl Client {
             router: router.clone(),
             inbox,
             next_msg_id: 0,
+            replier: None,
         }
+    }
+
+    /// The node that answered the last call (any node may answer), if one did.
+    pub fn replier(&self) -> Option<&str> {
+        self.replier.as_deref()
     }
 
     /// The router the client sends through.
@@ -278,6 +286,7 @@ impl Client {
     /// Sends `op` to `node` and waits for its reply.
     pub async fn call(&mut self, node: &str, op: &ClientOp, timeout: Duration) -> Answer {
         self.next_msg_id += 1;
+        self.replier = None;
         let msg_id = self.next_msg_id;
         let body = serde_json::to_string(&Request {
             msg_id,
@@ -290,12 +299,14 @@ impl Client {
             tokio::select! {
                 got = self.inbox.recv() => {
                     let Some(d) = got else { return Answer::Timeout };
-                    // A late reply to an op already timed out, a body that names no
-                    // request, or one from another node (which could otherwise forge
-                    // the answer and get the asked node blamed for it): ignore.
-                    if d.src != node || in_reply_to(&d.body) != Some(msg_id) {
+                    // A late reply to an op already timed out, or a body that names no
+                    // request: ignore. Any node may answer (a follower forwards to its
+                    // leader), so the replier is kept: a bad reply is its fault, not the
+                    // asked node's (a node could otherwise forge one to blame another).
+                    if in_reply_to(&d.body) != Some(msg_id) {
                         continue;
                     }
+                    self.replier = Some(d.src.clone());
                     return match serde_json::from_str::<Response>(&d.body) {
                         Ok(r) => Answer::Reply(r.reply),
                         Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
@@ -381,6 +392,7 @@ impl Completion {
 pub fn record_call(
     rec: &Recorder,
     router: &Router,
+    replier: Option<&str>,
     process: u64,
     node: &str,
     op: &ClientOp,
@@ -389,7 +401,7 @@ pub fn record_call(
     let c = Completion::of(op, answer);
     let retire = c.retires();
     if let Some(what) = c.fault {
-        router.node_fault(node, what);
+        router.node_fault(replier.unwrap_or(node), what);
     }
     rec.record(process, c.ty, op.f(), c.value, Some(node), c.error);
     retire
@@ -441,7 +453,15 @@ pub async fn run_client(
             None,
         );
         let answer = client.call(&node, &op, opts.op_timeout).await;
-        if record_call(&rec, client.router(), process, &node, &op, &answer) {
+        if record_call(
+            &rec,
+            client.router(),
+            client.replier(),
+            process,
+            &node,
+            &op,
+            &answer,
+        ) {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
     }

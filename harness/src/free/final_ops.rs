@@ -202,7 +202,8 @@ impl FinalOps {
                 None,
             );
             let answer = client.call(node, op, self.op_timeout.min(left)).await;
-            if clients::record_call(rec, client.router(), process, node, op, &answer) {
+            let replier = client.replier();
+            if clients::record_call(rec, client.router(), replier, process, node, op, &answer) {
                 process = shared.next_process.fetch_add(1, Ordering::SeqCst);
             }
             let settled = match &answer {
