@@ -89,9 +89,15 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<u8> {
         minimize: true,
         ..CheckOptions::default()
     };
+    use std::io::Write as _;
     let mut out = std::io::stdout().lock();
     let mut worst = 0;
     for file in &args.files {
+        if let Some(what) = not_a_history(file) {
+            writeln!(out, "{}\terror\t{what}", file.display())?;
+            worst = lincheck::cmd::worse(worst, lincheck::cmd::EXIT_ERROR);
+            continue;
+        }
         // A run's own history is judged by the run's own rules, unless a format or
         // model asks for lincheck alone.
         let run_dir = match (format, model) {
@@ -112,6 +118,36 @@ pub fn check(args: &CheckArgs) -> anyhow::Result<u8> {
         worst = lincheck::cmd::worse(worst, code);
     }
     Ok(worst as u8)
+}
+
+/// What `path` is, when it is plainly not a history: a directory (a run directory holds
+/// `history.jsonl`), a device or a socket, an empty file.
+fn not_a_history(path: &std::path::Path) -> Option<String> {
+    let meta = match std::fs::metadata(path) {
+        Ok(m) => m,
+        Err(e) => return Some(format!("cannot read: {e}")),
+    };
+    let t = meta.file_type();
+    if t.is_dir() {
+        let hint = if path.join("history.jsonl").is_file() {
+            format!("; its history is {}", path.join("history.jsonl").display())
+        } else {
+            String::new()
+        };
+        return Some(format!("is a directory, not a history file{hint}"));
+    }
+    use std::os::unix::fs::FileTypeExt as _;
+    // A FIFO is read as a file: `squall check <(zcat history.jsonl.gz)`.
+    let kind = if t.is_char_device() {
+        "a character device"
+    } else if t.is_block_device() {
+        "a block device"
+    } else if t.is_socket() {
+        "a socket"
+    } else {
+        return (t.is_file() && meta.len() == 0).then(|| "is empty: no history to check".into());
+    };
+    Some(format!("is {kind}, not a history file"))
 }
 
 /// Judges `file`, the history of the run in `dir`, as the run did; prints the line

@@ -38,10 +38,17 @@ pub fn client_seed(seed: u64, index: usize) -> u64 {
 pub const HISTORY_FLUSH_MS: u64 = 100;
 
 /// Appends events to `history.jsonl`, flushing at least every [`HISTORY_FLUSH_MS`].
+///
+/// A write that fails (a full disk) is not retried and nothing more is written: the
+/// history would have a hole the checkers cannot see. [`Recorder::failed`] turns to the
+/// error, and the run stops at once on it.
 #[derive(Clone)]
 pub struct Recorder {
+    // Unbounded: one event per op start and end, so bounded by the clients' op rate
+    // times the run's length, and a full channel must not make a client drop an event.
     tx: mpsc::UnboundedSender<Event>,
     start: Instant,
+    failed: watch::Receiver<Option<String>>,
 }
 
 impl Recorder {
@@ -53,32 +60,57 @@ impl Recorder {
     ) -> anyhow::Result<(Recorder, tokio::task::JoinHandle<()>)> {
         let file = std::fs::File::create(path)?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Event>();
+        let (failed_tx, failed) = watch::channel(None);
+        let shown = path.display().to_string();
         let handle = tokio::spawn(async move {
             let mut out = std::io::BufWriter::new(file);
             let mut tick = tokio::time::interval(Duration::from_millis(HISTORY_FLUSH_MS));
             // Indices are given here, in the order lines reach the file, so they are dense
             // and file order is index order whatever the order clients recorded in.
             let mut next_index = 0u64;
+            let mut broken = false;
+            let fail = |e: std::io::Error| {
+                let _ = failed_tx.send(Some(format!("writing {shown}: {e}")));
+            };
             loop {
                 tokio::select! {
                     ev = rx.recv() => match ev {
+                        Some(_) if broken => {}
                         Some(mut ev) => {
                             ev.index = next_index;
                             next_index += 1;
-                            let _ = serde_json::to_writer(&mut out, &ev);
-                            let _ = out.write_all(b"\n");
+                            let written = serde_json::to_writer(&mut out, &ev)
+                                .map_err(std::io::Error::from)
+                                .and_then(|()| out.write_all(b"\n"));
+                            if let Err(e) = written {
+                                broken = true;
+                                fail(e);
+                            }
                         }
                         None => break,
                     },
-                    _ = tick.tick() => {
-                        let _ = out.flush();
+                    _ = tick.tick(), if !broken => {
+                        if let Err(e) = out.flush() {
+                            broken = true;
+                            fail(e);
+                        }
                     }
                 }
             }
-            let _ = out.flush();
-            let _ = out.get_ref().sync_data();
+            if !broken {
+                if let Err(e) = out.flush().and_then(|()| out.get_ref().sync_data()) {
+                    fail(e);
+                }
+            }
+            // A failed BufWriter must not retry its buffer when dropped.
+            let _ = out.into_parts();
         });
-        Ok((Recorder { tx, start }, handle))
+        Ok((Recorder { tx, start, failed }, handle))
+    }
+
+    /// Turns to the error once writing the history failed.
+    pub fn failed(&self) -> watch::Receiver<Option<String>> {
+        self.failed.clone()
     }
 
     /// Nanoseconds since the run started.
@@ -234,6 +266,8 @@ pub struct Client {
     router: Router,
     inbox: mpsc::Receiver<Delivered>,
     next_msg_id: u64,
+    /// Who answered the last call, if anyone did.
+    replier: Option<String>,
 }
 
 impl Client {
@@ -245,7 +279,13 @@ impl Client {
             router: router.clone(),
             inbox,
             next_msg_id: 0,
+            replier: None,
         }
+    }
+
+    /// The node that answered the last call (any node may answer), if one did.
+    pub fn replier(&self) -> Option<&str> {
+        self.replier.as_deref()
     }
 
     /// The router the client sends through.
@@ -256,6 +296,7 @@ impl Client {
     /// Sends `op` to `node` and waits for its reply.
     pub async fn call(&mut self, node: &str, op: &ClientOp, timeout: Duration) -> Answer {
         self.next_msg_id += 1;
+        self.replier = None;
         let msg_id = self.next_msg_id;
         let body = serde_json::to_string(&Request {
             msg_id,
@@ -269,10 +310,13 @@ impl Client {
                 got = self.inbox.recv() => {
                     let Some(d) = got else { return Answer::Timeout };
                     // A late reply to an op already timed out, or a body that names no
-                    // request: ignore.
+                    // request: ignore. Any node may answer (a follower forwards to its
+                    // leader), so the replier is kept: a bad reply is its fault, not the
+                    // asked node's (a node could otherwise forge one to blame another).
                     if in_reply_to(&d.body) != Some(msg_id) {
                         continue;
                     }
+                    self.replier = Some(d.src.clone());
                     return match serde_json::from_str::<Response>(&d.body) {
                         Ok(r) => Answer::Reply(r.reply),
                         Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
@@ -358,6 +402,7 @@ impl Completion {
 pub fn record_call(
     rec: &Recorder,
     router: &Router,
+    replier: Option<&str>,
     process: u64,
     node: &str,
     op: &ClientOp,
@@ -366,7 +411,7 @@ pub fn record_call(
     let c = Completion::of(op, answer);
     let retire = c.retires();
     if let Some(what) = c.fault {
-        router.node_fault(node, what);
+        router.node_fault(replier.unwrap_or(node), what);
     }
     rec.record(process, c.ty, op.f(), c.value, Some(node), c.error);
     retire
@@ -415,7 +460,15 @@ pub async fn run_client(
             None,
         );
         let answer = client.call(&node, &op, opts.op_timeout).await;
-        if record_call(&rec, client.router(), process, &node, &op, &answer) {
+        if record_call(
+            &rec,
+            client.router(),
+            client.replier(),
+            process,
+            &node,
+            &op,
+            &answer,
+        ) {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -24,7 +24,7 @@ use crate::router::{Gate, Router, RouterEvent};
 use crate::supervisor::{SpawnError, Supervisor};
 use crate::text::truncate;
 use crate::verdict::{
-    latency_lines, summary_text, verdict_line, write_outputs, Evidence, Faulty, Judgement,
+    latency_lines, summary_text, verdict_line, write_outputs, Evidence, FaultBook, Judgement,
     RunIssues,
 };
 use crate::{metrics, results, UsageError};
@@ -44,7 +44,7 @@ struct FreeRun {
     events: tokio::sync::mpsc::UnboundedReceiver<RouterEvent>,
     inbox: tokio::sync::mpsc::Receiver<crate::router::Delivered>,
     reports: Vec<TimedReport>,
-    faulty: Vec<Faulty>,
+    faulty: FaultBook,
     ready: BTreeSet<String>,
     init_msg_id: u64,
     node_ids: Vec<String>,
@@ -73,10 +73,10 @@ impl FreeRun {
             RouterEvent::Disconnected { node } => {
                 self.ready.remove(&node);
             }
-            RouterEvent::Faulty { node, what } => {
+            RouterEvent::Faulty { node, kind, what } => {
                 tracing::warn!(node = %node, what = %what, "node broke the protocol");
                 let at_us = self.router.now_us();
-                self.faulty.push(Faulty { node, what, at_us });
+                self.faulty.add(&node, kind, what, at_us);
             }
         }
     }
@@ -108,11 +108,7 @@ impl FreeRun {
                     "sent the harness an unknown message: {}",
                     truncate(&d.body, 120)
                 );
-                self.faulty.push(Faulty {
-                    node: d.src,
-                    what,
-                    at_us,
-                });
+                self.faulty.add(&d.src, "unknown_report", what, at_us);
             }
         }
     }
@@ -120,11 +116,8 @@ impl FreeRun {
     fn on_exit(&mut self, node: &str, status: &str, expected: bool) {
         if !expected {
             let at_us = self.router.now_us();
-            self.faulty.push(Faulty {
-                node: node.to_string(),
-                what: format!("exited unexpectedly ({status})"),
-                at_us,
-            });
+            let what = format!("exited unexpectedly ({status})");
+            self.faulty.add(node, "exited", what, at_us);
             self.nemesis.node_exited(node, status);
         }
         // A node restarted before its old process was reaped has a new connection by
@@ -188,6 +181,17 @@ impl FreeRun {
     }
 }
 
+/// Sets `halt` once `watched` satisfies `cond`.
+async fn halt_on<T>(
+    mut watched: watch::Receiver<T>,
+    halt: Arc<watch::Sender<bool>>,
+    cond: impl Fn(&T) -> bool,
+) {
+    if watched.wait_for(cond).await.is_ok() {
+        let _ = halt.send(true);
+    }
+}
+
 /// Completes once `stop` turns true; never, if its sender is gone without doing so.
 async fn stop_requested(stop: &mut watch::Receiver<bool>) {
     if stop.wait_for(|stop| *stop).await.is_err() {
@@ -199,8 +203,13 @@ async fn stop_requested(stop: &mut watch::Receiver<bool>) {
 /// ends the run early; what was recorded is still checked and written.
 pub async fn run_free(
     cfg: RunConfig,
-    mut interrupt: watch::Receiver<bool>,
+    user_interrupt: watch::Receiver<bool>,
 ) -> anyhow::Result<RunOutcome> {
+    // The run stops early on Ctrl-C / SIGTERM, or when the history cannot be written.
+    let (halt, mut interrupt) = watch::channel(false);
+    let halt = Arc::new(halt);
+    let mut forwarders = JoinSet::new();
+    forwarders.spawn(halt_on(user_interrupt, halt.clone(), |stop| *stop));
     let workload = cfg.workload()?;
     let final_ops = workload.final_ops();
     let checkers = workload.checkers();
@@ -227,7 +236,7 @@ pub async fn run_free(
         events,
         inbox,
         reports: Vec::new(),
-        faulty: Vec::new(),
+        faulty: FaultBook::default(),
         ready: BTreeSet::new(),
         init_msg_id: 0,
         node_ids: node_ids.clone(),
@@ -264,6 +273,12 @@ pub async fn run_free(
     let startup_failed = live.ready.len() < n;
 
     let (rec, rec_handle) = Recorder::start(&dir.join("history.jsonl"), start)?;
+    let history_failed = rec.failed();
+    forwarders.spawn(halt_on(
+        history_failed.clone(),
+        halt.clone(),
+        Option::is_some,
+    ));
     let shared = Arc::new(ClientShared {
         workload: Mutex::new(workload),
         next_process: AtomicU64::new(0),
@@ -276,6 +291,7 @@ pub async fn run_free(
     let mut clients_back: Vec<Client> = Vec::new();
     let mut quiet_from = None;
     let mut interrupted = *interrupt.borrow();
+    let mut final_report = None;
     if !startup_failed && !interrupted {
         let interval = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate);
         for (i, addr) in client_ids.iter().enumerate() {
@@ -347,12 +363,13 @@ pub async fn run_free(
             let finished = live
                 .pump_during(async {
                     tokio::select! {
-                        _ = finals.run(clients, &shared, &rec) => true,
-                        _ = stop_requested(&mut interrupt) => false,
+                        r = finals.run(clients, &shared, &rec) => Some(r),
+                        _ = stop_requested(&mut interrupt) => None,
                     }
                 })
                 .await;
-            interrupted |= !finished;
+            interrupted |= finished.is_none();
+            final_report = finished;
         }
     }
     drop(stop_tx);
@@ -369,6 +386,10 @@ pub async fn run_free(
     while let Ok(ev) = live.events.try_recv() {
         live.on_router_event(ev);
     }
+    // The router reported only the first few faults of each kind; it counted them all.
+    for (node, kind, total) in router.fault_counts() {
+        live.faulty.at_least(&node, kind, total);
+    }
     while let Ok(d) = live.inbox.try_recv() {
         live.on_harness_msg(d);
     }
@@ -376,6 +397,15 @@ pub async fn run_free(
     drop(clients_back);
     let _ = rec_handle.await;
     tasks.abort_all();
+    forwarders.abort_all();
+    if let Some(e) = history_failed.borrow().clone() {
+        // A history with a hole cannot be judged: no verdict, an internal error.
+        anyhow::bail!(
+            "{e}; the run was stopped (clients stopped, nodes torn down) and not judged; \
+             what was recorded is in {}",
+            dir.display()
+        );
+    }
 
     let (fault_report, mut warnings) = live.nemesis.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
@@ -408,11 +438,14 @@ pub async fn run_free(
         live_nodes,
         issues: RunIssues {
             startup_failure,
-            faulty: &live.faulty,
+            faulty: live.faulty.entries(),
             interrupted,
         },
         warnings,
-        verdict_extra: json!({}),
+        verdict_extra: match &final_report {
+            Some(r) => json!({ "final_ops": r }),
+            None => json!({}),
+        },
     }
     .judge()?;
 

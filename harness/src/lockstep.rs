@@ -238,7 +238,7 @@ pub async fn run_lockstep(
         live_nodes,
         issues: RunIssues {
             startup_failure,
-            faulty: &faulty,
+            faulty: faulty.entries(),
             interrupted,
         },
         warnings,

@@ -58,10 +58,24 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
             let cfg = args.validate()?;
             let (tx, rx) = tokio::sync::watch::channel(false);
             tokio::spawn(async move {
-                if tokio::signal::ctrl_c().await.is_ok() {
-                    eprintln!(
-                        "squall: interrupted; stopping clients and writing what was recorded"
-                    );
+                // SIGTERM (a scheduler, `kill`, `timeout`) means what Ctrl-C means: stop
+                // and write what was recorded, then tear every node down.
+                use tokio::signal::unix::{signal, SignalKind};
+                let mut term = signal(SignalKind::terminate()).ok();
+                let terminated = async {
+                    match term.as_mut() {
+                        Some(t) => {
+                            t.recv().await;
+                        }
+                        None => std::future::pending::<()>().await,
+                    }
+                };
+                let name = tokio::select! {
+                    r = tokio::signal::ctrl_c() => r.is_ok().then_some("interrupted"),
+                    () = terminated => Some("terminated"),
+                };
+                if let Some(name) = name {
+                    eprintln!("squall: {name}; stopping clients and writing what was recorded");
                     let _ = tx.send(true);
                 }
                 // Keep the sender alive so receivers do not see a closed channel.

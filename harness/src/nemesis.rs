@@ -73,6 +73,9 @@ pub type Link = (String, String);
 pub const NODES_MAX: usize = 64;
 /// Most events one schedule may hold.
 pub const EVENTS_MAX: usize = 10_000;
+/// Largest schedule file, refused before it is parsed: [`EVENTS_MAX`] events averaging
+/// over 6 KiB each (a partition of 64 nodes listing every cut link is about 56 KiB).
+pub const SCHEDULE_BYTES_MAX: usize = 64 << 20;
 /// Longest run a schedule may describe: one week.
 pub const TIME_LIMIT_MS_MAX: u64 = 7 * 24 * 3_600 * 1_000;
 /// Largest base or jitter of a delay fault.

@@ -30,14 +30,26 @@ pub fn utc_stamp(unix_secs: u64) -> String {
     )
 }
 
+/// Why `results` cannot hold run directories, said about the path the user gave: it is
+/// user input, so its trouble is a usage error (exit 254), not an internal one.
+fn unusable(results: &Path, e: &std::io::Error) -> crate::UsageError {
+    let what = match std::fs::metadata(results) {
+        Ok(m) if m.is_file() => "is a file, not a directory".to_string(),
+        Ok(m) if !m.is_dir() => "is not a directory (a device or other special file)".to_string(),
+        _ => format!("cannot hold run directories: {e}"),
+    };
+    crate::UsageError(format!("results directory {} {what}", results.display()))
+}
+
 /// Creates a fresh run directory `<results>/<stamp>-<workload>-s<seed>[-N]` with its
-/// `nodes/` and `data/` subdirectories.
+/// `nodes/` and `data/` subdirectories. A results directory that cannot be created or
+/// written is a [`crate::UsageError`] naming it.
 pub fn create_run_dir(
     results: &Path,
     workload: &str,
     seed: u64,
 ) -> anyhow::Result<(String, PathBuf)> {
-    std::fs::create_dir_all(results).with_context(|| format!("create {}", results.display()))?;
+    std::fs::create_dir_all(results).map_err(|e| unusable(results, &e))?;
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_secs())
@@ -52,12 +64,13 @@ pub fn create_run_dir(
         let dir = results.join(&id);
         match std::fs::create_dir(&dir) {
             Ok(()) => {
-                std::fs::create_dir_all(dir.join("nodes"))?;
-                std::fs::create_dir_all(dir.join("data"))?;
+                std::fs::create_dir_all(dir.join("nodes"))
+                    .and_then(|()| std::fs::create_dir_all(dir.join("data")))
+                    .map_err(|e| unusable(results, &e))?;
                 return Ok((id, dir));
             }
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
-            Err(e) => return Err(e).with_context(|| format!("create {}", dir.display())),
+            Err(e) => return Err(unusable(results, &e).into()),
         }
     }
     anyhow::bail!(
@@ -162,5 +175,24 @@ mod tests {
             std::fs::read_link(dir.path().join("latest")).unwrap(),
             PathBuf::from(&b)
         );
+    }
+
+    #[test]
+    fn unusable_results_dirs_are_usage_errors_naming_the_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("plain");
+        std::fs::write(&file, "x").unwrap();
+        for (path, says) in [
+            (file.clone(), "is a file"),
+            (file.join("below"), "cannot hold"),
+            (PathBuf::from("/dev/null"), "is not a directory"),
+        ] {
+            let e = create_run_dir(&path, "echo", 1).unwrap_err();
+            let u = e
+                .downcast_ref::<crate::UsageError>()
+                .expect("a usage error");
+            assert!(u.0.contains(&path.display().to_string()), "{u}");
+            assert!(u.0.contains(says), "{u}");
+        }
     }
 }

@@ -10,9 +10,13 @@
 //! delivery is FIFO unless the policy marks a copy as free to overtake (the reorder
 //! fault).
 //!
-//! Everything is bounded: each destination has a bounded queue (a paused node that stops
-//! reading makes its queue overflow, which is counted as a drop), held and delayed messages
-//! are capped per link, and frames are capped at [`proto::FRAME_BYTES_MAX`].
+//! Everything is bounded: each destination has a queue bounded in bytes (a paused node
+//! that stops reading makes its queue overflow, which is counted as a drop), held and
+//! delayed messages are capped per link, frames are capped at [`proto::FRAME_BYTES_MAX`]
+//! and hello lines at [`HELLO_BYTES_MAX`]. Whatever a node controls is bounded too: body
+//! types longer than [`TYPE_BYTES_MAX`] or beyond the first [`TYPE_NAMES_MAX`] distinct
+//! ones are counted as [`OTHER_TYPE`], and protocol faults are counted per node and kind
+//! with only the first [`FAULT_SAMPLES_MAX`] of each reported as events.
 //!
 //! When asked ([`Router::log_messages`]), the router also keeps a bounded log of every
 //! node-to-node copy, its fate and its delivery time ([`msglog`]), for the run report.
@@ -51,6 +55,23 @@ pub const DEST_QUEUE_MAX: usize = 16 * 1024;
 pub const LINK_QUEUE_MAX: usize = 64 * 1024;
 /// How long a new connection may take to say hello.
 pub const HELLO_TIMEOUT_MS: u64 = 5_000;
+/// Bytes a connection may send before its hello line ends; a hello is about 100.
+pub const HELLO_BYTES_MAX: usize = 4 * 1024;
+/// Bytes queued towards one node connection before further messages are dropped.
+pub const DEST_QUEUE_BYTES_MAX: usize = 8 << 20;
+/// Distinct body types counted by name; later ones are counted as [`OTHER_TYPE`] and
+/// the sender is recorded as faulty (`too_many_types`).
+pub const TYPE_NAMES_MAX: usize = 256;
+/// Longest body type counted by name; longer ones are counted as [`OTHER_TYPE`] and
+/// the sender is recorded as faulty (`long_type`).
+pub const TYPE_BYTES_MAX: usize = 64;
+/// The name types beyond [`TYPE_NAMES_MAX`] or [`TYPE_BYTES_MAX`] are counted under
+/// (not a valid-looking type, so no node can send it by accident).
+pub const OTHER_TYPE: &str = "(other)";
+/// Faults of one kind by one node reported as [`RouterEvent::Faulty`]; the rest are
+/// only counted ([`Router::fault_counts`]).
+pub const FAULT_SAMPLES_MAX: u64 = 3;
+const _: () = assert!(TYPE_NAMES_MAX < u16::MAX as usize);
 
 /// A message handed to a local endpoint (client or harness).
 #[derive(Debug, Clone)]
@@ -77,10 +98,13 @@ pub enum RouterEvent {
         node: String,
     },
     /// An admitted node broke the protocol (garbage, oversized line, spoofed source).
-    /// Connections the gate refused are counted there, never reported as this.
+    /// Connections the gate refused are counted there, never reported as this. Only the
+    /// first [`FAULT_SAMPLES_MAX`] of each `(node, kind)` are sent; all are counted.
     Faulty {
         /// The node.
         node: String,
+        /// What kind of fault (`unknown_address`, `garbage`, ...), for counting.
+        kind: &'static str,
         /// What it did.
         what: String,
     },
@@ -117,6 +141,9 @@ struct TcpSink {
     wr: Arc<tokio::net::tcp::OwnedWriteHalf>,
     tx: mpsc::Sender<Vec<u8>>,
     backlog: bool,
+    /// Bytes on `tx` not yet taken by the writer: the queue is bounded by
+    /// [`DEST_QUEUE_BYTES_MAX`] (batches vary in size, so counting them bounds nothing).
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 #[derive(Clone)]
@@ -175,7 +202,11 @@ impl State {
 
 struct Shared {
     state: Mutex<State>,
+    // Unbounded, but fed at most FAULT_SAMPLES_MAX faults per (node, kind) and one
+    // connect and disconnect per connection the gate admitted (one per incarnation).
     events: mpsc::UnboundedSender<RouterEvent>,
+    /// Faults by node and kind, all of them (the events carry only the first few).
+    faults: Mutex<BTreeMap<(String, &'static str), u64>>,
     start: Instant,
     /// `start` on the host's `CLOCK_MONOTONIC`, which `Instant` reads (for node stamps).
     start_mono_ns: u64,
@@ -240,6 +271,7 @@ impl Router {
         let shared = Arc::new(Shared {
             state: Mutex::new(state),
             events,
+            faults: Mutex::new(BTreeMap::new()),
             start,
             start_mono_ns: proto::report::monotonic_ns()
                 .saturating_sub(start.elapsed().as_nanos() as u64),
@@ -377,10 +409,34 @@ impl Router {
     /// Records that `node` broke the protocol in a way only its reader can tell (a
     /// client given a reply of the wrong type), as the router records its own findings.
     pub fn node_fault(&self, node: &str, what: String) {
-        self.event(RouterEvent::Faulty {
-            node: node.to_string(),
-            what,
-        });
+        self.fault(node, "bad_reply", || what);
+    }
+
+    /// Counts a fault of `node`; the first [`FAULT_SAMPLES_MAX`] of its kind become
+    /// events (`what` is only called for those).
+    fn fault(&self, node: &str, kind: &'static str, what: impl FnOnce() -> String) {
+        let count = {
+            let mut faults = self.shared.faults.lock().expect("fault counts lock");
+            let c = faults.entry((node.to_string(), kind)).or_insert(0);
+            *c += 1;
+            *c
+        };
+        if count <= FAULT_SAMPLES_MAX {
+            self.event(RouterEvent::Faulty {
+                node: node.to_string(),
+                kind,
+                what: what(),
+            });
+        }
+    }
+
+    /// Every fault counted so far, by node and kind (events carry only the first few).
+    pub fn fault_counts(&self) -> Vec<(String, &'static str, u64)> {
+        let faults = self.shared.faults.lock().expect("fault counts lock");
+        faults
+            .iter()
+            .map(|((n, k), c)| (n.clone(), *k, *c))
+            .collect()
     }
 
     fn event(&self, e: RouterEvent) {
@@ -417,22 +473,24 @@ impl Router {
         let mut st = self.lock();
         let n = st.addrs.len();
         let Some(&s) = st.index.get(src) else { return };
-        let ty_id = if let Some((c, id)) = st.type_counts.get_mut(ty) {
-            *c += 1;
-            *id
-        } else {
-            let id = u16::try_from(st.type_names.len()).unwrap_or(u16::MAX);
-            if id < u16::MAX {
-                st.type_names.push(ty.to_string());
-            }
-            st.type_counts.insert(ty.to_string(), (1, id));
-            id
-        };
+        let (ty_id, folded) = count_type(&mut st, ty);
+        if let Some(kind) = folded {
+            drop(st);
+            self.fault(src, kind, || match kind {
+                "long_type" => format!(
+                    "sent a message whose type is longer than {TYPE_BYTES_MAX} bytes: {}",
+                    crate::text::truncate(ty, 40)
+                ),
+                _ => format!("sent more than {TYPE_NAMES_MAX} distinct message types: {ty}"),
+            });
+            st = self.lock();
+        }
+        let ty = if folded.is_some() { OTHER_TYPE } else { ty };
         let Some(&d) = st.index.get(dest) else {
             drop(st);
-            self.event(RouterEvent::Faulty {
-                node: src.to_string(),
-                what: format!("sent a {ty} message to unknown address '{dest}'"),
+            let dest = crate::text::truncate(dest, 40);
+            self.fault(src, "unknown_address", || {
+                format!("sent a {ty} message to unknown address '{dest}'")
             });
             return;
         };
@@ -496,6 +554,31 @@ impl Router {
             self.shared.timer.notify_one();
         }
     }
+}
+
+/// Counts one message of body type `ty`; returns the index its name has in
+/// `type_names` and, when it was counted as [`OTHER_TYPE`], the fault kind that says why.
+fn count_type(st: &mut State, ty: &str) -> (u16, Option<&'static str>) {
+    if let Some((c, id)) = st.type_counts.get_mut(ty) {
+        *c += 1;
+        return (*id, None);
+    }
+    let folded = if ty.len() > TYPE_BYTES_MAX {
+        Some("long_type")
+    } else if st.type_names.len() >= TYPE_NAMES_MAX {
+        Some("too_many_types")
+    } else {
+        None
+    };
+    let name = if folded.is_some() { OTHER_TYPE } else { ty };
+    if let Some((c, id)) = st.type_counts.get_mut(name) {
+        *c += 1;
+        return (*id, folded);
+    }
+    let id = u16::try_from(st.type_names.len()).expect("TYPE_NAMES_MAX < u16::MAX");
+    st.type_names.push(name.to_string());
+    st.type_counts.insert(name.to_string(), (1, id));
+    (id, folded)
 }
 
 #[cfg(test)]

@@ -7,15 +7,23 @@
 //! child has a waiter thread that reaps it and reports its exit status; an exit the
 //! supervisor did not cause is recorded as unexpected and the run goes on.
 //!
+//! Nothing a run starts outlives it ([`leftovers`]): the harness is a child subreaper,
+//! every process group the run ever started is SIGKILLed at teardown (a group outlives
+//! its leader), orphans carrying the run's mark are killed and reaped, and a watchdog
+//! process kills the groups when the harness dies without a teardown (SIGKILL).
+//!
 //! A node admitted through a [`Gate`] gets the run's secret in `SQUALL_TOKEN`, and the
 //! gate learns each incarnation before its process exists, so the listener admits exactly
 //! the process squall started last (see [`crate::router::gate`]).
 
-use std::collections::BTreeMap;
+pub mod leftovers;
+
+use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
 use std::time::Duration;
 
@@ -140,7 +148,15 @@ pub struct Supervisor {
     exit_rx: mpsc::UnboundedReceiver<ExitEvent>,
     records: Vec<ProcRecord>,
     start: std::time::Instant,
+    /// Every process group a node was started in (a node's pid at each start).
+    groups: BTreeSet<i32>,
+    /// `SQUALL_SUPERVISOR=<value>`, inherited by everything the nodes start.
+    mark: String,
+    watchdog: Option<leftovers::Watchdog>,
 }
+
+/// Distinguishes the supervisors of one process (`squall soak --jobs`).
+static SUPERVISORS: AtomicU64 = AtomicU64::new(0);
 
 /// Why a node could not be started.
 #[derive(Debug, thiserror::Error)]
@@ -173,12 +189,24 @@ fn spawner_thread(rx: std_mpsc::Receiver<(Command, SpawnReply)>) {
 impl Supervisor {
     /// A supervisor with no processes yet.
     pub fn new(start: std::time::Instant) -> Supervisor {
+        // Unbounded by design: the supervisor awaits each spawn's reply before it sends
+        // another, so the channel never holds more than one request.
         let (spawn_tx, spawn_rx) = std_mpsc::channel();
         std::thread::Builder::new()
             .name("squall-spawner".into())
             .spawn(move || spawner_thread(spawn_rx))
             .expect("spawn the spawner thread");
+        // Unbounded by design: one event per process exit, and exits are bounded by the
+        // starts the supervisor itself made.
         let (exit_tx, exit_rx) = mpsc::unbounded_channel();
+        if let Err(e) = leftovers::become_subreaper() {
+            tracing::warn!(error = %e, "cannot become a child subreaper; orphans may survive");
+        }
+        let mark = format!(
+            "{}.{}",
+            std::process::id(),
+            SUPERVISORS.fetch_add(1, Ordering::Relaxed)
+        );
         Supervisor {
             nodes: BTreeMap::new(),
             spawn_tx,
@@ -186,6 +214,9 @@ impl Supervisor {
             exit_rx,
             records: Vec::new(),
             start,
+            groups: BTreeSet::new(),
+            mark,
+            watchdog: leftovers::Watchdog::start(),
         }
     }
 
@@ -241,6 +272,7 @@ impl Supervisor {
         cmd.args(&spec.argv[1..])
             .envs(spec.env.iter().cloned())
             .env("SQUALL_INCARNATION", incarnation.to_string())
+            .env("SQUALL_SUPERVISOR", &self.mark)
             .stdin(Stdio::null())
             .stdout(Stdio::from(log))
             .stderr(Stdio::from(log_err));
@@ -283,6 +315,11 @@ impl Supervisor {
                 source,
             })?;
         let pid = child.id() as i32;
+        // setpgid(0, 0) ran before exec: the group id is the pid.
+        self.groups.insert(pid);
+        if let Some(w) = &self.watchdog {
+            w.watch(pid);
+        }
         let exit_tx = self.exit_tx.clone();
         let node_id = id.to_string();
         std::thread::Builder::new()
@@ -475,11 +512,15 @@ impl Supervisor {
             }
         );
         self.record(&ev.node, "exit", Some(detail));
+        // Children the node left behind that have exited since are zombies of ours now.
+        self.reap_orphans(false);
         (ev, expected)
     }
 
-    /// Stops everything: SIGCONT the paused, SIGTERM all, wait up to `grace`, SIGKILL the
-    /// rest, and reap every child.
+    /// Stops everything: SIGCONT the paused, SIGTERM every group the run started (a node
+    /// that exited may have left children in its group), wait up to `grace`, SIGKILL
+    /// every group, reap every node, then kill and reap the orphans that belong to the
+    /// run (see [`leftovers`]).
     pub async fn teardown(&mut self, grace: Duration) {
         let ids: Vec<String> = self.running();
         for id in &ids {
@@ -489,9 +530,10 @@ impl Supervisor {
             if self.nodes[id].paused {
                 self.signal(id, Signal::SIGCONT);
             }
-            self.signal(id, Signal::SIGTERM);
             self.record(id, "term", None);
         }
+        leftovers::signal_groups(&self.groups, Signal::SIGCONT);
+        leftovers::signal_groups(&self.groups, Signal::SIGTERM);
         let deadline = tokio::time::Instant::now() + grace;
         while !self.running().is_empty() {
             match tokio::time::timeout_at(deadline, self.exit_rx.recv()).await {
@@ -502,9 +544,7 @@ impl Supervisor {
                 Err(_) => break,
             }
         }
-        for id in self.running() {
-            self.signal(&id, Signal::SIGKILL);
-        }
+        leftovers::kill_groups(&self.groups);
         while !self.running().is_empty() {
             match tokio::time::timeout(Duration::from_secs(10), self.exit_rx.recv()).await {
                 Ok(Some(ev)) => {
@@ -513,6 +553,15 @@ impl Supervisor {
                 _ => break,
             }
         }
+        self.reap_orphans(true);
+    }
+
+    /// Kills (or, not `kill_them`, only reaps the exited) orphans that belong to this run.
+    fn reap_orphans(&self, kill_them: bool) -> usize {
+        let mut skip: Vec<i32> = self.nodes.values().filter_map(|n| n.pid).collect();
+        skip.extend(self.watchdog.as_ref().map(leftovers::Watchdog::pid));
+        let mark = format!("SQUALL_SUPERVISOR={}", self.mark);
+        leftovers::reap_orphans(&self.groups, mark.as_bytes(), &skip, kill_them)
     }
 
     /// Per-node process-fault counters.
@@ -538,5 +587,8 @@ impl Drop for Supervisor {
                 let _ = killpg(Pid::from_raw(pid), Signal::SIGKILL);
             }
         }
+        leftovers::kill_groups(&self.groups);
+        self.reap_orphans(true);
+        // Dropping the watchdog closes its pipe; it kills the groups once more and exits.
     }
 }

@@ -38,7 +38,12 @@ pub fn parse_duration_ms(raw: &str) -> Result<u64, String> {
             "'{raw}' is not a duration (e.g. 500ms, 5s, 2m, 8h)"
         ));
     }
-    Ok((v * mult).round() as u64)
+    let ms = (v * mult).round();
+    // `as u64` would saturate silently; a duration this long is a typo.
+    if ms >= u64::MAX as f64 {
+        return Err(format!("'{raw}' is too long a duration"));
+    }
+    Ok(ms as u64)
 }
 
 #[cfg(test)]

@@ -119,16 +119,83 @@ impl Evidence<'_> {
     }
 }
 
-/// A node that broke the protocol, stopped answering or died on its own.
+/// Faults of one kind by one node: how many, the first one's words and time, and a few
+/// more samples. One entry per `(node, kind)`, so `faulty_nodes` stays small however
+/// often a node misbehaves.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Faulty {
     /// The node (connections that never became a node are counted by the router's gate,
     /// not listed here).
     pub node: String,
-    /// What happened.
+    /// What kind of fault (`unknown_address`, `garbage`, `exited`, ...); empty in
+    /// verdicts written before faults had kinds.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub kind: String,
+    /// What happened, the first time.
     pub what: String,
-    /// Microseconds since the start (virtual in lockstep).
+    /// Microseconds since the start (virtual in lockstep), the first time.
     pub at_us: u64,
+    /// How many times.
+    #[serde(default = "one")]
+    pub count: u64,
+    /// What happened the next few times (at most [`FAULT_SAMPLES_MAX`] samples in all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub more: Vec<String>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// Samples of each `(node, kind)` kept in [`Faulty`].
+pub const FAULT_SAMPLES_MAX: usize = crate::router::FAULT_SAMPLES_MAX as usize;
+
+/// The faults of a run, counted per node and kind ([`Faulty`]).
+#[derive(Debug, Clone, Default)]
+pub struct FaultBook {
+    entries: Vec<Faulty>,
+}
+
+impl FaultBook {
+    /// Counts one fault, keeping its words if it is among the first of its kind.
+    pub fn add(&mut self, node: &str, kind: &str, what: String, at_us: u64) {
+        match self
+            .entries
+            .iter_mut()
+            .find(|f| f.node == node && f.kind == kind)
+        {
+            Some(f) => {
+                f.count += 1;
+                if f.more.len() + 1 < FAULT_SAMPLES_MAX {
+                    f.more.push(what);
+                }
+            }
+            None => self.entries.push(Faulty {
+                node: node.to_string(),
+                kind: kind.to_string(),
+                what,
+                at_us,
+                count: 1,
+                more: Vec::new(),
+            }),
+        }
+    }
+
+    /// Raises a count to `total` (the router counts faults it reported only samples of).
+    pub fn at_least(&mut self, node: &str, kind: &str, total: u64) {
+        if let Some(f) = self
+            .entries
+            .iter_mut()
+            .find(|f| f.node == node && f.kind == kind)
+        {
+            f.count = f.count.max(total);
+        }
+    }
+
+    /// Every entry, in the order their first fault came.
+    pub fn entries(&self) -> &[Faulty] {
+        &self.entries
+    }
 }
 
 /// Runs every checker. The overall verdict is the worst one, and its reason that of the
@@ -173,7 +240,7 @@ pub fn overall_verdict(
     if let Some(why) = issues.startup_failure {
         (overall.max(VerdictKind::Unknown), why)
     } else if let (Some(first), VerdictKind::Valid) = (issues.faulty.first(), overall) {
-        let n = issues.faulty.len();
+        let n: u64 = issues.faulty.iter().map(|f| f.count).sum();
         (
             VerdictKind::Unknown,
             format!("{n} node fault(s): {} {}", first.node, first.what),

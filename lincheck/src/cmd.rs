@@ -25,7 +25,9 @@ pub struct FileCheck {
     pub outcome: Outcome,
 }
 
-/// Reads a history file; the format is detected when not given.
+/// Reads a history file; the format is detected when not given. A file whose only
+/// defect is an incomplete final line (a writer stopped mid-line: a crash, a full disk)
+/// is read without that line, with a warning on stderr.
 pub fn read_history(path: &Path, format: Option<Format>) -> anyhow::Result<(History, Format)> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
@@ -39,10 +41,32 @@ pub fn read_history(path: &Path, format: Option<Format>) -> anyhow::Result<(Hist
             )
         })?,
     };
-    let history = format
-        .parse(&text)
-        .with_context(|| format!("{}: parsing as {format}", path.display()))?;
+    let history = match format.parse(&text) {
+        Ok(h) => h,
+        Err(e) => {
+            let whole = complete_lines(&text)
+                .and_then(|(kept, torn)| Some((format.parse(kept).ok()?, torn)));
+            let Some((history, torn)) = whole else {
+                return Err(e).with_context(|| format!("{}: parsing as {format}", path.display()));
+            };
+            eprintln!(
+                "warning: {}: the last line is incomplete ({torn} bytes without a newline); checked without it",
+                path.display()
+            );
+            history
+        }
+    };
     Ok((history, format))
+}
+
+/// The text up to its last newline and the length of the torn rest, if the text does
+/// not end with a newline.
+pub fn complete_lines(text: &str) -> Option<(&str, usize)> {
+    if text.is_empty() || text.ends_with('\n') {
+        return None;
+    }
+    let cut = text.rfind('\n').map_or(0, |i| i + 1);
+    Some((&text[..cut], text.len() - cut))
 }
 
 /// Reads and checks one file. Minimal failing windows are computed only when
@@ -60,7 +84,15 @@ pub fn check_file(
     if format == Format::Squall && model == ModelKind::WriteOnce {
         let text =
             std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-        history = crate::parse::squall::write_once(&text)
+        // The torn final line read_history warned about, if any, is left out here too.
+        let parsed = match (
+            crate::parse::squall::write_once(&text),
+            complete_lines(&text),
+        ) {
+            (Err(_), Some((kept, _))) => crate::parse::squall::write_once(kept),
+            (parsed, _) => parsed,
+        };
+        history = parsed
             .with_context(|| format!("{}: parsing as {format}", path.display()))?
             .history;
     }

@@ -145,6 +145,18 @@ impl RunBuilder {
                 self.rate
             ));
         }
+        // The same ceiling --schedule enforces: a longer run is a typo, not a plan.
+        let max = crate::nemesis::TIME_LIMIT_MS_MAX;
+        if let Some(t) = self.time_limit_ms.filter(|&t| t > max) {
+            return fail(format!(
+                "--time-limit {t} ms is longer than the most a run may last, {max} ms (7 days)"
+            ));
+        }
+        if let Some(r) = self.recovery_ms.filter(|&r| r > max) {
+            return fail(format!(
+                "--recovery-time {r} ms is longer than the most a run may last, {max} ms (7 days)"
+            ));
+        }
         let plan = self.fault_plan()?;
         let time_limit_ms = plan.time_limit_ms;
         if time_limit_ms == 0 {
@@ -324,6 +336,18 @@ impl RunBuilder {
 
 /// Reads a fault plan (`--schedule FILE`).
 pub fn read_plan_file(path: PathBuf) -> Result<PlanFile, UsageError> {
+    // Refused before it is read: a schedule cannot be larger than this and be valid.
+    let max = crate::nemesis::SCHEDULE_BYTES_MAX;
+    if let Some(m) = std::fs::metadata(&path)
+        .ok()
+        .filter(|m| m.len() > max as u64)
+    {
+        return Err(UsageError(format!(
+            "--schedule {}: {} bytes; a schedule has at most {max}",
+            path.display(),
+            m.len()
+        )));
+    }
     let text = std::fs::read_to_string(&path)
         .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
     let schedule = Schedule::from_json(&text)

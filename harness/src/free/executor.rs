@@ -125,6 +125,8 @@ impl NemesisExecutor {
         run_start: Instant,
     ) -> NemesisExecutor {
         let timed = schedule.timed_events().into_iter().cloned().collect();
+        // Unbounded by design: a triggered event fires at most once, so the channel
+        // holds at most the schedule's events (EVENTS_MAX).
         let (fired_tx, fired_rx) = mpsc::unbounded_channel();
         NemesisExecutor {
             confirm: Confirmations::new(&schedule),

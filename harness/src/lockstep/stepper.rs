@@ -32,7 +32,7 @@ use crate::nemesis::{
 use crate::supervisor::Supervisor;
 use crate::text::truncate;
 use crate::trace::{TraceKind, TraceRecord, TraceWriter};
-use crate::verdict::Faulty;
+use crate::verdict::FaultBook;
 
 mod client_ops;
 mod faults;
@@ -177,7 +177,7 @@ pub struct Stepper {
     /// Reports, stamped with virtual time.
     pub reports: Vec<TimedReport>,
     /// Node faults.
-    pub faulty: Vec<Faulty>,
+    pub faulty: FaultBook,
     /// Per schedule event: applied or not, and evidence.
     pub confirms: Confirmations,
     /// Process faults.
@@ -303,7 +303,7 @@ impl Stepper {
             late_ops: 0,
             by_type: BTreeMap::new(),
             reports: Vec::new(),
-            faulty: Vec::new(),
+            faulty: FaultBook::default(),
             process: ProcessCounts::default(),
             quiet_from: None,
             book: SpanBook::default(),
@@ -369,11 +369,8 @@ impl Stepper {
     fn fault(&mut self, node: &str, what: impl Into<String>) {
         let what = what.into();
         tracing::warn!(node = %node, what = %what, "node fault (lockstep)");
-        self.faulty.push(Faulty {
-            node: node.to_string(),
-            what,
-            at_us: self.now_us(),
-        });
+        let at_us = self.now_us();
+        self.faulty.add(node, "step", what, at_us);
     }
 
     fn record(&mut self, node: &str, kind: TraceKind, line: String) -> anyhow::Result<()> {

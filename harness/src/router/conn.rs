@@ -11,7 +11,10 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::gate::Refusal;
-use super::{msglog, Batch, Router, RouterEvent, Sink, TcpSink, DEST_QUEUE_MAX, HELLO_TIMEOUT_MS};
+use super::{
+    msglog, Batch, Router, RouterEvent, Sink, TcpSink, DEST_QUEUE_MAX, HELLO_BYTES_MAX,
+    HELLO_TIMEOUT_MS,
+};
 
 impl Router {
     pub(super) async fn accept_loop(self, listener: TcpListener) {
@@ -67,6 +70,7 @@ impl Router {
             .next_conn
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let (tx, rx) = mpsc::channel::<Vec<u8>>(DEST_QUEUE_MAX);
+        let queued = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let wr = Arc::new(wr);
         let dest_index;
         {
@@ -83,6 +87,7 @@ impl Router {
                 wr: wr.clone(),
                 tx,
                 backlog: false,
+                queued: queued.clone(),
             }));
             st.conn[i] = conn_id;
             dest_index = i;
@@ -91,14 +96,11 @@ impl Router {
         // writer too. A detached writer would hold a router clone, whose state holds the
         // writer's own sender, and outlive the run with every buffer of it.
         let mut writer = JoinSet::new();
-        writer.spawn(self.clone().write_loop(wr, rx, dest_index, conn_id));
+        writer.spawn(self.clone().write_loop(wr, rx, queued, dest_index, conn_id));
         self.event(RouterEvent::Connected { node: node.clone() });
         let outcome = self.read_loop(&node, &mut rd, &mut dec, &mut buf).await;
         if let Err(what) = outcome {
-            self.event(RouterEvent::Faulty {
-                node: node.clone(),
-                what,
-            });
+            self.fault(&node, "oversized_line", || what);
         }
         {
             let mut st = self.lock();
@@ -117,17 +119,23 @@ impl Router {
         self,
         wr: Arc<tokio::net::tcp::OwnedWriteHalf>,
         mut rx: mpsc::Receiver<Vec<u8>>,
+        queued: Arc<std::sync::atomic::AtomicUsize>,
         dest: usize,
         conn_id: u64,
     ) {
+        use std::sync::atomic::Ordering;
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
         loop {
             let Some(first) = rx.recv().await else { return };
+            queued.fetch_sub(first.len(), Ordering::AcqRel);
             out.extend_from_slice(&first);
             loop {
                 while out.len() < 64 * 1024 {
                     match rx.try_recv() {
-                        Ok(more) => out.extend_from_slice(&more),
+                        Ok(more) => {
+                            queued.fetch_sub(more.len(), Ordering::AcqRel);
+                            out.extend_from_slice(&more);
+                        }
                         Err(_) => break,
                     }
                 }
@@ -163,7 +171,6 @@ impl Router {
         dec: &mut LineDecoder,
         buf: &mut [u8],
     ) -> Result<(), String> {
-        let mut garbage_reported = false;
         let mut batch = Batch::default();
         loop {
             loop {
@@ -178,30 +185,22 @@ impl Router {
                 let head = match EnvelopeHead::parse(line) {
                     Ok(h) => h,
                     Err(e) => {
-                        if !garbage_reported {
-                            garbage_reported = true;
-                            self.event(RouterEvent::Faulty {
-                                node: node.to_string(),
-                                what: format!(
-                                    "sent a line that is not an envelope ({e}): {}",
-                                    sample(line)
-                                ),
-                            });
-                        }
+                        self.fault(node, "garbage", || {
+                            format!(
+                                "sent a line that is not an envelope ({e}): {}",
+                                sample(line)
+                            )
+                        });
                         continue;
                     }
                 };
                 if head.src != node {
-                    if !garbage_reported {
-                        garbage_reported = true;
-                        self.event(RouterEvent::Faulty {
-                            node: node.to_string(),
-                            what: format!(
-                                "sent a message with src '{}' on its own connection",
-                                head.src
-                            ),
-                        });
-                    }
+                    self.fault(node, "spoofed_src", || {
+                        format!(
+                            "sent a message with src '{}' on its own connection",
+                            sample(head.src.as_bytes())
+                        )
+                    });
                     continue;
                 }
                 // The type, and the key and label the message log keeps, in one pass.
@@ -240,16 +239,22 @@ async fn read_first_line(
             Err(e) => return Err((Refusal::NotAHello, format!("oversized first line: {e}"))),
             Ok(Some([])) => continue,
             Ok(Some(line)) => return Ok(line.to_vec()),
-            Ok(None) => match rd.read(buf).await {
-                Ok(0) | Err(_) => {
-                    let what = match dec.pending() {
-                        0 => String::new(),
-                        n => format!("{n} bytes without a newline"),
-                    };
-                    return Err((Refusal::ClosedBeforeHello, what));
-                }
-                Ok(n) => dec.push(&buf[..n]),
-            },
+            Ok(None) => {}
+        }
+        // A hello is a short line: a connection may not make the router hold more.
+        if dec.pending() > HELLO_BYTES_MAX {
+            let what = format!("{} bytes without a newline", dec.pending());
+            return Err((Refusal::NotAHello, what));
+        }
+        match rd.read(buf).await {
+            Ok(0) | Err(_) => {
+                let what = match dec.pending() {
+                    0 => String::new(),
+                    n => format!("{n} bytes without a newline"),
+                };
+                return Err((Refusal::ClosedBeforeHello, what));
+            }
+            Ok(n) => dec.push(&buf[..n]),
         }
     }
 }

@@ -8,7 +8,10 @@ use std::cmp::Reverse;
 use proto::EnvelopeHead;
 
 use super::msglog::Fate;
-use super::{Batch, Delivered, Delivery, LinkStats, Pending, Router, Sink, State, LINK_QUEUE_MAX};
+use super::{
+    Batch, Delivered, Delivery, LinkStats, Pending, Router, Sink, State, DEST_QUEUE_BYTES_MAX,
+    LINK_QUEUE_MAX,
+};
 
 impl Batch {
     fn add(&mut self, dest: usize, link: usize, line: &[u8]) {
@@ -202,7 +205,10 @@ pub(super) fn write_or_queue(st: &mut State, dest: usize, link: usize, bytes: Ve
             }
         }
     }
-    if sink.tx.try_send(rest.to_vec()).is_ok() {
+    use std::sync::atomic::Ordering;
+    let room = sink.queued.load(Ordering::Acquire) + rest.len() <= DEST_QUEUE_BYTES_MAX;
+    if room && sink.tx.try_send(rest.to_vec()).is_ok() {
+        sink.queued.fetch_add(rest.len(), Ordering::AcqRel);
         sink.backlog = true;
         st.links[link].delivered += msgs;
     } else {

@@ -122,6 +122,7 @@ pub fn has_python() -> bool {
 }
 
 /// Pids whose parent is `pid`.
+/// The children of `pid`, but for the supervisor's watchdog (`squall-watchdog`).
 pub fn children_of(pid: u32) -> Vec<u32> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir("/proc").expect("proc").flatten() {
@@ -135,6 +136,9 @@ pub fn children_of(pid: u32) -> Vec<u32> {
         let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
             continue;
         };
+        if stat.contains("(squall-watchdog)") {
+            continue;
+        }
         let fields: Vec<&str> = rest.split_whitespace().collect();
         if fields.get(1).and_then(|pp| pp.parse::<u32>().ok()) == Some(pid) {
             out.push(p);
