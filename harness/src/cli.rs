@@ -124,6 +124,15 @@ pub struct RunArgs {
     /// the disk's fsync out of a latency measurement.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// File system under node data directories: native; lossy (a FUSE mount that drops
+    /// what a node never synced when squall kills it; names need a directory fsync);
+    /// lossy-data (names durable at once, only data lost). Needs root and /dev/fuse.
+    #[arg(long, default_value = "native", value_name = "FS")]
+    pub fs: String,
+    /// Crash fault of the lossy file system, drawn from the seed (repeatable): torn-write,
+    /// reorder-unsynced.
+    #[arg(long = "fs-fault", value_name = "FAULT")]
+    pub fs_faults: Vec<String>,
     /// Mutant to switch on in the bundled algorithm (repeatable).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
@@ -214,6 +223,35 @@ pub fn parse_duration_ms(raw: &str) -> Result<u64, String> {
 }
 
 impl RunArgs {
+    /// `--fs` and `--fs-fault`; a lossy file system must mount here, or the run is refused.
+    fn fs_config(&self, mode: run::RunMode) -> Result<lossyfs::fleet::FsConfig, UsageError> {
+        let kind = lossyfs::fleet::FsKind::parse(&self.fs).map_err(UsageError)?;
+        let mut fs = lossyfs::fleet::FsConfig {
+            kind,
+            ..Default::default()
+        };
+        for f in &self.fs_faults {
+            fs.faults.add(f).map_err(UsageError)?;
+        }
+        if fs.is_native() {
+            if !self.fs_faults.is_empty() {
+                return Err(UsageError(
+                    "--fs-fault needs --fs lossy or lossy-data".into(),
+                ));
+            }
+            return Ok(fs);
+        }
+        let refuse = |why: String| UsageError(format!("--fs {}: {why}", kind.name()));
+        if mode != run::RunMode::Free {
+            return Err(refuse("only free-running runs (--mode free) use it".into()));
+        }
+        lossyfs::helper::find_bin().map_err(refuse)?;
+        std::fs::create_dir_all(&self.results_dir)
+            .map_err(|e| refuse(format!("{}: {e}", self.results_dir.display())))?;
+        lossyfs::mount::probe(&self.results_dir).map_err(|e| refuse(e.to_string()))?;
+        Ok(fs)
+    }
+
     /// Checks everything clap cannot and builds the run configuration.
     pub fn validate(&self) -> Result<RunConfig, UsageError> {
         let names: Vec<&str> = workloads::WORKLOADS.iter().map(|(n, _)| *n).collect();
@@ -344,6 +382,7 @@ impl RunArgs {
                 UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
             })?;
         }
+        let fs = self.fs_config(mode)?;
         let seed = self.seed.unwrap_or_else(random_seed);
         Ok(RunConfig {
             workload: self.workload.clone(),
@@ -367,6 +406,7 @@ impl RunArgs {
             nemesis: plan.opts,
             schedule: plan.schedule,
             schedule_from: self.schedule.clone(),
+            fs,
             version: env!("CARGO_PKG_VERSION").to_string(),
             silent: false,
         })

@@ -140,6 +140,8 @@ pub struct Supervisor {
     exit_rx: mpsc::UnboundedReceiver<ExitEvent>,
     records: Vec<ProcRecord>,
     start: std::time::Instant,
+    /// `--fs lossy`: each node's data directory is a lossyfs mount.
+    fs: Option<lossyfs::fleet::Fleet>,
 }
 
 /// Why a node could not be started.
@@ -186,7 +188,18 @@ impl Supervisor {
             exit_rx,
             records: Vec::new(),
             start,
+            fs: None,
         }
+    }
+
+    /// Puts every node's data directory on a lossyfs mount from now on.
+    pub fn set_fs(&mut self, fleet: lossyfs::fleet::Fleet) {
+        self.fs = Some(fleet);
+    }
+
+    /// The lossy file system's counters and its warning, once torn down.
+    pub fn fs_report(&self) -> Option<(serde_json::Value, Option<String>)> {
+        self.fs.as_ref().map(|f| (f.metrics(), f.warning()))
     }
 
     fn record(&mut self, node: &str, what: &str, detail: Option<String>) {
@@ -225,6 +238,14 @@ impl Supervisor {
             path: spec.data_dir.display().to_string(),
             source,
         })?;
+        if let Some(fs) = &mut self.fs {
+            // What a kill left unsynced is dropped before the node starts again.
+            fs.before_start(id, &spec.data_dir)
+                .map_err(|e| SpawnError::Program {
+                    program: "squall-lossyfs".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -332,6 +353,9 @@ impl Supervisor {
         }
         let sent = self.signal(id, Signal::SIGKILL);
         if sent {
+            if let Some(fs) = &mut self.fs {
+                fs.killed(id);
+            }
             self.nodes.get_mut(id).expect("known").counters.kills += 1;
             self.record(id, "kill", None);
         }
@@ -360,7 +384,15 @@ impl Supervisor {
         node.counters.restarts += 1;
         if amnesia {
             let dir = node.spec.data_dir.clone();
-            let _ = std::fs::remove_dir_all(&dir);
+            match &mut self.fs {
+                Some(fs) => fs.wipe(id).map_err(|e| SpawnError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+                None => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
             self.record(id, "wipe", Some(dir.display().to_string()));
         }
         self.start_process(id).await?;
@@ -512,6 +544,11 @@ impl Supervisor {
                 }
                 _ => break,
             }
+        }
+        if let Some(fs) = &mut self.fs {
+            // Nodes killed and never restarted lose what they never synced; the rest is
+            // flushed, and every mount goes.
+            fs.stop_all();
         }
     }
 

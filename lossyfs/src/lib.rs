@@ -13,8 +13,11 @@
 //!   here?), [`mount::cleanup_stale`] (mounts a killed harness left behind).
 //! - [`serve`]: the helper process's loop, driven over stdin.
 //! - [`helper`]: the harness's handle on a helper, [`helper::Helper`].
+//! - [`fleet`]: what the harness holds: [`fleet::FsConfig`] (`--fs`), [`fleet::Fleet`]
+//!   (one helper per node, the metrics and the warning).
 
 pub mod core;
+pub mod fleet;
 pub mod fuse;
 pub mod helper;
 pub mod mount;

@@ -1,8 +1,9 @@
 //! Mounting, unmounting, and finding mounts left behind.
 //!
 //! squall runs as root, so a mount is one `mount(2)` of `/dev/fuse` (fuser without
-//! libfuse; no `fusermount` needed). Every mount is of type `fuse.lossyfs`, which is how
-//! [`cleanup_stale`] finds the ones a killed harness left under a results directory.
+//! libfuse; no `fusermount` needed). Every mount has source `lossyfs` (type `fuse`, or
+//! `fuse.lossyfs` where a subtype is kept), which is how [`cleanup_stale`] finds the ones
+//! a killed harness left under a results directory.
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -11,12 +12,12 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use fuser::{MountOption, Session};
+use fuser::{MountOption, Session, SessionUnmounter};
 
 use crate::core::Core;
 use crate::fuse::LossyFs;
 
-/// The file-system type as `/proc/self/mountinfo` shows it.
+/// The file-system type `/proc/self/mountinfo` shows where the subtype is kept.
 pub const FSTYPE: &str = "fuse.lossyfs";
 /// How long an unmount waits for the serving thread to end.
 const JOIN_WAIT: Duration = Duration::from_secs(10);
@@ -45,6 +46,7 @@ pub enum Unavailable {
 /// A served mount; unmounted on [`Mounted::unmount`] or drop.
 pub struct Mounted {
     mountpoint: PathBuf,
+    unmounter: SessionUnmounter,
     done: Option<(JoinHandle<()>, mpsc::Receiver<()>)>,
 }
 
@@ -70,6 +72,7 @@ pub fn mount(core: Arc<Mutex<Core>>, mountpoint: &Path) -> Result<Mounted, Unava
             source,
         }
     })?;
+    let unmounter = session.unmount_callable();
     let (tx, rx) = mpsc::channel();
     let thread = std::thread::Builder::new()
         .name("lossyfs".into())
@@ -84,6 +87,7 @@ pub fn mount(core: Arc<Mutex<Core>>, mountpoint: &Path) -> Result<Mounted, Unava
         })?;
     Ok(Mounted {
         mountpoint: mountpoint.to_path_buf(),
+        unmounter,
         done: Some((thread, rx)),
     })
 }
@@ -116,7 +120,11 @@ impl Mounted {
         let Some((thread, rx)) = self.done.take() else {
             return;
         };
-        let _ = unmount_path(&self.mountpoint);
+        // fuser's own unmount first; if something still holds the mount, detach it.
+        let _ = self.unmounter.unmount();
+        if !mounts_under(&self.mountpoint).is_empty() {
+            let _ = unmount_path(&self.mountpoint);
+        }
         if rx.recv_timeout(JOIN_WAIT).is_ok() {
             let _ = thread.join();
         }
@@ -140,7 +148,10 @@ pub fn mounts_under(root: &Path) -> Vec<PathBuf> {
         let Some((left, right)) = line.split_once(" - ") else {
             continue;
         };
-        if right.split(' ').next() != Some(FSTYPE) {
+        // A mount(2) without fusermount shows type `fuse` and source `lossyfs`.
+        let mut f = right.split(' ');
+        let (fstype, source) = (f.next().unwrap_or(""), f.next().unwrap_or(""));
+        if !(fstype == FSTYPE || (fstype == "fuse" && source == "lossyfs")) {
             continue;
         }
         let Some(raw) = left.split(' ').nth(4) else {
