@@ -273,6 +273,8 @@ pub struct Core {
     /// Unsynced writes in order, with their bytes when `reorder-unsynced` needs them.
     log: Vec<PendingWrite>,
     keep_log: bool,
+    /// Whether the bytes of unsynced writes are kept at all (only crash faults need them).
+    keep_bytes: bool,
     dirty_bytes: u64,
     stats: Stats,
 }
@@ -312,6 +314,7 @@ impl Core {
             next_id: ROOT + 1,
             log: Vec::new(),
             keep_log: faults.reorder_unsynced,
+            keep_bytes: faults.reorder_unsynced || faults.torn_write,
             dirty_bytes: 0,
             stats: Stats::default(),
         };
@@ -795,7 +798,11 @@ impl Core {
         self.log.push(PendingWrite {
             ino,
             off,
-            data: data.to_vec(),
+            data: if self.keep_bytes {
+                data.to_vec()
+            } else {
+                Vec::new()
+            },
         });
         if sync {
             self.fsync(ino, true)?;
@@ -1071,5 +1078,79 @@ impl Core {
         self.durable = Tree::empty();
         self.save_tree()?;
         self.load()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rand::SeedableRng;
+
+    fn core(dir: &Path) -> Core {
+        Core::open(dir, MetaMode::Posix, CrashFaults::default()).expect("open")
+    }
+
+    fn rng() -> ChaCha8Rng {
+        ChaCha8Rng::seed_from_u64(1)
+    }
+
+    #[test]
+    fn writes_across_pages_read_back_and_survive_only_once_synced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        let f = c.mknode(ROOT, "f", Kind::File, 0o644).expect("create").ino;
+        let data: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        c.write(f, 100, &data, false).expect("write");
+        let got = c.read(f, 0, 20_000).expect("read");
+        assert_eq!(got.len(), 10_100);
+        assert_eq!(&got[..100], &[0u8; 100][..]);
+        assert_eq!(&got[100..], &data[..]);
+        c.fsync(f, false).expect("fsync");
+        c.fsync_dir(ROOT).expect("fsync dir");
+        c.write(f, 0, b"lost", false).expect("write");
+        let r = c.crash(CrashFaults::default(), &mut rng()).expect("crash");
+        assert_eq!(r.bytes_dropped, 4);
+        let f = c.lookup(ROOT, "f").expect("durable name").ino;
+        assert_eq!(&c.read(f, 100, 10_000).expect("read")[..], &data[..]);
+        assert_eq!(&c.read(f, 0, 4).expect("read")[..], &[0u8; 4][..]);
+    }
+
+    #[test]
+    fn truncate_then_extend_reads_zeros_not_old_bytes() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        let f = c.mknode(ROOT, "f", Kind::File, 0o644).expect("create").ino;
+        c.write(f, 0, &[7u8; 6000], false).expect("write");
+        c.fsync(f, true).expect("fsync");
+        c.setattr(f, None, Some(10), None).expect("shrink");
+        c.setattr(f, None, Some(6000), None).expect("grow");
+        let got = c.read(f, 0, 6000).expect("read");
+        assert_eq!(&got[..10], &[7u8; 10][..]);
+        assert!(got[10..].iter().all(|b| *b == 0));
+        c.fsync(f, true).expect("fsync");
+        c.fsync_dir(ROOT).expect("fsync dir");
+        c.crash(CrashFaults::default(), &mut rng()).expect("crash");
+        let got = c.read(f, 0, 6000).expect("read");
+        assert_eq!(got.len(), 6000);
+        assert!(got[10..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn unlink_and_mkdir_are_undone_by_a_crash_until_the_directory_is_synced() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        c.mknode(ROOT, "keep", Kind::File, 0o644).expect("create");
+        c.fsync_dir(ROOT).expect("fsync dir");
+        c.remove(ROOT, "keep", false).expect("unlink");
+        c.mknode(ROOT, "d", Kind::Dir, 0o755).expect("mkdir");
+        let r = c.crash(CrashFaults::default(), &mut rng()).expect("crash");
+        assert_eq!(r.names_dropped, 2);
+        let names: Vec<String> = c
+            .readdir(ROOT)
+            .expect("readdir")
+            .into_iter()
+            .map(|e| e.2)
+            .collect();
+        assert_eq!(names, vec![".", "..", "keep"]);
     }
 }
