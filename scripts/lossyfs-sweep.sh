@@ -8,18 +8,22 @@ cd "$(dirname "$0")/.."
 seeds=${1:-20}
 squall=${2:-target/release/squall}
 node="python3 examples/python/restart_counter.py"
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
+out=${SWEEP_DIR:-$(mktemp -d)}
+echo "runs in $out"
 sweep() {
-  local name=$1 fs=$2 args=$3 valid=0 invalid=0 other=0
+  local name=$1 fs=$2 args=$3 valid=0 invalid=0 other=0 caught=""
   for seed in $(seq 1 "$seeds"); do
     rc=0
     "$squall" run --workload durability --nodes 3 --node-cmd "$node $args" \
       --nemesis kill --time-limit 5s --seed "$seed" --fs "$fs" \
       --results-dir "$out/$name" >/dev/null 2>&1 || rc=$?
-    case $rc in 0) valid=$((valid+1));; 1) invalid=$((invalid+1));; *) other=$((other+1));; esac
+    case $rc in
+      0) valid=$((valid+1));;
+      1) invalid=$((invalid+1)); caught="$caught $seed";;
+      *) other=$((other+1));;
+    esac
   done
-  echo "$name: $valid valid, $invalid invalid, $other other, of $seeds seeds"
+  echo "$name: $valid valid, $invalid invalid (seeds:$caught), $other other, of $seeds seeds"
 }
 only=${3:-all}
 [[ $only == all || $only == no-fsync-native ]] && sweep no-fsync-native native ""
