@@ -322,6 +322,11 @@ impl Core {
         Ok(core)
     }
 
+    /// Whether crash faults need every write as the node made it (no kernel batching).
+    pub fn exact_writes(&self) -> bool {
+        self.keep_bytes
+    }
+
     /// The counters so far.
     pub fn stats(&self) -> &Stats {
         &self.stats

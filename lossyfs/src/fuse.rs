@@ -82,6 +82,13 @@ const SYNC_FLAGS: i32 = libc::O_SYNC | libc::O_DSYNC;
 impl Filesystem for LossyFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), libc::c_int> {
         let _ = config.set_max_write(1 << 20);
+        if !self.core().exact_writes() {
+            // The kernel batches buffered writes and hands them over at fsync, close,
+            // memory pressure or unmount; a crash unmounts first, so they reach the cache
+            // (and are dropped with it). Crash faults need each write as the node made it,
+            // so they go without.
+            let _ = config.add_capabilities(fuser::consts::FUSE_WRITEBACK_CACHE);
+        }
         Ok(())
     }
 

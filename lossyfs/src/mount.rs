@@ -183,15 +183,20 @@ fn unescape(s: &str) -> String {
     String::from_utf8_lossy(&out).into_owned()
 }
 
-/// Unmounts every lossyfs mount under `root` (left by a harness that was killed);
-/// returns the ones removed.
+/// Unmounts every dead lossyfs mount under `root` (its helper gone with a killed
+/// harness: the mount answers `ENOTCONN`); returns the ones removed. Live mounts, such as
+/// those of runs going on in parallel in the same results directory, are left alone.
 pub fn cleanup_stale(root: &Path) -> Vec<PathBuf> {
     let mut gone = Vec::new();
     // Deepest first, so a mount inside another goes before it.
     let mut found = mounts_under(root);
     found.sort_by_key(|p| std::cmp::Reverse(p.components().count()));
     for p in found {
-        if unmount_path(&p).is_ok() {
+        let dead = matches!(
+            std::fs::metadata(&p),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTCONN)
+        );
+        if dead && unmount_path(&p).is_ok() {
             gone.push(p);
         }
     }
