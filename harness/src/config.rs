@@ -106,6 +106,9 @@ pub struct RunConfig {
     pub schedule: Option<Schedule>,
     /// The file the plan was read from.
     pub schedule_from: Option<PathBuf>,
+    /// The file system under node data directories (`--fs`, `--fs-fault`).
+    #[serde(default, skip_serializing_if = "lossyfs::fleet::FsConfig::is_native")]
+    pub fs: lossyfs::fleet::FsConfig,
     /// squall's version.
     pub version: String,
     /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws

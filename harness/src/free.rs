@@ -215,6 +215,11 @@ pub async fn run_free(
     let checkers = workload.checkers();
 
     let schedule = cfg.fault_schedule();
+    // Mounts a killed harness left behind in this results directory go first.
+    lossyfs::mount::cleanup_stale(&cfg.results_dir);
+    if let Some(d) = &cfg.data_dir {
+        lossyfs::mount::cleanup_stale(d);
+    }
     let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
     let node_data = cfg.scratch_data(&dir);
     let recovery_ms = schedule.recovery_ms;
@@ -248,6 +253,12 @@ pub async fn run_free(
         ])),
     };
 
+    if !cfg.fs.is_native() {
+        let bin = lossyfs::helper::find_bin().map_err(UsageError)?;
+        let backing = cfg.node_data_root(&dir).join(".backing");
+        let fleet = lossyfs::fleet::Fleet::new(cfg.fs, bin, cfg.seed, &backing);
+        live.sup.set_fs(fleet);
+    }
     let router_addr = router.local_addr().to_string();
     for id in &node_ids {
         let spec = cfg.node_spec(&dir, id, &router_addr).admitted_by(&gate);
@@ -409,6 +420,10 @@ pub async fn run_free(
 
     let (fault_report, mut warnings) = live.nemesis.report(&router, &live.sup);
     warnings.extend(cfg.warnings());
+    let fs_report = live.sup.fs_report();
+    if let Some((_, Some(w))) = &fs_report {
+        warnings.push(crate::nemesis::Warning::other(w.clone()));
+    }
     results::write_jsonl(&dir.join("reports.jsonl"), &live.reports)?;
     let report_count = live.reports.len();
     let startup_failure = startup_failed.then(|| {
@@ -473,6 +488,7 @@ pub async fn run_free(
         "reports": report_count,
         "message_log": message_log,
         "router": {"rejected_connections": gate.rejections()},
+        "fs": fs_report.map(|(m, _)| m),
     });
     write_outputs(&cfg, &run_id, &dir, &metrics_json)?;
 

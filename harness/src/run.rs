@@ -77,6 +77,15 @@ pub struct RunArgs {
     /// the disk's fsync out of a latency measurement.
     #[arg(long, value_name = "DIR")]
     pub data_dir: Option<PathBuf>,
+    /// File system under node data directories: native; lossy (a FUSE mount that drops
+    /// what a node never synced when squall kills it; names need a directory fsync);
+    /// lossy-data (names durable at once, only data lost). Needs root and /dev/fuse.
+    #[arg(long, default_value = "native", value_name = "FS")]
+    pub fs: String,
+    /// Crash fault of the lossy file system, drawn from the seed (repeatable): torn-write,
+    /// reorder-unsynced.
+    #[arg(long = "fs-fault", value_name = "FAULT")]
+    pub fs_faults: Vec<String>,
     /// Mutant to switch on in the bundled algorithm (repeatable).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
@@ -141,6 +150,25 @@ pub struct RunArgs {
 }
 
 impl RunArgs {
+    /// `--fs` and `--fs-fault` as a file-system configuration (checked against the mode
+    /// and the machine by [`RunBuilder::build`]).
+    fn fs_kind(&self) -> Result<lossyfs::fleet::FsConfig, UsageError> {
+        let kind = lossyfs::fleet::FsKind::parse(&self.fs).map_err(UsageError)?;
+        let mut fs = lossyfs::fleet::FsConfig {
+            kind,
+            ..Default::default()
+        };
+        for f in &self.fs_faults {
+            fs.faults.add(f).map_err(UsageError)?;
+        }
+        if fs.is_native() && !self.fs_faults.is_empty() {
+            return Err(UsageError(
+                "--fs-fault needs --fs lossy or lossy-data".into(),
+            ));
+        }
+        Ok(fs)
+    }
+
     /// Checks everything clap cannot and builds the run configuration.
     pub fn validate(&self) -> Result<RunConfig, UsageError> {
         self.builder()?.build()
@@ -190,6 +218,7 @@ impl RunArgs {
             op_timeout_ms: self.op_timeout,
             results_dir: self.results_dir.clone(),
             data_dir: self.data_dir.clone(),
+            fs: self.fs_kind()?,
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances: self.instances,

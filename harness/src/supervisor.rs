@@ -12,7 +12,7 @@
 //! its leader), orphans carrying the run's mark are killed and reaped, and a watchdog
 //! process kills the groups when the harness dies without a teardown (SIGKILL).
 //!
-//! A node admitted through a [`Gate`] gets the run's secret in `SQUALL_TOKEN`, and the
+//! A node admitted through a [`Gate`](crate::router::Gate) gets the run's secret in `SQUALL_TOKEN`, and the
 //! gate learns each incarnation before its process exists, so the listener admits exactly
 //! the process squall started last (see [`crate::router::gate`]).
 
@@ -21,7 +21,6 @@ pub mod leftovers;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::OpenOptions;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc as std_mpsc;
@@ -29,102 +28,11 @@ use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
-use serde::Serialize;
 use tokio::sync::{mpsc, oneshot};
 
-use crate::router::Gate;
+mod spec;
 
-/// What is needed to start one node process.
-#[derive(Debug, Clone)]
-pub struct NodeSpec {
-    /// `n1`...
-    pub id: String,
-    /// Program and arguments (no shell).
-    pub argv: Vec<String>,
-    /// Extra environment (`SQUALL_*`).
-    pub env: Vec<(String, String)>,
-    /// The node's durable directory, kept across restarts.
-    pub data_dir: PathBuf,
-    /// Where stdout and stderr go (appended across restarts).
-    pub log_path: PathBuf,
-    /// The gate the node must pass, and the address it connects as there.
-    pub admission: Option<(Gate, String)>,
-}
-
-impl NodeSpec {
-    /// The node connects through `gate` as its own id.
-    pub fn admitted_by(self, gate: &Gate) -> NodeSpec {
-        let id = self.id.clone();
-        self.admitted_as(gate, &id)
-    }
-
-    /// The node connects through `gate` as `node` (when its process id is another).
-    pub fn admitted_as(mut self, gate: &Gate, node: &str) -> NodeSpec {
-        self.admission = Some((gate.clone(), node.to_string()));
-        self
-    }
-}
-
-/// How a process ended.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-pub struct ExitInfo {
-    /// Exit code, if it exited.
-    pub code: Option<i32>,
-    /// Signal number, if a signal ended it.
-    pub signal: Option<i32>,
-}
-
-impl std::fmt::Display for ExitInfo {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match (self.code, self.signal) {
-            (Some(c), _) => write!(f, "exit code {c}"),
-            (_, Some(s)) => write!(f, "signal {s}"),
-            _ => write!(f, "unknown status"),
-        }
-    }
-}
-
-/// A process exit, as observed by a waiter thread.
-#[derive(Debug, Clone)]
-pub struct ExitEvent {
-    /// The node.
-    pub node: String,
-    /// Which start of the node this was (0 first).
-    pub incarnation: u64,
-    /// Its status.
-    pub status: ExitInfo,
-}
-
-/// One thing the supervisor did or saw, for `metrics.json`.
-#[derive(Debug, Clone, Serialize)]
-pub struct ProcRecord {
-    /// Microseconds since the run started.
-    pub at_us: u64,
-    /// The node.
-    pub node: String,
-    /// `spawn`, `kill`, `pause`, `resume`, `term`, `exit`, `wipe`.
-    pub what: String,
-    /// For exits: the status and whether the supervisor caused it.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub detail: Option<String>,
-}
-
-/// Per-node counters of process faults.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct ProcCounters {
-    /// SIGKILLs sent by the nemesis.
-    pub kills: u64,
-    /// Restarts after a kill.
-    pub restarts: u64,
-    /// SIGSTOPs sent.
-    pub pauses: u64,
-    /// SIGCONTs sent after a pause.
-    pub resumes: u64,
-    /// Exits the supervisor did not cause.
-    pub unexpected_exits: u64,
-    /// Every exit status observed.
-    pub exits: Vec<ExitInfo>,
-}
+pub use spec::{ExitEvent, ExitInfo, NodeSpec, ProcCounters, ProcRecord};
 
 #[derive(Debug)]
 struct NodeProc {
@@ -153,6 +61,8 @@ pub struct Supervisor {
     /// `SQUALL_SUPERVISOR=<value>`, inherited by everything the nodes start.
     mark: String,
     watchdog: Option<leftovers::Watchdog>,
+    /// `--fs lossy`: each node's data directory is a lossyfs mount.
+    fs: Option<lossyfs::fleet::Fleet>,
 }
 
 /// Distinguishes the supervisors of one process (`squall soak --jobs`).
@@ -217,7 +127,18 @@ impl Supervisor {
             groups: BTreeSet::new(),
             mark,
             watchdog: leftovers::Watchdog::start(),
+            fs: None,
         }
+    }
+
+    /// Puts every node's data directory on a lossyfs mount from now on.
+    pub fn set_fs(&mut self, fleet: lossyfs::fleet::Fleet) {
+        self.fs = Some(fleet);
+    }
+
+    /// The lossy file system's counters and its warning, once torn down.
+    pub fn fs_report(&self) -> Option<(serde_json::Value, Option<String>)> {
+        self.fs.as_ref().map(|f| (f.metrics(), f.warning()))
     }
 
     fn record(&mut self, node: &str, what: &str, detail: Option<String>) {
@@ -256,6 +177,14 @@ impl Supervisor {
             path: spec.data_dir.display().to_string(),
             source,
         })?;
+        if let Some(fs) = &mut self.fs {
+            // What a kill left unsynced is dropped before the node starts again.
+            fs.before_start(id, &spec.data_dir)
+                .map_err(|e| SpawnError::Program {
+                    program: "squall-lossyfs".into(),
+                    source: std::io::Error::other(e.to_string()),
+                })?;
+        }
         let log = OpenOptions::new()
             .create(true)
             .append(true)
@@ -369,6 +298,9 @@ impl Supervisor {
         }
         let sent = self.signal(id, Signal::SIGKILL);
         if sent {
+            if let Some(fs) = &mut self.fs {
+                fs.killed(id);
+            }
             self.nodes.get_mut(id).expect("known").counters.kills += 1;
             self.record(id, "kill", None);
         }
@@ -397,7 +329,15 @@ impl Supervisor {
         node.counters.restarts += 1;
         if amnesia {
             let dir = node.spec.data_dir.clone();
-            let _ = std::fs::remove_dir_all(&dir);
+            match &mut self.fs {
+                Some(fs) => fs.wipe(id).map_err(|e| SpawnError::Io {
+                    path: dir.display().to_string(),
+                    source: std::io::Error::other(e.to_string()),
+                })?,
+                None => {
+                    let _ = std::fs::remove_dir_all(&dir);
+                }
+            }
             self.record(id, "wipe", Some(dir.display().to_string()));
         }
         self.start_process(id).await?;
@@ -552,6 +492,11 @@ impl Supervisor {
                 }
                 _ => break,
             }
+        }
+        if let Some(fs) = &mut self.fs {
+            // Nodes killed and never restarted lose what they never synced; the rest is
+            // flushed, and every mount goes.
+            fs.stop_all();
         }
         self.reap_orphans(true);
     }

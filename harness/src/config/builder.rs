@@ -51,6 +51,8 @@ pub struct RunBuilder {
     pub results_dir: PathBuf,
     /// Where node data goes instead of the run directory.
     pub data_dir: Option<PathBuf>,
+    /// The file system under node data directories (`--fs`, `--fs-fault`).
+    pub fs: lossyfs::fleet::FsConfig,
     /// Mutants of the bundled algorithm.
     pub bugs: Vec<String>,
     /// Algorithm parameters, `key=value`.
@@ -86,6 +88,7 @@ impl Default for RunBuilder {
             op_timeout_ms: 1_000,
             results_dir: PathBuf::from("results"),
             data_dir: None,
+            fs: Default::default(),
             bugs: Vec::new(),
             params: Vec::new(),
             instances: None,
@@ -218,6 +221,7 @@ impl RunBuilder {
                 UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
             })?;
         }
+        self.check_fs()?;
         let seed = self.seed.unwrap_or_else(random_seed);
         Ok(RunConfig {
             workload: self.workload.clone(),
@@ -241,9 +245,26 @@ impl RunBuilder {
             nemesis: plan.opts,
             schedule: plan.schedule,
             schedule_from: self.plan.as_ref().map(|p| p.path.clone()),
+            fs: self.fs,
             version: env!("CARGO_PKG_VERSION").to_string(),
             silent: false,
         })
+    }
+
+    /// A lossy file system must mount here, or the run is refused.
+    fn check_fs(&self) -> Result<(), UsageError> {
+        if self.fs.is_native() {
+            return Ok(());
+        }
+        let refuse = |why: String| UsageError(format!("--fs {}: {why}", self.fs.kind.name()));
+        if self.mode != RunMode::Free {
+            return Err(refuse("only free-running runs (--mode free) use it".into()));
+        }
+        lossyfs::helper::find_bin().map_err(refuse)?;
+        std::fs::create_dir_all(&self.results_dir)
+            .map_err(|e| refuse(format!("{}: {e}", self.results_dir.display())))?;
+        lossyfs::mount::probe(&self.results_dir).map_err(|e| refuse(e.to_string()))?;
+        Ok(())
     }
 
     /// The bundled node binary, once it is known to serve `algorithm` for the workload

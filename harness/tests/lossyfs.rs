@@ -1,0 +1,303 @@
+//! `squall run --fs lossy`: a node that never fsyncs is caught only on the lossy mount,
+//! the same node with fsync passes on it, the counters land in metrics.json, and no mount
+//! outlives the run, however the harness ends. Skips (with the reason) where FUSE cannot
+//! mount.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::Once;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// `squall-lossyfs` is another package's binary: build it next to `squall`.
+fn ensure_lossyfs_bin() {
+    static BUILD: Once = Once::new();
+    BUILD.call_once(|| {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let status = Command::new(cargo)
+            .args(["build", "-p", "lossyfs", "--bin", "squall-lossyfs"])
+            .current_dir(repo_root())
+            .status()
+            .expect("run cargo build");
+        assert!(status.success(), "building squall-lossyfs failed");
+    });
+}
+
+/// Whether FUSE mounts here; prints why not.
+fn fuse_ok() -> bool {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    match lossyfs::mount::probe(tmp.path()) {
+        Ok(()) => {
+            ensure_lossyfs_bin();
+            python_available()
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+const KILL_TWICE: &str = r#"{
+  "seed": 3,
+  "nodes": ["n1", "n2"],
+  "time_limit_ms": 3000,
+  "recovery_ms": 2000,
+  "events": [
+    { "id": 1, "at_ms": 700, "action": "kill", "node": "n1" },
+    { "id": 2, "at_ms": 1000, "action": "restart", "node": "n1" },
+    { "id": 3, "at_ms": 1700, "action": "kill", "node": "n1" },
+    { "id": 4, "at_ms": 2000, "action": "restart", "node": "n1" }
+  ]
+}"#;
+
+fn node_cmd(fsync: bool) -> String {
+    let script = repo_root().join("examples/python/restart_counter.py");
+    let mut cmd = format!("python3 {} --scratch", script.display());
+    if fsync {
+        cmd.push_str(" --fsync");
+    }
+    cmd
+}
+
+/// A durability run of the restart counter under the kill-twice plan.
+fn durability_run(fsync: bool, fs: &str, results: &Path) -> (Output, PathBuf) {
+    std::fs::create_dir_all(results).expect("results dir");
+    let plan = results.join("plan.json");
+    std::fs::write(&plan, KILL_TWICE).expect("write plan");
+    let out = squall(&[
+        "run",
+        "--workload",
+        "durability",
+        "--nodes",
+        "2",
+        "--node-cmd",
+        &node_cmd(fsync),
+        "--schedule",
+        plan.to_str().expect("utf8"),
+        "--fs",
+        fs,
+        "--results-dir",
+        results.to_str().expect("utf8"),
+    ])
+    .output()
+    .expect("run squall");
+    (out, results.join("latest"))
+}
+
+fn lossy_mounts() -> Vec<PathBuf> {
+    lossyfs::mount::mounts_under(Path::new("/"))
+}
+
+fn mounts_in(root: &Path) -> Vec<PathBuf> {
+    lossyfs::mount::mounts_under(root)
+}
+
+#[test]
+fn node_without_fsync_is_caught_on_lossy_fs_only() {
+    if !fuse_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+
+    // Native: the page cache keeps the unsynced record across SIGKILL; nothing is caught
+    // about the synced count (the scratch file does survive, which key 1 shows).
+    let native = tmp.path().join("native");
+    let (out, dir) = durability_run(false, "native", &native);
+    let verdict = json(&dir.join("verdict.json"));
+    let reason = verdict["reason"].as_str().unwrap_or("").to_string();
+    assert!(
+        !reason.contains("synced records from earlier incarnations"),
+        "{reason}\n{}",
+        text(&out)
+    );
+
+    // Lossy: the record was never synced, so the restarted node undercounts.
+    let lossy = tmp.path().join("lossy");
+    let (out, dir) = durability_run(false, "lossy", &lossy);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let verdict = json(&dir.join("verdict.json"));
+    assert!(
+        verdict["reason"]
+            .as_str()
+            .unwrap_or("")
+            .contains("found 0 synced records"),
+        "{}",
+        verdict["reason"]
+    );
+    let metrics = json(&dir.join("metrics.json"));
+    let fs = &metrics["fs"];
+    assert_eq!(fs["kind"], "lossy");
+    assert_eq!(fs["kills"], 2, "{fs}");
+    let n1 = &fs["nodes"]["n1"];
+    assert_eq!(n1["kills"].as_array().map(Vec::len), Some(2), "{n1}");
+    assert!(n1["bytes_dropped"].as_u64() > Some(0), "{n1}");
+    assert!(mounts_in(&lossy).is_empty(), "{:?}", lossy_mounts());
+}
+
+#[test]
+fn node_with_fsync_keeps_its_records_on_lossy_fs() {
+    if !fuse_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (out, dir) = durability_run(true, "lossy", tmp.path());
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let metrics = json(&dir.join("metrics.json"));
+    let n1 = &metrics["fs"]["nodes"]["n1"];
+    // Records fsynced (how many starts got that far depends on the machine's load); the
+    // scratch line of a killed start is dropped.
+    assert!(n1["fsyncs"].as_u64() >= Some(1), "{n1}");
+    assert!(n1["dir_fsyncs"].as_u64() >= Some(1), "{n1}");
+    assert!(n1["bytes_dropped"].as_u64() > Some(0), "{n1}");
+    // What was written stays in the backing store after the run.
+    assert!(mounts_in(tmp.path()).is_empty(), "{:?}", lossy_mounts());
+}
+
+#[test]
+fn lossy_fs_that_drops_nothing_after_kills_is_a_warning() {
+    if !fuse_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let plan = tmp.path().join("plan.json");
+    std::fs::write(&plan, KILL_TWICE).expect("write plan");
+    // The echo node writes nothing: kills drop nothing.
+    let echo = repo_root().join("examples/python/echo_node.py");
+    let out = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "2",
+        "--node-cmd",
+        &format!("python3 {}", echo.display()),
+        "--schedule",
+        plan.to_str().expect("utf8"),
+        "--fs",
+        "lossy",
+        "--results-dir",
+        tmp.path().to_str().expect("utf8"),
+    ])
+    .output()
+    .expect("run squall");
+    let verdict = json(&tmp.path().join("latest/verdict.json"));
+    let warnings = verdict["warnings"].to_string();
+    assert!(
+        warnings.contains("dropped nothing"),
+        "{warnings}\n{}",
+        text(&out)
+    );
+}
+
+#[test]
+fn fs_fault_without_lossy_fs_is_a_usage_error() {
+    let out = squall(&["run", "--fs-fault", "torn-write", "--time-limit", "1s"])
+        .output()
+        .expect("run squall");
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    let out = squall(&["run", "--fs", "zfs", "--time-limit", "1s"])
+        .output()
+        .expect("run squall");
+    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+}
+
+/// Starts a long lossy echo run, waits until its mounts are up, ends the harness with
+/// `sig`, and returns the results directory.
+fn interrupted_run(sig: i32, results: &Path) {
+    let echo = repo_root().join("examples/python/echo_node.py");
+    let mut child = squall(&[
+        "run",
+        "--workload",
+        "echo",
+        "--nodes",
+        "2",
+        "--node-cmd",
+        &format!("python3 {}", echo.display()),
+        "--time-limit",
+        "60s",
+        "--fs",
+        "lossy",
+        "--results-dir",
+        results.to_str().expect("utf8"),
+    ])
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("spawn squall");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while mounts_in(results).len() < 2 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(mounts_in(results).len(), 2, "{:?}", lossy_mounts());
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, sig) };
+    let _ = child.wait();
+}
+
+fn wait_no_mounts(root: &Path) -> bool {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if mounts_in(root).is_empty() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    false
+}
+
+#[test]
+fn no_mount_outlives_the_harness_on_sigint_sigterm_or_sigkill() {
+    if !fuse_ok() {
+        return;
+    }
+    for (name, sig) in [
+        ("SIGINT", libc::SIGINT),
+        ("SIGTERM", libc::SIGTERM),
+        ("SIGKILL", libc::SIGKILL),
+    ] {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        interrupted_run(sig, tmp.path());
+        assert!(
+            wait_no_mounts(tmp.path()),
+            "{name}: mounts left: {:?}",
+            lossy_mounts()
+        );
+    }
+}
+
+#[test]
+fn stale_mount_is_cleaned_up_by_the_next_run_in_the_same_results_dir() {
+    if !fuse_ok() {
+        return;
+    }
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let stale = tmp.path().join("old-run/data/n1");
+    std::fs::create_dir_all(&stale).expect("mkdir");
+    // A helper killed with its harness leaves a dead mount behind.
+    let mut helper = Command::new(squall_bin().with_file_name("squall-lossyfs"))
+        .arg("--backing")
+        .arg(tmp.path().join("old-run/backing"))
+        .arg("--mount")
+        .arg(&stale)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("helper");
+    {
+        use std::io::BufRead;
+        let mut line = String::new();
+        std::io::BufReader::new(helper.stdout.as_mut().expect("piped"))
+            .read_line(&mut line)
+            .expect("ready");
+    }
+    helper.kill().expect("SIGKILL");
+    helper.wait().expect("reap");
+    assert_eq!(mounts_in(tmp.path()), vec![stale.clone()]);
+    let (out, _) = durability_run(true, "native", tmp.path());
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    assert!(mounts_in(tmp.path()).is_empty(), "{:?}", lossy_mounts());
+}

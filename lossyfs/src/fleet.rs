@@ -1,0 +1,235 @@
+//! What the harness holds: the run's file-system choice ([`FsConfig`]) and, for a lossy
+//! run, one helper per node ([`Fleet`]).
+//!
+//! The supervisor calls four things, in process order: [`Fleet::killed`] when it sends a
+//! node SIGKILL, [`Fleet::before_start`] before each start (crash what the killed node
+//! never synced, mount on first start), [`Fleet::wipe`] for amnesia, and
+//! [`Fleet::stop_all`] at teardown (a node killed and never restarted crashes first;
+//! then everything is flushed and unmounted).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::core::{CrashFaults, CrashReport, MetaMode, Stats};
+use crate::helper::{Helper, HelperError, HelperOpts};
+
+/// Which file system node data directories are on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "kebab-case")]
+pub enum FsKind {
+    /// The backing file system itself: unsynced writes survive a SIGKILL in the page cache.
+    #[default]
+    Native,
+    /// lossyfs; names durable when their directory is fsynced.
+    Lossy,
+    /// lossyfs; names durable at once, only data lost.
+    LossyData,
+}
+
+impl FsKind {
+    /// Parses `native`, `lossy` or `lossy-data`.
+    pub fn parse(s: &str) -> Result<FsKind, String> {
+        match s {
+            "native" => Ok(FsKind::Native),
+            "lossy" => Ok(FsKind::Lossy),
+            "lossy-data" => Ok(FsKind::LossyData),
+            other => Err(format!(
+                "unknown file system '{other}' (valid: native, lossy, lossy-data)"
+            )),
+        }
+    }
+
+    /// The name `--fs` takes.
+    pub fn name(self) -> &'static str {
+        match self {
+            FsKind::Native => "native",
+            FsKind::Lossy => "lossy",
+            FsKind::LossyData => "lossy-data",
+        }
+    }
+}
+
+/// A run's file-system choice, as `run.json` keeps it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct FsConfig {
+    /// Which one.
+    pub kind: FsKind,
+    /// Crash faults (lossy only).
+    #[serde(default)]
+    pub faults: CrashFaults,
+}
+
+impl FsConfig {
+    /// The default: native.
+    pub fn is_native(&self) -> bool {
+        self.kind == FsKind::Native
+    }
+
+    fn meta(&self) -> MetaMode {
+        match self.kind {
+            FsKind::LossyData => MetaMode::Immediate,
+            _ => MetaMode::Posix,
+        }
+    }
+}
+
+/// Every node's helper in a lossy run.
+pub struct Fleet {
+    opts: HelperOpts,
+    kind: FsKind,
+    backing_root: PathBuf,
+    helpers: BTreeMap<String, Helper>,
+    killed: BTreeSet<String>,
+    /// Per node, per kill: what was dropped.
+    crashes: BTreeMap<String, Vec<CrashReport>>,
+    /// Per node: the helper's final counters.
+    finals: BTreeMap<String, Stats>,
+    errors: Vec<String>,
+}
+
+impl Fleet {
+    /// A fleet whose backing directories go under `backing_root/<node>`.
+    pub fn new(cfg: FsConfig, bin: PathBuf, seed: u64, backing_root: &Path) -> Fleet {
+        Fleet {
+            opts: HelperOpts {
+                bin,
+                meta: cfg.meta(),
+                faults: cfg.faults,
+                seed,
+            },
+            kind: cfg.kind,
+            backing_root: backing_root.to_path_buf(),
+            helpers: BTreeMap::new(),
+            killed: BTreeSet::new(),
+            crashes: BTreeMap::new(),
+            finals: BTreeMap::new(),
+            errors: Vec::new(),
+        }
+    }
+
+    /// The supervisor sent `node` SIGKILL.
+    pub fn killed(&mut self, node: &str) {
+        self.killed.insert(node.to_string());
+    }
+
+    fn crash(&mut self, node: &str) -> Result<(), HelperError> {
+        if !self.killed.remove(node) {
+            return Ok(());
+        }
+        if let Some(h) = self.helpers.get_mut(node) {
+            let report = h.crash()?;
+            self.crashes
+                .entry(node.to_string())
+                .or_default()
+                .push(report);
+        }
+        Ok(())
+    }
+
+    /// Before `node` starts with its data in `data_dir` (which exists): drop what a kill
+    /// left unsynced, mount on the first start.
+    pub fn before_start(&mut self, node: &str, data_dir: &Path) -> Result<(), HelperError> {
+        self.crash(node)?;
+        if !self.helpers.contains_key(node) {
+            let backing = self.backing_root.join(node);
+            std::fs::create_dir_all(&backing).map_err(|source| HelperError::Spawn {
+                bin: backing.display().to_string(),
+                source,
+            })?;
+            let h = Helper::start(&self.opts, node, &backing, data_dir)?;
+            self.helpers.insert(node.to_string(), h);
+        }
+        Ok(())
+    }
+
+    /// Amnesia: `node`'s durable state is emptied (it is dead: crash first).
+    pub fn wipe(&mut self, node: &str) -> Result<(), HelperError> {
+        self.crash(node)?;
+        match self.helpers.get_mut(node) {
+            Some(h) => h.wipe(),
+            None => Ok(()),
+        }
+    }
+
+    /// Teardown, once every node is gone: crash the killed ones, flush and unmount all.
+    pub fn stop_all(&mut self) {
+        let killed: Vec<String> = self.killed.iter().cloned().collect();
+        for node in killed {
+            if let Err(e) = self.crash(&node) {
+                self.errors.push(e.to_string());
+            }
+        }
+        for (node, h) in std::mem::take(&mut self.helpers) {
+            match h.stop() {
+                Ok(stats) => {
+                    self.finals.insert(node, stats);
+                }
+                Err(e) => self.errors.push(e.to_string()),
+            }
+        }
+    }
+
+    /// Kills and the bytes they dropped, over all nodes.
+    fn totals(&self) -> (u64, u64, u64) {
+        let all = self.crashes.values().flatten();
+        let kills = all.clone().count() as u64;
+        let bytes = all.clone().map(|c| c.bytes_dropped).sum();
+        let files = all.map(|c| c.files_dropped + c.names_dropped).sum();
+        (kills, bytes, files)
+    }
+
+    /// For `metrics.json`: per node and kill, what was dropped; fsyncs seen.
+    pub fn metrics(&self) -> Value {
+        let mut nodes = serde_json::Map::new();
+        let ids: BTreeSet<&String> = self.finals.keys().chain(self.crashes.keys()).collect();
+        for id in ids {
+            let s = self.finals.get(id).cloned().unwrap_or_default();
+            let kills = self.crashes.get(id).cloned().unwrap_or_default();
+            nodes.insert(
+                id.clone(),
+                json!({
+                    "fsyncs": s.fsyncs,
+                    "dir_fsyncs": s.dir_fsyncs,
+                    "writes": s.writes,
+                    "bytes_written": s.bytes_written,
+                    "written_back_bytes": s.written_back_bytes,
+                    "flushed_at_stop_bytes": s.flushed_bytes,
+                    "bytes_dropped": kills.iter().map(|c| c.bytes_dropped).sum::<u64>(),
+                    "files_dropped": kills.iter().map(|c| c.files_dropped).sum::<u64>(),
+                    "kills": kills,
+                }),
+            );
+        }
+        let (kills, bytes, files) = self.totals();
+        json!({
+            "kind": self.kind.name(),
+            "faults": self.opts.faults,
+            "kills": kills,
+            "bytes_dropped": bytes,
+            "files_dropped": files,
+            "nodes": nodes,
+            "errors": self.errors,
+        })
+    }
+
+    /// A warning when nodes were killed but nothing was dropped: the test proved nothing
+    /// about missing fsyncs (the node synced everything, or wrote nothing between kills).
+    pub fn warning(&self) -> Option<String> {
+        let (kills, bytes, files) = self.totals();
+        if !self.errors.is_empty() {
+            return Some(format!(
+                "the lossy file system had trouble: {}",
+                self.errors.join("; ")
+            ));
+        }
+        (kills > 0 && bytes == 0 && files == 0).then(|| {
+            format!(
+                "--fs {}: nodes were killed {kills} time(s) but the lossy file system dropped nothing (the nodes synced everything they wrote, or wrote nothing between kills)",
+                self.kind.name()
+            )
+        })
+    }
+}
