@@ -438,7 +438,12 @@ fn mutated_frames_neither_panic_nor_grow_the_router() {
     let faulty = verdict["faulty_nodes"].as_array().unwrap();
     // One entry per (node, kind), with counts, however many frames were bad.
     assert!(faulty.len() <= 16, "{faulty:#?}");
-    assert!(faulty.iter().all(|f| f["node"] == "n1"), "{faulty:#?}");
-    let total: u64 = faulty.iter().map(|f| f["count"].as_u64().unwrap()).sum();
+    // n1 sent the garbage. Its peers may be listed too, for a line that only echoes what
+    // n1 sent them (a Python peer answering `in_reply_to: inf` writes `Infinity`).
+    let total: u64 = faulty
+        .iter()
+        .filter(|f| f["node"] == "n1")
+        .map(|f| f["count"].as_u64().unwrap())
+        .sum();
     assert!(total > 100, "{faulty:#?}");
 }
