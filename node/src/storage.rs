@@ -47,6 +47,11 @@ impl Storage {
             .create(true)
             .open(&path)
             .with_context(|| format!("open {}", path.display()))?;
+        // A file just created is only a name in the directory until the directory is
+        // synced: a crash before that loses the file with everything later synced in it.
+        File::open(dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("fsync directory {}", dir.display()))?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let mut records = Vec::new();
