@@ -19,7 +19,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, python_available, squall, text};
+use common::{python_available, run_in, squall, text, verdict_of};
 use serde_json::Value;
 
 const NODE: &str = "python3 examples/python/paxos_node.py";
@@ -47,15 +47,11 @@ impl Run {
 
 /// `squall run` with `args` into `results`, and what it left in its run directory.
 fn run(args: &[&str], results: &Path) -> Run {
-    let mut all: Vec<&str> = vec!["run"];
-    all.extend(args);
-    let r = results.to_str().expect("utf8 path");
-    all.extend(["--results-dir", r]);
-    let out = squall(&all).output().expect("run squall");
-    let dir = std::fs::canonicalize(results.join("latest")).expect("a run directory");
+    let (out, latest) = run_in(results, &[&["run"][..], args].concat());
+    let dir = std::fs::canonicalize(latest).expect("a run directory");
     Run {
         code: out.status.code().unwrap_or(-1),
-        verdict: json(&dir.join("verdict.json")),
+        verdict: verdict_of(&dir),
         output: text(&out),
         dir,
     }
