@@ -10,7 +10,7 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    ensure_node_bin, history_lines, metrics_of, python_available, python_cmd, python_echo_node,
+    ensure_node_bin, history_lines, metrics_of, python_cmd, python_echo_node, python_results_dir,
     verdict_of, WRITE_ONCE_PAXOS,
 };
 
@@ -270,10 +270,9 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
 
 #[test]
 fn node_without_lockstep_support_is_a_usage_error() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = python_echo_node();
     let cfg = config(
         &[
@@ -306,10 +305,9 @@ fn python_lockstep_node(mode: &str) -> String {
 
 #[test]
 fn a_python_node_written_from_the_protocol_replays_exactly() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = python_lockstep_node("ok");
     let args = [
         "--workload",
@@ -350,10 +348,9 @@ fn a_python_node_written_from_the_protocol_replays_exactly() {
 
 #[test]
 fn hanging_and_chattering_lockstep_nodes_are_faulty_and_the_run_ends() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     for (mode, expect) in [
         ("chatter", "outside a lockstep step"),
         ("hang", "did not answer with step_done"),

@@ -19,7 +19,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{python_available, run_in, squall, text, verdict_of};
+use common::{python_results_dir, run_in, squall, text, verdict_of};
 use serde_json::Value;
 
 const NODE: &str = "python3 examples/python/paxos_node.py";
@@ -86,10 +86,9 @@ fn paxos_args<'a>(cmd: &'a str, seed: &'a str, extra: &[&'a str]) -> Vec<&'a str
 
 #[test]
 fn python_paxos_is_valid_under_every_fault_kind() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = node_cmd(None);
     for seed in ["1", "2"] {
         let r = run(
@@ -111,10 +110,9 @@ fn python_paxos_is_valid_under_every_fault_kind() {
 
 #[test]
 fn python_paxos_lockstep_runs_repeat_exactly_and_replay() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = node_cmd(None);
     for seed in ["1", "2", "3"] {
         let args = paxos_args(&cmd, seed, &["--mode", "lockstep", "--nemesis", "all"]);
@@ -152,10 +150,9 @@ fn bridge_promise_crash(dir: &Path) -> String {
 
 #[test]
 fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let plan = bridge_promise_crash(results.path());
     let plan_args = [
         "--mode",
@@ -195,10 +192,9 @@ fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
 
 #[test]
 fn wall_clock_backoff_breaks_lockstep_replay() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     // The bridge plan makes n1 and n3 duel through n2 and kills n2 mid-ballot, so
     // ballots time out and back off, for as long as the clock says.
     let plan = bridge_promise_crash(results.path());

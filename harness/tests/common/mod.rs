@@ -206,6 +206,12 @@ pub fn python_available() -> bool {
     ok
 }
 
+/// A fresh results directory for a test that runs Python nodes; `None` (and a line
+/// saying why) where python3 does not run, and the test should return.
+pub fn python_results_dir() -> Option<tempfile::TempDir> {
+    python_available().then(|| tempfile::tempdir().expect("tempdir"))
+}
+
 pub fn has_python() -> bool {
     Command::new("python3")
         .arg("--version")
