@@ -148,26 +148,33 @@ fn bridge_promise_crash(dir: &Path) -> String {
     p
 }
 
+/// A lockstep run of three nodes running `cmd` under the schedule `plan`, on `seed`.
+fn bridge_run(plan: &str, cmd: &str, seed: &str, results: &Path) -> Run {
+    let args = [
+        "--mode",
+        "lockstep",
+        "--schedule",
+        plan,
+        "--nodes",
+        "3",
+        "--node-cmd",
+        cmd,
+        "--seed",
+        seed,
+    ];
+    run(&args, results)
+}
+
 #[test]
 fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
     let Some(results) = python_results_dir() else {
         return;
     };
     let plan = bridge_promise_crash(results.path());
-    let plan_args = [
-        "--mode",
-        "lockstep",
-        "--schedule",
-        plan.as_str(),
-        "--nodes",
-        "3",
-    ];
     let forgetful = node_cmd(Some("memory-acceptor"));
     let mut caught = None;
     for seed in ["1", "2", "3"] {
-        let mut args = vec!["--node-cmd", forgetful.as_str(), "--seed", seed];
-        args.extend(plan_args);
-        let r = run(&args, results.path());
+        let r = bridge_run(&plan, &forgetful, seed, results.path());
         if r.kind() == "invalid" {
             caught = Some(r);
             break;
@@ -183,10 +190,7 @@ fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
 
     // The same plan and seed on the correct node: the durable acceptor holds.
     let seed = r.verdict["seed"].to_string();
-    let correct = node_cmd(None);
-    let mut args = vec!["--node-cmd", correct.as_str(), "--seed", seed.as_str()];
-    args.extend(plan_args);
-    let ok = run(&args, results.path());
+    let ok = bridge_run(&plan, &node_cmd(None), &seed, results.path());
     assert_eq!(ok.kind(), "valid", "{}", ok.output);
 }
 
@@ -199,20 +203,8 @@ fn wall_clock_backoff_breaks_lockstep_replay() {
     // ballots time out and back off, for as long as the clock says.
     let plan = bridge_promise_crash(results.path());
     let cmd = node_cmd(Some("wall-clock"));
-    let args = [
-        "--mode",
-        "lockstep",
-        "--schedule",
-        plan.as_str(),
-        "--nodes",
-        "3",
-        "--node-cmd",
-        cmd.as_str(),
-        "--seed",
-        "1",
-    ];
-    let a = run(&args, results.path());
-    let b = run(&args, results.path());
+    let a = bridge_run(&plan, &cmd, "1", results.path());
+    let b = bridge_run(&plan, &cmd, "1", results.path());
     assert_ne!(
         a.trace_hash(),
         b.trace_hash(),
