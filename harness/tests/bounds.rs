@@ -6,35 +6,27 @@ mod common;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Stdio};
+use std::process::{Child, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
 
-fn python_available() -> bool {
-    std::process::Command::new("python3")
-        .arg("--version")
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
 fn bad_node(mode: &str, real_others: bool) -> String {
-    let script = repo_root().join("harness/tests/nodes/bad.py");
+    let script = "harness/tests/nodes/bad.py";
     if real_others {
         let node = squall_bin().with_file_name("squall-node");
-        format!(
-            "python3 {} {mode} {} --algorithm paxos",
-            script.display(),
-            node.display()
+        python_cmd(
+            script,
+            &format!("{mode} {} --algorithm paxos", node.display()),
         )
     } else {
-        format!("python3 {} {mode}", script.display())
+        python_cmd(script, mode)
     }
 }
 
 /// Starts `squall run` in the background with results under `results`.
 fn spawn_run(results: &Path, cmd: &str, time_limit: &str) -> Child {
-    squall(&[
+    let args = [
         "run",
         "--node-cmd",
         cmd,
@@ -48,32 +40,23 @@ fn spawn_run(results: &Path, cmd: &str, time_limit: &str) -> Child {
         "2s",
         "--seed",
         "3",
-        "--results-dir",
-        results.to_str().unwrap(),
-    ])
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("start squall")
+    ];
+    spawn_in(&args, results, Stdio::piped)
 }
 
 /// Processes whose environment mentions `path` (every node and everything it forks
 /// inherits `SQUALL_DATA_DIR`, which lies under the results directory).
-fn processes_mentioning(path: &Path) -> Vec<i32> {
+fn processes_mentioning(path: &Path) -> Vec<u32> {
     let needle = path.to_str().unwrap().as_bytes().to_vec();
     let mut found = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Ok(pid) = entry.file_name().to_string_lossy().parse::<i32>() else {
+        let Ok(pid) = entry.file_name().to_string_lossy().parse::<u32>() else {
             continue;
         };
         let Ok(env) = std::fs::read(entry.path().join("environ")) else {
             continue;
         };
-        let stat = std::fs::read_to_string(entry.path().join("stat")).unwrap_or_default();
-        let zombie = stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'));
-        if !zombie && env.windows(needle.len()).any(|w| w == needle.as_slice()) {
+        if alive(pid) && env.windows(needle.len()).any(|w| w == needle.as_slice()) {
             found.push(pid);
         }
     }
@@ -81,7 +64,7 @@ fn processes_mentioning(path: &Path) -> Vec<i32> {
 }
 
 /// The pids n1 forked, once it has written `want` of them.
-fn forked_pids(results: &Path, want: usize) -> Vec<i32> {
+fn forked_pids(results: &Path, want: usize) -> Vec<u32> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let file = std::fs::read_dir(results)
@@ -91,7 +74,7 @@ fn forked_pids(results: &Path, want: usize) -> Vec<i32> {
             .map(|e| e.path().join("data/n1/forked.pids"))
             .find(|p| p.is_file());
         if let Some(text) = file.and_then(|p| std::fs::read_to_string(p).ok()) {
-            let pids: Vec<i32> = text.lines().filter_map(|l| l.parse().ok()).collect();
+            let pids: Vec<u32> = text.lines().filter_map(|l| l.parse().ok()).collect();
             if pids.len() >= want {
                 return pids;
             }
@@ -101,19 +84,11 @@ fn forked_pids(results: &Path, want: usize) -> Vec<i32> {
     }
 }
 
-fn alive(pid: i32) -> bool {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    !stat.is_empty()
-        && !stat
-            .rsplit_once(')')
-            .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-}
-
 /// Waits up to a few seconds for every process of the run to be gone.
-fn assert_nothing_left(results: &Path, pids: &[i32], what: &str) {
+fn assert_nothing_left(results: &Path, pids: &[u32], what: &str) {
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let mut left: Vec<i32> = pids.iter().copied().filter(|&p| alive(p)).collect();
+        let mut left: Vec<u32> = pids.iter().copied().filter(|&p| alive(p)).collect();
         left.extend(processes_mentioning(results));
         if left.is_empty() {
             return;
@@ -121,7 +96,7 @@ fn assert_nothing_left(results: &Path, pids: &[i32], what: &str) {
         if Instant::now() > deadline {
             for p in &left {
                 let _ = nix::sys::signal::kill(
-                    nix::unistd::Pid::from_raw(*p),
+                    nix::unistd::Pid::from_raw(*p as i32),
                     nix::sys::signal::Signal::SIGKILL,
                 );
             }
@@ -284,6 +259,11 @@ fn write_file(dir: &Path, name: &str, text: &str) -> PathBuf {
     path
 }
 
+/// `squall check path`.
+fn check(path: &Path) -> Output {
+    squall(&["check", path.to_str().unwrap()]).output().unwrap()
+}
+
 const HISTORY: &str = concat!(
     r#"{"index":0,"process":0,"type":"invoke","f":"write","value":{"key":1,"value":5},"time":10}"#,
     "\n",
@@ -304,12 +284,9 @@ fn torn_last_line_is_checked_without_it_with_a_warning() {
         "torn.jsonl",
         &format!("{HISTORY}{{\"index\":4,\"process\":2,\"ty"),
     );
-    let ok = squall(&["check", whole.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(ok.status.code(), Some(0), "{}", text(&ok));
-    let out = squall(&["check", torn.to_str().unwrap()]).output().unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&check(&whole), 0);
+    let out = check(&torn);
+    assert_exit(&out, 0);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("incomplete"), "{stderr}");
     // A bad line that is not the last one is still an error.
@@ -318,10 +295,7 @@ fn torn_last_line_is_checked_without_it_with_a_warning() {
         "broken.jsonl",
         &format!("{{\"index\":0,\"pro\n{HISTORY}"),
     );
-    let out = squall(&["check", broken.to_str().unwrap()])
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&check(&broken), 254);
 }
 
 #[test]
@@ -331,8 +305,8 @@ fn check_names_directories_and_devices() {
         (dir.path().to_str().unwrap(), "is a directory"),
         ("/dev/null", "character device"),
     ] {
-        let out = squall(&["check", path]).output().unwrap();
-        assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+        let out = check(Path::new(path));
+        assert_exit(&out, 254);
         assert!(text(&out).contains(says), "{path}: {}", text(&out));
     }
 }
@@ -353,7 +327,7 @@ fn unusable_results_dir_is_a_usage_error_naming_it() {
         ])
         .output()
         .unwrap();
-        assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+        assert_exit(&out, 254);
         assert!(text(&out).contains(path), "{}", text(&out));
     }
 }
@@ -363,11 +337,11 @@ fn absurd_time_limit_is_refused_not_capped() {
     let out = squall(&["run", "--time-limit", "99999999999999h"])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
     let out = squall(&["run", "--time-limit", "8d"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
     let out = squall(&["run", "--time-limit", "200h"]).output().unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
     assert!(text(&out).contains("7 days"), "{}", text(&out));
 }
 
@@ -394,7 +368,7 @@ fn oversized_schedule_is_refused_before_it_is_parsed() {
     let out = squall(&["run", "--schedule", schedule.to_str().unwrap()])
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
     assert!(text(&out).contains("20000 events"), "{}", text(&out));
 }
 

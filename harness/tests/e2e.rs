@@ -10,12 +10,7 @@ use serde_json::Value;
 
 #[test]
 fn echo_run_is_valid_and_writes_every_file() {
-    let (out, dir) = run_ok(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nemesis",
-        "none",
+    let flags = [
         "--nodes",
         "3",
         "--time-limit",
@@ -24,14 +19,10 @@ fn echo_run_is_valid_and_writes_every_file() {
         "7",
         "--rate",
         "200",
-    ]);
+    ];
+    let (out, dir) = run_ok(&[QUIET_ECHO, &flags].concat());
+    assert_exit(&out, 0);
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "stdout: {stdout}\nstderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
     assert!(
         stdout.contains("VALID") && stdout.contains("results"),
         "summary: {stdout}"
@@ -46,7 +37,7 @@ fn echo_run_is_valid_and_writes_every_file() {
     ] {
         assert!(dir.join(f).exists(), "{f} missing");
     }
-    assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
+    assert_eq!(verdict_of(&dir)["verdict"], "valid");
     assert_eq!(json(&dir.join("run.json"))["seed"], 7);
     let history = history_lines(&dir);
     let indices: Vec<u64> = history
@@ -60,7 +51,7 @@ fn echo_run_is_valid_and_writes_every_file() {
     );
     let oks = history.iter().filter(|e| e["type"] == "ok").count();
     assert!(oks >= 200, "only {oks} ok ops");
-    let metrics = json(&dir.join("metrics.json"));
+    let metrics = metrics_of(&dir);
     assert!(metrics["latency_ms"]["echo"]["p50"].as_f64().unwrap() > 0.0);
     assert!(metrics["messages"]["by_type"]["echo"].as_u64().unwrap() >= oks as u64);
 }
@@ -70,30 +61,16 @@ fn python_node_speaks_the_protocol() {
     if !python_available() {
         return;
     }
-    let cmd = format!(
-        "python3 {}",
-        repo_root().join("examples/python/echo_node.py").display()
+    let cmd = python_echo_node();
+    let dir = run_expect(
+        &[
+            QUIET_ECHO,
+            &["--node-cmd", &cmd, "--time-limit", "2s", "--seed", "3"],
+        ]
+        .concat(),
+        0,
     );
-    let (out, dir) = run_ok(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nemesis",
-        "none",
-        "--node-cmd",
-        &cmd,
-        "--time-limit",
-        "2s",
-        "--seed",
-        "3",
-    ]);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert_eq!(json(&dir.join("verdict.json"))["verdict"], "valid");
+    assert_eq!(verdict_of(&dir)["verdict"], "valid");
 }
 
 #[test]
@@ -124,12 +101,8 @@ fn bad_input_exits_254_naming_the_problem() {
 
 fn run_misbehaving(mode: &str, extra: &[&str]) -> (Option<i32>, Value) {
     let cmd = misbehave(mode);
-    let mut args = vec![
-        "run",
-        "--workload",
-        "echo",
-        "--nemesis",
-        "none",
+    let mut args = QUIET_ECHO.to_vec();
+    args.extend([
         "--node-cmd",
         &cmd,
         "--nodes",
@@ -140,14 +113,24 @@ fn run_misbehaving(mode: &str, extra: &[&str]) -> (Option<i32>, Value) {
         "300ms",
         "--seed",
         "1",
-    ];
+    ]);
     args.extend_from_slice(extra);
     let (out, dir) = run_ok(&args);
-    (out.status.code(), json(&dir.join("verdict.json")))
+    (out.status.code(), verdict_of(&dir))
 }
 
 fn faulty_text(verdict: &Value) -> String {
     verdict["faulty_nodes"].to_string()
+}
+
+/// Runs the misbehaving node in `mode`: the run must end in unknown (exit 2) with the
+/// node faulty for `why`.
+fn assert_faulty_and_unknown(mode: &str, why: &str) -> Value {
+    let (code, verdict) = run_misbehaving(mode, &[]);
+    assert_eq!(code, Some(2), "{verdict}");
+    let faulty = faulty_text(&verdict);
+    assert!(faulty.contains("n1") && faulty.contains(why), "{faulty}");
+    verdict
 }
 
 #[test]
@@ -155,14 +138,8 @@ fn garbage_line_is_recorded_as_faulty_and_the_run_ends() {
     if !python_available() {
         return;
     }
-    let (code, verdict) = run_misbehaving("garbage", &[]);
-    assert_eq!(code, Some(2), "{verdict}");
+    let verdict = assert_faulty_and_unknown("garbage", "not an envelope");
     assert_eq!(verdict["verdict"], "unknown");
-    let faulty = faulty_text(&verdict);
-    assert!(
-        faulty.contains("n1") && faulty.contains("not an envelope"),
-        "{faulty}"
-    );
 }
 
 #[test]
@@ -170,13 +147,7 @@ fn oversized_line_is_recorded_as_faulty_and_the_run_ends() {
     if !python_available() {
         return;
     }
-    let (code, verdict) = run_misbehaving("oversized", &[]);
-    assert_eq!(code, Some(2), "{verdict}");
-    let faulty = faulty_text(&verdict);
-    assert!(
-        faulty.contains("n1") && faulty.contains("oversized"),
-        "{faulty}"
-    );
+    assert_faulty_and_unknown("oversized", "oversized");
 }
 
 #[test]
@@ -186,13 +157,7 @@ fn node_that_never_says_hello_ends_in_unknown() {
     }
     let (code, verdict) = run_misbehaving("silent", &[]);
     assert_eq!(code, Some(2), "{verdict}");
-    assert!(
-        verdict["reason"]
-            .as_str()
-            .unwrap()
-            .contains("did not start"),
-        "{verdict}"
-    );
+    assert!(reason(&verdict).contains("did not start"), "{verdict}");
 }
 
 #[test]
@@ -200,12 +165,7 @@ fn crashing_and_hanging_nodes_are_recorded() {
     if !python_available() {
         return;
     }
-    let (code, verdict) = run_misbehaving("crash", &[]);
-    assert_eq!(code, Some(2), "{verdict}");
-    assert!(
-        faulty_text(&verdict).contains("exited unexpectedly (exit code 3)"),
-        "{verdict}"
-    );
+    assert_faulty_and_unknown("crash", "exited unexpectedly (exit code 3)");
     let (code, verdict) = run_misbehaving("hang", &[]);
     assert_eq!(
         code,
@@ -234,23 +194,13 @@ fn sigkill_of_the_harness_leaves_no_node_behind() {
 #[test]
 fn sigint_writes_partial_history_and_a_verdict() {
     let (results, child, nodes) = start_echo_run("60s", Stdio::piped);
-    let pid = child.id();
     std::thread::sleep(Duration::from_millis(1500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(pid as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    interrupt(&child);
     let out = child.wait_with_output().expect("wait squall");
     // Cut short before the quiet window, the run is unknown, never valid.
-    assert_eq!(
-        out.status.code(),
-        Some(2),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert_exit(&out, 2);
     let dir = results.path().join("latest");
-    let verdict = json(&dir.join("verdict.json"));
+    let verdict = verdict_of(&dir);
     assert_eq!(verdict["interrupted"], true);
     assert_eq!(verdict["verdict"], "unknown", "{verdict}");
     assert!(

@@ -11,30 +11,22 @@ use std::time::{Duration, Instant};
 use common::*;
 use serde_json::Value;
 
-/// Writes a schedule file into `dir` and returns its path as a string.
-fn schedule_file(dir: &Path, text: &str) -> String {
-    let path = dir.join("plan.json");
-    std::fs::write(&path, text).expect("write plan");
-    path.to_str().expect("utf8").to_string()
-}
-
-/// Starts a 3-node echo run of the plan `plan` into `results`, output discarded.
-fn spawn_echo_plan(plan: &str, results: &Path) -> std::process::Child {
-    squall(&[
+/// `squall run` of the echo workload on `nodes` nodes under the plan `plan`.
+fn echo_plan<'a>(nodes: &'a str, plan: &'a str) -> [&'a str; 7] {
+    [
         "run",
         "--workload",
         "echo",
         "--nodes",
-        "3",
+        nodes,
         "--schedule",
         plan,
-    ])
-    .arg("--results-dir")
-    .arg(results)
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn squall")
+    ]
+}
+
+/// Starts a 3-node echo run of the plan `plan` into `results`, output discarded.
+fn spawn_echo_plan(plan: &str, results: &Path) -> std::process::Child {
+    spawn_in(&echo_plan("3", plan), results, Stdio::null)
 }
 
 fn total(metrics: &Value, field: &str) -> u64 {
@@ -59,13 +51,7 @@ fn same_seed_gives_a_byte_identical_schedule() {
             "--seed",
             seed,
         ];
-        let (out, dir) = run_ok(&args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let dir = run_expect(&args, 0);
         std::fs::read(dir.join("schedule.json")).expect("schedule.json")
     };
     let (a, b, c) = (plan("42"), plan("42"), plan("43"));
@@ -77,12 +63,7 @@ fn same_seed_gives_a_byte_identical_schedule() {
 
 #[test]
 fn nemesis_all_makes_every_fault_kind_bite() {
-    let args = [
-        "run",
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
+    let flags = [
         "--nodes",
         "5",
         "--nemesis",
@@ -92,14 +73,10 @@ fn nemesis_all_makes_every_fault_kind_bite() {
         "--seed",
         "1",
     ];
-    let (out, dir) = run_ok(&args);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "paxos must stay valid: {stderr}"
-    );
-    let metrics = json(&dir.join("metrics.json"));
+    let args = [&["run"][..], WRITE_ONCE_PAXOS, &flags].concat();
+    // Paxos must stay valid.
+    let dir = run_expect(&args, 0);
+    let metrics = metrics_of(&dir);
     for field in [
         "dropped",
         "cut",
@@ -121,7 +98,7 @@ fn nemesis_all_makes_every_fault_kind_bite() {
             "no {field}: {process}"
         );
     }
-    let verdict = json(&dir.join("verdict.json"));
+    let verdict = verdict_of(&dir);
     assert_eq!(verdict["warnings"], Value::Array(Vec::new()));
     let events = metrics["faults"]["events"]["events"]
         .as_array()
@@ -150,12 +127,7 @@ fn hand_written_isolation_is_followed_exactly() {
   ]
 }"#,
     );
-    let args = [
-        "run",
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
+    let flags = [
         "--nodes",
         "3",
         "--contention",
@@ -165,14 +137,8 @@ fn hand_written_isolation_is_followed_exactly() {
         "--seed",
         "5",
     ];
-    let (out, dir) = run_ok(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metrics = json(&dir.join("metrics.json"));
+    let args = [&["run"][..], WRITE_ONCE_PAXOS, &flags].concat();
+    let metrics = metrics_of(&run_expect(&args, 0));
     let faults = &metrics["faults"];
     // Cuts happened, and only on n1's links.
     let mut cut_links = BTreeSet::new();
@@ -236,19 +202,14 @@ fn killed_node_finds_what_it_synced_and_not_what_it_did_not() {
         "--schedule",
         &plan,
     ];
-    let (out, dir) = run_ok(&base);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(0), "{stderr}");
-    let verdict = json(&dir.join("verdict.json"));
+    let dir = run_expect(&base, 0);
+    let verdict = verdict_of(&dir);
     assert!(
-        verdict["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("up to 2 restarts"),
+        reason(&verdict).contains("up to 2 restarts"),
         "{}",
         verdict["reason"]
     );
-    let metrics = json(&dir.join("metrics.json"));
+    let metrics = metrics_of(&dir);
     assert_eq!(metrics["faults"]["processes"]["n1"]["kills"], 2);
     assert_eq!(metrics["faults"]["processes"]["n1"]["restarts"], 2);
     // The observed exit statuses are recorded: SIGKILL is signal 9.
@@ -263,18 +224,8 @@ fn killed_node_finds_what_it_synced_and_not_what_it_did_not() {
     // A node that never syncs loses its records: the checker must catch it.
     let mut mutant: Vec<&str> = base.to_vec();
     mutant.extend(["--bug", "skip-sync"]);
-    let (out, dir) = run_ok(&mutant);
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let verdict = json(&dir.join("verdict.json"));
-    assert!(verdict["reason"]
-        .as_str()
-        .unwrap_or("")
-        .contains("n1 found 0 synced records"));
+    let verdict = verdict_of(&run_expect(&mutant, 1));
+    assert!(reason(&verdict).contains("n1 found 0 synced records"));
 }
 
 /// Pids of squall's children seen while it runs (restarts make new ones).
@@ -327,11 +278,7 @@ fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
     let results = tempfile::tempdir().expect("tempdir");
     let child = spawn_echo_plan(&long, results.path());
     let seen = watch_children(&child, 1_200);
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    interrupt(&child);
     let out = child.wait_with_output().expect("wait");
     // Interrupted before its quiet window: unknown (termination never judged).
     assert_eq!(out.status.code(), Some(2));
@@ -358,34 +305,14 @@ fn invalid_schedule_exits_254_naming_the_entry() {
   ]
 }"#,
     );
-    let out = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "3",
-        "--schedule",
-        &plan,
-    ])
-    .output()
-    .expect("run");
+    let out = squall(&echo_plan("3", &plan)).output().expect("run");
     assert_eq!(out.status.code(), Some(254));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("n9") && stderr.contains("id 7"), "{stderr}");
 
     // A valid plan for another cluster size is refused too.
     let plan = schedule_file(tmp.path(), KILL_TWICE);
-    let out = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "5",
-        "--schedule",
-        &plan,
-    ])
-    .output()
-    .expect("run");
+    let out = squall(&echo_plan("5", &plan)).output().expect("run");
     assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes 5"));
 
@@ -410,27 +337,9 @@ fn a_trigger_kills_the_sender_of_the_third_accept() {
   ]
 }"#,
     );
-    let args = [
-        "run",
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
-        "--nodes",
-        "3",
-        "--schedule",
-        &plan,
-        "--seed",
-        "4",
-    ];
-    let (out, dir) = run_ok(&args);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let metrics = json(&dir.join("metrics.json"));
+    let flags = ["--nodes", "3", "--schedule", &plan, "--seed", "4"];
+    let args = [&["run"][..], WRITE_ONCE_PAXOS, &flags].concat();
+    let metrics = metrics_of(&run_expect(&args, 0));
     let event = &metrics["faults"]["events"]["events"][0];
     assert_eq!(event["applied"], true, "{event}");
     assert!(event["evidence"][0]["fired_at_ms"].is_u64(), "{event}");
@@ -442,14 +351,9 @@ fn a_trigger_kills_the_sender_of_the_third_accept() {
 
 #[test]
 fn a_recovery_window_no_longer_than_the_op_timeout_is_a_warning() {
-    let args = [
-        "run",
-        "--workload",
-        "echo",
+    let flags = [
         "--nodes",
         "3",
-        "--nemesis",
-        "none",
         "--time-limit",
         "1s",
         "--recovery-time",
@@ -459,9 +363,8 @@ fn a_recovery_window_no_longer_than_the_op_timeout_is_a_warning() {
         "--seed",
         "1",
     ];
-    let (out, dir) = run_ok(&args);
-    assert_eq!(out.status.code(), Some(0));
-    let verdict = json(&dir.join("verdict.json"));
+    let args = [QUIET_ECHO, &flags].concat();
+    let verdict = verdict_of(&run_expect(&args, 0));
     let warnings = verdict["warnings"].as_array().expect("warnings");
     assert!(
         warnings.iter().any(|w| w["message"]

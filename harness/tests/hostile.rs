@@ -418,7 +418,7 @@ fn node_without_the_token_does_not_start_and_the_reason_says_why() {
         "--time-limit",
         "1s",
     ]);
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+    assert_exit(&out, 2);
     let verdict = json(&dir.join("verdict.json"));
     let reason = verdict["reason"].as_str().unwrap();
     assert!(

@@ -9,7 +9,10 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ensure_node_bin, json, python_available, repo_root};
+use common::{
+    ensure_node_bin, history_lines, metrics_of, python_cmd, python_echo_node, python_results_dir,
+    verdict_of, WRITE_ONCE_PAXOS,
+};
 
 use clap::Parser;
 use harness::cli::{Cli, Command as SquallCommand};
@@ -50,12 +53,25 @@ fn schedule(cfg: &RunConfig, kinds: &[FaultKind], recovery_ms: u64) -> Schedule 
 }
 
 fn run(cfg: RunConfig, schedule: Schedule) -> anyhow::Result<RunOutcome> {
+    run_interrupted(cfg, schedule, false)
+}
+
+/// A lockstep run on a runtime of its own; `interrupted`: as if Ctrl-C came before it
+/// started.
+fn run_interrupted(
+    cfg: RunConfig,
+    schedule: Schedule,
+    interrupted: bool,
+) -> anyhow::Result<RunOutcome> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
         .expect("runtime");
-    let (_tx, rx) = tokio::sync::watch::channel(false);
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    if interrupted {
+        tx.send(true).expect("receiver alive");
+    }
     rt.block_on(run_lockstep(cfg, schedule, rx))
 }
 
@@ -73,7 +89,7 @@ fn run_once(args: &[&str], kinds: &[FaultKind], results: &Path) -> Outcome {
     let sched = schedule(&cfg, kinds, 500);
     let outcome = run(cfg, sched).unwrap_or_else(|e| panic!("{args:?}: {e:#}"));
     let dir = outcome.dir;
-    let verdict = json(&dir.join("verdict.json"));
+    let verdict = verdict_of(&dir);
     let hash = verdict["trace_hash"]
         .as_str()
         .expect("trace_hash")
@@ -140,7 +156,7 @@ fn same_seed_same_trace_and_history_for_every_algorithm() {
             );
             assert_eq!(a.verdict["verdict"], b.verdict["verdict"], "{what}");
             assert!(!a.history.is_empty(), "{what}: empty history");
-            let metrics = json(&a.dir.join("metrics.json"));
+            let metrics = metrics_of(&a.dir);
             assert!(metrics["steps"]["total"].as_u64().unwrap() > 0, "{what}");
             let p = &metrics["processes"];
             assert!(
@@ -181,11 +197,7 @@ fn different_seeds_explore_different_runs() {
 #[test]
 fn paxos_run_is_valid_and_the_trace_reads_back() {
     let results = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "--workload",
-        "write-once",
-        "--algorithm",
-        "paxos",
+    let flags = [
         "--nodes",
         "5",
         "--time-limit",
@@ -197,16 +209,12 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
         "--seed",
         "7",
     ];
-    let all = [
-        FaultKind::Partition,
-        FaultKind::Kill,
-        FaultKind::Pause,
-        FaultKind::Drop,
-        FaultKind::Delay,
-        FaultKind::Duplicate,
-        FaultKind::Reorder,
-        FaultKind::Clog,
-    ];
+    let args = [WRITE_ONCE_PAXOS, &flags].concat();
+    // Every kind `all` stands for but kill-on-send.
+    let all: Vec<FaultKind> = FaultKind::ALL
+        .into_iter()
+        .filter(|k| *k != FaultKind::KillOnSend)
+        .collect();
     let out = run_once(&args, &all, results.path());
     assert_eq!(
         out.verdict["verdict"],
@@ -217,7 +225,7 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
     assert!(out.verdict["faulty_nodes"].as_array().unwrap().is_empty());
     let records = read_trace(&out.dir.join("trace.bin")).expect("trace reads back");
     let inits = records.iter().filter(|r| r.kind == TraceKind::Init).count();
-    let metrics = json(&out.dir.join("metrics.json"));
+    let metrics = metrics_of(&out.dir);
     let kills = metrics["processes"]["kills"].as_u64().unwrap();
     assert!(kills > 0, "the schedule kills: {metrics}");
     assert_eq!(
@@ -244,11 +252,7 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
     }
     assert_eq!(metrics["steps"]["total"].as_u64(), Some(steps.len() as u64));
     assert!(metrics["faults"]["total"]["dropped"].as_u64().unwrap() > 0);
-    let history: Vec<Value> = String::from_utf8(out.history)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
+    let history = history_lines(&out.dir);
     let indices: Vec<u64> = history
         .iter()
         .map(|e| e["index"].as_u64().unwrap())
@@ -266,14 +270,10 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
 
 #[test]
 fn node_without_lockstep_support_is_a_usage_error() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
-    let cmd = format!(
-        "python3 {}",
-        repo_root().join("examples/python/echo_node.py").display()
-    );
+    };
+    let cmd = python_echo_node();
     let cfg = config(
         &[
             "--workload",
@@ -300,20 +300,14 @@ fn node_without_lockstep_support_is_a_usage_error() {
 }
 
 fn python_lockstep_node(mode: &str) -> String {
-    format!(
-        "python3 {} {mode}",
-        repo_root()
-            .join("harness/tests/nodes/lockstep_echo.py")
-            .display()
-    )
+    python_cmd("harness/tests/nodes/lockstep_echo.py", mode)
 }
 
 #[test]
 fn a_python_node_written_from_the_protocol_replays_exactly() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = python_lockstep_node("ok");
     let args = [
         "--workload",
@@ -354,10 +348,9 @@ fn a_python_node_written_from_the_protocol_replays_exactly() {
 
 #[test]
 fn hanging_and_chattering_lockstep_nodes_are_faulty_and_the_run_ends() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     for (mode, expect) in [
         ("chatter", "outside a lockstep step"),
         ("hang", "did not answer with step_done"),
@@ -408,17 +401,8 @@ fn an_interrupted_run_still_writes_a_verdict() {
         results.path(),
     );
     let sched = schedule(&cfg, &[], 0);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
-    let (tx, rx) = tokio::sync::watch::channel(false);
-    tx.send(true).expect("receiver alive");
-    let out = rt
-        .block_on(run_lockstep(cfg, sched, rx))
-        .expect("interrupted runs end normally");
-    let verdict = json(&out.dir.join("verdict.json"));
+    let out = run_interrupted(cfg, sched, true).expect("interrupted runs end normally");
+    let verdict = verdict_of(&out.dir);
     assert_eq!(verdict["interrupted"], true);
     assert!(out.dir.join("history.jsonl").exists());
     assert!(out.dir.join("metrics.json").exists());

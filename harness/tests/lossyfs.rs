@@ -15,15 +15,7 @@ use common::*;
 /// `squall-lossyfs` is another package's binary: build it next to `squall`.
 fn ensure_lossyfs_bin() {
     static BUILD: Once = Once::new();
-    BUILD.call_once(|| {
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "lossyfs", "--bin", "squall-lossyfs"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building squall-lossyfs failed");
-    });
+    BUILD.call_once(|| cargo_build_bin("lossyfs", "squall-lossyfs"));
 }
 
 /// Whether FUSE mounts here; prints why not.
@@ -55,37 +47,37 @@ const KILL_TWICE: &str = r#"{
 }"#;
 
 fn node_cmd(fsync: bool) -> String {
-    let script = repo_root().join("examples/python/restart_counter.py");
-    let mut cmd = format!("python3 {} --scratch", script.display());
-    if fsync {
-        cmd.push_str(" --fsync");
-    }
-    cmd
+    let args = if fsync {
+        "--scratch --fsync"
+    } else {
+        "--scratch"
+    };
+    python_cmd("examples/python/restart_counter.py", args)
+}
+
+/// A run of `workload` on two nodes running `cmd` under the kill-twice plan, on `fs`.
+fn kill_twice_run(workload: &str, cmd: &str, fs: &str, results: &Path) -> (Output, PathBuf) {
+    std::fs::create_dir_all(results).expect("results dir");
+    let plan = schedule_file(results, KILL_TWICE);
+    let args = [
+        "run",
+        "--workload",
+        workload,
+        "--nodes",
+        "2",
+        "--node-cmd",
+        cmd,
+        "--schedule",
+        &plan,
+        "--fs",
+        fs,
+    ];
+    run_in(results, &args)
 }
 
 /// A durability run of the restart counter under the kill-twice plan.
 fn durability_run(fsync: bool, fs: &str, results: &Path) -> (Output, PathBuf) {
-    std::fs::create_dir_all(results).expect("results dir");
-    let plan = results.join("plan.json");
-    std::fs::write(&plan, KILL_TWICE).expect("write plan");
-    let out = squall(&[
-        "run",
-        "--workload",
-        "durability",
-        "--nodes",
-        "2",
-        "--node-cmd",
-        &node_cmd(fsync),
-        "--schedule",
-        plan.to_str().expect("utf8"),
-        "--fs",
-        fs,
-        "--results-dir",
-        results.to_str().expect("utf8"),
-    ])
-    .output()
-    .expect("run squall");
-    (out, results.join("latest"))
+    kill_twice_run("durability", &node_cmd(fsync), fs, results)
 }
 
 fn lossy_mounts() -> Vec<PathBuf> {
@@ -107,28 +99,25 @@ fn node_without_fsync_is_caught_on_lossy_fs_only() {
     // about the synced count (the scratch file does survive, which key 1 shows).
     let native = tmp.path().join("native");
     let (out, dir) = durability_run(false, "native", &native);
-    let verdict = json(&dir.join("verdict.json"));
-    let reason = verdict["reason"].as_str().unwrap_or("").to_string();
+    let verdict = verdict_of(&dir);
+    let why = reason(&verdict);
     assert!(
-        !reason.contains("synced records from earlier incarnations"),
-        "{reason}\n{}",
+        !why.contains("synced records from earlier incarnations"),
+        "{why}\n{}",
         text(&out)
     );
 
     // Lossy: the record was never synced, so the restarted node undercounts.
     let lossy = tmp.path().join("lossy");
     let (out, dir) = durability_run(false, "lossy", &lossy);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let verdict = json(&dir.join("verdict.json"));
+    assert_exit(&out, 1);
+    let verdict = verdict_of(&dir);
     assert!(
-        verdict["reason"]
-            .as_str()
-            .unwrap_or("")
-            .contains("found 0 synced records"),
+        reason(&verdict).contains("found 0 synced records"),
         "{}",
         verdict["reason"]
     );
-    let metrics = json(&dir.join("metrics.json"));
+    let metrics = metrics_of(&dir);
     let fs = &metrics["fs"];
     assert_eq!(fs["kind"], "lossy");
     assert_eq!(fs["kills"], 2, "{fs}");
@@ -145,8 +134,8 @@ fn node_with_fsync_keeps_its_records_on_lossy_fs() {
     }
     let tmp = tempfile::tempdir().expect("tempdir");
     let (out, dir) = durability_run(true, "lossy", tmp.path());
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
-    let metrics = json(&dir.join("metrics.json"));
+    assert_exit(&out, 0);
+    let metrics = metrics_of(&dir);
     let n1 = &metrics["fs"]["nodes"]["n1"];
     // Records fsynced (how many starts got that far depends on the machine's load); the
     // scratch line of a killed start is dropped.
@@ -163,28 +152,9 @@ fn lossy_fs_that_drops_nothing_after_kills_is_a_warning() {
         return;
     }
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = tmp.path().join("plan.json");
-    std::fs::write(&plan, KILL_TWICE).expect("write plan");
     // The echo node writes nothing: kills drop nothing.
-    let echo = repo_root().join("examples/python/echo_node.py");
-    let out = squall(&[
-        "run",
-        "--workload",
-        "echo",
-        "--nodes",
-        "2",
-        "--node-cmd",
-        &format!("python3 {}", echo.display()),
-        "--schedule",
-        plan.to_str().expect("utf8"),
-        "--fs",
-        "lossy",
-        "--results-dir",
-        tmp.path().to_str().expect("utf8"),
-    ])
-    .output()
-    .expect("run squall");
-    let verdict = json(&tmp.path().join("latest/verdict.json"));
+    let (out, dir) = kill_twice_run("echo", &python_echo_node(), "lossy", tmp.path());
+    let verdict = verdict_of(&dir);
     let warnings = verdict["warnings"].to_string();
     assert!(
         warnings.contains("dropped nothing"),
@@ -195,39 +165,32 @@ fn lossy_fs_that_drops_nothing_after_kills_is_a_warning() {
 
 #[test]
 fn fs_fault_without_lossy_fs_is_a_usage_error() {
-    let out = squall(&["run", "--fs-fault", "torn-write", "--time-limit", "1s"])
-        .output()
-        .expect("run squall");
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
-    let out = squall(&["run", "--fs", "zfs", "--time-limit", "1s"])
-        .output()
-        .expect("run squall");
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    for flags in [["--fs-fault", "torn-write"], ["--fs", "zfs"]] {
+        let out = squall(&["run", flags[0], flags[1], "--time-limit", "1s"])
+            .output()
+            .expect("run squall");
+        assert_exit(&out, 254);
+    }
 }
 
 /// Starts a long lossy echo run, waits until its mounts are up, ends the harness with
 /// `sig`, and returns the results directory.
 fn interrupted_run(sig: i32, results: &Path) {
-    let echo = repo_root().join("examples/python/echo_node.py");
-    let mut child = squall(&[
+    let echo = python_echo_node();
+    let args = [
         "run",
         "--workload",
         "echo",
         "--nodes",
         "2",
         "--node-cmd",
-        &format!("python3 {}", echo.display()),
+        &echo,
         "--time-limit",
         "60s",
         "--fs",
         "lossy",
-        "--results-dir",
-        results.to_str().expect("utf8"),
-    ])
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("spawn squall");
+    ];
+    let mut child = spawn_in(&args, results, Stdio::null);
     let deadline = Instant::now() + Duration::from_secs(30);
     while mounts_in(results).len() < 2 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));

@@ -19,7 +19,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{json, python_available, squall, text};
+use common::{python_results_dir, run_in, squall, text, verdict_of};
 use serde_json::Value;
 
 const NODE: &str = "python3 examples/python/paxos_node.py";
@@ -47,15 +47,11 @@ impl Run {
 
 /// `squall run` with `args` into `results`, and what it left in its run directory.
 fn run(args: &[&str], results: &Path) -> Run {
-    let mut all: Vec<&str> = vec!["run"];
-    all.extend(args);
-    let r = results.to_str().expect("utf8 path");
-    all.extend(["--results-dir", r]);
-    let out = squall(&all).output().expect("run squall");
-    let dir = std::fs::canonicalize(results.join("latest")).expect("a run directory");
+    let (out, latest) = run_in(results, &[&["run"][..], args].concat());
+    let dir = std::fs::canonicalize(latest).expect("a run directory");
     Run {
         code: out.status.code().unwrap_or(-1),
-        verdict: json(&dir.join("verdict.json")),
+        verdict: verdict_of(&dir),
         output: text(&out),
         dir,
     }
@@ -90,10 +86,9 @@ fn paxos_args<'a>(cmd: &'a str, seed: &'a str, extra: &[&'a str]) -> Vec<&'a str
 
 #[test]
 fn python_paxos_is_valid_under_every_fault_kind() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = node_cmd(None);
     for seed in ["1", "2"] {
         let r = run(
@@ -115,10 +110,9 @@ fn python_paxos_is_valid_under_every_fault_kind() {
 
 #[test]
 fn python_paxos_lockstep_runs_repeat_exactly_and_replay() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let cmd = node_cmd(None);
     for seed in ["1", "2", "3"] {
         let args = paxos_args(&cmd, seed, &["--mode", "lockstep", "--nemesis", "all"]);
@@ -154,27 +148,33 @@ fn bridge_promise_crash(dir: &Path) -> String {
     p
 }
 
-#[test]
-fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
-    if !python_available() {
-        return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
-    let plan = bridge_promise_crash(results.path());
-    let plan_args = [
+/// A lockstep run of three nodes running `cmd` under the schedule `plan`, on `seed`.
+fn bridge_run(plan: &str, cmd: &str, seed: &str, results: &Path) -> Run {
+    let args = [
         "--mode",
         "lockstep",
         "--schedule",
-        plan.as_str(),
+        plan,
         "--nodes",
         "3",
+        "--node-cmd",
+        cmd,
+        "--seed",
+        seed,
     ];
+    run(&args, results)
+}
+
+#[test]
+fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
+    let Some(results) = python_results_dir() else {
+        return;
+    };
+    let plan = bridge_promise_crash(results.path());
     let forgetful = node_cmd(Some("memory-acceptor"));
     let mut caught = None;
     for seed in ["1", "2", "3"] {
-        let mut args = vec!["--node-cmd", forgetful.as_str(), "--seed", seed];
-        args.extend(plan_args);
-        let r = run(&args, results.path());
+        let r = bridge_run(&plan, &forgetful, seed, results.path());
         if r.kind() == "invalid" {
             caught = Some(r);
             break;
@@ -190,37 +190,21 @@ fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
 
     // The same plan and seed on the correct node: the durable acceptor holds.
     let seed = r.verdict["seed"].to_string();
-    let correct = node_cmd(None);
-    let mut args = vec!["--node-cmd", correct.as_str(), "--seed", seed.as_str()];
-    args.extend(plan_args);
-    let ok = run(&args, results.path());
+    let ok = bridge_run(&plan, &node_cmd(None), &seed, results.path());
     assert_eq!(ok.kind(), "valid", "{}", ok.output);
 }
 
 #[test]
 fn wall_clock_backoff_breaks_lockstep_replay() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     // The bridge plan makes n1 and n3 duel through n2 and kills n2 mid-ballot, so
     // ballots time out and back off, for as long as the clock says.
     let plan = bridge_promise_crash(results.path());
     let cmd = node_cmd(Some("wall-clock"));
-    let args = [
-        "--mode",
-        "lockstep",
-        "--schedule",
-        plan.as_str(),
-        "--nodes",
-        "3",
-        "--node-cmd",
-        cmd.as_str(),
-        "--seed",
-        "1",
-    ];
-    let a = run(&args, results.path());
-    let b = run(&args, results.path());
+    let a = bridge_run(&plan, &cmd, "1", results.path());
+    let b = bridge_run(&plan, &cmd, "1", results.path());
     assert_ne!(
         a.trace_hash(),
         b.trace_hash(),

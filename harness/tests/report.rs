@@ -235,31 +235,17 @@ fn assert_lin_explanation_is_drawn(dir: &Path) {
     }
 }
 
-/// `squall run` of small-quorum Paxos under partitions; each test adds its mode, time
-/// and seed.
-const SMALL_QUORUM: &[&str] = &[
-    "run",
-    "--algorithm",
-    "paxos",
-    "--bug",
-    "small-quorum",
-    "--nemesis",
-    "partition",
-];
+/// `squall run` of small-quorum Paxos under partitions, with `extra`: each test adds its
+/// mode, time and seed.
+fn small_quorum_run(extra: &[&str]) -> (std::process::Output, std::path::PathBuf) {
+    run_ok(&[&["run"][..], SMALL_QUORUM, extra].concat())
+}
 
 #[test]
 fn an_invalid_lockstep_small_quorum_run_shows_the_violating_instance() {
-    let args = [
-        SMALL_QUORUM,
-        &["--mode", "lockstep", "--time-limit", "5s", "--seed", "1"],
-    ];
-    let (out, dir) = run_ok(&args.concat());
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    let mode = ["--mode", "lockstep", "--time-limit", "5s", "--seed", "1"];
+    let (out, dir) = small_quorum_run(&mode);
+    assert_exit(&out, 1);
     assert!(
         !dir.join("messages.jsonl").exists(),
         "lockstep reads trace.bin"
@@ -282,7 +268,7 @@ fn an_invalid_free_running_small_quorum_run_shows_the_violating_instance() {
             "--seed",
             &seed,
         ];
-        let (_, dir) = run_ok(&[SMALL_QUORUM, &extra].concat());
+        let (_, dir) = small_quorum_run(&extra);
         let verdict = json(&dir.join("verdict.json"));
         if verdict["verdict"] == "invalid" {
             assert_sequence_is_about(&dir, violating_key(&dir));

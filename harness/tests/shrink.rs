@@ -116,11 +116,11 @@ fn a_run_that_does_not_fail_is_not_shrunk_and_a_non_run_is_a_usage_error() {
         "--seed",
         "2",
     ]);
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     let out = squall(&["shrink", run.to_str().expect("utf8")])
         .output()
         .expect("run squall shrink");
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(text(&out).contains("nothing to shrink"), "{}", text(&out));
     assert!(!Path::new(&run.join("shrink")).exists());
 
@@ -128,5 +128,5 @@ fn a_run_that_does_not_fail_is_not_shrunk_and_a_non_run_is_a_usage_error() {
     let out = squall(&["shrink", empty.path().to_str().expect("utf8")])
         .output()
         .expect("run squall shrink");
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
 }

@@ -11,14 +11,17 @@ use std::time::Duration;
 use common::*;
 use serde_json::Value;
 
-const MUTANT: &[&str] = &[
-    "soak",
-    "--mode",
-    "lockstep",
-    "--bug",
-    "small-quorum",
-    "--nemesis",
-    "partition",
+/// `squall soak` of [`SMALL_QUORUM`] in lockstep, 1 s runs; each test adds its count.
+fn mutant() -> Vec<&'static str> {
+    [
+        &["soak", "--mode", "lockstep"][..],
+        SMALL_QUORUM,
+        MUTANT_TIMING,
+    ]
+    .concat()
+}
+
+const MUTANT_TIMING: &[&str] = &[
     "--nemesis-interval",
     "300ms",
     "--nodes",
@@ -31,12 +34,7 @@ const MUTANT: &[&str] = &[
 
 /// Runs `squall` with `args` then `extra`, and `--results-dir dir`.
 fn soak(dir: &Path, args: &[&str], extra: &[&str]) -> Output {
-    squall(args)
-        .args(extra)
-        .arg("--results-dir")
-        .arg(dir)
-        .output()
-        .expect("run squall soak")
+    run_in(dir, &[args, extra].concat()).0
 }
 
 fn records(dir: &Path) -> Vec<Value> {
@@ -68,8 +66,8 @@ fn run_dirs(dir: &Path) -> Vec<String> {
 fn a_mutant_soak_groups_its_failures_and_keeps_only_their_runs() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("soak");
-    let out = soak(&dir, MUTANT, &["--count", "4", "--jobs", "2"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = soak(&dir, &mutant(), &["--count", "4", "--jobs", "2"]);
+    assert_exit(&out, 1);
 
     let summary = json(&dir.join("summary.json"));
     assert_eq!(summary["complete"], true);
@@ -120,7 +118,7 @@ fn a_mutant_soak_groups_its_failures_and_keeps_only_their_runs() {
     let out = squall(&argv[1..].iter().map(String::as_str).collect::<Vec<_>>())
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(text(&out).contains("reproduced 1 of 1"), "{}", text(&out));
 }
 
@@ -129,8 +127,8 @@ fn shards_take_every_nth_seed_and_summary_merges_them() {
     let tmp = tempfile::tempdir().unwrap();
     let (a, b) = (tmp.path().join("shard-0"), tmp.path().join("shard-1"));
     for (dir, shard) in [(&a, "0/2"), (&b, "1/2")] {
-        let out = soak(dir, MUTANT, &["--count", "2", "--shard", shard]);
-        assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+        let out = soak(dir, &mutant(), &["--count", "2", "--shard", shard]);
+        assert_exit(&out, 1);
     }
     assert_eq!(seeds(&a), [1, 3]);
     assert_eq!(seeds(&b), [2, 4]);
@@ -147,7 +145,7 @@ fn shards_take_every_nth_seed_and_summary_merges_them() {
         .arg(&merged)
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert_exit(&out, 1);
     assert!(
         String::from_utf8_lossy(&out.stdout).contains("1 distinct failure, 4 runs"),
         "{}",
@@ -191,7 +189,7 @@ fn seed_start_offsets_every_shard() {
         &args,
         &["--count", "3", "--seed-start", "10", "--shard", "1/3"],
     );
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert_eq!(seeds(&dir), [11, 14, 17]);
     let s = json(&dir.join("summary.json"));
     assert_eq!(
@@ -205,8 +203,8 @@ fn seed_start_offsets_every_shard() {
 fn disk_bound_prunes_duplicates_but_never_the_first_example() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("soak");
-    let out = soak(&dir, MUTANT, &["--count", "6", "--max-disk", "1"]);
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    let out = soak(&dir, &mutant(), &["--count", "6", "--max-disk", "1"]);
+    assert_exit(&out, 1);
     let s = json(&dir.join("summary.json"));
     assert_eq!(s["invalid"], 4);
     assert_eq!(s["pruned"]["runs"], 3);
@@ -228,7 +226,7 @@ fn disk_bound_prunes_duplicates_but_never_the_first_example() {
 fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("soak");
-    let child = squall(&[
+    let args = [
         "soak",
         "--workload",
         "echo",
@@ -242,22 +240,13 @@ fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
         "2",
         "--count",
         "10",
-    ])
-    .arg("--results-dir")
-    .arg(&dir)
-    .stdout(Stdio::piped())
-    .stderr(Stdio::piped())
-    .spawn()
-    .expect("spawn squall soak");
+    ];
+    let child = spawn_in(&args, &dir, Stdio::piped);
     let nodes = wait_for_children(child.id(), 6);
     std::thread::sleep(Duration::from_millis(500));
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .expect("SIGINT");
+    interrupt(&child);
     let out = child.wait_with_output().expect("wait squall");
-    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert_exit(&out, 0);
     assert!(nodes.iter().all(|p| !alive(*p)), "nodes outlived the soak");
     let s = json(&dir.join("summary.json"));
     assert_eq!(
@@ -301,5 +290,5 @@ fn bad_flags_exit_254_naming_the_flag() {
         .arg(tmp.path().join("nothing"))
         .output()
         .unwrap();
-    assert_eq!(out.status.code(), Some(254), "{}", text(&out));
+    assert_exit(&out, 254);
 }

@@ -50,15 +50,7 @@ fn assert_caught(name: &str, flags: &[&str], expected: &str, seeds: u64) {
 
 #[test]
 fn paxos_small_quorum_disagrees_under_partitions() {
-    let flags = [
-        "--algorithm",
-        "paxos",
-        "--bug",
-        "small-quorum",
-        "--nemesis",
-        "partition",
-    ];
-    assert_caught("small-quorum", &flags, "agreement", 5);
+    assert_caught("small-quorum", SMALL_QUORUM, "agreement", 5);
 }
 
 #[test]

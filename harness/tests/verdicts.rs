@@ -6,13 +6,6 @@ mod common;
 use common::*;
 use serde_json::Value;
 
-fn test_node(name: &str) -> String {
-    format!(
-        "python3 {}",
-        repo_root().join("harness/tests/nodes").join(name).display()
-    )
-}
-
 fn ops_of(dir: &std::path::Path, f: &str, ty: &str) -> Vec<Value> {
     history_lines(dir)
         .into_iter()
@@ -28,7 +21,7 @@ fn a_reply_of_the_wrong_type_is_a_protocol_fault_not_a_decision() {
     if !python_available() {
         return;
     }
-    let cmd = test_node("wrong_reply.py");
+    let cmd = python_cmd("harness/tests/nodes/wrong_reply.py", "");
     let (out, dir) = run_ok(&[
         "run",
         "--workload",
@@ -48,7 +41,7 @@ fn a_reply_of_the_wrong_type_is_a_protocol_fault_not_a_decision() {
         "--seed",
         "3",
     ]);
-    let verdict = json(&dir.join("verdict.json"));
+    let verdict = verdict_of(&dir);
     for c in verdict["checkers"].as_array().expect("checkers") {
         let property = &c["evidence"]["property"];
         assert!(
@@ -92,7 +85,7 @@ fn squall_check_on_a_runs_history_gives_the_runs_verdict() {
             args.extend(["--bug", b]);
         }
         let (out, dir) = run_ok(&args);
-        let verdict = json(&dir.join("verdict.json"));
+        let verdict = verdict_of(&dir);
         if verdict["verdict"] != want {
             // small-quorum is not caught on every seed; the run's verdict is what
             // `squall check` must repeat either way.
@@ -124,7 +117,7 @@ fn squall_check_on_a_runs_history_gives_the_runs_verdict() {
         .output()
         .expect("squall check --model");
         if word == "valid" {
-            assert_eq!(alone.status.code(), Some(0), "{}", text(&alone));
+            assert_exit(&alone, 0);
         }
     }
 }

@@ -245,21 +245,8 @@ impl Action {
                 mode: *mode,
             },
             Action::HealPartition {} => NetAction::HealPartition,
-            Action::LinkFaults {
-                links,
-                drop,
-                delay,
-                duplicate,
-                reorder,
-                msg_types,
-            } => {
-                let faults = LinkFaults {
-                    drop: *drop,
-                    delay: *delay,
-                    duplicate: *duplicate,
-                    reorder: *reorder,
-                    msg_types: msg_types.clone(),
-                };
+            Action::LinkFaults { .. } => {
+                let (links, faults) = self.link_faults()?;
                 NetAction::LinkFaults {
                     links: links.clone(),
                     faults,
@@ -275,6 +262,30 @@ impl Action {
             | Action::Pause { .. }
             | Action::Resume { .. } => return None,
         })
+    }
+
+    /// A `link_faults` action's links and the faults it puts on them; `None` for others.
+    pub fn link_faults(&self) -> Option<(&LinkSet, LinkFaults)> {
+        match self {
+            Action::LinkFaults {
+                links,
+                drop,
+                delay,
+                duplicate,
+                reorder,
+                msg_types,
+            } => Some((
+                links,
+                LinkFaults {
+                    drop: *drop,
+                    delay: *delay,
+                    duplicate: *duplicate,
+                    reorder: *reorder,
+                    msg_types: msg_types.clone(),
+                },
+            )),
+            _ => None,
+        }
     }
 
     /// The supervisor's part, if any.
@@ -301,21 +312,9 @@ impl Action {
             Action::Crash { .. } => vec![FaultKind::Crash],
             Action::Pause { .. } => vec![FaultKind::Pause],
             Action::Clog { .. } => vec![FaultKind::Clog],
-            Action::LinkFaults {
-                drop,
-                delay,
-                duplicate,
-                reorder,
-                ..
-            } => [
-                (*drop > 0.0, FaultKind::Drop),
-                (delay.is_some_and(|d| d.max_us() > 0), FaultKind::Delay),
-                (*duplicate > 0.0, FaultKind::Duplicate),
-                (*reorder > 0.0, FaultKind::Reorder),
-            ]
-            .into_iter()
-            .filter_map(|(on, kind)| on.then_some(kind))
-            .collect(),
+            Action::LinkFaults { .. } => self
+                .link_faults()
+                .map_or_else(Vec::new, |(_, faults)| faults.kinds()),
             _ => Vec::new(),
         }
     }

@@ -8,6 +8,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
+use super::FaultKind;
+
 /// An exponential delay's jitter is capped at this many means, so no message waits for
 /// ever on an unlucky draw (`P(exceed) = e^-10 ≈ 4.5e-5`).
 pub const EXP_JITTER_MEANS_MAX: f64 = 10.0;
@@ -92,6 +94,20 @@ impl LinkFaults {
             None => true,
             Some(types) => types.contains(msg_type),
         }
+    }
+
+    /// The fault kinds these faults amount to, in [`FaultKind`] order (none if every
+    /// probability and delay is zero).
+    pub fn kinds(&self) -> Vec<FaultKind> {
+        [
+            (self.drop > 0.0, FaultKind::Drop),
+            (self.delay.is_some_and(|d| d.max_us() > 0), FaultKind::Delay),
+            (self.duplicate > 0.0, FaultKind::Duplicate),
+            (self.reorder > 0.0, FaultKind::Reorder),
+        ]
+        .into_iter()
+        .filter_map(|(on, kind)| on.then_some(kind))
+        .collect()
     }
 
     /// Upper bound of the extra delay a reordered copy gets, in microseconds (at least 1).

@@ -324,25 +324,19 @@ fn describe_action(action: &Action) -> String {
             node,
             amnesia: false,
         } => format!("restart {node}"),
-        Action::LinkFaults {
-            links,
-            drop,
-            delay,
-            duplicate,
-            reorder,
-            msg_types,
-        } => {
+        Action::LinkFaults { .. } => {
+            let (links, f) = action.link_faults().expect("a link_faults action");
             let mut parts = Vec::new();
-            if *drop > 0.0 {
-                parts.push(format!("drop {drop}"));
+            if f.drop > 0.0 {
+                parts.push(format!("drop {}", f.drop));
             }
-            if let Some(d) = delay {
+            if let Some(d) = f.delay {
                 let dist = serde_json::to_value(d.dist).expect("a distribution serialises");
                 let dist = dist.as_str().unwrap_or("?").to_string();
                 parts.push(format!("delay {dist} {}+{} ms", d.base_ms, d.jitter_ms));
             }
-            for (name, p) in [("duplicate", duplicate), ("reorder", reorder)] {
-                if *p > 0.0 {
+            for (name, p) in [("duplicate", f.duplicate), ("reorder", f.reorder)] {
+                if p > 0.0 {
                     parts.push(format!("{name} {p}"));
                 }
             }
@@ -350,7 +344,7 @@ fn describe_action(action: &Action) -> String {
                 LinkSet::All => "all links".to_string(),
                 LinkSet::Only(l) => format!("{} links", l.len()),
             };
-            let only = msg_types.as_ref().map_or(String::new(), |t| {
+            let only = f.msg_types.as_ref().map_or(String::new(), |t| {
                 format!(" for {}", t.iter().cloned().collect::<Vec<_>>().join(","))
             });
             format!("link_faults on {on}{only}: {}", parts.join(", "))

@@ -2,7 +2,7 @@
 #![allow(dead_code)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Once;
 use std::time::{Duration, Instant};
 
@@ -27,14 +27,19 @@ pub fn ensure_node_bin() {
         if node.is_file() {
             return;
         }
-        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-        let status = Command::new(cargo)
-            .args(["build", "-p", "node", "--bin", "squall-node"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build");
-        assert!(status.success(), "building squall-node failed");
+        cargo_build_bin("node", "squall-node");
     });
+}
+
+/// `cargo build -p package --bin bin`: another package's binary, built next to `squall`.
+pub fn cargo_build_bin(package: &str, bin: &str) {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let status = Command::new(cargo)
+        .args(["build", "-p", package, "--bin", bin])
+        .current_dir(repo_root())
+        .status()
+        .expect("run cargo build");
+    assert!(status.success(), "building {bin} failed");
 }
 
 pub fn squall(args: &[&str]) -> Command {
@@ -44,14 +49,107 @@ pub fn squall(args: &[&str]) -> Command {
     cmd
 }
 
+/// `squall args --results-dir <a fresh directory>`: its output and its run directory.
 pub fn run_ok(args: &[&str]) -> (Output, PathBuf) {
     let results = tempfile::tempdir().expect("tempdir").keep();
-    let mut all: Vec<&str> = args.to_vec();
-    let r = results.to_str().expect("utf8 path").to_string();
-    all.extend(["--results-dir", &r]);
-    let out = squall(&all).output().expect("run squall");
+    run_in(&results, args)
+}
+
+/// `squall args --results-dir results`: its output and its run directory (`latest`).
+pub fn run_in(results: &Path, args: &[&str]) -> (Output, PathBuf) {
+    let out = squall(args)
+        .arg("--results-dir")
+        .arg(results)
+        .output()
+        .expect("run squall");
     (out, results.join("latest"))
 }
+
+/// [`run_ok`], asserting that squall exits with `code`; the run directory.
+pub fn run_expect(args: &[&str], code: i32) -> PathBuf {
+    let (out, dir) = run_ok(args);
+    assert_exit(&out, code);
+    dir
+}
+
+/// Asserts a finished command's exit code, showing what it printed if it differs.
+pub fn assert_exit(out: &Output, code: i32) {
+    assert_eq!(out.status.code(), Some(code), "{}", text(out));
+}
+
+/// `squall args --results-dir results` started in the background, output to `output()`.
+pub fn spawn_in(args: &[&str], results: &Path, output: fn() -> Stdio) -> Child {
+    squall(args)
+        .arg("--results-dir")
+        .arg(results)
+        .stdout(output())
+        .stderr(output())
+        .spawn()
+        .expect("spawn squall")
+}
+
+/// Sends SIGINT to a child (as Ctrl-C would).
+pub fn interrupt(child: &Child) {
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .expect("SIGINT");
+}
+
+/// A run directory's `verdict.json`.
+pub fn verdict_of(dir: &Path) -> Value {
+    json(&dir.join("verdict.json"))
+}
+
+/// A run directory's `metrics.json`.
+pub fn metrics_of(dir: &Path) -> Value {
+    json(&dir.join("metrics.json"))
+}
+
+/// A verdict's reason, or "" if it has none.
+pub fn reason(verdict: &Value) -> &str {
+    verdict["reason"].as_str().unwrap_or("")
+}
+
+/// Writes a schedule file into `dir` and returns its path as a string.
+pub fn schedule_file(dir: &Path, text: &str) -> String {
+    let path = dir.join("plan.json");
+    std::fs::write(&path, text).expect("write plan");
+    path.to_str().expect("utf8").to_string()
+}
+
+/// A node command running the Python script at `script` (relative to the repository root)
+/// with `args`.
+pub fn python_cmd(script: &str, args: &str) -> String {
+    let path = repo_root().join(script);
+    if args.is_empty() {
+        format!("python3 {}", path.display())
+    } else {
+        format!("python3 {} {args}", path.display())
+    }
+}
+
+/// The bundled Python echo node (`examples/python/echo_node.py`) as a node command.
+pub fn python_echo_node() -> String {
+    python_cmd("examples/python/echo_node.py", "")
+}
+
+/// `squall run` of the echo workload with no faults; callers add the rest.
+pub const QUIET_ECHO: &[&str] = &["run", "--workload", "echo", "--nemesis", "none"];
+
+/// Flags for the write-once workload on the bundled Paxos; callers add the rest.
+pub const WRITE_ONCE_PAXOS: &[&str] = &["--workload", "write-once", "--algorithm", "paxos"];
+
+/// `squall run` flags for small-quorum Paxos under partitions; callers add the rest.
+pub const SMALL_QUORUM: &[&str] = &[
+    "--algorithm",
+    "paxos",
+    "--bug",
+    "small-quorum",
+    "--nemesis",
+    "partition",
+];
 
 /// A finished command's stdout then stderr, for assertion messages.
 pub fn text(out: &Output) -> String {
@@ -96,12 +194,7 @@ pub fn wait_for_children(parent: u32, n: usize) -> Vec<u32> {
 }
 
 pub fn misbehave(mode: &str) -> String {
-    format!(
-        "python3 {} {mode}",
-        repo_root()
-            .join("harness/tests/nodes/misbehave.py")
-            .display()
-    )
+    python_cmd("harness/tests/nodes/misbehave.py", mode)
 }
 
 /// Whether python3 runs; says so when a test skips for its lack.
@@ -111,6 +204,12 @@ pub fn python_available() -> bool {
         eprintln!("skipping: python3 is not installed");
     }
     ok
+}
+
+/// A fresh results directory for a test that runs Python nodes; `None` (and a line
+/// saying why) where python3 does not run, and the test should return.
+pub fn python_results_dir() -> Option<tempfile::TempDir> {
+    python_available().then(|| tempfile::tempdir().expect("tempdir"))
 }
 
 pub fn has_python() -> bool {
@@ -161,26 +260,10 @@ pub fn alive(pid: u32) -> bool {
 pub fn start_echo_run(
     time_limit: &str,
     output: fn() -> Stdio,
-) -> (tempfile::TempDir, std::process::Child, Vec<u32>) {
+) -> (tempfile::TempDir, Child, Vec<u32>) {
     let results = tempfile::tempdir().expect("tempdir");
-    let args = [
-        "run",
-        "--workload",
-        "echo",
-        "--nemesis",
-        "none",
-        "--nodes",
-        "3",
-        "--time-limit",
-        time_limit,
-    ];
-    let child = squall(&args)
-        .arg("--results-dir")
-        .arg(results.path())
-        .stdout(output())
-        .stderr(output())
-        .spawn()
-        .expect("spawn squall");
+    let args = [QUIET_ECHO, &["--nodes", "3", "--time-limit", time_limit]].concat();
+    let child = spawn_in(&args, results.path(), output);
     let nodes = wait_for_children(child.id(), 3);
     (results, child, nodes)
 }

@@ -33,32 +33,26 @@ pub(super) struct Ev {
 /// before its send), and each mark. `col_of` gives a node's lifeline; every arrow end
 /// and mark must have one.
 pub(super) fn events(arrows: &[Msg], marks: &[Mark], col_of: impl Fn(&str) -> usize) -> Vec<Ev> {
-    let mut events: Vec<Ev> = Vec::new();
-    for (i, m) in arrows.iter().enumerate() {
-        events.push(Ev {
-            at_ns: m.sent_ns,
-            kind: EvKind::Send,
-            col: col_of(&m.src),
-            item: i,
+    let ends = arrows.iter().enumerate().flat_map(|(i, m)| {
+        let send = (m.sent_ns, EvKind::Send, m.src.as_str(), i);
+        let recv = (m.fate == "delivered").then(|| {
+            let at_ns = m.at_ns.unwrap_or(m.sent_ns).max(m.sent_ns);
+            (at_ns, EvKind::Recv, m.dest.as_str(), i)
         });
-        if m.fate == "delivered" {
-            events.push(Ev {
-                at_ns: m.at_ns.unwrap_or(m.sent_ns).max(m.sent_ns),
-                kind: EvKind::Recv,
-                col: col_of(&m.dest),
-                item: i,
-            });
-        }
-    }
-    for (i, m) in marks.iter().enumerate() {
-        events.push(Ev {
-            at_ns: m.at_ns,
-            kind: EvKind::Mark,
-            col: col_of(&m.node),
-            item: i,
-        });
-    }
-    events
+        std::iter::once(send).chain(recv)
+    });
+    let marks = marks
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.at_ns, EvKind::Mark, m.node.as_str(), i));
+    ends.chain(marks)
+        .map(|(at_ns, kind, node, item)| Ev {
+            at_ns,
+            kind,
+            col: col_of(node),
+            item,
+        })
+        .collect()
 }
 
 /// Rows for every event (see the module doc).
