@@ -6,6 +6,12 @@
 //! `verdict.json`) is FNV-1a 64 over the file's bytes, as 16 lowercase hex digits:
 //! two runs with the same seed, binary and configuration have the same hash.
 //!
+//! The trace holds everything the checkers read and everything the harness decided: each
+//! delivered event, every line each node wrote ([`TraceKind::Output`]: reports and
+//! `timer_set` included), each fate of a send (delivered with its delays, duplicated,
+//! dropped, held: [`TraceKind::Decision`]), and each fault, kill and restart. Equal
+//! hashes therefore mean equal checker input.
+//!
 //! Written by the lockstep mode ([`crate::lockstep`]), read by `squall report` for the
 //! message sequence of a lockstep run.
 
@@ -37,6 +43,14 @@ pub enum TraceKind {
     Reply,
     /// A client's op timed out; `node` is the client, `line` the request's `msg_id`.
     Timeout,
+    /// A line a node wrote during its step, as written (messages, replies, reports,
+    /// `timer_set`, `step_done`, lines a mid-step kill cut off); `node` is the writer.
+    Output,
+    /// A decision of the harness about a node's send or a node: `line` is JSON,
+    /// `{"send":"deliver","src":..,"dest":..,"delays_us":[..]}` (two delays:
+    /// duplicated), `{"send":"drop",..,"cause":"drop"|"cut"}`, `{"send":"hold",..}`, or
+    /// `{"crash":NODE,"why":..}` for a node treated as crashed after a fault.
+    Decision,
 }
 
 /// One event of the run.

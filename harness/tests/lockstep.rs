@@ -231,7 +231,11 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
         .filter(|r| {
             !matches!(
                 r.kind,
-                TraceKind::Fault | TraceKind::Reply | TraceKind::Timeout
+                TraceKind::Fault
+                    | TraceKind::Reply
+                    | TraceKind::Timeout
+                    | TraceKind::Output
+                    | TraceKind::Decision
             )
         })
         .map(|r| r.step)
@@ -244,6 +248,12 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
     }
     assert_eq!(metrics["steps"]["total"].as_u64(), Some(steps.len() as u64));
     assert!(metrics["faults"]["total"]["dropped"].as_u64().unwrap() > 0);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == TraceKind::Decision && r.line.contains(r#""send":"drop""#)),
+        "dropped sends are in the trace"
+    );
     let history: Vec<Value> = String::from_utf8(out.history)
         .unwrap()
         .lines()
@@ -422,4 +432,78 @@ fn an_interrupted_run_still_writes_a_verdict() {
     assert_eq!(verdict["interrupted"], true);
     assert!(out.dir.join("history.jsonl").exists());
     assert!(out.dir.join("metrics.json").exists());
+}
+
+/// A lockstep echo node that answers each echo at once and, on each, reports
+/// `decided` with the value given as its first argument: two runs that differ only in
+/// that argument deliver the same events and get the same replies, and differ only in
+/// what the nodes report.
+const REPORTING_NODE: &str = r#"
+import json, os, socket, sys
+def line(src, dest, body):
+    return json.dumps({"src": src, "dest": dest, "body": body}, separators=(",", ":")) + "\n"
+value = int(sys.argv[1])
+me = os.environ["SQUALL_NODE_ID"]
+host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
+sock = socket.create_connection((host, int(port)))
+hello = {"type": "hello", "node_id": me, "token": os.environ["SQUALL_TOKEN"]}
+sock.sendall(line(me, "router", hello).encode())
+for raw in sock.makefile("rb"):
+    if not raw.strip():
+        continue
+    msg = json.loads(raw)
+    body = msg["body"]
+    out = []
+    if body.get("type") == "init":
+        out.append(line(me, msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"], "lockstep": True}))
+    elif body.get("type") == "echo":
+        out.append(line(me, "harness", {"type": "decided", "key": 0, "value": value}))
+        out.append(line(me, msg["src"], {"type": "echo_ok", "in_reply_to": body["msg_id"], "echo": body["echo"]}))
+    out.append(line(me, "harness", {"type": "step_done"}))
+    sock.sendall("".join(out).encode())
+"#;
+
+/// Writes an inline Python node into `dir` and returns the `--node-cmd` running it.
+fn inline_node(dir: &Path, name: &str, source: &str, args: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, source).expect("write node script");
+    format!("python3 {} {args}", path.display())
+}
+
+#[test]
+fn a_report_that_differs_changes_the_trace_hash() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let run_with = |value: &str| {
+        let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, value);
+        let args = [
+            "--workload",
+            "echo",
+            "--node-cmd",
+            &cmd,
+            "--nodes",
+            "2",
+            "--time-limit",
+            "500ms",
+            "--rate",
+            "20",
+            "--seed",
+            "5",
+        ];
+        run_once(&args, &[], results.path())
+    };
+    let a = run_with("1");
+    let again = run_with("1");
+    let b = run_with("2");
+    assert_eq!(a.hash, again.hash, "the same run, the same hash");
+    assert!(a.history == b.history, "the same ops and replies");
+    let reports = |o: &Outcome| std::fs::read(o.dir.join("reports.jsonl")).expect("reports");
+    assert!(reports(&a) != reports(&b), "the reports differ");
+    assert_ne!(a.hash, b.hash, "a different report, a different trace");
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    assert!(records
+        .iter()
+        .any(|r| r.kind == TraceKind::Output && r.line.contains(r#""type":"decided""#)));
 }

@@ -513,5 +513,7 @@ fn kind_name(kind: TraceKind) -> &'static str {
         TraceKind::Fault => "fault",
         TraceKind::Reply => "reply",
         TraceKind::Timeout => "timeout",
+        TraceKind::Output => "output",
+        TraceKind::Decision => "decision",
     }
 }
