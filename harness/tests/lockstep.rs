@@ -443,6 +443,8 @@ import json, os, socket, sys
 def line(src, dest, body):
     return json.dumps({"src": src, "dest": dest, "body": body}, separators=(",", ":")) + "\n"
 value = int(sys.argv[1])
+sys.stderr.write(json.dumps({"env": dict(os.environ), "cwd": os.getcwd()}) + "\n")
+sys.stderr.flush()
 me = os.environ["SQUALL_NODE_ID"]
 host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
 sock = socket.create_connection((host, int(port)))
@@ -463,11 +465,18 @@ for raw in sock.makefile("rb"):
     sock.sendall("".join(out).encode())
 "#;
 
-/// Writes an inline Python node into `dir` and returns the `--node-cmd` running it.
+/// Writes an inline Python node into `dir` and returns the `--node-cmd` running it with
+/// the interpreter itself (not a wrapper such as a pyenv shim, which sets variables of
+/// its own).
 fn inline_node(dir: &Path, name: &str, source: &str, args: &str) -> String {
     let path = dir.join(name);
     std::fs::write(&path, source).expect("write node script");
-    format!("python3 {} {args}", path.display())
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    let python = String::from_utf8(out.stdout).expect("utf8");
+    format!("{} {} {args}", python.trim(), path.display())
 }
 
 #[test]
@@ -506,4 +515,57 @@ fn a_report_that_differs_changes_the_trace_hash() {
     assert!(records
         .iter()
         .any(|r| r.kind == TraceKind::Output && r.line.contains(r#""type":"decided""#)));
+}
+
+#[test]
+fn lockstep_nodes_start_with_only_the_documented_environment() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, "1");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "2",
+        "--time-limit",
+        "300ms",
+        "--rate",
+        "20",
+        "--seed",
+        "6",
+        "--node-env",
+        "GREETING=hello=world",
+    ];
+    let out = run_once(&args, &[], results.path());
+    let log = std::fs::read_to_string(out.dir.join("nodes/n2.log")).expect("n2.log");
+    let seen: Value = serde_json::from_str(log.lines().next().expect("a line")).expect("json");
+    let env = seen["env"].as_object().expect("env");
+    let allowed = ["PATH", "HOME", "LANG", "PYTHONHASHSEED", "TZ", "GREETING"];
+    for key in env.keys() {
+        assert!(
+            allowed.contains(&key.as_str()) || key.starts_with("SQUALL_"),
+            "{key} leaked into a lockstep node's environment: {env:?}"
+        );
+    }
+    assert_eq!(env["LANG"], "C.UTF-8");
+    assert_eq!(env["PYTHONHASHSEED"], "0");
+    assert_eq!(env["TZ"], "UTC");
+    assert_eq!(env["GREETING"], "hello=world");
+    assert_eq!(
+        env["SQUALL_DATA_DIR"], "data/n2",
+        "the same in every replay"
+    );
+    let cwd = PathBuf::from(seen["cwd"].as_str().expect("cwd"));
+    assert_eq!(
+        cwd.canonicalize().unwrap(),
+        out.dir.canonicalize().unwrap(),
+        "nodes run in the run directory"
+    );
+    assert!(out.dir.join("data/n2").is_dir());
+    let run_json = json(&out.dir.join("run.json"));
+    assert_eq!(run_json["node_env"][0][0], "GREETING", "{run_json}");
 }
