@@ -159,9 +159,103 @@ pub fn hash_file(path: &Path) -> anyhow::Result<String> {
     Ok(format!("{:016x}", fnv1a64(FNV_OFFSET, &bytes)))
 }
 
+/// Where two traces first part: record `index` (from 0) of each, `None` where one
+/// trace had already ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceDiff {
+    /// Records before the difference, equal in both.
+    pub index: usize,
+    /// The original's record there.
+    pub expected: Option<TraceRecord>,
+    /// The replay's record there.
+    pub got: Option<TraceRecord>,
+}
+
+/// The first record where `got` differs from `expected`, or `None` if they are equal.
+pub fn first_difference(expected: &[TraceRecord], got: &[TraceRecord]) -> Option<TraceDiff> {
+    let index = expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    if index == expected.len() && index == got.len() {
+        return None;
+    }
+    Some(TraceDiff {
+        index,
+        expected: expected.get(index).cloned(),
+        got: got.get(index).cloned(),
+    })
+}
+
+impl TraceKind {
+    /// The kind's name, as `squall replay --diff` and `metrics.json` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceKind::Init => "init",
+            TraceKind::Message => "message",
+            TraceKind::Request => "request",
+            TraceKind::Timer => "timer",
+            TraceKind::Fault => "fault",
+            TraceKind::Reply => "reply",
+            TraceKind::Timeout => "timeout",
+            TraceKind::Output => "output",
+            TraceKind::Decision => "decision",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = self.expected.as_ref().or(self.got.as_ref());
+        let (step, at_us) = head.map(|r| (r.step, r.at_us)).unwrap_or_default();
+        writeln!(
+            f,
+            "first difference at record {} (step {step}, virtual {at_us} us):",
+            self.index + 1
+        )?;
+        for (label, r) in [("expected", &self.expected), ("got", &self.got)] {
+            match r {
+                Some(r) => writeln!(
+                    f,
+                    "  {label:<8} step {} node {} {}: {}",
+                    r.step,
+                    r.node,
+                    r.kind.name(),
+                    r.line
+                )?,
+                None => writeln!(f, "  {label:<8} (the trace ended)")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_difference_names_the_first_record_that_differs() {
+        let rec = |step, line: &str| TraceRecord {
+            step,
+            at_us: step * 100,
+            node: "n1".into(),
+            kind: TraceKind::Output,
+            line: line.into(),
+        };
+        let a = vec![rec(1, "x"), rec(2, "y"), rec(3, "z")];
+        assert_eq!(first_difference(&a, &a), None);
+        let mut b = a.clone();
+        b[1].line = "Y".into();
+        let d = first_difference(&a, &b).unwrap();
+        assert_eq!(d.index, 1);
+        assert_eq!(d.expected.as_ref().unwrap().line, "y");
+        assert_eq!(d.got.as_ref().unwrap().line, "Y");
+        assert!(d.to_string().contains("step 2 node n1 output: Y"), "{d}");
+        let d = first_difference(&a, &a[..2]).unwrap();
+        assert_eq!((d.index, d.got), (2, None));
+    }
 
     #[test]
     fn records_round_trip_and_the_hash_is_the_files() {

@@ -9,7 +9,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{ensure_node_bin, json, python_available, repo_root};
+use common::{ensure_node_bin, json, python_available, repo_root, squall, text};
 
 use clap::Parser;
 use harness::cli::{Cli, Command as SquallCommand};
@@ -435,14 +435,15 @@ fn an_interrupted_run_still_writes_a_verdict() {
 }
 
 /// A lockstep echo node that answers each echo at once and, on each, reports
-/// `decided` with the value given as its first argument: two runs that differ only in
-/// that argument deliver the same events and get the same replies, and differ only in
-/// what the nodes report.
+/// `decided` with the value given as its first argument (`clock`: the wall clock's
+/// nanoseconds, which no replay repeats): two runs that differ only in that argument
+/// deliver the same events and get the same replies, and differ only in what the nodes
+/// report.
 const REPORTING_NODE: &str = r#"
-import json, os, socket, sys
+import json, os, socket, sys, time
 def line(src, dest, body):
     return json.dumps({"src": src, "dest": dest, "body": body}, separators=(",", ":")) + "\n"
-value = int(sys.argv[1])
+value = None if sys.argv[1] == "clock" else int(sys.argv[1])
 sys.stderr.write(json.dumps({"env": dict(os.environ), "cwd": os.getcwd()}) + "\n")
 sys.stderr.flush()
 me = os.environ["SQUALL_NODE_ID"]
@@ -459,7 +460,7 @@ for raw in sock.makefile("rb"):
     if body.get("type") == "init":
         out.append(line(me, msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"], "lockstep": True}))
     elif body.get("type") == "echo":
-        out.append(line(me, "harness", {"type": "decided", "key": 0, "value": value}))
+        out.append(line(me, "harness", {"type": "decided", "key": 0, "value": time.time_ns() if value is None else value}))
         out.append(line(me, msg["src"], {"type": "echo_ok", "in_reply_to": body["msg_id"], "echo": body["echo"]}))
     out.append(line(me, "harness", {"type": "step_done"}))
     sock.sendall("".join(out).encode())
@@ -568,4 +569,50 @@ fn lockstep_nodes_start_with_only_the_documented_environment() {
     assert!(out.dir.join("data/n2").is_dir());
     let run_json = json(&out.dir.join("run.json"));
     assert_eq!(run_json["node_env"][0][0], "GREETING", "{run_json}");
+}
+
+#[test]
+fn replay_diff_names_the_first_step_a_clock_reading_node_changes() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = inline_node(results.path(), "clock.py", REPORTING_NODE, "clock");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "2",
+        "--time-limit",
+        "300ms",
+        "--rate",
+        "20",
+        "--seed",
+        "7",
+    ];
+    let a = run_once(&args, &[], results.path());
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    let first = records
+        .iter()
+        .position(|r| r.kind == TraceKind::Output && r.line.contains("decided"))
+        .expect("a report");
+    let out = squall(&["replay", a.dir.to_str().unwrap(), "--diff"])
+        .output()
+        .expect("squall replay");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    let want = format!(
+        "first difference at record {} (step {},",
+        first + 1,
+        records[first].step
+    );
+    assert!(said.contains(&want), "{want:?} in {said}");
+    let expected = format!(
+        "expected step {} node {} output: {}",
+        records[first].step, records[first].node, records[first].line
+    );
+    assert!(said.contains(&expected), "{expected:?} in {said}");
+    assert!(said.contains("  got      step"), "{said}");
 }

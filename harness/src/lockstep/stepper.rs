@@ -505,15 +505,5 @@ fn action_json(action: &Action) -> String {
 }
 
 fn kind_name(kind: TraceKind) -> &'static str {
-    match kind {
-        TraceKind::Init => "init",
-        TraceKind::Message => "message",
-        TraceKind::Request => "request",
-        TraceKind::Timer => "timer",
-        TraceKind::Fault => "fault",
-        TraceKind::Reply => "reply",
-        TraceKind::Timeout => "timeout",
-        TraceKind::Output => "output",
-        TraceKind::Decision => "decision",
-    }
+    kind.name()
 }
