@@ -85,6 +85,10 @@ pub struct RunConfig {
     /// `DATA_DIR/<run name>/`, removed when the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `--lockstep-latency`: per-message hop latency drawn from the seed (lockstep; the
+    /// constant [`crate::trace::HOP_US`] when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
     /// `--node-env K=V`: extra environment for every node, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_env: Vec<(String, String)>,

@@ -86,6 +86,10 @@ pub struct RunArgs {
     /// reorder-unsynced.
     #[arg(long = "fs-fault", value_name = "FAULT")]
     pub fs_faults: Vec<String>,
+    /// Lockstep: each node-to-node message's virtual latency drawn from the seed, e.g.
+    /// uniform:50us-500us [default: a constant 100us].
+    #[arg(long, value_name = "DIST", value_parser = crate::trace::HopLatency::parse)]
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
     /// Extra environment variable for every node, KEY=VALUE (repeatable; in lockstep the
     /// nodes get no other variables but PATH, HOME, LANG, PYTHONHASHSEED, TZ and SQUALL_*).
     #[arg(long = "node-env", value_name = "KEY=VALUE", value_parser = parse_node_env)]
@@ -224,6 +228,7 @@ impl RunArgs {
             data_dir: self.data_dir.clone(),
             fs: self.fs_kind()?,
             node_env: self.node_env.clone(),
+            lockstep_latency: self.lockstep_latency,
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances: self.instances,

@@ -26,6 +26,58 @@ use serde::{Deserialize, Serialize};
 /// run, in µs: the times in a trace are multiples of it plus any delay a fault adds.
 pub const HOP_US: u64 = 100;
 
+/// `--lockstep-latency`: the virtual time each node-to-node message spends on the wire
+/// in a lockstep run, drawn per message from the run's seed, instead of the constant
+/// [`HOP_US`]. Written `uniform:MIN-MAX` with `us` or `ms` units (`uniform:50us-500us`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopLatency {
+    /// Shortest hop, µs (at least 1).
+    pub min_us: u64,
+    /// Longest hop, µs (inclusive, at most [`HopLatency::MAX_US`]).
+    pub max_us: u64,
+}
+
+impl HopLatency {
+    /// The longest hop a distribution may give: 10 s.
+    pub const MAX_US: u64 = 10_000_000;
+
+    /// Parses `uniform:MIN-MAX` (`50us`, `2ms`; a bare number is µs).
+    pub fn parse(raw: &str) -> Result<HopLatency, String> {
+        let bad = || format!("'{raw}' is not a latency distribution (e.g. uniform:50us-500us)");
+        let range = raw.trim().strip_prefix("uniform:").ok_or_else(bad)?;
+        let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+        let micros = |s: &str| -> Result<u64, String> {
+            let s = s.trim();
+            let (num, mult) = if let Some(n) = s.strip_suffix("us") {
+                (n, 1)
+            } else if let Some(n) = s.strip_suffix("ms") {
+                (n, 1_000)
+            } else {
+                (s, 1)
+            };
+            num.trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|v| v.checked_mul(mult))
+                .ok_or_else(bad)
+        };
+        let (min_us, max_us) = (micros(lo)?, micros(hi)?);
+        if min_us == 0 || min_us > max_us || max_us > Self::MAX_US {
+            return Err(format!(
+                "'{raw}': the range must be 1us <= MIN <= MAX <= {} ms",
+                Self::MAX_US / 1_000
+            ));
+        }
+        Ok(HopLatency { min_us, max_us })
+    }
+}
+
+impl std::fmt::Display for HopLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uniform:{}us-{}us", self.min_us, self.max_us)
+    }
+}
+
 /// What a trace record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum TraceKind {
@@ -286,6 +338,22 @@ mod tests {
         assert_eq!(read_trace(&path).unwrap(), records);
         assert_eq!(hash_file(&path).unwrap(), hash);
         assert_eq!(hash.len(), 16);
+    }
+
+    #[test]
+    fn latency_distributions_parse_and_bad_ones_are_refused() {
+        let l = HopLatency::parse("uniform:50us-2ms").unwrap();
+        assert_eq!((l.min_us, l.max_us), (50, 2_000));
+        assert_eq!(HopLatency::parse(&l.to_string()).unwrap(), l);
+        for bad in [
+            "uniform:0us-5us",
+            "uniform:9us-5us",
+            "normal:1us-2us",
+            "uniform:1us",
+            "uniform:1us-11000ms",
+        ] {
+            assert!(HopLatency::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

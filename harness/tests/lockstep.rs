@@ -616,3 +616,65 @@ fn replay_diff_names_the_first_step_a_clock_reading_node_changes() {
     assert!(said.contains(&expected), "{expected:?} in {said}");
     assert!(said.contains("  got      step"), "{said}");
 }
+
+#[test]
+fn seeded_latency_repeats_per_seed_and_varies_the_hops() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = |latency: Option<&'static str>| {
+        let mut a = vec![
+            "--workload",
+            "write-once",
+            "--algorithm",
+            "paxos",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "300ms",
+            "--seed",
+            "11",
+        ];
+        if let Some(l) = latency {
+            a.extend(["--lockstep-latency", l]);
+        }
+        a
+    };
+    let constant = run_once(&args(None), &[], results.path());
+    let drawn = run_once(&args(Some("uniform:50us-500us")), &[], results.path());
+    let again = run_once(&args(Some("uniform:50us-500us")), &[], results.path());
+    assert_eq!(drawn.hash, again.hash, "the seed decides every latency");
+    assert!(drawn.history == again.history);
+    assert_ne!(constant.hash, drawn.hash);
+    assert_eq!(drawn.verdict["verdict"], "valid", "{}", drawn.verdict);
+    let run_json = json(&drawn.dir.join("run.json"));
+    assert_eq!(run_json["lockstep_latency"]["max_us"], 500, "{run_json}");
+    // A message's delivery time, less the time its sender's step ran, is its hop: with
+    // no faults, always 100 µs without the flag and spread over the range with it.
+    let hops = |o: &Outcome| {
+        let records = read_trace(&o.dir.join("trace.bin")).expect("trace");
+        let mut sent_at = std::collections::BTreeMap::new();
+        let mut hops = std::collections::BTreeSet::new();
+        for r in &records {
+            if r.kind == TraceKind::Output {
+                sent_at.insert(r.line.clone(), r.at_us);
+            } else if r.kind == TraceKind::Message {
+                if let Some(t) = sent_at.get(&r.line) {
+                    hops.insert(r.at_us - t);
+                }
+            }
+        }
+        hops
+    };
+    let constant_hops = hops(&constant);
+    assert_eq!(
+        constant_hops.iter().copied().collect::<Vec<_>>(),
+        vec![100],
+        "the default hop is constant"
+    );
+    let drawn_hops = hops(&drawn);
+    // (Per-link FIFO may hold a message behind an earlier, slower one: past 500 µs.)
+    assert!(drawn_hops.len() > 20, "{drawn_hops:?}");
+    assert!(
+        drawn_hops.first().is_some_and(|&h| h >= 50),
+        "{drawn_hops:?}"
+    );
+}

@@ -53,6 +53,8 @@ pub struct RunBuilder {
     pub data_dir: Option<PathBuf>,
     /// The file system under node data directories (`--fs`, `--fs-fault`).
     pub fs: lossyfs::fleet::FsConfig,
+    /// Per-message hop latency of a lockstep run (`--lockstep-latency`).
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
     /// Extra environment for every node (`--node-env K=V`).
     pub node_env: Vec<(String, String)>,
     /// Mutants of the bundled algorithm.
@@ -92,6 +94,7 @@ impl Default for RunBuilder {
             data_dir: None,
             fs: Default::default(),
             node_env: Vec::new(),
+            lockstep_latency: None,
             bugs: Vec::new(),
             params: Vec::new(),
             instances: None,
@@ -240,6 +243,7 @@ impl RunBuilder {
             results_dir: self.results_dir.clone(),
             data_dir: self.data_dir.clone(),
             node_env: self.node_env.clone(),
+            lockstep_latency: self.lockstep_latency,
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances,

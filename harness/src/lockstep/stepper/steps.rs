@@ -152,7 +152,8 @@ impl Stepper {
                             kind: TraceKind::Message,
                             line: text,
                         };
-                        self.queue.push(now + HOP_US + copy.delay_us, lane, ev);
+                        let hop = self.hop_us();
+                        self.queue.push(now + hop + copy.delay_us, lane, ev);
                     }
                 }
                 Decision::Drop { .. } => {}
