@@ -132,6 +132,7 @@ impl Bench {
             data_dir: self.dir.join("data"),
             log_path: self.dir.join(format!("{id}.log")),
             admission,
+            clean_env_in: None,
         };
         self.sup.spawn(spec).await?;
         Ok(id)

@@ -85,6 +85,13 @@ pub struct RunConfig {
     /// `DATA_DIR/<run name>/`, removed when the run ends.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<PathBuf>,
+    /// `--lockstep-latency`: per-message hop latency drawn from the seed (lockstep; the
+    /// constant [`crate::trace::HOP_US`] when absent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// `--node-env K=V`: extra environment for every node, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub node_env: Vec<(String, String)>,
     /// `--bug` mutants passed to bundled nodes.
     pub bugs: Vec<String>,
     /// `--param` settings passed to bundled nodes.
@@ -122,6 +129,25 @@ fn late_percent_default() -> u32 {
     workloads::workload::LATE_PERCENT_DEFAULT
 }
 
+/// The fixed variables of a lockstep node's environment, besides `PATH`, `HOME`,
+/// `SQUALL_*` and `--node-env`: a locale, hash seed and time zone that do not depend on
+/// the host or the shell the harness was started from.
+pub const LOCKSTEP_ENV: [(&str, &str); 3] =
+    [("LANG", "C.UTF-8"), ("PYTHONHASHSEED", "0"), ("TZ", "UTC")];
+
+/// Word `i` of a node's command as an absolute path if it names an existing file
+/// relative to the harness's working directory (a program only if it has a `/`).
+fn anchored(i: usize, word: String) -> String {
+    let path = Path::new(&word);
+    if path.is_absolute() || (i == 0 && !word.contains('/')) || !path.exists() {
+        return word;
+    }
+    match std::env::current_dir() {
+        Ok(cwd) => cwd.join(path).display().to_string(),
+        Err(_) => word,
+    }
+}
+
 impl RunConfig {
     /// The argv every node is started with: `--node-cmd`, or the bundled node with the
     /// algorithm, bugs and params.
@@ -154,20 +180,64 @@ impl RunConfig {
     }
 
     /// How node `id` of the run in `dir` is started; it finds the router at `router`.
+    ///
+    /// Free-running, the node inherits the harness's environment and working directory
+    /// and gets the `SQUALL_*` variables and `--node-env` on top. In lockstep it starts
+    /// in the run directory with nothing else: `PATH` and `HOME` (the harness's),
+    /// `LANG=C.UTF-8`, `PYTHONHASHSEED=0`, `TZ=UTC`, the `SQUALL_*` variables and
+    /// `--node-env`; `SQUALL_DATA_DIR` is then `data/<id>`, relative to that directory,
+    /// so it reads the same in a run and its replays (an absolute path under
+    /// `--data-dir` otherwise). Since the node does not start where the harness did,
+    /// words of its command that name an existing file relative to the harness's working
+    /// directory (`examples/python/paxos_node.py`) are made absolute; a bare program name
+    /// is still looked up in `PATH`.
     pub fn node_spec(&self, dir: &Path, id: &str, router: &str) -> NodeSpec {
         let data_dir = self.node_data_root(dir).join(id);
+        let lockstep = self.mode == RunMode::Lockstep;
+        let data_env = if lockstep && self.data_dir.is_none() {
+            format!("data/{id}")
+        } else if lockstep && data_dir.is_relative() {
+            let cwd = std::env::current_dir().unwrap_or_default();
+            cwd.join(&data_dir).display().to_string()
+        } else {
+            data_dir.display().to_string()
+        };
+        let mut env: Vec<(String, String)> = Vec::new();
+        if lockstep {
+            for key in ["PATH", "HOME"] {
+                if let Some(v) = std::env::var_os(key) {
+                    env.push((key.into(), v.to_string_lossy().into_owned()));
+                }
+            }
+            env.extend(
+                LOCKSTEP_ENV
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string())),
+            );
+        }
+        env.extend([
+            ("SQUALL_NODE_ID".into(), id.to_string()),
+            ("SQUALL_ROUTER".into(), router.to_string()),
+            ("SQUALL_DATA_DIR".into(), data_env),
+            ("SQUALL_SEED".into(), self.seed.to_string()),
+        ]);
+        env.extend(self.node_env.iter().cloned());
+        let mut argv = self.node_argv();
+        if lockstep {
+            argv = argv
+                .into_iter()
+                .enumerate()
+                .map(|(i, word)| anchored(i, word))
+                .collect();
+        }
         NodeSpec {
             id: id.to_string(),
-            argv: self.node_argv(),
-            env: vec![
-                ("SQUALL_NODE_ID".into(), id.to_string()),
-                ("SQUALL_ROUTER".into(), router.to_string()),
-                ("SQUALL_DATA_DIR".into(), data_dir.display().to_string()),
-                ("SQUALL_SEED".into(), self.seed.to_string()),
-            ],
+            argv,
+            env,
             data_dir,
             log_path: dir.join("nodes").join(format!("{id}.log")),
             admission: None,
+            clean_env_in: lockstep.then(|| dir.to_path_buf()),
         }
     }
 

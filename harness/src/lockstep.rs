@@ -136,6 +136,7 @@ pub async fn run_lockstep(
         time_limit_ms: cfg.time_limit_ms,
         recovery_ms: schedule.recovery_ms,
         op_timeout_ms: cfg.op_timeout_ms,
+        latency: cfg.lockstep_latency,
     };
     let kinds = schedule.kinds();
     let parts = StepperParts {

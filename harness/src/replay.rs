@@ -4,7 +4,9 @@
 //! A lockstep run must come back bit for bit: the same verdict and the same
 //! `trace_hash`. A free-running run depends on real timing, so it is replayed `--times`
 //! times and the reproduction rate of its verdict is reported. Replays go to
-//! `RUN_DIR/replays/` unless `--results-dir` says otherwise.
+//! `RUN_DIR/replays/` unless `--results-dir` says otherwise. With `--diff`, a lockstep
+//! replay whose trace differs is compared with the original record by record and the
+//! first record that differs is printed ([`crate::trace::first_difference`]).
 
 use std::path::{Path, PathBuf};
 
@@ -28,6 +30,10 @@ pub struct ReplayArgs {
     /// Where the replays' run directories go [default: RUN_DIR/replays].
     #[arg(long)]
     pub results_dir: Option<PathBuf>,
+    /// Lockstep: for each replay whose trace differs, print the first record that
+    /// differs from the original's trace (step, node, event kind, expected and got line).
+    #[arg(long)]
+    pub diff: bool,
 }
 
 /// A saved run, ready to run again.
@@ -81,6 +87,18 @@ pub async fn run_again(cfg: RunConfig) -> anyhow::Result<Replayed> {
     })
 }
 
+/// The first difference between the traces of `original` and `replayed`, as text.
+pub fn trace_diff(original: &Path, replayed: &Path) -> String {
+    let read = |dir: &Path| crate::trace::read_trace(&dir.join("trace.bin"));
+    match (read(original), read(replayed)) {
+        (Ok(a), Ok(b)) => match crate::trace::first_difference(&a, &b) {
+            Some(d) => d.to_string(),
+            None => "the traces are equal record for record\n".into(),
+        },
+        (Err(e), _) | (_, Err(e)) => format!("cannot compare the traces: {e:#}\n"),
+    }
+}
+
 /// `squall replay`: exit 0 when every replay reproduced the run, 1 otherwise.
 pub async fn replay(args: &ReplayArgs) -> anyhow::Result<u8> {
     if args.times == 0 {
@@ -131,6 +149,9 @@ pub async fn replay(args: &ReplayArgs) -> anyhow::Result<u8> {
                 " (DIFFERENT)"
             }
         );
+        if args.diff && lockstep && !same_trace {
+            print!("{}", trace_diff(&args.run_dir, &r.dir));
+        }
     }
     let what = if lockstep {
         "with an identical trace"

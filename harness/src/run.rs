@@ -86,6 +86,14 @@ pub struct RunArgs {
     /// reorder-unsynced.
     #[arg(long = "fs-fault", value_name = "FAULT")]
     pub fs_faults: Vec<String>,
+    /// Lockstep: each node-to-node message's virtual latency drawn from the seed, e.g.
+    /// uniform:50us-500us [default: a constant 100us].
+    #[arg(long, value_name = "DIST", value_parser = crate::trace::HopLatency::parse)]
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// Extra environment variable for every node, KEY=VALUE (repeatable; in lockstep the
+    /// nodes get no other variables but PATH, HOME, LANG, PYTHONHASHSEED, TZ and SQUALL_*).
+    #[arg(long = "node-env", value_name = "KEY=VALUE", value_parser = parse_node_env)]
+    pub node_env: Vec<(String, String)>,
     /// Mutant to switch on in the bundled algorithm (repeatable).
     #[arg(long = "bug")]
     pub bugs: Vec<String>,
@@ -219,6 +227,8 @@ impl RunArgs {
             results_dir: self.results_dir.clone(),
             data_dir: self.data_dir.clone(),
             fs: self.fs_kind()?,
+            node_env: self.node_env.clone(),
+            lockstep_latency: self.lockstep_latency,
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances: self.instances,
@@ -241,5 +251,15 @@ impl RunArgs {
             recovery_ms: self.recovery_time,
             plan,
         })
+    }
+}
+
+/// `--node-env KEY=VALUE`: a non-empty key without `=` or NUL, and a value without NUL.
+fn parse_node_env(raw: &str) -> Result<(String, String), String> {
+    match raw.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !k.contains('\0') && !v.contains('\0') => {
+            Ok((k.to_string(), v.to_string()))
+        }
+        _ => Err(format!("{raw:?} is not KEY=VALUE")),
     }
 }

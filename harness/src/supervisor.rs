@@ -198,6 +198,9 @@ impl Supervisor {
             source,
         })?;
         let mut cmd = Command::new(&spec.argv[0]);
+        if let Some(dir) = &spec.clean_env_in {
+            cmd.env_clear().current_dir(dir);
+        }
         cmd.args(&spec.argv[1..])
             .envs(spec.env.iter().cloned())
             .env("SQUALL_INCARNATION", incarnation.to_string())

@@ -6,6 +6,12 @@
 //! `verdict.json`) is FNV-1a 64 over the file's bytes, as 16 lowercase hex digits:
 //! two runs with the same seed, binary and configuration have the same hash.
 //!
+//! The trace holds everything the checkers read and everything the harness decided: each
+//! delivered event, every line each node wrote ([`TraceKind::Output`]: reports and
+//! `timer_set` included), each fate of a send (delivered with its delays, duplicated,
+//! dropped, held: [`TraceKind::Decision`]), and each fault, kill and restart. Equal
+//! hashes therefore mean equal checker input.
+//!
 //! Written by the lockstep mode ([`crate::lockstep`]), read by `squall report` for the
 //! message sequence of a lockstep run.
 
@@ -19,6 +25,58 @@ use serde::{Deserialize, Serialize};
 /// Virtual time a message or a client request or reply spends on the wire in a lockstep
 /// run, in µs: the times in a trace are multiples of it plus any delay a fault adds.
 pub const HOP_US: u64 = 100;
+
+/// `--lockstep-latency`: the virtual time each node-to-node message spends on the wire
+/// in a lockstep run, drawn per message from the run's seed, instead of the constant
+/// [`HOP_US`]. Written `uniform:MIN-MAX` with `us` or `ms` units (`uniform:50us-500us`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HopLatency {
+    /// Shortest hop, µs (at least 1).
+    pub min_us: u64,
+    /// Longest hop, µs (inclusive, at most [`HopLatency::MAX_US`]).
+    pub max_us: u64,
+}
+
+impl HopLatency {
+    /// The longest hop a distribution may give: 10 s.
+    pub const MAX_US: u64 = 10_000_000;
+
+    /// Parses `uniform:MIN-MAX` (`50us`, `2ms`; a bare number is µs).
+    pub fn parse(raw: &str) -> Result<HopLatency, String> {
+        let bad = || format!("'{raw}' is not a latency distribution (e.g. uniform:50us-500us)");
+        let range = raw.trim().strip_prefix("uniform:").ok_or_else(bad)?;
+        let (lo, hi) = range.split_once('-').ok_or_else(bad)?;
+        let micros = |s: &str| -> Result<u64, String> {
+            let s = s.trim();
+            let (num, mult) = if let Some(n) = s.strip_suffix("us") {
+                (n, 1)
+            } else if let Some(n) = s.strip_suffix("ms") {
+                (n, 1_000)
+            } else {
+                (s, 1)
+            };
+            num.trim()
+                .parse::<u64>()
+                .ok()
+                .and_then(|v| v.checked_mul(mult))
+                .ok_or_else(bad)
+        };
+        let (min_us, max_us) = (micros(lo)?, micros(hi)?);
+        if min_us == 0 || min_us > max_us || max_us > Self::MAX_US {
+            return Err(format!(
+                "'{raw}': the range must be 1us <= MIN <= MAX <= {} ms",
+                Self::MAX_US / 1_000
+            ));
+        }
+        Ok(HopLatency { min_us, max_us })
+    }
+}
+
+impl std::fmt::Display for HopLatency {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "uniform:{}us-{}us", self.min_us, self.max_us)
+    }
+}
 
 /// What a trace record is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -37,6 +95,14 @@ pub enum TraceKind {
     Reply,
     /// A client's op timed out; `node` is the client, `line` the request's `msg_id`.
     Timeout,
+    /// A line a node wrote during its step, as written (messages, replies, reports,
+    /// `timer_set`, `step_done`, lines a mid-step kill cut off); `node` is the writer.
+    Output,
+    /// A decision of the harness about a node's send or a node: `line` is JSON,
+    /// `{"send":"deliver","src":..,"dest":..,"delays_us":[..]}` (two delays:
+    /// duplicated), `{"send":"drop",..,"cause":"drop"|"cut"}`, `{"send":"hold",..}`, or
+    /// `{"crash":NODE,"why":..}` for a node treated as crashed after a fault.
+    Decision,
 }
 
 /// One event of the run.
@@ -145,9 +211,103 @@ pub fn hash_file(path: &Path) -> anyhow::Result<String> {
     Ok(format!("{:016x}", fnv1a64(FNV_OFFSET, &bytes)))
 }
 
+/// Where two traces first part: record `index` (from 0) of each, `None` where one
+/// trace had already ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TraceDiff {
+    /// Records before the difference, equal in both.
+    pub index: usize,
+    /// The original's record there.
+    pub expected: Option<TraceRecord>,
+    /// The replay's record there.
+    pub got: Option<TraceRecord>,
+}
+
+/// The first record where `got` differs from `expected`, or `None` if they are equal.
+pub fn first_difference(expected: &[TraceRecord], got: &[TraceRecord]) -> Option<TraceDiff> {
+    let index = expected
+        .iter()
+        .zip(got)
+        .position(|(a, b)| a != b)
+        .unwrap_or(expected.len().min(got.len()));
+    if index == expected.len() && index == got.len() {
+        return None;
+    }
+    Some(TraceDiff {
+        index,
+        expected: expected.get(index).cloned(),
+        got: got.get(index).cloned(),
+    })
+}
+
+impl TraceKind {
+    /// The kind's name, as `squall replay --diff` and `metrics.json` print it.
+    pub fn name(self) -> &'static str {
+        match self {
+            TraceKind::Init => "init",
+            TraceKind::Message => "message",
+            TraceKind::Request => "request",
+            TraceKind::Timer => "timer",
+            TraceKind::Fault => "fault",
+            TraceKind::Reply => "reply",
+            TraceKind::Timeout => "timeout",
+            TraceKind::Output => "output",
+            TraceKind::Decision => "decision",
+        }
+    }
+}
+
+impl std::fmt::Display for TraceDiff {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let head = self.expected.as_ref().or(self.got.as_ref());
+        let (step, at_us) = head.map(|r| (r.step, r.at_us)).unwrap_or_default();
+        writeln!(
+            f,
+            "first difference at record {} (step {step}, virtual {at_us} us):",
+            self.index + 1
+        )?;
+        for (label, r) in [("expected", &self.expected), ("got", &self.got)] {
+            match r {
+                Some(r) => writeln!(
+                    f,
+                    "  {label:<8} step {} node {} {}: {}",
+                    r.step,
+                    r.node,
+                    r.kind.name(),
+                    r.line
+                )?,
+                None => writeln!(f, "  {label:<8} (the trace ended)")?,
+            }
+        }
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn first_difference_names_the_first_record_that_differs() {
+        let rec = |step, line: &str| TraceRecord {
+            step,
+            at_us: step * 100,
+            node: "n1".into(),
+            kind: TraceKind::Output,
+            line: line.into(),
+        };
+        let a = vec![rec(1, "x"), rec(2, "y"), rec(3, "z")];
+        assert_eq!(first_difference(&a, &a), None);
+        let mut b = a.clone();
+        b[1].line = "Y".into();
+        let d = first_difference(&a, &b).unwrap();
+        assert_eq!(d.index, 1);
+        assert_eq!(d.expected.as_ref().unwrap().line, "y");
+        assert_eq!(d.got.as_ref().unwrap().line, "Y");
+        assert!(d.to_string().contains("step 2 node n1 output: Y"), "{d}");
+        let d = first_difference(&a, &a[..2]).unwrap();
+        assert_eq!((d.index, d.got), (2, None));
+    }
 
     #[test]
     fn records_round_trip_and_the_hash_is_the_files() {
@@ -178,6 +338,22 @@ mod tests {
         assert_eq!(read_trace(&path).unwrap(), records);
         assert_eq!(hash_file(&path).unwrap(), hash);
         assert_eq!(hash.len(), 16);
+    }
+
+    #[test]
+    fn latency_distributions_parse_and_bad_ones_are_refused() {
+        let l = HopLatency::parse("uniform:50us-2ms").unwrap();
+        assert_eq!((l.min_us, l.max_us), (50, 2_000));
+        assert_eq!(HopLatency::parse(&l.to_string()).unwrap(), l);
+        for bad in [
+            "uniform:0us-5us",
+            "uniform:9us-5us",
+            "normal:1us-2us",
+            "uniform:1us",
+            "uniform:1us-11000ms",
+        ] {
+            assert!(HopLatency::parse(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

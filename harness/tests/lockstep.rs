@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    ensure_node_bin, history_lines, metrics_of, python_cmd, python_echo_node, python_results_dir,
-    verdict_of, WRITE_ONCE_PAXOS,
+    ensure_node_bin, history_lines, json, metrics_of, python_available, python_cmd,
+    python_echo_node, python_results_dir, squall, text, verdict_of, WRITE_ONCE_PAXOS,
 };
 
 use clap::Parser;
@@ -239,7 +239,11 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
         .filter(|r| {
             !matches!(
                 r.kind,
-                TraceKind::Fault | TraceKind::Reply | TraceKind::Timeout
+                TraceKind::Fault
+                    | TraceKind::Reply
+                    | TraceKind::Timeout
+                    | TraceKind::Output
+                    | TraceKind::Decision
             )
         })
         .map(|r| r.step)
@@ -252,6 +256,12 @@ fn paxos_run_is_valid_and_the_trace_reads_back() {
     }
     assert_eq!(metrics["steps"]["total"].as_u64(), Some(steps.len() as u64));
     assert!(metrics["faults"]["total"]["dropped"].as_u64().unwrap() > 0);
+    assert!(
+        records
+            .iter()
+            .any(|r| r.kind == TraceKind::Decision && r.line.contains(r#""send":"drop""#)),
+        "dropped sends are in the trace"
+    );
     let history = history_lines(&out.dir);
     let indices: Vec<u64> = history
         .iter()
@@ -406,4 +416,249 @@ fn an_interrupted_run_still_writes_a_verdict() {
     assert_eq!(verdict["interrupted"], true);
     assert!(out.dir.join("history.jsonl").exists());
     assert!(out.dir.join("metrics.json").exists());
+}
+
+/// A lockstep echo node that answers each echo at once and, on each, reports
+/// `decided` with the value given as its first argument (`clock`: the wall clock's
+/// nanoseconds, which no replay repeats): two runs that differ only in that argument
+/// deliver the same events and get the same replies, and differ only in what the nodes
+/// report.
+const REPORTING_NODE: &str = r#"
+import json, os, socket, sys, time
+def line(src, dest, body):
+    return json.dumps({"src": src, "dest": dest, "body": body}, separators=(",", ":")) + "\n"
+value = None if sys.argv[1] == "clock" else int(sys.argv[1])
+sys.stderr.write(json.dumps({"env": dict(os.environ), "cwd": os.getcwd()}) + "\n")
+sys.stderr.flush()
+me = os.environ["SQUALL_NODE_ID"]
+host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
+sock = socket.create_connection((host, int(port)))
+hello = {"type": "hello", "node_id": me, "token": os.environ["SQUALL_TOKEN"]}
+sock.sendall(line(me, "router", hello).encode())
+for raw in sock.makefile("rb"):
+    if not raw.strip():
+        continue
+    msg = json.loads(raw)
+    body = msg["body"]
+    out = []
+    if body.get("type") == "init":
+        out.append(line(me, msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"], "lockstep": True}))
+    elif body.get("type") == "echo":
+        out.append(line(me, "harness", {"type": "decided", "key": 0, "value": time.time_ns() if value is None else value}))
+        out.append(line(me, msg["src"], {"type": "echo_ok", "in_reply_to": body["msg_id"], "echo": body["echo"]}))
+    out.append(line(me, "harness", {"type": "step_done"}))
+    sock.sendall("".join(out).encode())
+"#;
+
+/// Writes an inline Python node into `dir` and returns the `--node-cmd` running it with
+/// the interpreter itself (not a wrapper such as a pyenv shim, which sets variables of
+/// its own).
+fn inline_node(dir: &Path, name: &str, source: &str, args: &str) -> String {
+    let path = dir.join(name);
+    std::fs::write(&path, source).expect("write node script");
+    let out = std::process::Command::new("python3")
+        .args(["-c", "import sys; print(sys.executable)"])
+        .output()
+        .expect("python3");
+    let python = String::from_utf8(out.stdout).expect("utf8");
+    format!("{} {} {args}", python.trim(), path.display())
+}
+
+#[test]
+fn a_report_that_differs_changes_the_trace_hash() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let run_with = |value: &str| {
+        let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, value);
+        let args = [
+            "--workload",
+            "echo",
+            "--node-cmd",
+            &cmd,
+            "--nodes",
+            "2",
+            "--time-limit",
+            "500ms",
+            "--rate",
+            "20",
+            "--seed",
+            "5",
+        ];
+        run_once(&args, &[], results.path())
+    };
+    let a = run_with("1");
+    let again = run_with("1");
+    let b = run_with("2");
+    assert_eq!(a.hash, again.hash, "the same run, the same hash");
+    assert!(a.history == b.history, "the same ops and replies");
+    let reports = |o: &Outcome| std::fs::read(o.dir.join("reports.jsonl")).expect("reports");
+    assert!(reports(&a) != reports(&b), "the reports differ");
+    assert_ne!(a.hash, b.hash, "a different report, a different trace");
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    assert!(records
+        .iter()
+        .any(|r| r.kind == TraceKind::Output && r.line.contains(r#""type":"decided""#)));
+}
+
+#[test]
+fn lockstep_nodes_start_with_only_the_documented_environment() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, "1");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "2",
+        "--time-limit",
+        "300ms",
+        "--rate",
+        "20",
+        "--seed",
+        "6",
+        "--node-env",
+        "GREETING=hello=world",
+    ];
+    let out = run_once(&args, &[], results.path());
+    let log = std::fs::read_to_string(out.dir.join("nodes/n2.log")).expect("n2.log");
+    let seen: Value = serde_json::from_str(log.lines().next().expect("a line")).expect("json");
+    let env = seen["env"].as_object().expect("env");
+    let allowed = ["PATH", "HOME", "LANG", "PYTHONHASHSEED", "TZ", "GREETING"];
+    for key in env.keys() {
+        assert!(
+            allowed.contains(&key.as_str()) || key.starts_with("SQUALL_"),
+            "{key} leaked into a lockstep node's environment: {env:?}"
+        );
+    }
+    assert_eq!(env["LANG"], "C.UTF-8");
+    assert_eq!(env["PYTHONHASHSEED"], "0");
+    assert_eq!(env["TZ"], "UTC");
+    assert_eq!(env["GREETING"], "hello=world");
+    assert_eq!(
+        env["SQUALL_DATA_DIR"], "data/n2",
+        "the same in every replay"
+    );
+    let cwd = PathBuf::from(seen["cwd"].as_str().expect("cwd"));
+    assert_eq!(
+        cwd.canonicalize().unwrap(),
+        out.dir.canonicalize().unwrap(),
+        "nodes run in the run directory"
+    );
+    assert!(out.dir.join("data/n2").is_dir());
+    let run_json = json(&out.dir.join("run.json"));
+    assert_eq!(run_json["node_env"][0][0], "GREETING", "{run_json}");
+}
+
+#[test]
+fn replay_diff_names_the_first_step_a_clock_reading_node_changes() {
+    if !python_available() {
+        return;
+    }
+    let results = tempfile::tempdir().expect("tempdir");
+    let cmd = inline_node(results.path(), "clock.py", REPORTING_NODE, "clock");
+    let args = [
+        "--workload",
+        "echo",
+        "--node-cmd",
+        &cmd,
+        "--nodes",
+        "2",
+        "--time-limit",
+        "300ms",
+        "--rate",
+        "20",
+        "--seed",
+        "7",
+    ];
+    let a = run_once(&args, &[], results.path());
+    let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
+    let first = records
+        .iter()
+        .position(|r| r.kind == TraceKind::Output && r.line.contains("decided"))
+        .expect("a report");
+    let out = squall(&["replay", a.dir.to_str().unwrap(), "--diff"])
+        .output()
+        .expect("squall replay");
+    let said = text(&out);
+    assert!(!out.status.success(), "{said}");
+    let want = format!(
+        "first difference at record {} (step {},",
+        first + 1,
+        records[first].step
+    );
+    assert!(said.contains(&want), "{want:?} in {said}");
+    let expected = format!(
+        "expected step {} node {} output: {}",
+        records[first].step, records[first].node, records[first].line
+    );
+    assert!(said.contains(&expected), "{expected:?} in {said}");
+    assert!(said.contains("  got      step"), "{said}");
+}
+
+#[test]
+fn seeded_latency_repeats_per_seed_and_varies_the_hops() {
+    let results = tempfile::tempdir().expect("tempdir");
+    let args = |latency: Option<&'static str>| {
+        let mut a = vec![
+            "--workload",
+            "write-once",
+            "--algorithm",
+            "paxos",
+            "--nodes",
+            "3",
+            "--time-limit",
+            "300ms",
+            "--seed",
+            "11",
+        ];
+        if let Some(l) = latency {
+            a.extend(["--lockstep-latency", l]);
+        }
+        a
+    };
+    let constant = run_once(&args(None), &[], results.path());
+    let drawn = run_once(&args(Some("uniform:50us-500us")), &[], results.path());
+    let again = run_once(&args(Some("uniform:50us-500us")), &[], results.path());
+    assert_eq!(drawn.hash, again.hash, "the seed decides every latency");
+    assert!(drawn.history == again.history);
+    assert_ne!(constant.hash, drawn.hash);
+    assert_eq!(drawn.verdict["verdict"], "valid", "{}", drawn.verdict);
+    let run_json = json(&drawn.dir.join("run.json"));
+    assert_eq!(run_json["lockstep_latency"]["max_us"], 500, "{run_json}");
+    // A message's delivery time, less the time its sender's step ran, is its hop: with
+    // no faults, always 100 µs without the flag and spread over the range with it.
+    let hops = |o: &Outcome| {
+        let records = read_trace(&o.dir.join("trace.bin")).expect("trace");
+        let mut sent_at = std::collections::BTreeMap::new();
+        let mut hops = std::collections::BTreeSet::new();
+        for r in &records {
+            if r.kind == TraceKind::Output {
+                sent_at.insert(r.line.clone(), r.at_us);
+            } else if r.kind == TraceKind::Message {
+                if let Some(t) = sent_at.get(&r.line) {
+                    hops.insert(r.at_us - t);
+                }
+            }
+        }
+        hops
+    };
+    let constant_hops = hops(&constant);
+    assert_eq!(
+        constant_hops.iter().copied().collect::<Vec<_>>(),
+        vec![100],
+        "the default hop is constant"
+    );
+    let drawn_hops = hops(&drawn);
+    // (Per-link FIFO may hold a message behind an earlier, slower one: past 500 µs.)
+    assert!(drawn_hops.len() > 20, "{drawn_hops:?}");
+    assert!(
+        drawn_hops.first().is_some_and(|&h| h >= 50),
+        "{drawn_hops:?}"
+    );
 }

@@ -53,6 +53,10 @@ pub struct RunBuilder {
     pub data_dir: Option<PathBuf>,
     /// The file system under node data directories (`--fs`, `--fs-fault`).
     pub fs: lossyfs::fleet::FsConfig,
+    /// Per-message hop latency of a lockstep run (`--lockstep-latency`).
+    pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// Extra environment for every node (`--node-env K=V`).
+    pub node_env: Vec<(String, String)>,
     /// Mutants of the bundled algorithm.
     pub bugs: Vec<String>,
     /// Algorithm parameters, `key=value`.
@@ -89,6 +93,8 @@ impl Default for RunBuilder {
             results_dir: PathBuf::from("results"),
             data_dir: None,
             fs: Default::default(),
+            node_env: Vec::new(),
+            lockstep_latency: None,
             bugs: Vec::new(),
             params: Vec::new(),
             instances: None,
@@ -236,6 +242,8 @@ impl RunBuilder {
             op_timeout_ms: self.op_timeout_ms,
             results_dir: self.results_dir.clone(),
             data_dir: self.data_dir.clone(),
+            node_env: self.node_env.clone(),
+            lockstep_latency: self.lockstep_latency,
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances,

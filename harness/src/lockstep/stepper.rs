@@ -124,6 +124,8 @@ pub struct StepperOpts {
     pub recovery_ms: u64,
     /// Client op timeout, virtual ms.
     pub op_timeout_ms: u64,
+    /// Per-message hop latency drawn from the seed; `None`: [`HOP_US`] each.
+    pub latency: Option<crate::trace::HopLatency>,
 }
 
 /// The whole lockstep run state.
@@ -138,6 +140,8 @@ pub struct Stepper {
     clients: Vec<VClient>,
     client_index: BTreeMap<String, usize>,
     queue: EventQueue<Ev>,
+    /// Draws hop latencies (`--lockstep-latency`), from its own stream of the seed.
+    latency_rng: rand_chacha::ChaCha8Rng,
     links: LinkTable,
     triggers: TriggerSet,
     triggers_on: bool,
@@ -269,6 +273,9 @@ impl Stepper {
             sup,
             interrupt,
             queue: EventQueue::new(crate::nemesis::derive_seed(opts.seed, &["lockstep"])),
+            latency_rng: rand_chacha::rand_core::SeedableRng::seed_from_u64(
+                crate::nemesis::derive_seed(opts.seed, &["lockstep", "latency"]),
+            ),
             links: LinkTable::new(schedule.seed, &opts.node_ids),
             triggers: TriggerSet::new(&schedule),
             triggers_on: true,
@@ -381,6 +388,15 @@ impl Stepper {
             kind,
             line,
         })
+    }
+
+    /// The virtual time a node-to-node message spends on the wire: [`HOP_US`], or a
+    /// draw from `--lockstep-latency`.
+    pub(super) fn hop_us(&mut self) -> u64 {
+        match self.opts.latency {
+            None => HOP_US,
+            Some(l) => rand::Rng::gen_range(&mut self.latency_rng, l.min_us..=l.max_us),
+        }
     }
 
     fn interrupted_now(&mut self) -> bool {
@@ -505,13 +521,5 @@ fn action_json(action: &Action) -> String {
 }
 
 fn kind_name(kind: TraceKind) -> &'static str {
-    match kind {
-        TraceKind::Init => "init",
-        TraceKind::Message => "message",
-        TraceKind::Request => "request",
-        TraceKind::Timer => "timer",
-        TraceKind::Fault => "fault",
-        TraceKind::Reply => "reply",
-        TraceKind::Timeout => "timeout",
-    }
+    kind.name()
 }

@@ -22,6 +22,10 @@ pub struct NodeSpec {
     pub log_path: PathBuf,
     /// The gate the node must pass, and the address it connects as there.
     pub admission: Option<(Gate, String)>,
+    /// `Some(dir)`: start the node in working directory `dir` with no environment but
+    /// `env` and the supervisor's `SQUALL_*` (lockstep's clean environment); `None`: it
+    /// inherits the harness's environment and working directory, plus `env`.
+    pub clean_env_in: Option<PathBuf>,
 }
 
 impl NodeSpec {

@@ -205,6 +205,11 @@ impl Stepper {
     /// A node that broke its step: recorded as faulty and treated as crashed.
     pub(super) fn crash(&mut self, i: usize, what: impl Into<String>) {
         let id = self.nodes[i].id.clone();
+        let what = what.into();
+        let line = serde_json::json!({"crash": id, "why": what}).to_string();
+        if let Err(e) = self.record(HARNESS, TraceKind::Decision, line) {
+            tracing::warn!(error = %e, "could not append to the trace");
+        }
         self.fault(&id, what);
         if self.nodes[i].up {
             self.kill(i);

@@ -3,6 +3,7 @@
 //! own) taken in, in the order written.
 
 use super::*;
+use serde_json::json;
 
 impl Stepper {
     /// Delivers `line` to node `i` and handles everything it answers.
@@ -37,6 +38,8 @@ impl Stepper {
             };
             let mut at_sync = false;
             for line in lines.drain(..) {
+                let id = self.nodes[i].id.clone();
+                self.record(&id, TraceKind::Output, line.clone())?;
                 if dying {
                     self.cut_mid_step += 1;
                 } else if is_sync_wait(&line) {
@@ -118,7 +121,20 @@ impl Stepper {
             self.count(&ty);
             self.observe(&src, &dest, &ty)?;
             let now = self.now_us();
-            match self.links.decide(&src, &dest, &ty, now) {
+            let decision = self.links.decide(&src, &dest, &ty, now);
+            let what = match &decision {
+                Decision::Deliver { copies } => json!({
+                    "send": "deliver", "src": src, "dest": dest,
+                    "delays_us": copies.iter().map(|c| c.delay_us).collect::<Vec<_>>(),
+                    "reordered": copies.iter().any(|c| !c.fifo),
+                }),
+                Decision::Drop { cause } => json!({
+                    "send": "drop", "src": src, "dest": dest, "cause": cause.as_str(),
+                }),
+                Decision::Hold => json!({"send": "hold", "src": src, "dest": dest}),
+            };
+            self.record(HARNESS, TraceKind::Decision, what.to_string())?;
+            match decision {
                 Decision::Deliver { copies } => {
                     let n = copies.len();
                     let mut line = Some(line);
@@ -136,7 +152,8 @@ impl Stepper {
                             kind: TraceKind::Message,
                             line: text,
                         };
-                        self.queue.push(now + HOP_US + copy.delay_us, lane, ev);
+                        let hop = self.hop_us();
+                        self.queue.push(now + hop + copy.delay_us, lane, ev);
                     }
                 }
                 Decision::Drop { .. } => {}
