@@ -206,6 +206,7 @@ impl Soak {
             kept: keep,
             signature: judged.key.as_ref().map(GroupKey::signature),
             reason: judged.key.is_some().then_some(judged.reason.as_str()),
+            trace_hash: judged.trace_hash.as_deref(),
         };
         serde_json::to_writer(&mut self.jsonl, &record)?;
         self.jsonl.write_all(b"\n")?;
@@ -258,6 +259,7 @@ impl Soak {
             reason: text::truncate(message, REASON_MAX),
             ops: 0,
             faults: BTreeMap::new(),
+            trace_hash: None,
         }
     }
 

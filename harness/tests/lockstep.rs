@@ -662,3 +662,61 @@ fn seeded_latency_repeats_per_seed_and_varies_the_hops() {
         "{drawn_hops:?}"
     );
 }
+
+/// The trace hash of a seed does not depend on what else the machine does: four seeds run
+/// one by one and the same four under `squall soak --jobs 2` (two at once, each its own
+/// listener and nodes) give the same hashes, recorded per seed in `soak.jsonl`.
+#[test]
+fn a_seed_has_the_same_trace_hash_alone_and_under_a_parallel_soak() {
+    ensure_node_bin();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let alone_dir = tmp.path().join("alone");
+    let mut alone = Vec::new();
+    for seed in ["1", "2", "3", "4"] {
+        let (out, dir) = common::run_in(
+            &alone_dir,
+            &[
+                "run",
+                "--mode",
+                "lockstep",
+                "--time-limit",
+                "2s",
+                "--seed",
+                seed,
+            ],
+        );
+        assert!(out.status.code().is_some(), "{}", text(&out));
+        alone.push(verdict_of(&dir)["trace_hash"].as_str().unwrap().to_string());
+    }
+    let soak_dir = tmp.path().join("soak");
+    let out = squall(&[
+        "soak",
+        "--mode",
+        "lockstep",
+        "--time-limit",
+        "2s",
+        "--count",
+        "4",
+        "--jobs",
+        "2",
+        "--seed-start",
+        "1",
+        "--results-dir",
+        soak_dir.to_str().unwrap(),
+    ])
+    .output()
+    .expect("run squall soak");
+    assert!(out.status.code().is_some(), "{}", text(&out));
+    let mut soaked: Vec<(u64, String)> = common::jsonl(&soak_dir.join("soak.jsonl"))
+        .iter()
+        .map(|l| {
+            let hash = l["trace_hash"]
+                .as_str()
+                .expect("a lockstep soak line has its hash");
+            (l["seed"].as_u64().unwrap(), hash.to_string())
+        })
+        .collect();
+    soaked.sort();
+    let soaked: Vec<String> = soaked.into_iter().map(|(_, h)| h).collect();
+    assert_eq!(soaked, alone);
+}

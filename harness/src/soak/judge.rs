@@ -43,6 +43,9 @@ pub(super) struct Record<'a> {
     pub(super) signature: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub(super) reason: Option<&'a str>,
+    /// A lockstep run's trace hash: the same seed alone or under load gives the same one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) trace_hash: Option<&'a str>,
 }
 
 /// What a finished run left behind, read back from its directory.
@@ -52,6 +55,8 @@ pub(super) struct Judged {
     pub(super) reason: String,
     pub(super) ops: u64,
     pub(super) faults: BTreeMap<String, u64>,
+    /// `trace_hash` of a lockstep run's `verdict.json`.
+    pub(super) trace_hash: Option<String>,
 }
 
 /// Longest reason or error message kept per failure, in bytes.
@@ -94,6 +99,7 @@ pub(super) fn judge(outcome: &RunOutcome, algorithm: &str) -> Judged {
         ),
         ops: metrics["ops"]["total"].as_u64().unwrap_or(0),
         faults: fault_counts(&metrics),
+        trace_hash: verdict["trace_hash"].as_str().map(str::to_string),
     }
 }
 
