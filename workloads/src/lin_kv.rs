@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use lincheck::{CheckOptions, ModelKind, OpOutcome, Verdict as LinVerdict};
+use lincheck::{ModelKind, OpOutcome};
 use proto::ops::ClientOp;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
@@ -183,59 +183,19 @@ impl Checker for KvLinearizability {
                 )
             }
         };
-        let opts = CheckOptions {
-            threads: 1,
-            states_max: STATES_MAX,
-            time_ms_max: None,
-            ..CheckOptions::default()
-        };
-        let outcome = match lincheck::check(&history, ModelKind::Kv, &opts) {
-            Ok(o) => o,
-            Err(e) => {
-                return Verdict::unknown(
-                    name,
-                    format!("an op the kv model cannot interpret: {e}"),
-                    json!({"property": "linearizability"}),
-                )
-            }
-        };
-        let ops = outcome.stats.ops;
-        let keys = outcome.stats.partitions;
-        match outcome.verdict {
-            LinVerdict::Valid => Verdict::valid(
-                name,
-                format!("every key's reads, writes and cas linearize ({ops} ops, {keys} keys)"),
-            ),
-            LinVerdict::Invalid { explanation } => {
-                let first = explanation.partitions.first();
-                let key = first.map(|p| p.key.to_string()).unwrap_or_default();
-                let stuck = first
-                    .and_then(|p| p.stuck.as_ref())
-                    .map(|s| format!("; no order explains {}", s.op))
-                    .unwrap_or_default();
-                let window = explanation
-                    .window
-                    .as_ref()
-                    .map(|w| {
-                        let ops: Vec<&str> = w.ops.iter().map(|o| o.op.as_str()).collect();
-                        format!("; minimal failing window: {}", ops.join(", "))
-                    })
-                    .unwrap_or_default();
-                Verdict::invalid(
-                    name,
-                    format!(
-                        "linearizability violated: key {key}{stuck}{window} ({} keys fail)",
-                        explanation.partitions.len()
-                    ),
-                    json!({"property": "linearizability", "key": key, "explanation": explanation}),
-                )
-            }
-            LinVerdict::Unknown { reason, partial } => Verdict::unknown(
-                name,
-                format!("linearizability undecided: {reason}"),
-                json!({"property": "linearizability", "partial": partial}),
-            ),
-        }
+        crate::linearizable::judge(
+            name,
+            &history,
+            crate::linearizable::Model {
+                kind: ModelKind::Kv,
+                label: "kv",
+                unit: "key",
+                states_max: STATES_MAX,
+            },
+            |ops, keys| {
+                format!("every key's reads, writes and cas linearize ({ops} ops, {keys} keys)")
+            },
+        )
     }
 }
 

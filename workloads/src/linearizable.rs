@@ -56,62 +56,95 @@ impl Checker for WriteOnceLinearizability {
                 )
             }
         };
-        let opts = CheckOptions {
-            threads: 1,
-            states_max: STATES_MAX,
-            time_ms_max: None,
-            ..CheckOptions::default()
-        };
-        let outcome = match lincheck::check(&history, ModelKind::WriteOnce, &opts) {
-            Ok(o) => o,
-            Err(e) => {
-                return Verdict::unknown(
-                    name,
-                    format!("an op the write-once model cannot interpret: {e}"),
-                    json!({"property": "linearizability"}),
-                )
-            }
-        };
-        let ops = outcome.stats.ops;
-        let instances = outcome.stats.partitions;
-        match outcome.verdict {
-            LinVerdict::Valid => Verdict::valid(
-                name,
+        judge(
+            name,
+            &history,
+            Model {
+                kind: ModelKind::WriteOnce,
+                label: "write-once",
+                unit: "instance",
+                states_max: STATES_MAX,
+            },
+            |ops, instances| {
                 format!(
                     "every instance's proposes and reads linearize ({ops} ops, {instances} \
                      instances; {null_reads} null reads not judged)"
-                ),
-            ),
-            LinVerdict::Invalid { explanation } => {
-                let first = explanation.partitions.first();
-                let key = first.map(|p| p.key.to_string()).unwrap_or_default();
-                let stuck = first
-                    .and_then(|p| p.stuck.as_ref())
-                    .map(|s| format!("; no order explains {}", s.op))
-                    .unwrap_or_default();
-                let window = explanation
-                    .window
-                    .as_ref()
-                    .map(|w| {
-                        let ops: Vec<&str> = w.ops.iter().map(|o| o.op.as_str()).collect();
-                        format!("; minimal failing window: {}", ops.join(", "))
-                    })
-                    .unwrap_or_default();
-                Verdict::invalid(
-                    name,
-                    format!(
-                        "linearizability violated: instance {key}{stuck}{window} ({} instances fail)",
-                        explanation.partitions.len()
-                    ),
-                    json!({"property": "linearizability", "explanation": explanation}),
                 )
-            }
-            LinVerdict::Unknown { reason, partial } => Verdict::unknown(
+            },
+        )
+    }
+}
+
+/// The lincheck model a checker runs and how its verdicts name things.
+pub(crate) struct Model {
+    pub(crate) kind: ModelKind,
+    /// The model in messages: `write-once`, `kv`.
+    pub(crate) label: &'static str,
+    /// What one partition is: `instance`, `key`.
+    pub(crate) unit: &'static str,
+    /// States the search may explore before it gives up with `unknown`.
+    pub(crate) states_max: u64,
+}
+
+/// Runs lincheck on `history` and turns its outcome into checker `name`'s verdict:
+/// `valid(ops, partitions)` says why a valid history is valid; an invalid one names the
+/// first failing partition, the op no order explains and the minimal failing window.
+pub(crate) fn judge(
+    name: &'static str,
+    history: &lincheck::History,
+    model: Model,
+    valid: impl FnOnce(usize, usize) -> String,
+) -> Verdict {
+    let opts = CheckOptions {
+        threads: 1,
+        states_max: model.states_max,
+        time_ms_max: None,
+        ..CheckOptions::default()
+    };
+    let outcome = match lincheck::check(history, model.kind, &opts) {
+        Ok(o) => o,
+        Err(e) => {
+            return Verdict::unknown(
                 name,
-                format!("linearizability undecided: {reason}"),
-                json!({"property": "linearizability", "partial": partial}),
-            ),
+                format!("an op the {} model cannot interpret: {e}", model.label),
+                json!({"property": "linearizability"}),
+            )
         }
+    };
+    match outcome.verdict {
+        LinVerdict::Valid => {
+            Verdict::valid(name, valid(outcome.stats.ops, outcome.stats.partitions))
+        }
+        LinVerdict::Invalid { explanation } => {
+            let first = explanation.partitions.first();
+            let key = first.map(|p| p.key.to_string()).unwrap_or_default();
+            let stuck = first
+                .and_then(|p| p.stuck.as_ref())
+                .map(|s| format!("; no order explains {}", s.op))
+                .unwrap_or_default();
+            let window = explanation
+                .window
+                .as_ref()
+                .map(|w| {
+                    let ops: Vec<&str> = w.ops.iter().map(|o| o.op.as_str()).collect();
+                    format!("; minimal failing window: {}", ops.join(", "))
+                })
+                .unwrap_or_default();
+            let unit = model.unit;
+            Verdict::invalid(
+                name,
+                format!(
+                    "linearizability violated: {unit} {key}{stuck}{window} ({} {unit}s fail)",
+                    explanation.partitions.len()
+                ),
+                json!({"property": "linearizability", unit: key, "explanation": explanation}),
+            )
+        }
+        LinVerdict::Unknown { reason, partial } => Verdict::unknown(
+            name,
+            format!("linearizability undecided: {reason}"),
+            json!({"property": "linearizability", "partial": partial}),
+        ),
     }
 }
 
