@@ -51,8 +51,8 @@ use proto::ErrorCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::raft::kv::{Cmd, Command, Kv, Origin, Waiting};
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::raft::kv::{Command, Intake, Kv, Waiting};
+use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// Most accepted slots a `promise` reports (a frame stays far below `FRAME_BYTES_MAX`).
 pub const PROMISE_SLOTS_MAX: usize = 4096;
@@ -691,27 +691,14 @@ impl Algorithm for MultiPaxos {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(cmd) = Cmd::of(&req.op) else {
-            ctx.reply(&req, not_supported(&req.op));
-            return;
-        };
-        if self.bugs.leader_local_read && self.is_leader() {
-            if let Cmd::Read { .. } = cmd {
-                let reply = self.kv.answer(&cmd, false);
-                ctx.reply(&req, reply);
-                return;
-            }
+        let local_read = self.bugs.leader_local_read && self.is_leader();
+        match self
+            .waiting
+            .intake(&req, &self.id, &mut self.kv, local_read)
+        {
+            Intake::Reply(reply) => ctx.reply(&req, reply),
+            Intake::Log(command) => self.submit(command, 0, ctx),
         }
-        self.waiting.add(&req);
-        let command = Command {
-            cmd,
-            origin: Some(Origin {
-                node: self.id.clone(),
-                client: req.client.clone(),
-                msg_id: req.msg_id,
-            }),
-        };
-        self.submit(command, 0, ctx);
     }
 
     fn on_timer(&mut self, timer: Timer, ctx: &mut Ctx<Self>) {

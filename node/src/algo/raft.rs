@@ -68,11 +68,11 @@ use proto::ErrorCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 pub mod kv;
 
-use kv::{Cmd, Command, Kv, Origin, Waiting};
+use kv::{Command, Intake, Kv, Waiting};
 
 /// Most entries one `append_entries` carries.
 pub const BATCH_ENTRIES_MAX: usize = 64;
@@ -704,27 +704,14 @@ impl Algorithm for Raft {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(cmd) = Cmd::of(&req.op) else {
-            ctx.reply(&req, not_supported(&req.op));
-            return;
-        };
-        if self.bugs.stale_read && self.role == Role::Leader {
-            if let Cmd::Read { .. } = cmd {
-                let reply = self.kv.answer(&cmd, false);
-                ctx.reply(&req, reply);
-                return;
-            }
+        let local_read = self.bugs.stale_read && self.role == Role::Leader;
+        match self
+            .waiting
+            .intake(&req, &self.id, &mut self.kv, local_read)
+        {
+            Intake::Reply(reply) => ctx.reply(&req, reply),
+            Intake::Log(command) => self.submit(command, 0, ctx),
         }
-        self.waiting.add(&req);
-        let command = Command {
-            cmd,
-            origin: Some(Origin {
-                node: self.id.clone(),
-                client: req.client.clone(),
-                msg_id: req.msg_id,
-            }),
-        };
-        self.submit(command, 0, ctx);
     }
 
     fn on_timer(&mut self, timer: Timer, ctx: &mut Ctx<Self>) {

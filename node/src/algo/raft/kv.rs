@@ -178,6 +178,38 @@ impl Waiting {
     }
 }
 
+/// What a replica does with a client request: answer it now, or log it.
+#[derive(Debug)]
+pub enum Intake {
+    /// Answer at once: an op the store does not serve, or a read answered locally.
+    Reply(ClientReply),
+    /// Append to the log; the request waits in [`Waiting`] until its entry is applied.
+    Log(Command),
+}
+
+impl Waiting {
+    /// Takes client request `req` at node `node`. A read is answered from `kv` at once
+    /// when `local_read` (the mutants that skip the log for reads); every other supported
+    /// op waits here and goes to the log with its origin.
+    pub fn intake(&mut self, req: &ClientReq, node: &str, kv: &mut Kv, local_read: bool) -> Intake {
+        let Some(cmd) = Cmd::of(&req.op) else {
+            return Intake::Reply(crate::algo::not_supported(&req.op));
+        };
+        if local_read && matches!(cmd, Cmd::Read { .. }) {
+            return Intake::Reply(kv.answer(&cmd, false));
+        }
+        self.add(req);
+        Intake::Log(Command {
+            cmd,
+            origin: Some(Origin {
+                node: node.to_string(),
+                client: req.client.clone(),
+                msg_id: req.msg_id,
+            }),
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
