@@ -37,6 +37,29 @@ impl LossyFs {
         self.core.lock().unwrap_or_else(|p| p.into_inner())
     }
 
+    /// Makes `name` in `parent` (mkdir, mknod, create): its permission bits are `mode`
+    /// without `umask`.
+    fn make(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        kind: Kind,
+        mode: u32,
+        umask: u32,
+    ) -> Result<Attr, Errno> {
+        let name = utf8(name)?;
+        self.core()
+            .mknode(parent, name, kind, mode & !umask & 0o7777)
+    }
+
+    /// Replies to mkdir or mknod with the entry made, or the error.
+    fn reply_made(&self, made: Result<Attr, Errno>, reply: ReplyEntry) {
+        match made {
+            Ok(a) => reply.entry(&TTL, &self.fattr(a), 0),
+            Err(e) => reply.error(e.0),
+        }
+    }
+
     fn fattr(&self, a: Attr) -> FileAttr {
         FileAttr {
             ino: a.ino,
@@ -139,14 +162,7 @@ impl Filesystem for LossyFs {
         umask: u32,
         reply: ReplyEntry,
     ) {
-        let made = utf8(name).and_then(|n| {
-            self.core()
-                .mknode(parent, n, Kind::Dir, mode & !umask & 0o7777)
-        });
-        match made {
-            Ok(a) => reply.entry(&TTL, &self.fattr(a), 0),
-            Err(e) => reply.error(e.0),
-        }
+        self.reply_made(self.make(parent, name, Kind::Dir, mode, umask), reply);
     }
 
     fn mknod(
@@ -162,14 +178,7 @@ impl Filesystem for LossyFs {
         if mode & libc::S_IFMT != libc::S_IFREG {
             return reply.error(libc::EPERM);
         }
-        let made = utf8(name).and_then(|n| {
-            self.core()
-                .mknode(parent, n, Kind::File, mode & !umask & 0o7777)
-        });
-        match made {
-            Ok(a) => reply.entry(&TTL, &self.fattr(a), 0),
-            Err(e) => reply.error(e.0),
-        }
+        self.reply_made(self.make(parent, name, Kind::File, mode, umask), reply);
     }
 
     fn create(
@@ -182,6 +191,7 @@ impl Filesystem for LossyFs {
         _flags: i32,
         reply: ReplyCreate,
     ) {
+        // One lock for both, so nothing lands between the make and the open.
         let made = utf8(name).and_then(|n| {
             let mut core = self.core();
             let a = core.mknode(parent, n, Kind::File, mode & !umask & 0o7777)?;
