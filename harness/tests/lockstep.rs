@@ -464,6 +464,24 @@ fn inline_node(dir: &Path, name: &str, source: &str, args: &str) -> String {
     format!("{} {} {args}", python.trim(), path.display())
 }
 
+/// Flags of a two-node echo run of `cmd` (an inline node), `limit` long, at `seed`.
+fn inline_echo_args<'a>(cmd: &'a str, limit: &'a str, seed: &'a str) -> Vec<&'a str> {
+    vec![
+        "--workload",
+        "echo",
+        "--node-cmd",
+        cmd,
+        "--nodes",
+        "2",
+        "--time-limit",
+        limit,
+        "--rate",
+        "20",
+        "--seed",
+        seed,
+    ]
+}
+
 #[test]
 fn a_report_that_differs_changes_the_trace_hash() {
     if !python_available() {
@@ -472,20 +490,7 @@ fn a_report_that_differs_changes_the_trace_hash() {
     let results = tempfile::tempdir().expect("tempdir");
     let run_with = |value: &str| {
         let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, value);
-        let args = [
-            "--workload",
-            "echo",
-            "--node-cmd",
-            &cmd,
-            "--nodes",
-            "2",
-            "--time-limit",
-            "500ms",
-            "--rate",
-            "20",
-            "--seed",
-            "5",
-        ];
+        let args = inline_echo_args(&cmd, "500ms", "5");
         run_once(&args, &[], results.path())
     };
     let a = run_with("1");
@@ -509,22 +514,8 @@ fn lockstep_nodes_start_with_only_the_documented_environment() {
     }
     let results = tempfile::tempdir().expect("tempdir");
     let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, "1");
-    let args = [
-        "--workload",
-        "echo",
-        "--node-cmd",
-        &cmd,
-        "--nodes",
-        "2",
-        "--time-limit",
-        "300ms",
-        "--rate",
-        "20",
-        "--seed",
-        "6",
-        "--node-env",
-        "GREETING=hello=world",
-    ];
+    let mut args = inline_echo_args(&cmd, "300ms", "6");
+    args.extend(["--node-env", "GREETING=hello=world"]);
     let out = run_once(&args, &[], results.path());
     let log = std::fs::read_to_string(out.dir.join("nodes/n2.log")).expect("n2.log");
     let seen: Value = serde_json::from_str(log.lines().next().expect("a line")).expect("json");
@@ -562,20 +553,7 @@ fn replay_diff_names_the_first_step_a_clock_reading_node_changes() {
     }
     let results = tempfile::tempdir().expect("tempdir");
     let cmd = inline_node(results.path(), "clock.py", REPORTING_NODE, "clock");
-    let args = [
-        "--workload",
-        "echo",
-        "--node-cmd",
-        &cmd,
-        "--nodes",
-        "2",
-        "--time-limit",
-        "300ms",
-        "--rate",
-        "20",
-        "--seed",
-        "7",
-    ];
+    let args = inline_echo_args(&cmd, "300ms", "7");
     let a = run_once(&args, &[], results.path());
     let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
     let first = records
