@@ -83,11 +83,15 @@ fn raft_committed_agree(sim: &Sim<Raft>) -> bool {
     })
 }
 
-#[test]
-fn raft_serves_reads_writes_and_cas_through_any_node() {
-    let mut sim = raft_sim(3, 1, &[]);
+/// Once a leader is elected: a read of a missing key (20), a write through a follower,
+/// a CAS with the wrong `from` (22) and the right one at the leader, and a read through
+/// the follower that sees the CAS.
+fn serves_through_any_node<A: Algorithm>(
+    mut sim: Sim<A>,
+    leader_of: fn(&Sim<A>) -> Option<String>,
+) {
     sim.run_for(2_000);
-    let leader = raft_leader(&sim).expect("a leader after 2 s");
+    let leader = leader_of(&sim).expect("a leader after 2 s");
     let follower = sim.ids().iter().find(|id| **id != leader).cloned().unwrap();
     let mut reqs = vec![sim.client(&follower, read(1))];
     sim.run_for(100);
@@ -100,6 +104,11 @@ fn raft_serves_reads_writes_and_cas_through_any_node() {
     reqs.push(sim.client(&follower, read(1)));
     sim.run_for(100);
     check(&sim, &reqs, "e20 w e22 c r11");
+}
+
+#[test]
+fn raft_serves_reads_writes_and_cas_through_any_node() {
+    serves_through_any_node(raft_sim(3, 1, &[]), raft_leader);
 }
 
 #[test]
@@ -234,21 +243,7 @@ fn paxos_leader(sim: &Sim<MultiPaxos>) -> Option<String> {
 
 #[test]
 fn multi_paxos_serves_reads_writes_and_cas_through_any_node() {
-    let mut sim = paxos_sim(3, 1, &[]);
-    sim.run_for(2_000);
-    let leader = paxos_leader(&sim).expect("a leader after 2 s");
-    let follower = sim.ids().iter().find(|id| **id != leader).cloned().unwrap();
-    let mut reqs = vec![sim.client(&follower, read(1))];
-    sim.run_for(100);
-    reqs.push(sim.client(&follower, write(1, 10)));
-    sim.run_for(100);
-    reqs.push(sim.client(&leader, cas(1, 9, 11)));
-    sim.run_for(100);
-    reqs.push(sim.client(&leader, cas(1, 10, 11)));
-    sim.run_for(100);
-    reqs.push(sim.client(&follower, read(1)));
-    sim.run_for(100);
-    check(&sim, &reqs, "e20 w e22 c r11");
+    serves_through_any_node(paxos_sim(3, 1, &[]), paxos_leader);
 }
 
 #[test]
