@@ -346,6 +346,26 @@ fn wait_unmounted(mnt: &Path) -> bool {
     false
 }
 
+/// Starts `squall-lossyfs` over `backing` at `mnt` and waits for its `ready` line.
+fn start_helper(backing: &Path, mnt: &Path) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = Command::new(bin())
+        .arg("--backing")
+        .arg(backing)
+        .arg("--mount")
+        .arg(mnt)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("helper");
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.as_mut().expect("piped"))
+        .read_line(&mut line)
+        .expect("ready");
+    assert!(line.contains("ready"), "{line}");
+    child
+}
+
 #[test]
 fn helper_unmounts_when_its_harness_vanishes_or_it_is_terminated() {
     if !fuse_ok() {
@@ -355,23 +375,7 @@ fn helper_unmounts_when_its_harness_vanishes_or_it_is_terminated() {
         let tmp = tempfile::tempdir().expect("tempdir");
         let mnt = tmp.path().join("mnt");
         std::fs::create_dir_all(&mnt).expect("mkdir");
-        let mut child = Command::new(bin())
-            .args(["--backing"])
-            .arg(tmp.path().join("b"))
-            .arg("--mount")
-            .arg(&mnt)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("helper");
-        {
-            use std::io::BufRead;
-            let mut line = String::new();
-            std::io::BufReader::new(child.stdout.as_mut().expect("piped"))
-                .read_line(&mut line)
-                .expect("ready");
-            assert!(line.contains("ready"), "{line}");
-        }
+        let mut child = start_helper(&tmp.path().join("b"), &mnt);
         std::fs::write(mnt.join("f"), b"x").expect("write");
         assert_eq!(lossyfs::mount::mounts_under(&mnt).len(), 1);
         match how {
@@ -397,22 +401,7 @@ fn stale_mount_of_a_killed_helper_is_cleaned_up() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let mnt = tmp.path().join("results/run/data/n1");
     std::fs::create_dir_all(&mnt).expect("mkdir");
-    let mut child = Command::new(bin())
-        .args(["--backing"])
-        .arg(tmp.path().join("b"))
-        .arg("--mount")
-        .arg(&mnt)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("helper");
-    {
-        use std::io::BufRead;
-        let mut line = String::new();
-        std::io::BufReader::new(child.stdout.as_mut().expect("piped"))
-            .read_line(&mut line)
-            .expect("ready");
-    }
+    let mut child = start_helper(&tmp.path().join("b"), &mnt);
     child.kill().expect("SIGKILL");
     child.wait().expect("reap");
     let results = tmp.path().join("results");
