@@ -227,6 +227,37 @@ impl History {
     }
 }
 
+/// Events written by hand in unit tests.
+#[cfg(test)]
+impl Event {
+    /// Event number `index` of `process`, at `time`, sent to no node, with no error.
+    pub(crate) fn row(
+        index: usize,
+        process: u64,
+        ty: EventType,
+        f: &str,
+        value: &Value,
+        time: u64,
+    ) -> Event {
+        Event {
+            index: index as u64,
+            process,
+            ty,
+            f: f.to_string(),
+            value: value.clone(),
+            time,
+            node: None,
+            error: None,
+        }
+    }
+
+    /// This event, sent to `node`.
+    pub(crate) fn on(mut self, node: &str) -> Event {
+        self.node = Some(node.to_string());
+        self
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -299,14 +299,8 @@ mod tests {
             .iter()
             .enumerate()
             .map(|(i, (process, ty, f, value, node, error))| Event {
-                index: i as u64,
-                process: *process,
-                ty: *ty,
-                f: f.to_string(),
-                value: value.clone(),
-                time: 10 * (i as u64 + 1),
-                node: Some(node.to_string()),
                 error: error.map(str::to_string),
+                ..Event::row(i, *process, *ty, f, value, 10 * (i as u64 + 1)).on(node)
             })
             .collect();
         CheckInput {

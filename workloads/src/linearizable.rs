@@ -159,16 +159,7 @@ mod tests {
         let events = rows
             .iter()
             .enumerate()
-            .map(|(i, (process, ty, f, value, time))| Event {
-                index: i as u64,
-                process: *process,
-                ty: *ty,
-                f: f.to_string(),
-                value: value.clone(),
-                time: *time,
-                node: None,
-                error: None,
-            })
+            .map(|(i, (process, ty, f, value, time))| Event::row(i, *process, *ty, f, value, *time))
             .collect();
         CheckInput {
             history: History { events },

@@ -221,15 +221,8 @@ mod tests {
         let events = rows
             .iter()
             .enumerate()
-            .map(|(i, (process, ty, f, value, node, time))| Event {
-                index: i as u64,
-                process: *process,
-                ty: *ty,
-                f: f.to_string(),
-                value: value.clone(),
-                time: *time,
-                node: Some(node.to_string()),
-                error: None,
+            .map(|(i, (process, ty, f, value, node, time))| {
+                Event::row(i, *process, *ty, f, value, *time).on(node)
             })
             .collect();
         History { events }
