@@ -278,15 +278,27 @@ class Node:
 
     # acceptor ---------------------------------------------------------------
 
-    def on_prepare(self, src, body):
+    def admit(self, src, body):
+        """The key and ballot of a prepare or accept this acceptor may take; None when it
+        may not, after answering `decided` (the key is decided) or `nack` (the ballot is
+        below the promise)."""
         key, b = body["key"], ballot_of(body["ballot"])
         self.see_round(key, b)
         if key in self.decided:
-            return self.to(src, {"type": "decided", "key": key, "value": self.decided[key]})
+            self.to(src, {"type": "decided", "key": key, "value": self.decided[key]})
+            return None
         promised = self.promised.get(key)
         if promised is not None and b < promised:
-            return self.to(src, {"type": "nack", "key": key, "ballot": body["ballot"],
-                                 "promised": ballot_json(promised)})
+            self.to(src, {"type": "nack", "key": key, "ballot": body["ballot"],
+                          "promised": ballot_json(promised)})
+            return None
+        return key, b
+
+    def on_prepare(self, src, body):
+        taken = self.admit(src, body)
+        if taken is None:
+            return
+        key, b = taken
         if promised != b:
             self.promised[key] = b
             self.durable({"k": key, "p": body["ballot"]}, acceptor=True)
@@ -296,14 +308,10 @@ class Node:
                       "accepted": accepted})
 
     def on_accept(self, src, body):
-        key, b = body["key"], ballot_of(body["ballot"])
-        self.see_round(key, b)
-        if key in self.decided:
-            return self.to(src, {"type": "decided", "key": key, "value": self.decided[key]})
-        promised = self.promised.get(key)
-        if promised is not None and b < promised:
-            return self.to(src, {"type": "nack", "key": key, "ballot": body["ballot"],
-                                 "promised": ballot_json(promised)})
+        taken = self.admit(src, body)
+        if taken is None:
+            return
+        key, b = taken
         if self.accepted.get(key) != (b, body["value"]):
             self.promised[key] = b
             self.accepted[key] = (b, body["value"])

@@ -86,10 +86,7 @@ impl Announcements {
         ctx: &mut Ctx<A>,
     ) {
         let (peers, delay) = self.start(key, ctx.config().peers().cloned());
-        for peer in &peers {
-            ctx.send(peer, msg.clone());
-        }
-        ctx.set_timer(timer, delay);
+        tell(&peers, msg, timer, delay, ctx);
     }
 
     /// `timer` fired: sends `msg` again to the peers that have not acknowledged, and
@@ -104,11 +101,7 @@ impl Announcements {
         let Some((peers, delay)) = self.retry(key) else {
             return;
         };
-        let msg = msg();
-        for peer in &peers {
-            ctx.send(peer, msg.clone());
-        }
-        ctx.set_timer(timer, delay);
+        tell(&peers, msg(), timer, delay, ctx);
     }
 
     /// `peer` knows the decision of `key`. Once every peer does, cancels `timer` and
@@ -126,6 +119,20 @@ impl Announcements {
             ctx.persist(done);
         }
     }
+}
+
+/// Sends `msg` to each of `peers` and arms `timer` to fire after `delay_ms`.
+fn tell<A: Algorithm>(
+    peers: &[NodeId],
+    msg: A::Msg,
+    timer: A::Timer,
+    delay_ms: u64,
+    ctx: &mut Ctx<A>,
+) {
+    for peer in peers {
+        ctx.send(peer, msg.clone());
+    }
+    ctx.set_timer(timer, delay_ms);
 }
 
 #[cfg(test)]

@@ -15,37 +15,35 @@ pub(super) struct Acceptor {
 }
 
 impl Paxos {
-    pub(super) fn on_prepare(&mut self, from: &str, key: u64, ballot: Ballot, ctx: &mut Ctx<Self>) {
+    /// The acceptor of `key`, once the instance's highest round seen counts `ballot`.
+    fn acceptor_seeing(&mut self, key: u64, ballot: &Ballot) -> &mut Acceptor {
         let inst = self.instances.entry(key).or_default();
         inst.round_max = inst.round_max.max(ballot.round);
-        let acc = &mut inst.acceptor;
+        &mut inst.acceptor
+    }
+
+    pub(super) fn on_prepare(&mut self, from: &str, key: u64, ballot: Ballot, ctx: &mut Ctx<Self>) {
+        let bugs = self.bugs;
+        let acc = self.acceptor_seeing(key, &ballot);
         if let Some(promised) = acc.promised.as_ref().filter(|p| ballot < **p) {
-            ctx.send(
-                from,
-                Msg::Nack {
-                    key,
-                    ballot,
-                    promised: promised.clone(),
-                },
-            );
-            return;
+            return nack(ctx, from, key, ballot, promised);
         }
         let promise = Msg::Promise {
             key,
             ballot: ballot.clone(),
             accepted: acc.accepted.clone(),
         };
-        if self.bugs.ack_before_sync {
+        if bugs.ack_before_sync {
             ctx.send(from, promise.clone());
         }
         if acc.promised.as_ref() != Some(&ballot) {
             acc.promised = Some(ballot.clone());
             ctx.persist(Record::Promised { key, ballot });
-            if !self.bugs.skip_fsync {
+            if !bugs.skip_fsync {
                 ctx.sync();
             }
         }
-        if !self.bugs.ack_before_sync {
+        if !bugs.ack_before_sync {
             ctx.send(from, promise);
         }
     }
@@ -58,26 +56,17 @@ impl Paxos {
         value: u64,
         ctx: &mut Ctx<Self>,
     ) {
-        let inst = self.instances.entry(key).or_default();
-        inst.round_max = inst.round_max.max(ballot.round);
-        let acc = &mut inst.acceptor;
+        let bugs = self.bugs;
+        let acc = self.acceptor_seeing(key, &ballot);
         let refused = acc.promised.as_ref().filter(|p| ballot < **p);
-        if let Some(promised) = refused.filter(|_| !self.bugs.no_promise_check) {
-            ctx.send(
-                from,
-                Msg::Nack {
-                    key,
-                    ballot,
-                    promised: promised.clone(),
-                },
-            );
-            return;
+        if let Some(promised) = refused.filter(|_| !bugs.no_promise_check) {
+            return nack(ctx, from, key, ballot, promised);
         }
         let accepted = Msg::Accepted {
             key,
             ballot: ballot.clone(),
         };
-        if self.bugs.ack_before_sync {
+        if bugs.ack_before_sync {
             ctx.send(from, accepted.clone());
         }
         if acc.accepted.as_ref().map(|a| &a.ballot) != Some(&ballot) {
@@ -96,8 +85,21 @@ impl Paxos {
             ctx.sync();
             ctx.report(Report::Accepted { key, ballot, value });
         }
-        if !self.bugs.ack_before_sync {
+        if !bugs.ack_before_sync {
             ctx.send(from, accepted);
         }
     }
+}
+
+/// Refuses `ballot` of `from`: this acceptor promised the higher `promised`.
+fn nack(ctx: &mut Ctx<Paxos>, from: &str, key: u64, ballot: Ballot, promised: &Ballot) {
+    let promised = promised.clone();
+    ctx.send(
+        from,
+        Msg::Nack {
+            key,
+            ballot,
+            promised,
+        },
+    );
 }
