@@ -19,12 +19,17 @@
 //!   crashed-op families of the checker benchmark.
 //! - [`cmd`]: `check_files`, the body of `squall check`.
 //! - [`mod@bench`]: the checker benchmark behind `squall bench checker`.
+//! - `named`: `Display`, `FromStr` and the unknown-name error of [`ModelKind`] and
+//!   [`Format`], from one macro.
 //!
 //! Invariants: nothing here recurses on the history (the search and the shrinker use
 //! explicit stacks; the EDN reader nests at most 4 deep); every search is bounded by
 //! states, time and memo bytes and ends in `Unknown` rather than running out; the only
 //! clock read is the budget's deadline and the elapsed time in [`Stats`].
 #![deny(missing_docs)]
+
+#[macro_use]
+mod named;
 
 pub mod bench;
 pub mod check;

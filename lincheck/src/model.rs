@@ -12,7 +12,6 @@
 
 use std::fmt::Debug;
 use std::hash::Hash;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
@@ -139,7 +138,7 @@ pub enum ModelKind {
 }
 
 impl ModelKind {
-    /// Every model, in the order [`FromStr`] lists them.
+    /// Every model, in the order [`FromStr`](std::str::FromStr) lists them.
     pub const ALL: [ModelKind; 5] = [
         ModelKind::Register,
         ModelKind::CasRegister,
@@ -168,36 +167,7 @@ impl ModelKind {
     }
 }
 
-impl std::fmt::Display for ModelKind {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown model name; the message lists the valid ones.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown model `{given}`; valid models: {}", valid_list(&ModelKind::ALL.map(ModelKind::name)))]
-pub struct UnknownModel {
-    /// What was given.
-    pub given: String,
-}
-
-pub(crate) fn valid_list(names: &[&str]) -> String {
-    names.join(", ")
-}
-
-impl FromStr for ModelKind {
-    type Err = UnknownModel;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ModelKind::ALL
-            .into_iter()
-            .find(|m| m.name() == s)
-            .ok_or_else(|| UnknownModel {
-                given: s.to_string(),
-            })
-    }
-}
+named_set!(ModelKind, UnknownModel, "model");
 
 /// An integer value or nil, as integer models store it.
 pub(crate) fn int_or_nil(

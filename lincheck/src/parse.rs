@@ -5,12 +5,11 @@
 //! Line numbers serve as times in the formats that have no clock.
 
 use std::path::Path;
-use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
 use crate::history::History;
-use crate::model::{valid_list, ModelKind};
+use crate::model::ModelKind;
 
 pub mod edn;
 pub mod jepsen_log;
@@ -29,7 +28,7 @@ pub enum Format {
 }
 
 impl Format {
-    /// Every format, in the order [`FromStr`] lists them.
+    /// Every format, in the order [`FromStr`](std::str::FromStr) lists them.
     pub const ALL: [Format; 3] = [Format::JepsenLog, Format::Edn, Format::Squall];
 
     /// The name used on command lines.
@@ -81,32 +80,7 @@ impl Format {
     }
 }
 
-impl std::fmt::Display for Format {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.name())
-    }
-}
-
-/// An unknown format name; the message lists the valid ones.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown format `{given}`; valid formats: {}", valid_list(&Format::ALL.map(Format::name)))]
-pub struct UnknownFormat {
-    /// What was given.
-    pub given: String,
-}
-
-impl FromStr for Format {
-    type Err = UnknownFormat;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Format::ALL
-            .into_iter()
-            .find(|f| f.name() == s)
-            .ok_or_else(|| UnknownFormat {
-                given: s.to_string(),
-            })
-    }
-}
+named_set!(Format, UnknownFormat, "format");
 
 /// A malformed history.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -142,6 +142,25 @@ fn first() -> u64 {
     1
 }
 
+impl Trigger {
+    /// The trigger's filters in words, each with a leading space (`" from n1 after 500
+    /// ms"`): its sender, its receiver, and `armed_at_ms`, when it was armed. Empty when
+    /// it has none.
+    pub fn filter_words(&self, armed_at_ms: Option<u64>) -> String {
+        let mut out = String::new();
+        if let Some(src) = &self.src {
+            out.push_str(&format!(" from {src}"));
+        }
+        if let Some(dest) = &self.dest {
+            out.push_str(&format!(" to {dest}"));
+        }
+        if let Some(at) = armed_at_ms {
+            out.push_str(&format!(" after {at} ms"));
+        }
+        out
+    }
+}
+
 impl<'de> Deserialize<'de> for ScheduleEvent {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
         let mut map = Map::<String, Value>::deserialize(d)?;
@@ -279,15 +298,7 @@ impl ScheduleEvent {
         let mut out = describe_action(&self.action);
         if let Some(t) = &self.on {
             out.push_str(&format!(" on the {} {}", ordinal(t.nth), t.msg_type));
-            if let Some(src) = &t.src {
-                out.push_str(&format!(" from {src}"));
-            }
-            if let Some(dest) = &t.dest {
-                out.push_str(&format!(" to {dest}"));
-            }
-            if let Some(at) = self.at_ms {
-                out.push_str(&format!(" after {at} ms"));
-            }
+            out.push_str(&t.filter_words(self.at_ms));
         } else if let Some(at) = self.at_ms {
             out.push_str(&format!(" at {at} ms"));
         }

@@ -238,16 +238,7 @@ impl TriggerSet {
             .map(|a| {
                 let t = &a.trigger;
                 let seen = self.by_type.get(&t.msg_type).map_or(0, |c| c.seen);
-                let mut filter = String::new();
-                if let Some(src) = &t.src {
-                    filter.push_str(&format!(" from {src}"));
-                }
-                if let Some(dest) = &t.dest {
-                    filter.push_str(&format!(" to {dest}"));
-                }
-                if let Some(at) = a.armed_at_ms {
-                    filter.push_str(&format!(" after {at} ms"));
-                }
+                let filter = t.filter_words(a.armed_at_ms);
                 let why = if seen == 0 {
                     format!(
                         "its trigger never matched: no '{}' message was seen in the run at \
