@@ -110,6 +110,19 @@ impl LiveRun {
         let metrics = json(&dir.join("metrics.json"));
         (out.status.code(), verdict, metrics)
     }
+
+    /// [`Self::finish`], asserting the run was judged as if nobody had connected and
+    /// that the router refused connections for each reason as often as `counts` says:
+    /// the metrics.
+    fn finish_untouched(self, counts: &[(&str, u64)]) -> Value {
+        let (code, verdict, metrics) = self.finish();
+        assert_untouched(code, &verdict);
+        let rc = &metrics["router"]["rejected_connections"];
+        for &(reason, count) in counts {
+            assert_eq!(rejected(&metrics, reason), count, "{reason}: {rc:#}");
+        }
+        metrics
+    }
 }
 
 fn line(src: &str, dest: &str, body: Value) -> String {
@@ -212,13 +225,10 @@ fn fake_client_cannot_claim_a_client_address() {
     let c1_refused = refused(&t.router, &as_c1);
     let as_c2 = hello("c2", None, None) + &forged_propose("c2");
     let c2_refused = refused(&t.router, &as_c2);
-    let (code, verdict, metrics) = run.finish();
-    assert_untouched(code, &verdict);
+    run.finish_untouched(&[("not_a_node", 1), ("bad_token", 1)]);
     assert!(token_given, "nodes get SQUALL_TOKEN");
     assert!(c1_refused, "a hello as c1 was accepted");
     assert!(c2_refused, "a tokenless hello as c2 was accepted");
-    assert_eq!(rejected(&metrics, "not_a_node"), 1, "{metrics:#}");
-    assert_eq!(rejected(&metrics, "bad_token"), 1, "{metrics:#}");
 }
 
 #[test]
@@ -227,9 +237,7 @@ fn fake_harness_cannot_swallow_node_reports() {
     let t = &run.target;
     assert!(refused(&t.router, &hello("harness", Some(&t.token), None)));
     assert!(refused(&t.router, &hello("router", Some(&t.token), None)));
-    let (code, verdict, metrics) = run.finish();
-    assert_untouched(code, &verdict);
-    assert_eq!(rejected(&metrics, "not_a_node"), 2, "{metrics:#}");
+    let metrics = run.finish_untouched(&[("not_a_node", 2)]);
     assert!(metrics["reports"].as_u64().unwrap() > 0, "{metrics:#}");
 }
 
@@ -254,11 +262,7 @@ fn second_hello_for_a_live_node_is_refused_not_a_replacement() {
         let bytes = claim + &forged_decision("n2");
         assert!(refused(&t.router, &bytes), "{why}: accepted");
     }
-    let (code, verdict, metrics) = run.finish();
-    assert_untouched(code, &verdict);
-    assert_eq!(rejected(&metrics, "duplicate"), 2, "{metrics:#}");
-    assert_eq!(rejected(&metrics, "wrong_incarnation"), 1, "{metrics:#}");
-    assert_eq!(rejected(&metrics, "bad_token"), 2, "{metrics:#}");
+    run.finish_untouched(&[("duplicate", 2), ("wrong_incarnation", 1), ("bad_token", 2)]);
 }
 
 #[test]
@@ -270,12 +274,9 @@ fn port_scanner_is_counted_and_blamed_on_no_node() {
     assert!(hang_up_after(&t.router, "\u{1}\u{2}\u{3} no newline"));
     let not_hello = line("n1", "n2", json!({"type": "prepare", "key": 0}));
     assert!(refused(&t.router, &not_hello));
-    let (code, verdict, metrics) = run.finish();
-    assert_untouched(code, &verdict);
+    // closed_before_hello: the plain connect-and-close and the one that hung up mid-line.
+    let metrics = run.finish_untouched(&[("not_a_hello", 2), ("closed_before_hello", 2)]);
     let rc = &metrics["router"]["rejected_connections"];
-    assert_eq!(rejected(&metrics, "not_a_hello"), 2, "{rc:#}");
-    // The plain connect-and-close and the one that hung up mid-line.
-    assert_eq!(rejected(&metrics, "closed_before_hello"), 2, "{rc:#}");
     assert_eq!(rc["total"], 4, "{rc:#}");
     let samples = rc["samples"].as_array().unwrap();
     assert!(
@@ -326,16 +327,16 @@ fn hostile_neighbour_cannot_change_the_verdict() {
         silent_closed,
         "a connection that never said hello stayed open"
     );
-    let (code, verdict, metrics) = run.finish();
-    assert_untouched(code, &verdict);
+    let metrics = run.finish_untouched(&[
+        ("closed_before_hello", 1),
+        ("not_a_hello", 1),
+        ("not_a_node", 2),
+        ("bad_token", 2),
+        ("duplicate", 2),
+        ("wrong_incarnation", 1),
+        ("no_hello_in_time", 1),
+    ]);
     let rc = &metrics["router"]["rejected_connections"];
-    assert_eq!(rejected(&metrics, "closed_before_hello"), 1, "{rc:#}");
-    assert_eq!(rejected(&metrics, "not_a_hello"), 1, "{rc:#}");
-    assert_eq!(rejected(&metrics, "not_a_node"), 2, "{rc:#}");
-    assert_eq!(rejected(&metrics, "bad_token"), 2, "{rc:#}");
-    assert_eq!(rejected(&metrics, "duplicate"), 2, "{rc:#}");
-    assert_eq!(rejected(&metrics, "wrong_incarnation"), 1, "{rc:#}");
-    assert_eq!(rejected(&metrics, "no_hello_in_time"), 1, "{rc:#}");
     assert_eq!(rc["total"], 10, "{rc:#}");
     let text = rc.to_string();
     assert!(

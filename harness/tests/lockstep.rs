@@ -10,8 +10,8 @@ mod common;
 use std::path::{Path, PathBuf};
 
 use common::{
-    ensure_node_bin, history_lines, json, metrics_of, python_available, python_cmd,
-    python_echo_node, python_results_dir, squall, text, verdict_of, WRITE_ONCE_PAXOS,
+    ensure_node_bin, history_lines, json, metrics_of, python_cmd, python_echo_node,
+    python_results_dir, squall, text, verdict_of, WRITE_ONCE_PAXOS,
 };
 
 use clap::Parser;
@@ -109,6 +109,9 @@ fn run_once(args: &[&str], kinds: &[FaultKind], results: &Path) -> Outcome {
     }
 }
 
+/// The short run the determinism tests repeat: 2 s at 40 ops/s over 10 instances.
+const SHORT_RUN: [&str; 6] = ["--time-limit", "2s", "--rate", "40", "--instances", "10"];
+
 const FAULTS: [FaultKind; 5] = [
     FaultKind::Partition,
     FaultKind::Kill,
@@ -126,22 +129,17 @@ fn same_seed_same_trace_and_history_for_every_algorithm() {
     let mut pairs = 0;
     for algo in &registry {
         for workload in &algo.workloads {
-            let args = [
+            let which = [
                 "--workload",
                 workload,
                 "--algorithm",
                 &algo.name,
                 "--nodes",
                 "3",
-                "--time-limit",
-                "2s",
-                "--rate",
-                "40",
-                "--instances",
-                "10",
                 "--seed",
                 "11",
             ];
+            let args = [&which[..], &SHORT_RUN].concat();
             let a = run_once(&args, &FAULTS, results.path());
             let b = run_once(&args, &FAULTS, results.path());
             let what = format!("{} / {workload}", algo.name);
@@ -173,20 +171,8 @@ fn same_seed_same_trace_and_history_for_every_algorithm() {
 fn different_seeds_explore_different_runs() {
     let results = tempfile::tempdir().expect("tempdir");
     let args = |seed: &'static str| {
-        [
-            "--workload",
-            "write-once",
-            "--nodes",
-            "5",
-            "--time-limit",
-            "2s",
-            "--rate",
-            "40",
-            "--instances",
-            "10",
-            "--seed",
-            seed,
-        ]
+        let which = ["--workload", "write-once", "--nodes", "5", "--seed", seed];
+        [&which[..], &SHORT_RUN].concat()
     };
     let a = run_once(&args("1"), &FAULTS, results.path());
     let b = run_once(&args("2"), &FAULTS, results.path());
@@ -309,6 +295,25 @@ fn node_without_lockstep_support_is_a_usage_error() {
     );
 }
 
+/// Flags of an echo run of the node command `cmd`: so many nodes, so long, at so many
+/// ops/s, on a seed.
+fn echo_args<'a>(cmd: &'a str, [nodes, limit, rate, seed]: [&'a str; 4]) -> Vec<&'a str> {
+    vec![
+        "--workload",
+        "echo",
+        "--node-cmd",
+        cmd,
+        "--nodes",
+        nodes,
+        "--time-limit",
+        limit,
+        "--rate",
+        rate,
+        "--seed",
+        seed,
+    ]
+}
+
 fn python_lockstep_node(mode: &str) -> String {
     python_cmd("harness/tests/nodes/lockstep_echo.py", mode)
 }
@@ -319,20 +324,7 @@ fn a_python_node_written_from_the_protocol_replays_exactly() {
         return;
     };
     let cmd = python_lockstep_node("ok");
-    let args = [
-        "--workload",
-        "echo",
-        "--node-cmd",
-        &cmd,
-        "--nodes",
-        "3",
-        "--time-limit",
-        "1s",
-        "--rate",
-        "60",
-        "--seed",
-        "4",
-    ];
+    let args = echo_args(&cmd, ["3", "1s", "60", "4"]);
     let kinds = [FaultKind::Kill, FaultKind::Pause];
     let a = run_once(&args, &kinds, results.path());
     let b = run_once(&args, &kinds, results.path());
@@ -366,22 +358,8 @@ fn hanging_and_chattering_lockstep_nodes_are_faulty_and_the_run_ends() {
         ("hang", "did not answer with step_done"),
     ] {
         let cmd = python_lockstep_node(mode);
-        let args = [
-            "--workload",
-            "echo",
-            "--node-cmd",
-            &cmd,
-            "--nodes",
-            "2",
-            "--time-limit",
-            "2s",
-            "--rate",
-            "40",
-            "--op-timeout",
-            "100ms",
-            "--seed",
-            "9",
-        ];
+        let mut args = echo_args(&cmd, ["2", "2s", "40", "9"]);
+        args.extend(["--op-timeout", "100ms"]);
         let out = run_once(&args, &[], results.path());
         let faulty = out.verdict["faulty_nodes"].as_array().expect("list");
         assert!(
@@ -466,33 +444,29 @@ fn inline_node(dir: &Path, name: &str, source: &str, args: &str) -> String {
 
 /// Flags of a two-node echo run of `cmd` (an inline node), `limit` long, at `seed`.
 fn inline_echo_args<'a>(cmd: &'a str, limit: &'a str, seed: &'a str) -> Vec<&'a str> {
-    vec![
-        "--workload",
-        "echo",
-        "--node-cmd",
-        cmd,
-        "--nodes",
-        "2",
-        "--time-limit",
-        limit,
-        "--rate",
-        "20",
-        "--seed",
-        seed,
-    ]
+    echo_args(cmd, ["2", limit, "20", seed])
+}
+
+/// A run of [`REPORTING_NODE`] given `node_arg`, two nodes `limit` long at `seed` with
+/// `extra` flags, in `results`.
+fn reporting_run(
+    results: &Path,
+    node_arg: &str,
+    limit: &str,
+    seed: &str,
+    extra: &[&str],
+) -> Outcome {
+    let cmd = inline_node(results, "reporting.py", REPORTING_NODE, node_arg);
+    let args = [&inline_echo_args(&cmd, limit, seed)[..], extra].concat();
+    run_once(&args, &[], results)
 }
 
 #[test]
 fn a_report_that_differs_changes_the_trace_hash() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
-    let run_with = |value: &str| {
-        let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, value);
-        let args = inline_echo_args(&cmd, "500ms", "5");
-        run_once(&args, &[], results.path())
     };
+    let run_with = |value: &str| reporting_run(results.path(), value, "500ms", "5", &[]);
     let a = run_with("1");
     let again = run_with("1");
     let b = run_with("2");
@@ -509,14 +483,11 @@ fn a_report_that_differs_changes_the_trace_hash() {
 
 #[test]
 fn lockstep_nodes_start_with_only_the_documented_environment() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
-    let cmd = inline_node(results.path(), "reporting.py", REPORTING_NODE, "1");
-    let mut args = inline_echo_args(&cmd, "300ms", "6");
-    args.extend(["--node-env", "GREETING=hello=world"]);
-    let out = run_once(&args, &[], results.path());
+    };
+    let env = ["--node-env", "GREETING=hello=world"];
+    let out = reporting_run(results.path(), "1", "300ms", "6", &env);
     let log = std::fs::read_to_string(out.dir.join("nodes/n2.log")).expect("n2.log");
     let seen: Value = serde_json::from_str(log.lines().next().expect("a line")).expect("json");
     let env = seen["env"].as_object().expect("env");
@@ -548,13 +519,10 @@ fn lockstep_nodes_start_with_only_the_documented_environment() {
 
 #[test]
 fn replay_diff_names_the_first_step_a_clock_reading_node_changes() {
-    if !python_available() {
+    let Some(results) = python_results_dir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
-    let cmd = inline_node(results.path(), "clock.py", REPORTING_NODE, "clock");
-    let args = inline_echo_args(&cmd, "300ms", "7");
-    let a = run_once(&args, &[], results.path());
+    };
+    let a = reporting_run(results.path(), "clock", "300ms", "7", &[]);
     let records = read_trace(&a.dir.join("trace.bin")).expect("trace");
     let first = records
         .iter()

@@ -276,34 +276,22 @@ fn bundled_paxos_stays_valid_on_lossy_fs_under_the_promise_crash_plan() {
         return;
     }
     let results = tempfile::tempdir().expect("tempdir");
-    let plan = results.path().join("plan.json");
-    let out = squall(&[
-        "plan",
+    let plan = plan_file(
+        results.path(),
         "bridge-promise-crash",
-        "--time-limit",
-        "5s",
-        "--out",
-        plan.to_str().expect("utf8"),
-    ])
-    .output()
-    .expect("squall plan");
-    assert!(out.status.success(), "{}", text(&out));
+        &["--time-limit", "5s"],
+    );
     let run = |seed: &str| {
-        let args = [
-            "run",
-            "--algorithm",
-            "paxos",
-            "--nodes",
-            "3",
-            "--schedule",
-            plan.to_str().expect("utf8"),
+        let results_dir = results.path().to_str().expect("utf8");
+        let extra = [
             "--fs",
             "lossy",
             "--seed",
             seed,
             "--results-dir",
-            results.path().to_str().expect("utf8"),
+            results_dir,
         ];
+        let args = paxos_plan_args(&plan, &extra);
         let out = squall(&args).output().expect("run squall");
         let verdict = json(&results.path().join("latest/verdict.json"));
         (out.status.code(), verdict)

@@ -19,7 +19,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{python_results_dir, run_in, squall, text, verdict_of};
+use common::{plan_file, python_results_dir, run_in, squall, text, verdict_of};
 use serde_json::Value;
 
 const NODE: &str = "python3 examples/python/paxos_node.py";
@@ -137,44 +137,57 @@ fn python_paxos_lockstep_runs_repeat_exactly_and_replay() {
     }
 }
 
-/// The `bridge-promise-crash` plan for three nodes as a schedule file in `dir`.
-fn bridge_promise_crash(dir: &Path) -> String {
-    let path = dir.join("bridge-promise-crash.json");
-    let p = path.to_str().expect("utf8 path").to_string();
-    let out = squall(&["plan", "bridge-promise-crash", "--out", &p])
-        .output()
-        .expect("run squall plan");
-    assert!(out.status.success(), "{}", text(&out));
-    p
+/// Lockstep runs of three nodes under the `bridge-promise-crash` plan, in one results
+/// directory.
+struct Bridge {
+    results: tempfile::TempDir,
+    /// The plan's schedule file.
+    plan: String,
+    /// The node command the runs use unless told otherwise.
+    cmd: String,
 }
 
-/// A lockstep run of three nodes running `cmd` under the schedule `plan`, on `seed`.
-fn bridge_run(plan: &str, cmd: &str, seed: &str, results: &Path) -> Run {
-    let args = [
-        "--mode",
-        "lockstep",
-        "--schedule",
-        plan,
-        "--nodes",
-        "3",
-        "--node-cmd",
-        cmd,
-        "--seed",
-        seed,
-    ];
-    run(&args, results)
+impl Bridge {
+    /// The plan written into a fresh results directory, the node run with `bug`; `None`
+    /// without python.
+    fn new(bug: &str) -> Option<Bridge> {
+        let results = python_results_dir()?;
+        let plan = plan_file(results.path(), "bridge-promise-crash", &[]);
+        let cmd = node_cmd(Some(bug));
+        Some(Bridge { results, plan, cmd })
+    }
+
+    /// A run of the node with the bug on `seed`.
+    fn run(&self, seed: &str) -> Run {
+        self.run_cmd(&self.cmd, seed)
+    }
+
+    /// A run of the node command `cmd` on `seed`.
+    fn run_cmd(&self, cmd: &str, seed: &str) -> Run {
+        let args = [
+            "--mode",
+            "lockstep",
+            "--schedule",
+            self.plan.as_str(),
+            "--nodes",
+            "3",
+            "--node-cmd",
+            cmd,
+            "--seed",
+            seed,
+        ];
+        run(&args, self.results.path())
+    }
 }
 
 #[test]
 fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
-    let Some(results) = python_results_dir() else {
+    let Some(bridge) = Bridge::new("memory-acceptor") else {
         return;
     };
-    let plan = bridge_promise_crash(results.path());
-    let forgetful = node_cmd(Some("memory-acceptor"));
     let mut caught = None;
     for seed in ["1", "2", "3"] {
-        let r = bridge_run(&plan, &forgetful, seed, results.path());
+        let r = bridge.run(seed);
         if r.kind() == "invalid" {
             caught = Some(r);
             break;
@@ -190,21 +203,19 @@ fn forgetful_acceptor_is_caught_when_killed_between_promise_and_accept() {
 
     // The same plan and seed on the correct node: the durable acceptor holds.
     let seed = r.verdict["seed"].to_string();
-    let ok = bridge_run(&plan, &node_cmd(None), &seed, results.path());
+    let ok = bridge.run_cmd(&node_cmd(None), &seed);
     assert_eq!(ok.kind(), "valid", "{}", ok.output);
 }
 
 #[test]
 fn wall_clock_backoff_breaks_lockstep_replay() {
-    let Some(results) = python_results_dir() else {
-        return;
-    };
     // The bridge plan makes n1 and n3 duel through n2 and kills n2 mid-ballot, so
     // ballots time out and back off, for as long as the clock says.
-    let plan = bridge_promise_crash(results.path());
-    let cmd = node_cmd(Some("wall-clock"));
-    let a = bridge_run(&plan, &cmd, "1", results.path());
-    let b = bridge_run(&plan, &cmd, "1", results.path());
+    let Some(bridge) = Bridge::new("wall-clock") else {
+        return;
+    };
+    let a = bridge.run("1");
+    let b = bridge.run("1");
     assert_ne!(
         a.trace_hash(),
         b.trace_hash(),

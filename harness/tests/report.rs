@@ -364,17 +364,8 @@ fn a_trigger_that_never_fires_is_printed_under_the_verdict_and_collapsed_with_a_
     let tmp = tempfile::tempdir().expect("tempdir");
     let plan = tmp.path().join("schedule.json");
     std::fs::write(&plan, starved_trigger_plan()).expect("write plan");
-    let (out, dir) = run_ok(&[
-        "run",
-        "--algorithm",
-        "paxos",
-        "--nodes",
-        "3",
-        "--schedule",
-        plan.to_str().expect("utf8"),
-        "--seed",
-        "3",
-    ]);
+    let plan = plan.to_str().expect("utf8");
+    let (out, dir) = run_ok(&paxos_plan_args(plan, &["--seed", "3"]));
     let printed = String::from_utf8_lossy(&out.stdout).to_string();
     assert!(out.status.code().is_some_and(|c| c <= 2), "{}", text(&out));
     // The summary says it under the verdict line, not only in verdict.json.

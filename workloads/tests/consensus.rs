@@ -22,7 +22,7 @@ use proto::Report;
 use serde_json::{json, Value};
 use workloads::consensus::{ground_truth_rounds, rounds_summary, ConsensusChecker, GroundTruth};
 use workloads::history::{Event, History};
-use workloads::verdict::{CheckInput, Checker, FaultSpan, TimedReport, VerdictKind};
+use workloads::verdict::{CheckInput, Checker, FaultSpan, TimedReport, Verdict, VerdictKind};
 use workloads::workload::{workload_by_name, WorkloadOpts};
 
 const SEPARATOR: &str = "----";
@@ -273,6 +273,23 @@ fn history(lines: &[&str]) -> History {
     History { events }
 }
 
+/// The consensus checker's verdict on the history `lines` alone.
+fn check_lines(lines: &[&str]) -> Verdict {
+    let input = CheckInput {
+        history: history(lines),
+        ..Default::default()
+    };
+    ConsensusChecker.check(&input)
+}
+
+/// Asserts that the history `lines` breaks validity, with a reason that says `why`.
+fn assert_invalid_validity(lines: &[&str], why: &str) {
+    let v = check_lines(lines);
+    assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
+    assert_eq!(v.evidence["property"], "validity");
+    assert!(v.reason.contains(why), "{}", v.reason);
+}
+
 #[test]
 fn rounds_summary_of_all_replies_and_of_winners() {
     let propose = |i: u64, p: u64, key: u64, proposed: u64, decided: u64, rounds: u64| {
@@ -393,14 +410,7 @@ fn validity_rejects_a_value_whose_only_propose_failed() {
         r#"{"index":2,"process":1,"type":"invoke","f":"read","value":{"key":0},"time":3000,"node":"n2"}"#,
         r#"{"index":3,"process":1,"type":"ok","f":"read","value":{"key":0,"value":5},"time":4000,"node":"n2"}"#,
     ];
-    let input = CheckInput {
-        history: history(&lines),
-        ..Default::default()
-    };
-    let v = ConsensusChecker.check(&input);
-    assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
-    assert_eq!(v.evidence["property"], "validity");
-    assert!(v.reason.contains("failed"), "{}", v.reason);
+    assert_invalid_validity(&lines, "failed");
 }
 
 /// A value seen decided before anyone proposed it was made up by a node.
@@ -412,14 +422,7 @@ fn validity_rejects_a_value_seen_before_it_was_proposed() {
         r#"{"index":2,"process":0,"type":"invoke","f":"propose","value":{"key":0,"value":5},"time":3000,"node":"n1"}"#,
         r#"{"index":3,"process":0,"type":"ok","f":"propose","value":{"key":0,"value":5},"time":4000,"node":"n1"}"#,
     ];
-    let input = CheckInput {
-        history: history(&lines),
-        ..Default::default()
-    };
-    let v = ConsensusChecker.check(&input);
-    assert_eq!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
-    assert_eq!(v.evidence["property"], "validity");
-    assert!(v.reason.contains("before any propose"), "{}", v.reason);
+    assert_invalid_validity(&lines, "before any propose");
 
     // A report that arrives before the propose was sent is just as early.
     let lines = &lines[2..];
@@ -448,10 +451,6 @@ fn validity_accepts_the_value_of_an_info_propose_seen_after_it() {
         r#"{"index":2,"process":1,"type":"invoke","f":"read","value":{"key":0},"time":3000,"node":"n2"}"#,
         r#"{"index":3,"process":1,"type":"ok","f":"read","value":{"key":0,"value":5},"time":4000,"node":"n2"}"#,
     ];
-    let input = CheckInput {
-        history: history(&lines),
-        ..Default::default()
-    };
-    let v = ConsensusChecker.check(&input);
+    let v = check_lines(&lines);
     assert_ne!(v.verdict, VerdictKind::Invalid, "{}", v.reason);
 }

@@ -72,6 +72,39 @@ pub fn run_expect(args: &[&str], code: i32) -> PathBuf {
     dir
 }
 
+/// `squall plan name extra.. --out dir/name.json`, asserting it succeeds: the plan
+/// file's path.
+pub fn plan_file(dir: &Path, name: &str, extra: &[&str]) -> String {
+    let path = dir.join(format!("{name}.json"));
+    let path = path.to_str().expect("utf8 path").to_string();
+    let args = [&["plan", name][..], extra, &["--out", &path]].concat();
+    let out = squall(&args).output().expect("run squall plan");
+    assert!(out.status.success(), "{}", text(&out));
+    path
+}
+
+/// The arguments of a three-node paxos run under the fault plan in `plan`, then `extra`.
+pub fn paxos_plan_args<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
+    let run = [
+        "run",
+        "--algorithm",
+        "paxos",
+        "--nodes",
+        "3",
+        "--schedule",
+        plan,
+    ];
+    [&run[..], extra].concat()
+}
+
+/// Runs `squall args` to the end, asserting that it exits with `code` and prints `said`.
+pub fn assert_says(args: &[&str], code: i32, said: &str) {
+    let out = squall(args).output().expect("run squall");
+    assert_exit(&out, code);
+    let printed = text(&out);
+    assert!(printed.contains(said), "{printed}");
+}
+
 /// Asserts a finished command's exit code, showing what it printed if it differs.
 pub fn assert_exit(out: &Output, code: i32) {
     assert_eq!(out.status.code(), Some(code), "{}", text(out));

@@ -15,6 +15,14 @@ def send(sock, src, dest, body):
     sock.sendall(json.dumps({"src": src, "dest": dest, "body": body}).encode() + b"\n")
 
 
+# The reply to each request type: `init_ok` is right, the others are of the wrong type.
+REPLIES = {
+    "init": {"type": "init_ok"},
+    "propose": {"type": "echo_ok", "echo": "x"},
+    "read": {"type": "write_ok"},
+}
+
+
 def main():
     me = os.environ["SQUALL_NODE_ID"]
     host, port = os.environ["SQUALL_ROUTER"].rsplit(":", 1)
@@ -26,13 +34,9 @@ def main():
     for raw in sock.makefile("rb"):
         msg = json.loads(raw)
         body = msg["body"]
-        kind = body.get("type")
-        if kind == "init":
-            send(sock, me, msg["src"], {"type": "init_ok", "in_reply_to": body["msg_id"]})
-        elif kind == "propose":
-            send(sock, me, msg["src"], {"type": "echo_ok", "in_reply_to": body["msg_id"], "echo": "x"})
-        elif kind == "read":
-            send(sock, me, msg["src"], {"type": "write_ok", "in_reply_to": body["msg_id"]})
+        reply = REPLIES.get(body.get("type"))
+        if reply is not None:
+            send(sock, me, msg["src"], dict(reply, in_reply_to=body["msg_id"]))
     return 0
 
 

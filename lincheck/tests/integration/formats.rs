@@ -1,6 +1,6 @@
 //! Parsers, format detection, names, and the `check_files` command.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use lincheck::{
     cmd, generate_kv, CheckOptions, Format, GenConfig, Input, ModelKind, OpOutcome, Value,
@@ -102,23 +102,20 @@ fn names_parse_and_errors_list_the_valid_ones() {
 
 #[test]
 fn detects_formats() {
-    assert_eq!(
-        Format::detect(Path::new("a.log"), ""),
-        Some(Format::JepsenLog)
-    );
-    assert_eq!(
-        Format::detect(Path::new("a.jsonl"), ""),
-        Some(Format::Squall)
-    );
-    assert_eq!(
-        Format::detect(Path::new("a.txt"), "{:process 0, :type :invoke}"),
-        Some(Format::Edn)
-    );
-    assert_eq!(
-        Format::detect(Path::new("h"), "{\"process\":1}"),
-        Some(Format::Squall)
-    );
-    assert_eq!(Format::detect(Path::new("h"), "hello"), None);
+    let cases = [
+        ("a.log", "", Some(Format::JepsenLog)),
+        ("a.jsonl", "", Some(Format::Squall)),
+        ("a.txt", "{:process 0, :type :invoke}", Some(Format::Edn)),
+        ("h", "{\"process\":1}", Some(Format::Squall)),
+        ("h", "hello", None),
+    ];
+    for (path, text, format) in cases {
+        assert_eq!(
+            Format::detect(Path::new(path), text),
+            format,
+            "{path} {text}"
+        );
+    }
 }
 
 #[test]
@@ -134,7 +131,7 @@ fn model_errors_name_the_op() {
 
 #[test]
 fn check_files_prints_one_line_per_file_and_the_worst_exit_code() {
-    let dir = tempdir();
+    let dir = crate::tempdir("check-files");
     let good = dir.join("good.jsonl");
     let cfg = GenConfig {
         n_ops: 200,
@@ -169,20 +166,6 @@ fn check_files_prints_one_line_per_file_and_the_worst_exit_code() {
     assert!(lines[1].starts_with(&format!("{}\tinvalid\t", bad.display())));
     assert!(text.contains("cannot linearize p0 read[1] => 4"), "{text}");
     assert!(text.contains("minimal failing window: 1 ops"), "{text}");
-    let code = cmd::check_files(
-        &[good],
-        None,
-        None,
-        &CheckOptions::default(),
-        &mut Vec::new(),
-    )
-    .expect("runs");
-    assert_eq!(code, 0);
+    assert_eq!(crate::check_files_code(&[good]), 0);
     std::fs::remove_dir_all(dir).expect("cleans up");
-}
-
-fn tempdir() -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("lincheck-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("creates");
-    dir
 }

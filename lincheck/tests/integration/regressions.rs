@@ -181,7 +181,7 @@ fn write_once_null_reads_are_judged_only_when_quorum() {
             "quorum {quorum}"
         );
         // `squall check` on the file says the same.
-        let dir = tempdir("write-once");
+        let dir = crate::tempdir("write-once");
         let path = dir.join("history.jsonl");
         std::fs::write(&path, &text).expect("writes");
         let got = cmd::check_file(&path, None, None, &CheckOptions::default()).expect("checks");
@@ -193,7 +193,7 @@ fn write_once_null_reads_are_judged_only_when_quorum() {
 
 #[test]
 fn one_unreadable_file_does_not_stop_a_batch() {
-    let dir = tempdir("batch");
+    let dir = crate::tempdir("batch");
     let valid = dir.join("valid.jsonl");
     std::fs::write(
         &valid,
@@ -241,25 +241,8 @@ fn one_unreadable_file_does_not_stop_a_batch() {
     );
     assert!(lines[1][2].contains("line 1"), "{text}");
     // Without the bad files the worst outcome is the invalid one.
-    let code = cmd::check_files(
-        &[valid, invalid],
-        None,
-        None,
-        &CheckOptions::default(),
-        &mut Vec::new(),
-    )
-    .expect("runs");
-    assert_eq!(code, 1);
+    assert_eq!(crate::check_files_code(&[valid, invalid]), 1);
     std::fs::remove_dir_all(dir).expect("cleans up");
-}
-
-fn tempdir(what: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "lincheck-regressions-{what}-{}",
-        std::process::id()
-    ));
-    std::fs::create_dir_all(&dir).expect("creates");
-    dir
 }
 
 /// `n` crashed appends nobody reads and a crashed put of "p", then three concurrent
