@@ -176,23 +176,15 @@ fn hand_written_isolation_is_followed_exactly() {
     assert_eq!(span["what"], "partition: isolate n1");
 }
 
-const KILL_TWICE: &str = r#"{
-  "seed": 3,
-  "nodes": ["n1", "n2", "n3"],
-  "time_limit_ms": 4000,
-  "recovery_ms": 2000,
-  "events": [
-    { "id": 1, "at_ms": 1000, "action": "kill", "node": "n1" },
-    { "id": 2, "at_ms": 1500, "action": "restart", "node": "n1" },
-    { "id": 3, "at_ms": 2500, "action": "kill", "node": "n1" },
-    { "id": 4, "at_ms": 3000, "action": "restart", "node": "n1" }
-  ]
-}"#;
+/// n1 killed and restarted twice in a 4 s run of three nodes.
+fn kill_twice() -> String {
+    kill_twice_plan(&["n1", "n2", "n3"], 4000, [1000, 1500, 2500, 3000])
+}
 
 #[test]
 fn killed_node_finds_what_it_synced_and_not_what_it_did_not() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = schedule_file(tmp.path(), KILL_TWICE);
+    let plan = schedule_file(tmp.path(), &kill_twice());
     let base = [
         "run",
         "--workload",
@@ -203,12 +195,7 @@ fn killed_node_finds_what_it_synced_and_not_what_it_did_not() {
         &plan,
     ];
     let dir = run_expect(&base, 0);
-    let verdict = verdict_of(&dir);
-    assert!(
-        reason(&verdict).contains("up to 2 restarts"),
-        "{}",
-        verdict["reason"]
-    );
+    verdict_saying(&dir, "up to 2 restarts");
     let metrics = metrics_of(&dir);
     assert_eq!(metrics["faults"]["processes"]["n1"]["kills"], 2);
     assert_eq!(metrics["faults"]["processes"]["n1"]["restarts"], 2);
@@ -311,7 +298,7 @@ fn invalid_schedule_exits_254_naming_the_entry() {
     assert!(stderr.contains("n9") && stderr.contains("id 7"), "{stderr}");
 
     // A valid plan for another cluster size is refused too.
-    let plan = schedule_file(tmp.path(), KILL_TWICE);
+    let plan = schedule_file(tmp.path(), &kill_twice());
     let out = squall(&echo_plan("5", &plan)).output().expect("run");
     assert_eq!(out.status.code(), Some(254));
     assert!(String::from_utf8_lossy(&out.stderr).contains("--nodes 5"));

@@ -33,18 +33,16 @@ fn fuse_ok() -> bool {
     }
 }
 
-const KILL_TWICE: &str = r#"{
-  "seed": 3,
-  "nodes": ["n1", "n2"],
-  "time_limit_ms": 3000,
-  "recovery_ms": 2000,
-  "events": [
-    { "id": 1, "at_ms": 700, "action": "kill", "node": "n1" },
-    { "id": 2, "at_ms": 1000, "action": "restart", "node": "n1" },
-    { "id": 3, "at_ms": 1700, "action": "kill", "node": "n1" },
-    { "id": 4, "at_ms": 2000, "action": "restart", "node": "n1" }
-  ]
-}"#;
+/// A scratch directory for a test that mounts lossyfs; `None` (and a line saying why)
+/// where FUSE cannot mount here, and the test should return.
+fn fuse_tempdir() -> Option<tempfile::TempDir> {
+    fuse_ok().then(|| tempfile::tempdir().expect("tempdir"))
+}
+
+/// n1 killed and restarted twice in a 3 s run of two nodes.
+fn kill_twice() -> String {
+    kill_twice_plan(&["n1", "n2"], 3000, [700, 1000, 1700, 2000])
+}
 
 fn node_cmd(fsync: bool) -> String {
     let args = if fsync {
@@ -58,7 +56,7 @@ fn node_cmd(fsync: bool) -> String {
 /// A run of `workload` on two nodes running `cmd` under the kill-twice plan, on `fs`.
 fn kill_twice_run(workload: &str, cmd: &str, fs: &str, results: &Path) -> (Output, PathBuf) {
     std::fs::create_dir_all(results).expect("results dir");
-    let plan = schedule_file(results, KILL_TWICE);
+    let plan = schedule_file(results, &kill_twice());
     let args = [
         "run",
         "--workload",
@@ -90,10 +88,9 @@ fn mounts_in(root: &Path) -> Vec<PathBuf> {
 
 #[test]
 fn node_without_fsync_is_caught_on_lossy_fs_only() {
-    if !fuse_ok() {
+    let Some(tmp) = fuse_tempdir() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
 
     // Native: the page cache keeps the unsynced record across SIGKILL; nothing is caught
     // about the synced count (the scratch file does survive, which key 1 shows).
@@ -111,12 +108,7 @@ fn node_without_fsync_is_caught_on_lossy_fs_only() {
     let lossy = tmp.path().join("lossy");
     let (out, dir) = durability_run(false, "lossy", &lossy);
     assert_exit(&out, 1);
-    let verdict = verdict_of(&dir);
-    assert!(
-        reason(&verdict).contains("found 0 synced records"),
-        "{}",
-        verdict["reason"]
-    );
+    verdict_saying(&dir, "found 0 synced records");
     let metrics = metrics_of(&dir);
     let fs = &metrics["fs"];
     assert_eq!(fs["kind"], "lossy");
@@ -129,10 +121,9 @@ fn node_without_fsync_is_caught_on_lossy_fs_only() {
 
 #[test]
 fn node_with_fsync_keeps_its_records_on_lossy_fs() {
-    if !fuse_ok() {
+    let Some(tmp) = fuse_tempdir() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let (out, dir) = durability_run(true, "lossy", tmp.path());
     assert_exit(&out, 0);
     let metrics = metrics_of(&dir);
@@ -148,10 +139,9 @@ fn node_with_fsync_keeps_its_records_on_lossy_fs() {
 
 #[test]
 fn lossy_fs_that_drops_nothing_after_kills_is_a_warning() {
-    if !fuse_ok() {
+    let Some(tmp) = fuse_tempdir() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     // The echo node writes nothing: kills drop nothing.
     let (out, dir) = kill_twice_run("echo", &python_echo_node(), "lossy", tmp.path());
     let verdict = verdict_of(&dir);
@@ -234,10 +224,9 @@ fn no_mount_outlives_the_harness_on_sigint_sigterm_or_sigkill() {
 
 #[test]
 fn stale_mount_is_cleaned_up_by_the_next_run_in_the_same_results_dir() {
-    if !fuse_ok() {
+    let Some(tmp) = fuse_tempdir() else {
         return;
-    }
-    let tmp = tempfile::tempdir().expect("tempdir");
+    };
     let stale = tmp.path().join("old-run/data/n1");
     std::fs::create_dir_all(&stale).expect("mkdir");
     // A helper killed with its harness leaves a dead mount behind.
@@ -272,10 +261,9 @@ fn stale_mount_is_cleaned_up_by_the_next_run_in_the_same_results_dir() {
 /// directory sync lost the whole file (an agreement violation on seed 1).
 #[test]
 fn bundled_paxos_stays_valid_on_lossy_fs_under_the_promise_crash_plan() {
-    if !fuse_ok() {
+    let Some(results) = fuse_tempdir() else {
         return;
-    }
-    let results = tempfile::tempdir().expect("tempdir");
+    };
     let plan = plan_file(
         results.path(),
         "bridge-promise-crash",

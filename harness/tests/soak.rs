@@ -50,6 +50,11 @@ fn seeds(dir: &Path) -> Vec<u64> {
     s
 }
 
+/// The fields `keys` of `v` as integers.
+fn u64s<const N: usize>(v: &Value, keys: [&str; N]) -> [Option<u64>; N] {
+    keys.map(|k| v[k].as_u64())
+}
+
 /// Names of the run directories left under `dir/runs`.
 fn run_dirs(dir: &Path) -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(dir.join("runs"))
@@ -72,19 +77,13 @@ fn a_mutant_soak_groups_its_failures_and_keeps_only_their_runs() {
     let summary = json(&dir.join("summary.json"));
     assert_eq!(summary["complete"], true);
     assert_eq!(summary["stopped_by"], "count");
-    assert_eq!(
-        (summary["runs"].as_u64(), summary["invalid"].as_u64()),
-        (Some(4), Some(2))
-    );
+    assert_eq!(u64s(&summary, ["runs", "invalid"]), [Some(4), Some(2)]);
     assert_eq!(summary["valid"], 2);
     let failures = summary["failures"].as_array().expect("failures");
     assert_eq!(failures.len(), 1, "{failures:?}");
     let f = &failures[0];
     assert_eq!(f["signature"], "paxos+small-quorum / consensus / agreement");
-    assert_eq!(
-        (f["count"].as_u64(), f["smallest_seed"].as_u64()),
-        (Some(2), Some(1))
-    );
+    assert_eq!(u64s(f, ["count", "smallest_seed"]), [Some(2), Some(1)]);
     assert_eq!(f["seeds"], serde_json::json!([1, 2]));
     let kept = Path::new(f["dir"].as_str().expect("a kept dir"));
     assert!(kept.join("verdict.json").is_file());
@@ -149,16 +148,10 @@ fn shards_take_every_nth_seed_and_summary_merges_them() {
         text(&out)
     );
     let m = json(&merged.join("summary.json"));
-    assert_eq!(
-        (m["runs"].as_u64(), m["invalid"].as_u64()),
-        (Some(4), Some(2))
-    );
+    assert_eq!(u64s(&m, ["runs", "invalid"]), [Some(4), Some(2)]);
     assert_eq!(m["shards"], serde_json::json!(["0/2", "1/2"]));
     let f = &m["failures"].as_array().unwrap()[0];
-    assert_eq!(
-        (f["count"].as_u64(), f["smallest_seed"].as_u64()),
-        (Some(2), Some(1))
-    );
+    assert_eq!(u64s(f, ["count", "smallest_seed"]), [Some(2), Some(1)]);
     assert_eq!(f["shard"], "0/2");
     assert!(f["dir"].as_str().unwrap().starts_with(a.to_str().unwrap()));
     assert!(merged.join("summary.md").is_file());
@@ -189,11 +182,8 @@ fn seed_start_offsets_every_shard() {
     assert_exit(&out, 0);
     assert_eq!(seeds(&dir), [11, 14, 17]);
     let s = json(&dir.join("summary.json"));
-    assert_eq!(
-        (s["seed_min"].as_u64(), s["seed_max"].as_u64()),
-        (Some(11), Some(17))
-    );
-    assert!(run_dirs(&dir).is_empty(), "{:?}", run_dirs(&dir));
+    assert_eq!(u64s(&s, ["seed_min", "seed_max"]), [Some(11), Some(17)]);
+    assert_eq!(run_dirs(&dir), Vec::<String>::new());
 }
 
 #[test]
@@ -206,10 +196,7 @@ fn disk_bound_prunes_duplicates_but_never_the_first_example() {
     assert_eq!(s["invalid"], 4);
     assert_eq!(s["pruned"]["runs"], 3);
     let f = &s["failures"][0];
-    assert_eq!(
-        (f["smallest_seed"].as_u64(), f["pruned"].as_u64()),
-        (Some(1), Some(3))
-    );
+    assert_eq!(u64s(f, ["smallest_seed", "pruned"]), [Some(1), Some(3)]);
     let left = run_dirs(&dir);
     assert_eq!(left.len(), 1, "{left:?}");
     assert!(left[0].ends_with("-s1"), "{left:?}");
@@ -250,11 +237,8 @@ fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
         (s["complete"].as_bool(), s["stopped_by"].as_str()),
         (Some(true), Some("interrupt"))
     );
-    assert_eq!(
-        (s["runs"].as_u64(), s["interrupted"].as_u64()),
-        (Some(2), Some(2))
-    );
-    assert!(run_dirs(&dir).is_empty(), "{:?}", run_dirs(&dir));
+    assert_eq!(u64s(&s, ["runs", "interrupted"]), [Some(2), Some(2)]);
+    assert_eq!(run_dirs(&dir), Vec::<String>::new());
 }
 
 #[test]

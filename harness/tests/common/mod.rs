@@ -83,6 +83,26 @@ pub fn plan_file(dir: &Path, name: &str, extra: &[&str]) -> String {
     path
 }
 
+/// A fault plan (seed 3, a 2 s quiet window) for `nodes` that kills n1 and restarts it,
+/// twice: kill, restart, kill, restart at the four `at_ms`.
+pub fn kill_twice_plan(nodes: &[&str], time_limit_ms: u64, at_ms: [u64; 4]) -> String {
+    let events: Vec<Value> = (1..)
+        .zip(at_ms)
+        .zip(["kill", "restart", "kill", "restart"])
+        .map(|((id, at), action)| {
+            serde_json::json!({"id": id, "at_ms": at, "action": action, "node": "n1"})
+        })
+        .collect();
+    serde_json::json!({
+        "seed": 3,
+        "nodes": nodes,
+        "time_limit_ms": time_limit_ms,
+        "recovery_ms": 2000,
+        "events": events,
+    })
+    .to_string()
+}
+
 /// The arguments of a three-node paxos run under the fault plan in `plan`, then `extra`.
 pub fn paxos_plan_args<'a>(plan: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let run = [
@@ -143,6 +163,13 @@ pub fn metrics_of(dir: &Path) -> Value {
 /// A verdict's reason, or "" if it has none.
 pub fn reason(verdict: &Value) -> &str {
     verdict["reason"].as_str().unwrap_or("")
+}
+
+/// The verdict of the run in `dir`, asserting that its reason says `said`.
+pub fn verdict_saying(dir: &Path, said: &str) -> Value {
+    let verdict = verdict_of(dir);
+    assert!(reason(&verdict).contains(said), "{}", verdict["reason"]);
+    verdict
 }
 
 /// Writes a schedule file into `dir` and returns its path as a string.
