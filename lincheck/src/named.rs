@@ -19,16 +19,21 @@ macro_rules! named_set {
         }
 
         #[doc = concat!("An unknown ", $what, " name; the message lists the valid ones.")]
-        #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-        #[error(
-                    "unknown {what} `{given}`; valid {what}s: {valid}",
-                    what = $what,
-                    valid = $crate::named::valid_list(&$ty::ALL.map($ty::name))
-                )]
+        #[derive(Debug, Clone, PartialEq, Eq)]
         pub struct $err {
             /// What was given.
             pub given: String,
         }
+
+        impl std::fmt::Display for $err {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                let valid = $crate::named::valid_list(&$ty::ALL.map($ty::name));
+                let (what, given) = ($what, &self.given);
+                write!(f, "unknown {what} `{given}`; valid {what}s: {valid}")
+            }
+        }
+
+        impl std::error::Error for $err {}
 
         impl std::str::FromStr for $ty {
             type Err = $err;
