@@ -4,7 +4,9 @@
 # partitions, kills, drops and delays, 1 s recovery, final reads; 200 seeds, two runs per
 # core at a time (a run waits on its nodes' fsyncs; the other run fills that time).
 # Reports seeds per wall-clock minute (and per core) and seeds per CPU-minute (harness
-# plus every node process). Results go to the system temp dir unless --results-dir.
+# plus every node process), then, in the same run, the floor: a loopback TCP ping-pong of
+# a step-sized line, and steps per CPU-second as a percentage of its round trips per
+# CPU-second. Results go to the system temp dir unless --results-dir.
 #
 # Usage: scripts/bench-lockstep.sh [--seeds N] [--jobs J] [--first-seed S]
 #          [--run "squall run flags"] [--nemesis kinds] [--interval-ms MS]
@@ -24,7 +26,7 @@ while [ $# -gt 0 ]; do
     --keep) export SQUALL_BENCH_KEEP=1; shift ;;
     --results-dir) export SQUALL_BENCH_RESULTS="$(realpath -m "$2")"; shift 2 ;;
     --out) export SQUALL_BENCH_OUT="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-lockstep.sh: unknown option $1 (see --help)" >&2; exit 254 ;;
   esac
 done

@@ -89,6 +89,12 @@ pub struct RunConfig {
     /// constant [`crate::trace::HOP_US`] when absent).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// `--scheduler`: who orders a lockstep run's node messages (left out when `random`).
+    #[serde(
+        default,
+        skip_serializing_if = "crate::lockstep::adversary::Scheduler::is_random"
+    )]
+    pub scheduler: crate::lockstep::adversary::Scheduler,
     /// `--node-env K=V`: extra environment for every node, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_env: Vec<(String, String)>,

@@ -62,6 +62,7 @@ use crate::supervisor::{SpawnError, Supervisor};
 use crate::verdict::{summary_text, verdict_line, write_outputs, Evidence, Judgement, RunIssues};
 use crate::{metrics, results, UsageError};
 
+pub mod adversary;
 pub mod bench;
 mod clients;
 pub mod conn;
@@ -137,6 +138,8 @@ pub async fn run_lockstep(
         recovery_ms: schedule.recovery_ms,
         op_timeout_ms: cfg.op_timeout_ms,
         latency: cfg.lockstep_latency,
+        scheduler: cfg.scheduler.clone(),
+        algorithm: cfg.algorithm.clone(),
     };
     let kinds = schedule.kinds();
     let parts = StepperParts {
@@ -180,6 +183,9 @@ pub async fn run_lockstep(
     let quiet_from = stepper.quiet_from;
     let fault_spans = stepper.fault_spans();
     let interrupted = stepper.interrupted;
+    let adversary = stepper.adversary_summary();
+    let instances = stepper.progress.summary(steps, virtual_us);
+    let longest = stepper.progress.longest(steps, virtual_us);
     let (trace, history, sup) = stepper.into_writers();
     let (trace_records, trace_bytes) = (trace.records(), trace.bytes());
     let trace_hash = trace.finish()?;
@@ -269,6 +275,9 @@ pub async fn run_lockstep(
             "per_wall_s": if wall_ms > 0.0 { steps as f64 / wall_ms * 1e3 } else { 0.0 },
         },
         "virtual_ms": virtual_us as f64 / 1e3,
+        "scheduler": cfg.scheduler.to_string(),
+        "adversary": adversary,
+        "instances": instances,
         "wall_ms": wall_ms,
         "faults": faults,
         "processes": process,
@@ -284,7 +293,10 @@ pub async fn run_lockstep(
         " (lockstep)",
         &dir,
         &metrics_json["ops"],
-        &format!("steps     {steps}, trace {trace_hash}\n"),
+        &format!(
+            "steps     {steps}, trace {trace_hash}\n{}",
+            adversary_line(adversary.as_ref(), longest)
+        ),
         &verdict_line(verdict, &reason, &warnings),
     );
     Ok(RunOutcome {
@@ -292,6 +304,36 @@ pub async fn run_lockstep(
         verdict,
         summary,
     })
+}
+
+/// The summary's line on what the adversary achieved (empty under `random`).
+fn adversary_line(
+    adversary: Option<&serde_json::Value>,
+    longest: Option<adversary::Undecided>,
+) -> String {
+    let Some(a) = adversary else {
+        return String::new();
+    };
+    let c = &a["counts"];
+    let in_flight = c["messages"].as_u64().unwrap_or(0) - c["delivered"].as_u64().unwrap_or(0);
+    let held = format!(
+        "held {} of {} messages (up to {} ms), none dropped, {} in flight at the end",
+        c["held"],
+        c["messages"],
+        c["max_wait_us"].as_u64().unwrap_or(0) / 1_000,
+        in_flight
+    );
+    match longest {
+        Some(l) => format!(
+            "adversary kept instance {} undecided for {} steps, {} ballots, {:.0} virtual ms{}; {held}\n",
+            l.key,
+            l.steps,
+            l.ballots,
+            l.virtual_ms,
+            if l.decided { "" } else { " (never decided)" }
+        ),
+        None => format!("adversary: no instance; {held}\n"),
+    }
 }
 
 struct Driven {

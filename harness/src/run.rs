@@ -90,6 +90,11 @@ pub struct RunArgs {
     /// uniform:50us-500us [default: a constant 100us].
     #[arg(long, value_name = "DIST", value_parser = crate::trace::HopLatency::parse)]
     pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// Lockstep: who orders node messages: random (after their hop, ties by the seed) or
+    /// adversary[:TYPE,...] (every message delivered, in the order that keeps instances
+    /// undecided longest; needs --nemesis none; see docs/lockstep.md).
+    #[arg(long, value_name = "SCHEDULER", default_value = "random", value_parser = crate::lockstep::adversary::Scheduler::parse)]
+    pub scheduler: crate::lockstep::adversary::Scheduler,
     /// Extra environment variable for every node, KEY=VALUE (repeatable; in lockstep the
     /// nodes get no other variables but PATH, HOME, LANG, PYTHONHASHSEED, TZ and SQUALL_*).
     #[arg(long = "node-env", value_name = "KEY=VALUE", value_parser = parse_node_env)]
@@ -229,6 +234,7 @@ impl RunArgs {
             fs: self.fs_kind()?,
             node_env: self.node_env.clone(),
             lockstep_latency: self.lockstep_latency,
+            scheduler: self.scheduler.clone(),
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances: self.instances,

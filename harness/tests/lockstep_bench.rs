@@ -13,7 +13,7 @@
 
 use clap::Parser;
 use harness::cli::{Cli, Command};
-use harness::lockstep::bench::{bench, BenchOpts};
+use harness::lockstep::bench::{bench, pingpong, BenchOpts};
 use harness::nemesis::{FaultKind, NemesisOpts};
 
 fn env_or(name: &str, default: &str) -> String {
@@ -107,6 +107,17 @@ fn bench_lockstep() {
         } else {
             format!(" (not valid: seeds {:?})", report.not_valid)
         }
+    );
+    // The floor, in the same run: a loopback round trip of a step's size (the mean trace
+    // bytes per step is close to a delivered line plus its answer).
+    let floor = pingpong(env_num("SQUALL_BENCH_PINGPONGS", 200_000), 256).expect("ping-pong");
+    let ratio = |a: f64, b: f64| if b > 0.0 { 100.0 * a / b } else { 0.0 };
+    println!(
+        "floor     loopback ping-pong: {:.0} round trips per CPU-second, {:.0} per wall second; \
+         steps reach {:.0}% of it per CPU-second",
+        floor.per_cpu_s,
+        floor.per_wall_s,
+        ratio(report.steps_per_cpu_s, floor.per_cpu_s)
     );
     if let Ok(out) = std::env::var("SQUALL_BENCH_OUT") {
         let json = serde_json::to_string_pretty(&report).expect("report serialises");

@@ -8,7 +8,8 @@
 //!   ballot's accept (the `bridge-promise-crash` plan), and the correct node is valid
 //!   under the same plan;
 //! - its wall-clock mutant (`--bug wall-clock`, backoff read from `time.time()`) does not
-//!   repeat in lockstep: two runs of one seed give two traces, and replay says so.
+//!   repeat in lockstep: two runs of one seed give two traces, and `replay --diff` says
+//!   so at the first record that differs (same step and node, another line).
 //!
 //! Late proposals (`--late-proposals`) do not catch the forgetful acceptor of this node:
 //! every node learns each decision durably and acceptors that know it answer `prepare`
@@ -222,10 +223,29 @@ fn wall_clock_backoff_breaks_lockstep_replay() {
         "a node that reads the clock cannot repeat its trace"
     );
     let dir = a.dir.to_str().expect("utf8 path");
-    let out = squall(&["replay", dir, "--times", "2"])
+    let out = squall(&["replay", dir, "--times", "2", "--diff"])
         .output()
         .expect("run squall replay");
     let said = text(&out);
     assert!(!out.status.success(), "replay should not reproduce: {said}");
     assert!(!said.contains("reproduced 2 of 2"), "{said}");
+    // `--diff` names the first record that differs: the same step of the same node, two
+    // different lines (the clock-drawn backoff shows first in what the node writes).
+    assert!(said.contains("first difference at record"), "{said}");
+    let line = |prefix: &str| {
+        said.lines()
+            .find_map(|l| l.trim_start().strip_prefix(prefix))
+            .unwrap_or_else(|| panic!("no {prefix:?} line: {said}"))
+            .trim()
+            .to_string()
+    };
+    let (expected, got) = (line("expected "), line("got "));
+    assert_ne!(expected, got, "{said}");
+    let head = |l: &str| l.split(':').next().unwrap_or_default().to_string();
+    assert_eq!(
+        head(&expected),
+        head(&got),
+        "same step, node and kind: {said}"
+    );
+    assert!(expected.starts_with("step "), "{said}");
 }

@@ -55,6 +55,8 @@ pub struct RunBuilder {
     pub fs: lossyfs::fleet::FsConfig,
     /// Per-message hop latency of a lockstep run (`--lockstep-latency`).
     pub lockstep_latency: Option<crate::trace::HopLatency>,
+    /// Who orders a lockstep run's deliveries (`--scheduler`).
+    pub scheduler: crate::lockstep::adversary::Scheduler,
     /// Extra environment for every node (`--node-env K=V`).
     pub node_env: Vec<(String, String)>,
     /// Mutants of the bundled algorithm.
@@ -95,6 +97,7 @@ impl Default for RunBuilder {
             fs: Default::default(),
             node_env: Vec::new(),
             lockstep_latency: None,
+            scheduler: Default::default(),
             bugs: Vec::new(),
             params: Vec::new(),
             instances: None,
@@ -168,6 +171,27 @@ impl RunBuilder {
         }
         let plan = self.fault_plan()?;
         let time_limit_ms = plan.time_limit_ms;
+        if !self.scheduler.is_random() {
+            if self.mode != RunMode::Lockstep {
+                return fail(format!(
+                    "--scheduler {} orders lockstep deliveries: add --mode lockstep",
+                    self.scheduler
+                ));
+            }
+            if !plan.opts.kinds.is_empty() || plan.schedule.is_some() {
+                let kinds: Vec<&str> = plan.opts.kinds.iter().map(|k| k.name()).collect();
+                return fail(format!(
+                    "--scheduler {} delivers every message and crashes nothing, so it runs \
+                     without faults: add --nemesis none (faults asked for: {})",
+                    self.scheduler,
+                    if kinds.is_empty() {
+                        "a --schedule plan".to_string()
+                    } else {
+                        kinds.join(",")
+                    }
+                ));
+            }
+        }
         if time_limit_ms == 0 {
             return fail("--time-limit must be positive".into());
         }
@@ -244,6 +268,7 @@ impl RunBuilder {
             data_dir: self.data_dir.clone(),
             node_env: self.node_env.clone(),
             lockstep_latency: self.lockstep_latency,
+            scheduler: self.scheduler.clone(),
             bugs: self.bugs.clone(),
             params: self.params.clone(),
             instances,

@@ -5,6 +5,11 @@
 //! wall time and the CPU time of the harness and of every node process it started
 //! (`getrusage` of the process and of its reaped children), so "per core" is honest
 //! whatever the machine's load: seeds per CPU-minute.
+//!
+//! [`pingpong`] is the floor a step is measured against: a line of a step's size sent
+//! over a loopback TCP connection and one line back, blocking reads on both sides, the
+//! peer on a thread of this process. A lockstep step is such a round trip plus what the
+//! harness and the node do with the lines.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Instant;
@@ -154,4 +159,72 @@ pub async fn bench(opts: BenchOpts) -> anyhow::Result<BenchReport> {
         report.steps_per_cpu_s = report.steps as f64 / report.cpu_s;
     }
     Ok(report)
+}
+
+/// A loopback ping-pong: round trips per wall second and per CPU second.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct PingPong {
+    /// Round trips made.
+    pub round_trips: u64,
+    /// Round trips per wall-clock second.
+    pub per_wall_s: f64,
+    /// Round trips per CPU second (both sides).
+    pub per_cpu_s: f64,
+}
+
+/// Sends `round_trips` lines of `line_bytes` (at most 64 KiB) to a peer thread over
+/// loopback TCP and reads each echo before the next, as the lockstep loop does with a
+/// node.
+pub fn pingpong(round_trips: u64, line_bytes: usize) -> std::io::Result<PingPong> {
+    use std::io::{BufRead, BufReader, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let peer = std::thread::spawn(move || -> std::io::Result<()> {
+        let (stream, _) = listener.accept()?;
+        stream.set_nodelay(true)?;
+        let mut out = stream.try_clone()?;
+        let mut reader = BufReader::new(stream);
+        let mut line = Vec::new();
+        loop {
+            line.clear();
+            if reader.read_until(b'\n', &mut line)? == 0 {
+                return Ok(());
+            }
+            out.write_all(&line)?;
+        }
+    });
+    let stream = std::net::TcpStream::connect(addr)?;
+    stream.set_nodelay(true)?;
+    let mut out = stream.try_clone()?;
+    let mut reader = BufReader::new(stream);
+    let mut ping = vec![b'x'; line_bytes.clamp(1, 65_536)];
+    *ping.last_mut().expect("not empty") = b'\n';
+    let mut pong = Vec::with_capacity(ping.len());
+    let (cpu0, wall0) = (cpu_seconds(), Instant::now());
+    for _ in 0..round_trips {
+        out.write_all(&ping)?;
+        pong.clear();
+        reader.read_until(b'\n', &mut pong)?;
+    }
+    let (wall, cpu) = (wall0.elapsed().as_secs_f64(), cpu_seconds() - cpu0);
+    drop(out);
+    drop(reader);
+    peer.join()
+        .map_err(|_| std::io::Error::other("the ping-pong peer panicked"))??;
+    let rate = |s: f64| if s > 0.0 { round_trips as f64 / s } else { 0.0 };
+    Ok(PingPong {
+        round_trips,
+        per_wall_s: rate(wall),
+        per_cpu_s: rate(cpu),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn pingpong_makes_every_round_trip() {
+        let p = super::pingpong(200, 300).expect("loopback ping-pong");
+        assert_eq!(p.round_trips, 200);
+        assert!(p.per_wall_s > 0.0);
+    }
 }

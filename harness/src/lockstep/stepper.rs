@@ -22,6 +22,7 @@ use tokio::sync::watch;
 use workloads::verdict::{FaultSpan, TimedReport};
 use workloads::Workload;
 
+use super::adversary::{Adversary, InstanceProgress, Scheduler};
 use super::clients::{Answer, HistoryWriter, VClient};
 use super::conn::{is_step_done, is_sync_wait, Listener, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
@@ -126,6 +127,10 @@ pub struct StepperOpts {
     pub op_timeout_ms: u64,
     /// Per-message hop latency drawn from the seed; `None`: [`HOP_US`] each.
     pub latency: Option<crate::trace::HopLatency>,
+    /// Who orders node messages (`--scheduler`).
+    pub scheduler: Scheduler,
+    /// The bundled algorithm's name (the adversary's defaults).
+    pub algorithm: String,
 }
 
 /// The whole lockstep run state.
@@ -143,6 +148,10 @@ pub struct Stepper {
     /// Draws hop latencies (`--lockstep-latency`), from its own stream of the seed.
     latency_rng: rand_chacha::ChaCha8Rng,
     links: LinkTable,
+    /// `--scheduler adversary`: node messages wait in its pool instead of the queue.
+    adversary: Option<Adversary>,
+    /// How long each instance stayed undecided.
+    pub progress: InstanceProgress,
     triggers: TriggerSet,
     triggers_on: bool,
     timed: Vec<ScheduleEvent>,
@@ -277,6 +286,13 @@ impl Stepper {
                 crate::nemesis::derive_seed(opts.seed, &["lockstep", "latency"]),
             ),
             links: LinkTable::new(schedule.seed, &opts.node_ids),
+            adversary: match &opts.scheduler {
+                Scheduler::Random => None,
+                Scheduler::Adversary { hold } => {
+                    Some(Adversary::new(hold.as_deref(), &opts.algorithm))
+                }
+            },
+            progress: InstanceProgress::default(),
             triggers: TriggerSet::new(&schedule),
             triggers_on: true,
             timed: schedule.timed_events().into_iter().cloned().collect(),
@@ -361,6 +377,11 @@ impl Stepper {
     /// The link table's fault counters.
     pub fn fault_counters(&self) -> crate::nemesis::FaultCounters {
         self.links.counters()
+    }
+
+    /// What the adversary did, for `metrics.json` (`None` under `random`).
+    pub fn adversary_summary(&self) -> Option<serde_json::Value> {
+        self.adversary.as_ref().map(Adversary::summary)
     }
 
     /// The supervisor (for teardown and its records).

@@ -25,6 +25,10 @@ impl Stepper {
                     self.late_ops += 1;
                 }
                 let (op, target) = self.workload.next_targeted(&mut c.rng);
+                if let ClientOp::Propose { key, .. } = &op {
+                    let key = *key;
+                    self.progress.proposed(key, self.steps, now);
+                }
                 // Restarts by count: virtual time orders nothing here that the count
                 // does not, and the rule stays the free-running one.
                 let restarts: Vec<Restarts> = self

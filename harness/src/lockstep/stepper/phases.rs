@@ -125,12 +125,13 @@ impl Stepper {
                 return Ok(());
             }
             let tq = self.queue.next_time();
+            let tp = self.adversary.as_ref().and_then(Adversary::next_time);
             let ts = (self.phase == Phase::Main)
                 .then(|| self.timed.get(self.timed_next))
                 .flatten()
                 .and_then(|e| e.at_ms)
                 .map(|ms| ms.saturating_mul(1_000));
-            let Some(t) = [tq, ts].into_iter().flatten().min() else {
+            let Some(t) = [tq, ts, tp].into_iter().flatten().min() else {
                 return Ok(());
             };
             if let Some(end) = end_us {
@@ -146,15 +147,46 @@ impl Stepper {
                 self.apply_action(Some(event.id), &event.action)?;
                 continue;
             }
+            if tp.is_some_and(|tp| tq.is_none_or(|tq| tp < tq)) {
+                self.queue.advance_to(t);
+                self.deliver_held()?;
+                continue;
+            }
             let (_, ev) = self.queue.pop().expect("an event is pending");
             self.handle(ev)?;
         }
     }
 
+    /// Delivers the adversary's next message and lets it learn from what the receiver
+    /// reported.
+    fn deliver_held(&mut self) -> anyhow::Result<()> {
+        let now = self.now_us();
+        let Some(p) = self.adversary.as_mut().and_then(|a| a.pop(now)) else {
+            return Ok(());
+        };
+        let before = self.reports.len();
+        let ty = p.ty;
+        self.handle(Ev::Deliver {
+            dest: p.dest,
+            epoch: p.epoch,
+            lane: None,
+            kind: TraceKind::Message,
+            line: p.line,
+        })?;
+        if let Some(adv) = self.adversary.as_mut() {
+            adv.observe(&ty, self.reports[before..].iter().map(|r| &r.report));
+        }
+        Ok(())
+    }
+
     /// The end of the faulty part: remaining timed events up to the limit, then every
-    /// fault lifted, every killed node restarted, every paused node resumed.
+    /// fault lifted, every killed node restarted, every paused node resumed (and the
+    /// adversary stops holding messages).
     pub(super) fn heal(&mut self) -> anyhow::Result<()> {
         self.phase = Phase::Recovery;
+        if let Some(adv) = self.adversary.as_mut() {
+            adv.release();
+        }
         while let Some(event) = self.timed.get(self.timed_next).cloned() {
             if event
                 .at_ms

@@ -153,7 +153,15 @@ impl Stepper {
                             line: text,
                         };
                         let hop = self.hop_us();
-                        self.queue.push(now + hop + copy.delay_us, lane, ev);
+                        match (self.adversary.as_mut(), ev) {
+                            (
+                                Some(adv),
+                                Ev::Deliver {
+                                    dest, epoch, line, ..
+                                },
+                            ) => adv.push(i, dest, epoch, line, now, hop + copy.delay_us),
+                            (_, ev) => self.queue.push(now + hop + copy.delay_us, lane, ev),
+                        }
                     }
                 }
                 Decision::Drop { .. } => {}
@@ -223,6 +231,7 @@ impl Stepper {
             },
             _ => match serde_json::from_str::<Report>(body) {
                 Ok(report) => {
+                    self.progress.report(&report, self.steps, self.now_us());
                     self.count(ty);
                     self.observe(&id, HARNESS, ty)?;
                     self.reports.push(TimedReport {
