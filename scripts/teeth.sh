@@ -38,7 +38,16 @@ SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 # Rows that name no `--workload` run write-once. `scripts/plans/*.json` are fixed
 # schedules: accept-loss-leader-kills drops half of all `accept`s and kills each node as
 # it sends its 40th, 80th, .. `accept` (only a leader sends them), so leaders die with
-# slots accepted out of order.
+# slots accepted out of order; isolate-leader-heartbeat (and -append, for raft) clogs
+# whichever node sends the first `heartbeat` (`append_entries`) after 1 s, 3.5 s, 6 s and
+# 8.5 s for 2 s each: the leader of the moment, cut off while clients still reach it;
+# figure8-old-term-commit plays the paper's Figure 8 on 3 nodes by dropping
+# `request_vote` from all but the node meant to win and `append_entries` as each phase
+# needs: n1 leads and appends alone, n2 leads and appends alone, n1 leads again and
+# reaches n3 exactly once (a trigger closes the link at n3's second `append_ok`), n2 leads
+# again and, once the links heal, overwrites what n1 sent (twice in 20 s). Clients are
+# many and slow (48 at 20 ops/s, 5 s timeout) so that some requests wait on n1 from the
+# first phase to the third while others reach n2 in the second.
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
@@ -68,12 +77,14 @@ ROWS=(
   "raft (control, vote-crash)|valid|--workload lin-kv --algorithm raft --nodes 3 @bridge-promise-crash:promise=vote"
   "raft --bug ack-before-sync|invalid linearizability|--workload lin-kv --algorithm raft --bug ack-before-sync --nodes 3 --mode lockstep @bridge-promise-crash:promise=append_ok"
   "raft (control, ack-crash, lockstep)|valid|--workload lin-kv --algorithm raft --nodes 3 --mode lockstep @bridge-promise-crash:promise=append_ok"
-  "raft --bug commit-old-term|invalid linearizability|--workload lin-kv --algorithm raft --bug commit-old-term --nemesis partition,kill"
+  "raft --bug commit-old-term|invalid linearizability|--workload lin-kv --algorithm raft --bug commit-old-term --nodes 3 --clients 48 --rate 20 --op-timeout 5s --schedule scripts/plans/figure8-old-term-commit.json"
+  "raft (control, Figure 8)|valid|--workload lin-kv --algorithm raft --nodes 3 --clients 48 --rate 20 --op-timeout 5s --schedule scripts/plans/figure8-old-term-commit.json"
   "multi-paxos|valid|--workload lin-kv --algorithm multi-paxos --nemesis all"
   "multi-paxos --bug skip-phase1|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug skip-phase1 --nemesis partition"
   "multi-paxos --bug no-hole-fill|no termination|--workload lin-kv --algorithm multi-paxos --bug no-hole-fill --schedule scripts/plans/accept-loss-leader-kills.json"
   "multi-paxos (control, accept-loss kills)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/accept-loss-leader-kills.json"
-  "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --nemesis partition"
+  "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --schedule scripts/plans/isolate-leader-heartbeat.json"
+  "multi-paxos (control, isolated leaders)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/isolate-leader-heartbeat.json"
 )
 
 # Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run

@@ -19,6 +19,8 @@ use crate::router::{Gate, Router};
 use crate::supervisor::{NodeSpec, Supervisor};
 use crate::text::parse_duration_ms;
 
+pub mod kv;
+
 #[derive(Debug, Deserialize)]
 struct PingResult {
     round_trips: u64,

@@ -59,4 +59,7 @@ pub enum BenchCmd {
     /// Paxos rounds to decision over a grid of cluster sizes, contending proposers,
     /// backoff strategies and drop rates, on real node processes.
     Rounds(Box<crate::rounds::BenchRoundsArgs>),
+    /// Throughput and latency of the bundled replicated state machines (raft,
+    /// multi-paxos) as offered load rises, next to the echo ceiling of the same run.
+    Kv(Box<crate::bench::kv::BenchKvArgs>),
 }

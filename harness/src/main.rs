@@ -104,6 +104,7 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Bench(BenchCmd::Router(args)) => harness::bench::router(&args).await,
         Command::Bench(BenchCmd::Checker(args)) => harness::check::bench(&args),
         Command::Bench(BenchCmd::Rounds(args)) => harness::rounds::bench(&args).await,
+        Command::Bench(BenchCmd::Kv(args)) => harness::bench::kv::bench(&args).await,
         Command::Check(args) => harness::check::check(&args),
         Command::Replay(args) => harness::replay::replay(&args).await,
         Command::Shrink(args) => harness::shrink::shrink(&args).await,

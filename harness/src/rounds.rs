@@ -240,7 +240,8 @@ pub struct Output {
     pub cells: Vec<Cell>,
 }
 
-fn loadavg() -> String {
+/// The first three fields of `/proc/loadavg`.
+pub(crate) fn loadavg() -> String {
     std::fs::read_to_string("/proc/loadavg")
         .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
         .unwrap_or_else(|_| "unknown".into())

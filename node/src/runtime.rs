@@ -22,6 +22,11 @@
 //! is where the harness kills a node in the middle of a step.
 //!
 //! Every `init_ok` says `"lockstep": true`: every bundled algorithm runs in both modes.
+//!
+//! With [`SYNC_COUNT_ENV`] set, a free-running node counts the fsyncs it does and, on
+//! SIGTERM (the harness's teardown), writes `squall-node: N fsyncs` to stderr and exits 0
+//! instead of dying of the signal (`squall bench kv` reads the line from the node's log).
+//!
 //! Only this module (and [`crate::storage`]) touches sockets, clocks and the disk.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -41,6 +46,9 @@ use tokio::time::Instant;
 use crate::algo::{Algorithm, ClientReq, Config, Ctx, Effect};
 use crate::lockstep::VirtualTimers;
 use crate::storage::Storage;
+
+/// Set (to anything) in a node's environment: count fsyncs and say how many on SIGTERM.
+pub const SYNC_COUNT_ENV: &str = "SQUALL_COUNT_SYNCS";
 
 /// Everything a node process is started with (environment plus command line).
 #[derive(Debug, Clone)]
@@ -163,6 +171,8 @@ struct Shell<A: Algorithm> {
     /// Effects recorded but not applied yet: those after a sync that waits for `out`.
     queued: VecDeque<Effect<A>>,
     out: Vec<u8>,
+    /// Syncs that wrote something.
+    syncs: u64,
 }
 
 impl<A: Algorithm> Shell<A> {
@@ -219,7 +229,10 @@ impl<A: Algorithm> Shell<A> {
                     self.queued.push_front(Effect::Sync);
                     return Ok(true);
                 }
-                Effect::Sync => self.storage.sync()?,
+                Effect::Sync => {
+                    self.syncs += u64::from(self.storage.unsynced_bytes() > 0);
+                    self.storage.sync()?;
+                }
             }
         }
         Ok(false)
@@ -383,6 +396,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         virtual_timers: mode.lockstep.then(VirtualTimers::new),
         queued: VecDeque::new(),
         out: Vec::new(),
+        syncs: 0,
     };
 
     let ok = serde_json::to_string(&Control::InitOk {
@@ -407,6 +421,13 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
     }
     shell.drain(&mut wr).await?;
 
+    let mut term = match std::env::var_os(SYNC_COUNT_ENV) {
+        Some(_) => Some(
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+                .context("listen for SIGTERM")?,
+        ),
+        None => None,
+    };
     loop {
         while let Some(line) = dec.next_frame()? {
             shell.on_line(line)?;
@@ -431,7 +452,18 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
                 dec.push(&buf[..n]);
             }
             _ = sleep_until_opt(deadline) => {}
+            Some(()) = recv_opt(&mut term) => {
+                eprintln!("squall-node: {} fsyncs", shell.syncs);
+                return Ok(());
+            }
         }
+    }
+}
+
+async fn recv_opt(signal: &mut Option<tokio::signal::unix::Signal>) -> Option<()> {
+    match signal {
+        Some(s) => s.recv().await,
+        None => std::future::pending().await,
     }
 }
 
@@ -553,6 +585,7 @@ mod tests {
             virtual_timers: lockstep.then(VirtualTimers::new),
             queued: VecDeque::new(),
             out: Vec::new(),
+            syncs: 0,
         }
     }
 

@@ -46,12 +46,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::ops::{Ballot, ClientReply};
-use proto::ErrorCode;
+use proto::ops::Ballot;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::raft::kv::{Command, Intake, Kv, Waiting};
+use super::raft::kv::{timing, Command, Forwarded, Intake, Kv, Waiting};
 use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// Most accepted slots a `promise` reports (a frame stays far below `FRAME_BYTES_MAX`).
@@ -60,8 +59,6 @@ pub const PROMISE_SLOTS_MAX: usize = 4096;
 pub const DECIDE_SLOTS_MAX: usize = 64;
 /// Most unchosen slots a leader re-sends per heartbeat.
 pub const RESEND_SLOTS_MAX: usize = 64;
-/// Most hops a forwarded request takes before it is dropped (the client times out).
-pub const FORWARD_HOPS_MAX: u32 = 2;
 
 const PARAMS: &[&str] = &["election_ms", "heartbeat_ms"];
 
@@ -135,12 +132,7 @@ pub enum Msg {
         from: u64,
     },
     /// A client request taken by another node.
-    Forward {
-        /// The command with its origin.
-        command: Command,
-        /// Nodes it went through.
-        hops: u32,
-    },
+    Forward(Forwarded),
 }
 
 /// Named timers.
@@ -417,25 +409,9 @@ impl MultiPaxos {
             });
             return;
         }
-        match &self.leader {
-            Some(leader) if hops < FORWARD_HOPS_MAX && *leader != self.id => {
-                let leader = leader.clone();
-                ctx.send(
-                    &leader,
-                    Msg::Forward {
-                        command,
-                        hops: hops + 1,
-                    },
-                );
-            }
-            _ => {
-                if let Some(req) = command.origin.and_then(|o| self.waiting.take(&self.id, &o)) {
-                    let code = ErrorCode::TemporarilyUnavailable;
-                    let text = "no leader known".to_string();
-                    ctx.reply(&req, ClientReply::Error { code, text });
-                }
-            }
-        }
+        let leader = self.leader.as_ref();
+        self.waiting
+            .to_leader(&self.id, leader, command, hops, Msg::Forward, ctx);
     }
 
     fn on_prepare(&mut self, from: NodeId, ballot: Ballot, first: u64, ctx: &mut Ctx<Self>) {
@@ -580,11 +556,7 @@ impl Algorithm for MultiPaxos {
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
         check_params(config, PARAMS)?;
-        let heartbeat_ms = config.param("heartbeat_ms", 50)?;
-        let election_ms = config.param("election_ms", 300)?;
-        if heartbeat_ms == 0 || election_ms <= heartbeat_ms {
-            return Err("need 0 < heartbeat_ms < election_ms".into());
-        }
+        let (heartbeat_ms, election_ms) = timing(config)?;
         Ok(MultiPaxos {
             id: config.id.clone(),
             majority: config.majority(),
@@ -686,7 +658,7 @@ impl Algorithm for MultiPaxos {
                     ctx.send(&from, Msg::Decide { chosen });
                 }
             }
-            Msg::Forward { command, hops } => self.submit(command, hops, ctx),
+            Msg::Forward(f) => self.submit(f.command, f.hops, ctx),
         }
     }
 

@@ -36,6 +36,8 @@
 //!   syncs once per `batch_ms` (default 2 ms) for everything appended since, then sends
 //!   one `append_entries` per follower with all of them. A follower syncs once per
 //!   message, however many entries it carries (at most [`BATCH_ENTRIES_MAX`]).
+//!   `batch_ms=0` turns batching off: the leader syncs and sends each entry as it is
+//!   appended (what `squall bench kv --batching off` measures).
 //!
 //! **The invariant that matters** (State Machine Safety): no two replicas apply different
 //! commands at one index. It follows from Leader Completeness (a committed entry is in
@@ -63,8 +65,6 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use proto::ops::ClientReply;
-use proto::ErrorCode;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
@@ -72,12 +72,10 @@ use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId}
 
 pub mod kv;
 
-use kv::{Command, Intake, Kv, Waiting};
+use kv::{timing, Command, Forwarded, Intake, Kv, Waiting};
 
 /// Most entries one `append_entries` carries.
 pub const BATCH_ENTRIES_MAX: usize = 64;
-/// Most hops a forwarded request takes before it is dropped (the client times out).
-pub const FORWARD_HOPS_MAX: u32 = 2;
 
 const PARAMS: &[&str] = &["election_ms", "heartbeat_ms", "batch_ms"];
 
@@ -134,23 +132,18 @@ pub enum Msg {
         index: u64,
     },
     /// A client request taken by another node, for the leader to append.
-    Forward {
-        /// The command with its origin.
-        command: Command,
-        /// Nodes it went through.
-        hops: u32,
-    },
+    Forward(Forwarded),
 }
 
 /// Named timers.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Timer {
+    /// Leader: sync the entries appended since the last batch and send them.
+    Batch,
     /// No word from a leader: stand for election.
     Election,
     /// Leader: send `append_entries` to every follower.
     Heartbeat,
-    /// Leader: sync the entries appended since the last batch and send them.
-    Batch,
 }
 
 /// Durable records, replayed in order at start.
@@ -343,7 +336,9 @@ impl Raft {
             entries: vec![entry.clone()],
         });
         self.log.push(entry);
-        if !self.batch_pending {
+        if self.batch_ms == 0 {
+            self.flush(ctx);
+        } else if !self.batch_pending {
             self.batch_pending = true;
             ctx.set_timer(Timer::Batch, self.batch_ms);
         }
@@ -422,26 +417,9 @@ impl Raft {
             self.append(command, ctx);
             return;
         }
-        match &self.leader {
-            Some(leader) if hops < FORWARD_HOPS_MAX => {
-                let leader = leader.clone();
-                ctx.send(
-                    &leader,
-                    Msg::Forward {
-                        command,
-                        hops: hops + 1,
-                    },
-                );
-            }
-            _ => {
-                // Nobody to append it: refuse it if it is ours (it never reached a log).
-                if let Some(req) = command.origin.and_then(|o| self.waiting.take(&self.id, &o)) {
-                    let code = ErrorCode::TemporarilyUnavailable;
-                    let text = "no leader known".to_string();
-                    ctx.reply(&req, ClientReply::Error { code, text });
-                }
-            }
-        }
+        let leader = self.leader.as_ref();
+        self.waiting
+            .to_leader(&self.id, leader, command, hops, Msg::Forward, ctx);
     }
 
     fn on_request_vote(
@@ -487,6 +465,18 @@ impl Raft {
         }
     }
 
+    /// Refuses an `append_entries` (synced first: the term it may have adopted), telling
+    /// the leader to try after `index`.
+    fn refuse_append(&mut self, to: &str, index: u64, ctx: &mut Ctx<Self>) {
+        ctx.sync();
+        let reply = Msg::AppendOk {
+            term: self.term,
+            success: false,
+            index,
+        };
+        ctx.send(to, reply);
+    }
+
     #[allow(clippy::too_many_arguments)]
     fn on_append_entries(
         &mut self,
@@ -500,13 +490,7 @@ impl Raft {
     ) {
         self.observe_term(term, ctx);
         if term < self.term {
-            ctx.sync();
-            let reply = Msg::AppendOk {
-                term: self.term,
-                success: false,
-                index: prev_index,
-            };
-            ctx.send(&from, reply);
+            self.refuse_append(&from, prev_index, ctx);
             return;
         }
         // Two leaders in one term cannot happen unless a mutant broke the vote; then the
@@ -523,13 +507,7 @@ impl Raft {
         self.reset_election(ctx);
         if prev_index > self.last_index() || self.term_at(prev_index) != prev_term {
             let hint = (prev_index - 1).min(self.last_index());
-            ctx.sync();
-            let reply = Msg::AppendOk {
-                term: self.term,
-                success: false,
-                index: hint,
-            };
-            ctx.send(&from, reply);
+            self.refuse_append(&from, hint, ctx);
             return;
         }
         let end = prev_index + entries.len() as u64;
@@ -607,27 +585,25 @@ impl Raft {
     }
 }
 
+/// The mutants (`--bug`), each described in the module docs.
+pub const MUTANTS: &[&str] = &[
+    "commit-old-term",
+    "vote-any-log",
+    "stale-read",
+    "no-sync-vote",
+    "ack-before-sync",
+];
+
 impl Algorithm for Raft {
+    const BUGS: &'static [&'static str] = MUTANTS;
     type Msg = Msg;
     type Timer = Timer;
     type Record = Record;
 
-    const BUGS: &'static [&'static str] = &[
-        "commit-old-term",
-        "vote-any-log",
-        "stale-read",
-        "no-sync-vote",
-        "ack-before-sync",
-    ];
-
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
         check_params(config, PARAMS)?;
-        let heartbeat_ms = config.param("heartbeat_ms", 50)?;
-        let election_ms = config.param("election_ms", 300)?;
-        if heartbeat_ms == 0 || election_ms <= heartbeat_ms {
-            return Err("need 0 < heartbeat_ms < election_ms".into());
-        }
+        let (heartbeat_ms, election_ms) = timing(config)?;
         Ok(Raft {
             id: config.id.clone(),
             majority: config.majority(),
@@ -699,7 +675,7 @@ impl Algorithm for Raft {
                 success,
                 index,
             } => self.on_append_ok(from, term, success, index, ctx),
-            Msg::Forward { command, hops } => self.submit(command, hops, ctx),
+            Msg::Forward(f) => self.submit(f.command, f.hops, ctx),
         }
     }
 

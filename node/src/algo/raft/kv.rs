@@ -8,6 +8,9 @@
 //! command whose `msg_id` is not above the highest applied for its client is a stale
 //! copy, and skipping it is allowed (the client either got its answer from the first
 //! copy or gave up on it, recording `info`).
+//!
+//! Both algorithms also share here how a request reaches the leader ([`Forwarded`],
+//! [`Waiting::to_leader`]) and their timing parameters ([`timing`]).
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use proto::ops::{ClientOp, ClientReply};
 use proto::ErrorCode;
 use serde::{Deserialize, Serialize};
 
-use crate::algo::ClientReq;
+use crate::algo::{Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// A state-machine command as it sits in a log (bincode-friendly, unlike `ClientOp`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -208,6 +211,63 @@ impl Waiting {
             }),
         })
     }
+}
+
+/// Most hops a forwarded request takes before it is dropped (the client times out).
+pub const FORWARD_HOPS_MAX: u32 = 2;
+
+/// A client request that travels to the leader: the command with its origin, and the
+/// nodes it went through (both algorithms' `forward` message).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Forwarded {
+    /// The command with its origin.
+    pub command: Command,
+    /// Nodes it went through.
+    pub hops: u32,
+}
+
+impl Waiting {
+    /// At `node`, which does not lead and believes `leader` does: sends `command` (after
+    /// `hops` hops) on to the leader, wrapped by `forward`, while hops remain and the
+    /// leader is another node; otherwise refuses it with 11 if the request waits here (it
+    /// never reached a log).
+    pub fn to_leader<A: Algorithm>(
+        &mut self,
+        node: &str,
+        leader: Option<&NodeId>,
+        command: Command,
+        hops: u32,
+        forward: impl FnOnce(Forwarded) -> A::Msg,
+        ctx: &mut Ctx<A>,
+    ) {
+        match leader {
+            Some(l) if hops < FORWARD_HOPS_MAX && l != node => {
+                let f = Forwarded {
+                    command,
+                    hops: hops + 1,
+                };
+                ctx.send(l, forward(f));
+            }
+            _ => {
+                if let Some(req) = command.origin.and_then(|o| self.take(node, &o)) {
+                    let code = ErrorCode::TemporarilyUnavailable;
+                    let text = "no leader known".to_string();
+                    ctx.reply(&req, ClientReply::Error { code, text });
+                }
+            }
+        }
+    }
+}
+
+/// `heartbeat_ms` (default 50) and `election_ms` (default 300) of a leader-based
+/// replica, checked: `0 < heartbeat_ms < election_ms`.
+pub fn timing(config: &Config) -> Result<(u64, u64), String> {
+    let heartbeat_ms = config.param("heartbeat_ms", 50)?;
+    let election_ms = config.param("election_ms", 300)?;
+    if heartbeat_ms == 0 || election_ms <= heartbeat_ms {
+        return Err("need 0 < heartbeat_ms < election_ms".into());
+    }
+    Ok((heartbeat_ms, election_ms))
 }
 
 #[cfg(test)]
