@@ -20,6 +20,7 @@
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
+//! - [`stdio`]: the stdio bridge that runs a Maelstrom node unchanged (`--stdio`).
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
@@ -56,6 +57,7 @@ pub mod router;
 pub mod run;
 pub mod shrink;
 pub mod soak;
+pub mod stdio;
 pub mod supervisor;
 pub mod text;
 pub mod trace;
