@@ -32,6 +32,20 @@ class Node:
         """Calls fn() every `seconds` once the node is initialised."""
         self.periodic.append((seconds, fn))
 
+    def serve_state(self, handlers, gossip, merge, every=0.1):
+        """Answers the request types of `handlers` (type -> fn(msg)); every `every` seconds
+        sends `gossip()` (a body) to every peer, and merges a peer's with `merge(msg)`."""
+        for kind, fn in handlers.items():
+            self.on(kind, fn)
+        self.on(gossip()["type"], merge)
+
+        def push():
+            for peer in self.peers():
+                self.send(peer, gossip())
+
+        self.every(every, push)
+        self.run()
+
     def peers(self):
         return [n for n in self.node_ids if n != self.node_id]
 
