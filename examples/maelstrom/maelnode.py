@@ -56,6 +56,14 @@ class Node:
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
 
+    def forward(self, msg, dest):
+        """Passes `msg` on to node `dest` unchanged, `src` still its sender's."""
+        line = json.dumps({"src": msg["src"], "dest": dest, "body": msg["body"]},
+                          separators=(",", ":"))
+        with self.out_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
     def reply(self, msg, body):
         body = dict(body)
         body["in_reply_to"] = msg["body"]["msg_id"]

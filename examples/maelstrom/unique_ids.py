@@ -7,6 +7,7 @@ random 64-bit number, so a restarted node never repeats an id it gave before.
 
 --bug per-process-counter: the id is "<node>-<counter>" with a counter that starts at 0 in
 every process, so a node restarted after a kill hands out its first ids again.
+--bug no-id: answers `generate_ok` without an id (a malformed reply).
 """
 import random
 import sys
@@ -14,6 +15,7 @@ import sys
 from maelnode import Node, data_dir, load_json, store_json
 
 BROKEN = "--bug" in sys.argv and "per-process-counter" in sys.argv
+NO_ID = "--bug" in sys.argv and "no-id" in sys.argv
 node = Node()
 state = {"epoch": None, "next": 0}
 
@@ -32,7 +34,7 @@ def generate(msg):
         ident = "%s-%d" % (node.node_id, state["next"])
     else:
         ident = [node.node_id, state["epoch"], state["next"]]
-    node.reply(msg, {"type": "generate_ok", "id": ident})
+    node.reply(msg, {"type": "generate_ok"} if NO_ID else {"type": "generate_ok", "id": ident})
 
 
 node.on_init = start
