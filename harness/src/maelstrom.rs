@@ -48,6 +48,13 @@ pub struct TestArgs {
     /// Topology the workload hands to nodes (workloads that use one).
     #[arg(long)]
     pub topology: Option<String>,
+    /// Maelstrom's availability requirement; accepted so Maelstrom's commands run, but
+    /// squall's checkers judge availability their own way (final reads at every live node).
+    #[arg(long)]
+    pub availability: Option<String>,
+    /// Maelstrom's consistency models for transactional workloads; accepted, not used.
+    #[arg(long)]
+    pub consistency_models: Option<String>,
     /// Every `squall run` flag.
     #[command(flatten)]
     pub run: RunArgs,
