@@ -23,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Start a cluster, drive clients at it, inject faults, check the history.
     Run(Box<RunArgs>),
+    /// Run a Maelstrom node unchanged, with Maelstrom's flags (-w, --bin, --node-count,
+    /// --time-limit, --rate, --nemesis, ...) and every `squall run` flag.
+    Test(Box<crate::maelstrom::TestArgs>),
     /// List workloads and algorithms.
     List,
     /// Check stored histories for linearizability; one line per file: path, verdict, ms.
@@ -47,6 +50,13 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The stdio bridge the supervisor starts as a `--stdio` node (see `stdio.rs`).
+    #[command(name = "stdio-bridge", hide = true)]
+    StdioBridge {
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
 }
 
 /// Benchmarks.

@@ -238,6 +238,44 @@ pub fn in_reply_to(body: &str) -> Option<u64> {
         .map(|r| r.in_reply_to)
 }
 
+/// What a body that answers `op` (names it in `in_reply_to`) means. A typed op's reply
+/// must parse as its [`Response`]; a [`ClientOp::Body`]'s must be a JSON object of type
+/// `<f>_ok` with the fields the op names, or an `error` (whose missing `code` is
+/// indefinite). Anything else is malformed, with the reason.
+pub fn parse_answer(op: &ClientOp, body: &str) -> Answer {
+    let cut = || crate::text::truncate(body, 120);
+    let ClientOp::Body(b) = op else {
+        return match serde_json::from_str::<Response>(body) {
+            Ok(Response {
+                reply: ClientReply::Body(_),
+                ..
+            })
+            | Err(_) => Answer::Malformed(cut()),
+            Ok(r) => Answer::Reply(r.reply),
+        };
+    };
+    let Ok(mut m) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body) else {
+        return Answer::Malformed(format!("not a JSON object: {}", cut()));
+    };
+    if m.get("type").and_then(|t| t.as_str()) == Some("error") {
+        return match serde_json::from_str::<Response>(body) {
+            Ok(
+                r @ Response {
+                    reply: ClientReply::Error { .. },
+                    ..
+                },
+            ) => Answer::Reply(r.reply),
+            _ => Answer::Malformed(format!("an error whose code is no number: {}", cut())),
+        };
+    }
+    if let Some(why) = b.reply_problem(&m) {
+        return Answer::Malformed(format!("{why}: {}", cut()));
+    }
+    m.remove("in_reply_to");
+    m.remove("msg_id");
+    Answer::Reply(ClientReply::Body(m))
+}
+
 /// The reply type an op expects: `propose` is answered by `propose_ok`, and so on.
 fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
     matches!(
@@ -248,6 +286,7 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Read { .. }, ClientReply::ReadOk { .. })
             | (ClientOp::Write { .. }, ClientReply::WriteOk)
             | (ClientOp::Cas { .. }, ClientReply::CasOk)
+            | (ClientOp::Body(_), ClientReply::Body(_))
     )
 }
 
@@ -317,10 +356,7 @@ impl Client {
                         continue;
                     }
                     self.replier = Some(d.src.clone());
-                    return match serde_json::from_str::<Response>(&d.body) {
-                        Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
-                    };
+                    return parse_answer(op, &d.body);
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
             }

@@ -17,9 +17,11 @@
 //!   fault table (the router's policy in real runs), triggers, confirmation.
 //! - [`plan`]: `squall plan`, the named fault plans printed or written to a file.
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
+//! - [`maelstrom`]: `squall test`, Maelstrom's command line over squall (stdio nodes).
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
+//! - [`stdio`]: the stdio bridge that runs a Maelstrom node unchanged (`--stdio`).
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
@@ -43,6 +45,7 @@ pub mod config;
 pub mod free;
 pub mod lifecycle;
 pub mod lockstep;
+pub mod maelstrom;
 pub mod metrics;
 pub mod nemesis;
 pub mod plan;
@@ -56,6 +59,7 @@ pub mod router;
 pub mod run;
 pub mod shrink;
 pub mod soak;
+pub mod stdio;
 pub mod supervisor;
 pub mod text;
 pub mod trace;

@@ -42,7 +42,7 @@ pub async fn run_any(
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
     /// Workload: what clients do and how it is checked (see `squall list`).
-    #[arg(long, default_value = "write-once")]
+    #[arg(short = 'w', long, default_value = "write-once")]
     pub workload: String,
     /// Bundled algorithm the nodes run (default: the workload's own).
     #[arg(long)]
@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Run this program as each node instead of squall-node (split into argv, no shell).
     #[arg(long)]
     pub node_cmd: Option<String>,
+    /// The --node-cmd program speaks Maelstrom's protocol over stdin/stdout (it needs no
+    /// change to run under squall); nodes are named n0..n(N-1), as Maelstrom names them.
+    #[arg(long, requires = "node_cmd")]
+    pub stdio: bool,
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -122,9 +126,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = RunMode::Free)]
     pub mode: RunMode,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
-    /// duplicate, reorder, clog (comma-separated), `all` or `none`.
-    #[arg(long, default_value = "all")]
-    pub nemesis: String,
+    /// duplicate, reorder, clog (comma-separated), `all` or `none` [default: all; `squall
+    /// test`: none, as in Maelstrom].
+    #[arg(long)]
+    pub nemesis: Option<String>,
     /// Run this fault plan (a `schedule.json`, written or edited) instead of one drawn
     /// from the seed; it sets the time limit and the recovery window.
     #[arg(long, conflicts_with = "nemesis")]
@@ -192,7 +197,7 @@ impl RunArgs {
     /// [`RunBuilder::build`].
     pub fn builder(&self) -> Result<RunBuilder, UsageError> {
         let fail = |m: String| Err(UsageError(m));
-        let kinds = FaultKind::parse_list(&self.nemesis)
+        let kinds = FaultKind::parse_list(self.nemesis.as_deref().unwrap_or("all"))
             .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
         let delay_dist = match self.delay_dist.as_str() {
             "constant" => DelayDist::Constant,
@@ -256,6 +261,8 @@ impl RunArgs {
             },
             recovery_ms: self.recovery_time,
             plan,
+            stdio: self.stdio,
+            topology: None,
         })
     }
 }

@@ -1,7 +1,10 @@
 //! Client operations (harness client -> node) and their replies (node -> client).
 //!
-//! One enum per direction, tagged by the body's `type`. Values are integers: workloads
-//! make them unique per op where the checker relies on that.
+//! One enum per direction, tagged by the body's `type`. The bundled workloads' values are
+//! integers: workloads make them unique per op where the checker relies on that. The
+//! Maelstrom workloads (unique-ids, g-set, the counters, ...) send [`BodyOp`]s: a body of
+//! any fields and any JSON values, answered by a [`ClientReply::Body`] checked only for the
+//! reply type and the fields its op names ([`BodyOp::reply_problem`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +56,100 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
+    /// A request of a Maelstrom workload, any body (its `type` is [`BodyOp::f`]).
+    #[serde(untagged)]
+    Body(BodyOp),
+}
+
+/// The op names of Maelstrom's workloads, so that [`ClientOp::f`] stays a `&'static str`.
+pub const BODY_OP_NAMES: &[&str] = &[
+    "generate",
+    "add",
+    "read",
+    "broadcast",
+    "topology",
+    "send",
+    "poll",
+    "commit_offsets",
+    "list_committed_offsets",
+    "txn",
+];
+
+/// A Maelstrom workload's request: `type` plus any fields with any JSON values, and the
+/// fields its `<type>_ok` reply must carry. Serialised as the body alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyOp {
+    /// The request's `type`, one of [`BODY_OP_NAMES`] (`other` for anything else).
+    pub f: &'static str,
+    /// The other fields of the body.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Fields an `ok` reply must have, or it is malformed.
+    pub reply_fields: &'static [&'static str],
+}
+
+impl BodyOp {
+    /// A request of type `f` with the fields of `fields` (an object; anything else is no
+    /// fields) whose ok reply must carry `reply_fields`.
+    pub fn new(
+        f: &'static str,
+        fields: serde_json::Value,
+        reply_fields: &'static [&'static str],
+    ) -> BodyOp {
+        let fields = match fields {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        BodyOp {
+            f,
+            fields,
+            reply_fields,
+        }
+    }
+
+    /// Why `reply` (a body, `type` included) is no good answer to this op: `None` for an
+    /// `<f>_ok` with every field the op needs.
+    pub fn reply_problem(
+        &self,
+        reply: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        let ty = reply.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+        if ty != format!("{}_ok", self.f) {
+            return Some(format!("answered with {ty}"));
+        }
+        self.reply_fields
+            .iter()
+            .find(|f| !reply.contains_key(**f))
+            .map(|f| format!("{ty} has no {f}"))
+    }
+}
+
+// A JSON value holds no NaN, so its equality is an equivalence.
+impl Eq for BodyOp {}
+
+impl Serialize for BodyOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = self.fields.clone();
+        m.insert("type".into(), self.f.into());
+        m.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BodyOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let ty = fields.remove("type");
+        let f = ty
+            .as_ref()
+            .and_then(|t| t.as_str())
+            .and_then(|t| BODY_OP_NAMES.iter().find(|n| **n == t))
+            .copied()
+            .unwrap_or("other");
+        Ok(BodyOp {
+            f,
+            fields,
+            reply_fields: &[],
+        })
+    }
 }
 
 impl ClientOp {
@@ -64,12 +161,13 @@ impl ClientOp {
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
+            ClientOp::Body(b) => b.f,
         }
     }
 }
 
 /// A reply body to a client request (without `in_reply_to`, see [`Response`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientReply {
     /// Reply to [`ClientOp::Echo`].
@@ -99,12 +197,25 @@ pub enum ClientReply {
     CasOk,
     /// The request failed; the code decides whether it surely did not happen.
     Error {
-        /// Numeric error code.
+        /// Numeric error code; a missing one reads as 13 (crash): indefinite, since the
+        /// node did not say the request surely failed.
+        #[serde(default = "missing_code")]
         code: ErrorCode,
         /// Human-readable detail.
         #[serde(default)]
         text: String,
     },
+    /// The reply to a [`BodyOp`]: its fields, `type` included.
+    #[serde(untagged)]
+    Body(serde_json::Map<String, serde_json::Value>),
+}
+
+// A JSON value holds no NaN, so its equality is an equivalence.
+impl Eq for ClientReply {}
+
+/// An error without a code: indefinite.
+fn missing_code() -> ErrorCode {
+    ErrorCode::Crash
 }
 
 /// A client request as it travels: the op plus its `msg_id`.

@@ -15,7 +15,7 @@ use std::time::Instant;
 use proto::body::Control;
 use proto::envelope::frame_raw;
 use proto::lockstep::Lockstep;
-use proto::ops::{ClientOp, Response};
+use proto::ops::ClientOp;
 use proto::{EnvelopeHead, Report, HARNESS};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -490,9 +490,9 @@ impl Stepper {
                         .is_some_and(|f| f.msg_id == id && f.node == from)
                 });
                 if names_inflight {
-                    let answer = match serde_json::from_str::<Response>(&body) {
-                        Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::text::truncate(&body, 120)),
+                    let answer = match &self.clients[client].inflight {
+                        Some(f) => crate::clients::parse_answer(&f.op, &body),
+                        None => Answer::Timeout,
                     };
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Reply, body)?;
