@@ -216,6 +216,14 @@ pub enum Answer {
 }
 
 impl Answer {
+    /// The answer `body` (which names the request) gives to `op`.
+    pub fn parse(op: &ClientOp, body: &str) -> Answer {
+        match Response::parse_for(op, body) {
+            Ok(r) => Answer::Reply(r.reply),
+            Err(_) => Answer::Malformed(crate::text::truncate(body, 120)),
+        }
+    }
+
     /// The node's reply, if it gave one.
     pub fn reply(&self) -> Option<&ClientReply> {
         match self {
@@ -248,6 +256,16 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Read { .. }, ClientReply::ReadOk { .. })
             | (ClientOp::Write { .. }, ClientReply::WriteOk)
             | (ClientOp::Cas { .. }, ClientReply::CasOk)
+            | (ClientOp::Topology { .. }, ClientReply::TopologyOk)
+            | (ClientOp::Broadcast { .. }, ClientReply::BroadcastOk)
+            | (ClientOp::ReadAll {}, ClientReply::MessagesOk { .. })
+            | (ClientOp::Send { .. }, ClientReply::SendOk { .. })
+            | (ClientOp::Poll { .. }, ClientReply::PollOk { .. })
+            | (ClientOp::CommitOffsets { .. }, ClientReply::CommitOffsetsOk)
+            | (
+                ClientOp::ListCommittedOffsets { .. },
+                ClientReply::ListCommittedOffsetsOk { .. }
+            )
     )
 }
 
@@ -317,10 +335,7 @@ impl Client {
                         continue;
                     }
                     self.replier = Some(d.src.clone());
-                    return match serde_json::from_str::<Response>(&d.body) {
-                        Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::text::truncate(&d.body, 120)),
-                    };
+                    return Answer::parse(op, &d.body);
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
             }
@@ -417,6 +432,68 @@ pub fn record_call(
     retire
 }
 
+/// Sends the workload's setup ops (Maelstrom broadcast's `topology`) before any client
+/// starts, each to its node in order and recorded like any op, through `client`.
+pub async fn run_setup(
+    client: &mut Client,
+    shared: &ClientShared,
+    rec: &Recorder,
+    timeout: Duration,
+) {
+    let setup = shared
+        .workload
+        .lock()
+        .expect("workload lock")
+        .setup_ops(&shared.nodes);
+    for (node, op) in setup {
+        let process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        call_recorded(client, rec, process, &node, &op, timeout).await;
+    }
+}
+
+/// One op of `process` at `node`, recorded: its invoke, the call, its completion (and
+/// a protocol fault of the node that answered, if any). Returns the answer and whether
+/// the process must be retired (outcome unknown).
+pub async fn call_recorded(
+    client: &mut Client,
+    rec: &Recorder,
+    process: u64,
+    node: &str,
+    op: &ClientOp,
+    timeout: Duration,
+) -> (Answer, bool) {
+    rec.record(
+        process,
+        EventType::Invoke,
+        op.f(),
+        op_value(op),
+        Some(node),
+        None,
+    );
+    let answer = client.call(node, op, timeout).await;
+    let retire = record_call(
+        rec,
+        client.router(),
+        client.replier(),
+        process,
+        node,
+        op,
+        &answer,
+    );
+    (answer, retire)
+}
+
+/// Tells the workload what `answer` said to `op`, if it was a reply.
+pub fn observe(shared: &ClientShared, op: &ClientOp, answer: &Answer) {
+    if let Some(reply) = answer.reply() {
+        shared
+            .workload
+            .lock()
+            .expect("workload lock")
+            .observe(op, reply);
+    }
+}
+
 /// Runs one client worker until `stop` becomes true; the op in flight then completes (or
 /// times out) before the worker returns its client for reuse.
 pub async fn run_client(
@@ -451,24 +528,10 @@ pub async fn run_client(
             .next_targeted(&mut rng);
         let restarts = shared.restarts.lock().expect("restarts lock").clone();
         let node = shared.nodes[pick_node(target, &restarts, &mut rng)].clone();
-        rec.record(
-            process,
-            EventType::Invoke,
-            op.f(),
-            op_value(&op),
-            Some(&node),
-            None,
-        );
-        let answer = client.call(&node, &op, opts.op_timeout).await;
-        if record_call(
-            &rec,
-            client.router(),
-            client.replier(),
-            process,
-            &node,
-            &op,
-            &answer,
-        ) {
+        let (answer, retire) =
+            call_recorded(&mut client, &rec, process, &node, &op, opts.op_timeout).await;
+        observe(&shared, &op, &answer);
+        if retire {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
     }

@@ -20,6 +20,8 @@
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
+//! - [`services`]: Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, served
+//!   inside the harness at those addresses (free-running runs).
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
@@ -54,6 +56,7 @@ pub mod results;
 pub mod rounds;
 pub mod router;
 pub mod run;
+pub mod services;
 pub mod shrink;
 pub mod soak;
 pub mod supervisor;

@@ -3,6 +3,8 @@
 //! One enum per direction, tagged by the body's `type`. Values are integers: workloads
 //! make them unique per op where the checker relies on that.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::body::ErrorCode;
@@ -53,6 +55,43 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
+    /// Maelstrom `broadcast`'s setup: the neighbours of every node, sent to each node
+    /// before any client op.
+    Topology {
+        /// Node id to the ids it should talk to.
+        topology: BTreeMap<String, Vec<String>>,
+    },
+    /// Maelstrom `broadcast`: spread `message` to every node.
+    Broadcast {
+        /// The value (unique per op).
+        message: u64,
+    },
+    /// Maelstrom `broadcast`'s `read`: every message the node has seen. It has no key,
+    /// so it is `read` on the wire and only ever sent, never parsed, as a request.
+    #[serde(rename = "read", skip_deserializing)]
+    ReadAll {},
+    /// Maelstrom `kafka`: append `msg` to log `key`; the reply gives its offset.
+    Send {
+        /// The log.
+        key: String,
+        /// The value (unique per op).
+        msg: u64,
+    },
+    /// Maelstrom `kafka`: messages of each log from its given offset on.
+    Poll {
+        /// Log to the first offset wanted.
+        offsets: BTreeMap<String, u64>,
+    },
+    /// Maelstrom `kafka`: the client has processed each log up to its offset.
+    CommitOffsets {
+        /// Log to committed offset.
+        offsets: BTreeMap<String, u64>,
+    },
+    /// Maelstrom `kafka`: the committed offset of each log.
+    ListCommittedOffsets {
+        /// The logs asked about.
+        keys: Vec<String>,
+    },
 }
 
 impl ClientOp {
@@ -64,6 +103,13 @@ impl ClientOp {
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
+            ClientOp::Topology { .. } => "topology",
+            ClientOp::Broadcast { .. } => "broadcast",
+            ClientOp::ReadAll {} => "read",
+            ClientOp::Send { .. } => "send",
+            ClientOp::Poll { .. } => "poll",
+            ClientOp::CommitOffsets { .. } => "commit_offsets",
+            ClientOp::ListCommittedOffsets { .. } => "list_committed_offsets",
         }
     }
 }
@@ -97,6 +143,34 @@ pub enum ClientReply {
     WriteOk,
     /// Reply to [`ClientOp::Cas`].
     CasOk,
+    /// Reply to [`ClientOp::Topology`].
+    TopologyOk,
+    /// Reply to [`ClientOp::Broadcast`].
+    BroadcastOk,
+    /// Reply to [`ClientOp::ReadAll`]: `read_ok` on the wire like [`ClientReply::ReadOk`],
+    /// so it is parsed by [`Response::parse_for`], which knows the request.
+    #[serde(rename = "read_ok", skip_deserializing)]
+    MessagesOk {
+        /// Every message the node has seen.
+        messages: Vec<u64>,
+    },
+    /// Reply to [`ClientOp::Send`].
+    SendOk {
+        /// Where the message landed in its log.
+        offset: u64,
+    },
+    /// Reply to [`ClientOp::Poll`].
+    PollOk {
+        /// Log to `[offset, msg]` pairs.
+        msgs: BTreeMap<String, Vec<(u64, u64)>>,
+    },
+    /// Reply to [`ClientOp::CommitOffsets`].
+    CommitOffsetsOk,
+    /// Reply to [`ClientOp::ListCommittedOffsets`].
+    ListCommittedOffsetsOk {
+        /// Log to committed offset (logs with none left out).
+        offsets: BTreeMap<String, u64>,
+    },
     /// The request failed; the code decides whether it surely did not happen.
     Error {
         /// Numeric error code.
@@ -127,9 +201,77 @@ pub struct Response {
     pub reply: ClientReply,
 }
 
+/// A `read_ok` that answers a [`ClientOp::ReadAll`].
+#[derive(Deserialize)]
+struct MessagesOk {
+    in_reply_to: u64,
+    #[serde(rename = "type")]
+    ty: String,
+    messages: Vec<u64>,
+}
+
+impl Response {
+    /// Parses the reply to `op`: as [`Response`], except that the `read_ok` of a
+    /// [`ClientOp::ReadAll`] carries `messages` ([`ClientReply::MessagesOk`]).
+    pub fn parse_for(op: &ClientOp, body: &str) -> Result<Response, serde_json::Error> {
+        if let ClientOp::ReadAll {} = op {
+            if let Ok(r) = serde_json::from_str::<MessagesOk>(body) {
+                if r.ty == "read_ok" {
+                    return Ok(Response {
+                        in_reply_to: r.in_reply_to,
+                        reply: ClientReply::MessagesOk {
+                            messages: r.messages,
+                        },
+                    });
+                }
+            }
+        }
+        serde_json::from_str(body)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn maelstrom_broadcast_and_kafka_shapes() {
+        let read = Request {
+            msg_id: 2,
+            op: ClientOp::ReadAll {},
+        };
+        assert_eq!(
+            serde_json::to_value(&read).unwrap(),
+            serde_json::json!({"type":"read","msg_id":2})
+        );
+        let body = r#"{"type":"read_ok","in_reply_to":2,"messages":[3,1]}"#;
+        assert_eq!(
+            Response::parse_for(&ClientOp::ReadAll {}, body)
+                .unwrap()
+                .reply,
+            ClientReply::MessagesOk {
+                messages: vec![3, 1]
+            }
+        );
+        let poll = r#"{"type":"poll_ok","in_reply_to":5,"msgs":{"k1":[[1000,9],[1001,5]]}}"#;
+        let op = ClientOp::Poll {
+            offsets: BTreeMap::from([("k1".to_string(), 1000)]),
+        };
+        let got = Response::parse_for(&op, poll).unwrap().reply;
+        assert_eq!(
+            got,
+            ClientReply::PollOk {
+                msgs: BTreeMap::from([("k1".to_string(), vec![(1000, 9), (1001, 5)])])
+            }
+        );
+        let err = r#"{"type":"error","in_reply_to":2,"code":11}"#;
+        assert!(matches!(
+            Response::parse_for(&ClientOp::ReadAll {}, err)
+                .unwrap()
+                .reply,
+            ClientReply::Error { .. }
+        ));
+    }
 
     #[test]
     fn request_and_response_shapes() {

@@ -15,7 +15,7 @@ use std::time::Instant;
 use proto::body::Control;
 use proto::envelope::frame_raw;
 use proto::lockstep::Lockstep;
-use proto::ops::{ClientOp, Response};
+use proto::ops::ClientOp;
 use proto::{EnvelopeHead, Report, HARNESS};
 use serde::Serialize;
 use tokio::sync::watch;
@@ -462,17 +462,13 @@ impl Stepper {
             Ev::Reply { client, from, body } => {
                 // Only a body naming the op in flight answers it; one that names it but is
                 // no reply is the node's protocol fault.
-                let names_inflight = crate::clients::in_reply_to(&body).is_some_and(|id| {
-                    self.clients[client]
-                        .inflight
-                        .as_ref()
-                        .is_some_and(|f| f.msg_id == id && f.node == from)
-                });
-                if names_inflight {
-                    let answer = match serde_json::from_str::<Response>(&body) {
-                        Ok(r) => Answer::Reply(r.reply),
-                        Err(_) => Answer::Malformed(crate::text::truncate(&body, 120)),
-                    };
+                let id = crate::clients::in_reply_to(&body);
+                let inflight = self.clients[client]
+                    .inflight
+                    .as_ref()
+                    .filter(|f| Some(f.msg_id) == id && f.node == from);
+                if let Some(f) = inflight {
+                    let answer = Answer::parse(&f.op, &body);
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Reply, body)?;
                     self.complete(client, answer)?;
