@@ -47,6 +47,13 @@ pub enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(BenchCmd),
+    /// The stdio bridge the supervisor starts as a `--stdio` node (see `stdio.rs`).
+    #[command(name = "stdio-bridge", hide = true)]
+    StdioBridge {
+        /// The program and its arguments.
+        #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+        argv: Vec<String>,
+    },
 }
 
 /// Benchmarks.

@@ -216,14 +216,6 @@ pub enum Answer {
 }
 
 impl Answer {
-    /// The answer `body` (which names the request) gives to `op`.
-    pub fn parse(op: &ClientOp, body: &str) -> Answer {
-        match Response::parse_for(op, body) {
-            Ok(r) => Answer::Reply(r.reply),
-            Err(_) => Answer::Malformed(crate::text::truncate(body, 120)),
-        }
-    }
-
     /// The node's reply, if it gave one.
     pub fn reply(&self) -> Option<&ClientReply> {
         match self {
@@ -246,6 +238,44 @@ pub fn in_reply_to(body: &str) -> Option<u64> {
         .map(|r| r.in_reply_to)
 }
 
+/// What a body that answers `op` (names it in `in_reply_to`) means. A typed op's reply
+/// must parse as its [`Response`]; a [`ClientOp::Body`]'s must be a JSON object of type
+/// `<f>_ok` with the fields the op names, or an `error` (whose missing `code` is
+/// indefinite). Anything else is malformed, with the reason.
+pub fn parse_answer(op: &ClientOp, body: &str) -> Answer {
+    let cut = || crate::text::truncate(body, 120);
+    let ClientOp::Body(b) = op else {
+        return match serde_json::from_str::<Response>(body) {
+            Ok(Response {
+                reply: ClientReply::Body(_),
+                ..
+            })
+            | Err(_) => Answer::Malformed(cut()),
+            Ok(r) => Answer::Reply(r.reply),
+        };
+    };
+    let Ok(mut m) = serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body) else {
+        return Answer::Malformed(format!("not a JSON object: {}", cut()));
+    };
+    if m.get("type").and_then(|t| t.as_str()) == Some("error") {
+        return match serde_json::from_str::<Response>(body) {
+            Ok(
+                r @ Response {
+                    reply: ClientReply::Error { .. },
+                    ..
+                },
+            ) => Answer::Reply(r.reply),
+            _ => Answer::Malformed(format!("an error whose code is no number: {}", cut())),
+        };
+    }
+    if let Some(why) = b.reply_problem(&m) {
+        return Answer::Malformed(format!("{why}: {}", cut()));
+    }
+    m.remove("in_reply_to");
+    m.remove("msg_id");
+    Answer::Reply(ClientReply::Body(m))
+}
+
 /// The reply type an op expects: `propose` is answered by `propose_ok`, and so on.
 fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
     matches!(
@@ -256,16 +286,7 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Read { .. }, ClientReply::ReadOk { .. })
             | (ClientOp::Write { .. }, ClientReply::WriteOk)
             | (ClientOp::Cas { .. }, ClientReply::CasOk)
-            | (ClientOp::Topology { .. }, ClientReply::TopologyOk)
-            | (ClientOp::Broadcast { .. }, ClientReply::BroadcastOk)
-            | (ClientOp::ReadAll {}, ClientReply::MessagesOk { .. })
-            | (ClientOp::Send { .. }, ClientReply::SendOk { .. })
-            | (ClientOp::Poll { .. }, ClientReply::PollOk { .. })
-            | (ClientOp::CommitOffsets { .. }, ClientReply::CommitOffsetsOk)
-            | (
-                ClientOp::ListCommittedOffsets { .. },
-                ClientReply::ListCommittedOffsetsOk { .. }
-            )
+            | (ClientOp::Body(_), ClientReply::Body(_))
     )
 }
 
@@ -335,7 +356,7 @@ impl Client {
                         continue;
                     }
                     self.replier = Some(d.src.clone());
-                    return Answer::parse(op, &d.body);
+                    return parse_answer(op, &d.body);
                 }
                 _ = tokio::time::sleep_until(deadline) => return Answer::Timeout,
             }

@@ -116,12 +116,28 @@ pub struct RunConfig {
     /// The file system under node data directories (`--fs`, `--fs-fault`).
     #[serde(default, skip_serializing_if = "lossyfs::fleet::FsConfig::is_native")]
     pub fs: lossyfs::fleet::FsConfig,
+    /// `--stdio`: the node program speaks Maelstrom over stdin/stdout; this is the
+    /// `squall` binary whose `stdio-bridge` mode connects it to the router.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stdio_bridge: Option<PathBuf>,
+    /// The number of the first node id: 1 (`n1..nN`), or 0 (`n0..n(N-1)`, as Maelstrom
+    /// names nodes) in stdio runs.
+    #[serde(default = "node_id_base_default")]
+    pub node_id_base: usize,
+    /// Workload setting passed through (`--topology`, for workloads that use it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
     /// squall's version.
     pub version: String,
     /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
     /// its progress line there) and leave `latest` alone (the soak deletes passing runs).
     #[serde(skip)]
     pub silent: bool,
+}
+
+/// `node_id_base` of a `run.json` written before node ids could start at 0.
+fn node_id_base_default() -> usize {
+    1
 }
 
 /// `late_percent` of a `run.json` written before late proposals existed.
@@ -148,12 +164,28 @@ fn anchored(i: usize, word: String) -> String {
     }
 }
 
+/// `nodes` node ids numbered from `base`.
+pub fn node_ids(base: usize, nodes: usize) -> Vec<String> {
+    (base..base + nodes).map(|i| format!("n{i}")).collect()
+}
+
 impl RunConfig {
     /// The argv every node is started with: `--node-cmd`, or the bundled node with the
     /// algorithm, bugs and params.
     pub fn node_argv(&self) -> Vec<String> {
         match &self.node_cmd {
-            Some(argv) => argv.clone(),
+            Some(argv) => match &self.stdio_bridge {
+                Some(bridge) => {
+                    let mut all = vec![
+                        bridge.display().to_string(),
+                        crate::stdio::SUBCOMMAND.into(),
+                        "--".into(),
+                    ];
+                    all.extend(argv.iter().cloned());
+                    all
+                }
+                None => argv.clone(),
+            },
             None => {
                 let mut argv = vec![
                     self.node_bin.display().to_string(),
@@ -248,9 +280,9 @@ impl RunConfig {
         ScratchData(self.data_dir.is_some().then(|| self.node_data_root(dir)))
     }
 
-    /// Node ids `n1..nN`.
+    /// Node ids `n1..nN` (`n0..n(N-1)` in stdio runs).
     pub fn node_ids(&self) -> Vec<String> {
-        (1..=self.nodes).map(|i| format!("n{i}")).collect()
+        node_ids(self.node_id_base, self.nodes)
     }
 
     /// A fresh op generator of the run's workload.

@@ -22,6 +22,7 @@
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
 //! - [`services`]: Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, served
 //!   inside the harness at those addresses (free-running runs).
+//! - [`stdio`]: the stdio bridge that runs a Maelstrom node unchanged (`--stdio`).
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
 //! - [`metrics`]: latency percentiles and message counts for `metrics.json`.
@@ -59,6 +60,7 @@ pub mod run;
 pub mod services;
 pub mod shrink;
 pub mod soak;
+pub mod stdio;
 pub mod supervisor;
 pub mod text;
 pub mod trace;

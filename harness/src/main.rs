@@ -19,6 +19,16 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
+    if let Command::StdioBridge { argv } = &cli.command {
+        // Plain threads, no runtime: the bridge is one more process per node.
+        return match harness::stdio::bridge(argv) {
+            Ok(code) => ExitCode::from(u8::try_from(code).unwrap_or(255)),
+            Err(e) => {
+                eprintln!("squall stdio-bridge: {e}");
+                ExitCode::from(exit::INTERNAL)
+            }
+        };
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("SQUALL_LOG")
@@ -111,5 +121,6 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Soak(args) => harness::soak::soak(&args).await,
         Command::Summary(args) => harness::soak::merge::summary(&args),
         Command::Plan(args) => harness::plan::plan_cmd(&args),
+        Command::StdioBridge { .. } => unreachable!("handled before the runtime starts"),
     }
 }

@@ -51,6 +51,29 @@ pub fn find_node_bin() -> anyhow::Result<PathBuf> {
         .ok_or_else(|| anyhow::anyhow!("cannot find squall-node next to {}; build it with `cargo build --release` or set SQUALL_NODE_BIN", exe.display()))
 }
 
+/// Finds the `squall` binary, whose `stdio-bridge` mode runs `--stdio` nodes: this
+/// executable if it is `squall`, else `$SQUALL_BIN`, else next to this executable (test
+/// binaries live one level down, in target/<profile>/deps).
+pub fn find_squall_bin() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    if exe.file_name().is_some_and(|n| n == "squall") {
+        return Ok(exe);
+    }
+    if let Ok(p) = std::env::var("SQUALL_BIN") {
+        return Ok(PathBuf::from(p));
+    }
+    let mut candidates = vec![exe.with_file_name("squall")];
+    if let Some(parent) = exe.parent().and_then(|p| p.parent()) {
+        candidates.push(parent.join("squall"));
+    }
+    candidates.into_iter().find(|p| p.is_file()).ok_or_else(|| {
+        anyhow::anyhow!(
+            "cannot find squall next to {} for the stdio bridge; build it or set SQUALL_BIN",
+            exe.display()
+        )
+    })
+}
+
 /// Resolves a program name as `execvp` would: a path if it contains `/`, else via `$PATH`.
 pub fn find_program(name: &str) -> Option<PathBuf> {
     use std::os::unix::fs::PermissionsExt;

@@ -140,7 +140,8 @@ impl RunData {
         let spans: Vec<Span> =
             serde_json::from_value(metrics["faults"]["spans"].clone()).unwrap_or_default();
         let n = run["nodes"].as_u64().unwrap_or(0);
-        let nodes = (1..=n).map(|i| format!("n{i}")).collect();
+        let base = run["node_id_base"].as_u64().unwrap_or(1);
+        let nodes = crate::config::node_ids(base as usize, n as usize);
         let mut end_ns = 0u64;
         for op in &ops {
             end_ns = end_ns.max(op.complete_time.unwrap_or(op.invoke_time));

@@ -50,6 +50,10 @@ pub struct RunArgs {
     /// Run this program as each node instead of squall-node (split into argv, no shell).
     #[arg(long)]
     pub node_cmd: Option<String>,
+    /// The --node-cmd program speaks Maelstrom's protocol over stdin/stdout (it needs no
+    /// change to run under squall); nodes are named n0..n(N-1), as Maelstrom names them.
+    #[arg(long, requires = "node_cmd")]
+    pub stdio: bool,
     /// Number of nodes.
     #[arg(long, default_value_t = 5)]
     pub nodes: usize,
@@ -250,6 +254,8 @@ impl RunArgs {
             },
             recovery_ms: self.recovery_time,
             plan,
+            stdio: self.stdio,
+            topology: None,
         })
     }
 }

@@ -1,9 +1,10 @@
 //! Client operations (harness client -> node) and their replies (node -> client).
 //!
-//! One enum per direction, tagged by the body's `type`. Values are integers: workloads
-//! make them unique per op where the checker relies on that.
-
-use std::collections::BTreeMap;
+//! One enum per direction, tagged by the body's `type`. The bundled workloads' values are
+//! integers: workloads make them unique per op where the checker relies on that. The
+//! Maelstrom workloads (unique-ids, g-set, the counters, ...) send [`BodyOp`]s: a body of
+//! any fields and any JSON values, answered by a [`ClientReply::Body`] checked only for the
+//! reply type and the fields its op names ([`BodyOp::reply_problem`]).
 
 use serde::{Deserialize, Serialize};
 
@@ -55,43 +56,100 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
-    /// Maelstrom `broadcast`'s setup: the neighbours of every node, sent to each node
-    /// before any client op.
-    Topology {
-        /// Node id to the ids it should talk to.
-        topology: BTreeMap<String, Vec<String>>,
-    },
-    /// Maelstrom `broadcast`: spread `message` to every node.
-    Broadcast {
-        /// The value (unique per op).
-        message: u64,
-    },
-    /// Maelstrom `broadcast`'s `read`: every message the node has seen. It has no key,
-    /// so it is `read` on the wire and only ever sent, never parsed, as a request.
-    #[serde(rename = "read", skip_deserializing)]
-    ReadAll {},
-    /// Maelstrom `kafka`: append `msg` to log `key`; the reply gives its offset.
-    Send {
-        /// The log.
-        key: String,
-        /// The value (unique per op).
-        msg: u64,
-    },
-    /// Maelstrom `kafka`: messages of each log from its given offset on.
-    Poll {
-        /// Log to the first offset wanted.
-        offsets: BTreeMap<String, u64>,
-    },
-    /// Maelstrom `kafka`: the client has processed each log up to its offset.
-    CommitOffsets {
-        /// Log to committed offset.
-        offsets: BTreeMap<String, u64>,
-    },
-    /// Maelstrom `kafka`: the committed offset of each log.
-    ListCommittedOffsets {
-        /// The logs asked about.
-        keys: Vec<String>,
-    },
+    /// A request of a Maelstrom workload, any body (its `type` is [`BodyOp::f`]).
+    #[serde(untagged)]
+    Body(BodyOp),
+}
+
+/// The op names of Maelstrom's workloads, so that [`ClientOp::f`] stays a `&'static str`.
+pub const BODY_OP_NAMES: &[&str] = &[
+    "generate",
+    "add",
+    "read",
+    "broadcast",
+    "topology",
+    "send",
+    "poll",
+    "commit_offsets",
+    "list_committed_offsets",
+    "txn",
+];
+
+/// A Maelstrom workload's request: `type` plus any fields with any JSON values, and the
+/// fields its `<type>_ok` reply must carry. Serialised as the body alone.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BodyOp {
+    /// The request's `type`, one of [`BODY_OP_NAMES`] (`other` for anything else).
+    pub f: &'static str,
+    /// The other fields of the body.
+    pub fields: serde_json::Map<String, serde_json::Value>,
+    /// Fields an `ok` reply must have, or it is malformed.
+    pub reply_fields: &'static [&'static str],
+}
+
+impl BodyOp {
+    /// A request of type `f` with the fields of `fields` (an object; anything else is no
+    /// fields) whose ok reply must carry `reply_fields`.
+    pub fn new(
+        f: &'static str,
+        fields: serde_json::Value,
+        reply_fields: &'static [&'static str],
+    ) -> BodyOp {
+        let fields = match fields {
+            serde_json::Value::Object(m) => m,
+            _ => serde_json::Map::new(),
+        };
+        BodyOp {
+            f,
+            fields,
+            reply_fields,
+        }
+    }
+
+    /// Why `reply` (a body, `type` included) is no good answer to this op: `None` for an
+    /// `<f>_ok` with every field the op needs.
+    pub fn reply_problem(
+        &self,
+        reply: &serde_json::Map<String, serde_json::Value>,
+    ) -> Option<String> {
+        let ty = reply.get("type").and_then(|t| t.as_str()).unwrap_or("?");
+        if ty != format!("{}_ok", self.f) {
+            return Some(format!("answered with {ty}"));
+        }
+        self.reply_fields
+            .iter()
+            .find(|f| !reply.contains_key(**f))
+            .map(|f| format!("{ty} has no {f}"))
+    }
+}
+
+// A JSON value holds no NaN, so its equality is an equivalence.
+impl Eq for BodyOp {}
+
+impl Serialize for BodyOp {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut m = self.fields.clone();
+        m.insert("type".into(), self.f.into());
+        m.serialize(s)
+    }
+}
+
+impl<'de> Deserialize<'de> for BodyOp {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let mut fields = serde_json::Map::<String, serde_json::Value>::deserialize(d)?;
+        let ty = fields.remove("type");
+        let f = ty
+            .as_ref()
+            .and_then(|t| t.as_str())
+            .and_then(|t| BODY_OP_NAMES.iter().find(|n| **n == t))
+            .copied()
+            .unwrap_or("other");
+        Ok(BodyOp {
+            f,
+            fields,
+            reply_fields: &[],
+        })
+    }
 }
 
 impl ClientOp {
@@ -103,19 +161,13 @@ impl ClientOp {
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
-            ClientOp::Topology { .. } => "topology",
-            ClientOp::Broadcast { .. } => "broadcast",
-            ClientOp::ReadAll {} => "read",
-            ClientOp::Send { .. } => "send",
-            ClientOp::Poll { .. } => "poll",
-            ClientOp::CommitOffsets { .. } => "commit_offsets",
-            ClientOp::ListCommittedOffsets { .. } => "list_committed_offsets",
+            ClientOp::Body(b) => b.f,
         }
     }
 }
 
 /// A reply body to a client request (without `in_reply_to`, see [`Response`]).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum ClientReply {
     /// Reply to [`ClientOp::Echo`].
@@ -143,42 +195,27 @@ pub enum ClientReply {
     WriteOk,
     /// Reply to [`ClientOp::Cas`].
     CasOk,
-    /// Reply to [`ClientOp::Topology`].
-    TopologyOk,
-    /// Reply to [`ClientOp::Broadcast`].
-    BroadcastOk,
-    /// Reply to [`ClientOp::ReadAll`]: `read_ok` on the wire like [`ClientReply::ReadOk`],
-    /// so it is parsed by [`Response::parse_for`], which knows the request.
-    #[serde(rename = "read_ok", skip_deserializing)]
-    MessagesOk {
-        /// Every message the node has seen.
-        messages: Vec<u64>,
-    },
-    /// Reply to [`ClientOp::Send`].
-    SendOk {
-        /// Where the message landed in its log.
-        offset: u64,
-    },
-    /// Reply to [`ClientOp::Poll`].
-    PollOk {
-        /// Log to `[offset, msg]` pairs.
-        msgs: BTreeMap<String, Vec<(u64, u64)>>,
-    },
-    /// Reply to [`ClientOp::CommitOffsets`].
-    CommitOffsetsOk,
-    /// Reply to [`ClientOp::ListCommittedOffsets`].
-    ListCommittedOffsetsOk {
-        /// Log to committed offset (logs with none left out).
-        offsets: BTreeMap<String, u64>,
-    },
     /// The request failed; the code decides whether it surely did not happen.
     Error {
-        /// Numeric error code.
+        /// Numeric error code; a missing one reads as 13 (crash): indefinite, since the
+        /// node did not say the request surely failed.
+        #[serde(default = "missing_code")]
         code: ErrorCode,
         /// Human-readable detail.
         #[serde(default)]
         text: String,
     },
+    /// The reply to a [`BodyOp`]: its fields, `type` included.
+    #[serde(untagged)]
+    Body(serde_json::Map<String, serde_json::Value>),
+}
+
+// A JSON value holds no NaN, so its equality is an equivalence.
+impl Eq for ClientReply {}
+
+/// An error without a code: indefinite.
+fn missing_code() -> ErrorCode {
+    ErrorCode::Crash
 }
 
 /// A client request as it travels: the op plus its `msg_id`.
@@ -201,77 +238,9 @@ pub struct Response {
     pub reply: ClientReply,
 }
 
-/// A `read_ok` that answers a [`ClientOp::ReadAll`].
-#[derive(Deserialize)]
-struct MessagesOk {
-    in_reply_to: u64,
-    #[serde(rename = "type")]
-    ty: String,
-    messages: Vec<u64>,
-}
-
-impl Response {
-    /// Parses the reply to `op`: as [`Response`], except that the `read_ok` of a
-    /// [`ClientOp::ReadAll`] carries `messages` ([`ClientReply::MessagesOk`]).
-    pub fn parse_for(op: &ClientOp, body: &str) -> Result<Response, serde_json::Error> {
-        if let ClientOp::ReadAll {} = op {
-            if let Ok(r) = serde_json::from_str::<MessagesOk>(body) {
-                if r.ty == "read_ok" {
-                    return Ok(Response {
-                        in_reply_to: r.in_reply_to,
-                        reply: ClientReply::MessagesOk {
-                            messages: r.messages,
-                        },
-                    });
-                }
-            }
-        }
-        serde_json::from_str(body)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn maelstrom_broadcast_and_kafka_shapes() {
-        let read = Request {
-            msg_id: 2,
-            op: ClientOp::ReadAll {},
-        };
-        assert_eq!(
-            serde_json::to_value(&read).unwrap(),
-            serde_json::json!({"type":"read","msg_id":2})
-        );
-        let body = r#"{"type":"read_ok","in_reply_to":2,"messages":[3,1]}"#;
-        assert_eq!(
-            Response::parse_for(&ClientOp::ReadAll {}, body)
-                .unwrap()
-                .reply,
-            ClientReply::MessagesOk {
-                messages: vec![3, 1]
-            }
-        );
-        let poll = r#"{"type":"poll_ok","in_reply_to":5,"msgs":{"k1":[[1000,9],[1001,5]]}}"#;
-        let op = ClientOp::Poll {
-            offsets: BTreeMap::from([("k1".to_string(), 1000)]),
-        };
-        let got = Response::parse_for(&op, poll).unwrap().reply;
-        assert_eq!(
-            got,
-            ClientReply::PollOk {
-                msgs: BTreeMap::from([("k1".to_string(), vec![(1000, 9), (1001, 5)])])
-            }
-        );
-        let err = r#"{"type":"error","in_reply_to":2,"code":11}"#;
-        assert!(matches!(
-            Response::parse_for(&ClientOp::ReadAll {}, err)
-                .unwrap()
-                .reply,
-            ClientReply::Error { .. }
-        ));
-    }
 
     #[test]
     fn request_and_response_shapes() {

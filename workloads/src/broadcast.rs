@@ -17,7 +17,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use proto::ops::{ClientOp, ClientReply};
+use proto::ops::{BodyOp, ClientOp, ClientReply};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -62,9 +62,9 @@ impl Workload for BroadcastWorkload {
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {
         if rng.gen_range(0..100) < BROADCAST_PERCENT {
             self.next += 1;
-            ClientOp::Broadcast { message: self.next }
+            broadcast_op(self.next)
         } else {
-            ClientOp::ReadAll {}
+            read_op()
         }
     }
 
@@ -73,29 +73,33 @@ impl Workload for BroadcastWorkload {
         nodes
             .iter()
             .map(|n| {
-                let op = ClientOp::Topology {
-                    topology: topology.clone(),
-                };
-                (n.clone(), op)
+                let op = BodyOp::new("topology", json!({ "topology": topology }), &[]);
+                (n.clone(), ClientOp::Body(op))
             })
             .collect()
     }
 
     fn observe(&mut self, op: &ClientOp, reply: &ClientReply) {
-        if let (ClientOp::Broadcast { message }, ClientReply::BroadcastOk) = (op, reply) {
-            self.acked.insert(*message);
+        if let (ClientOp::Body(b), ClientReply::Body(_)) = (op, reply) {
+            if let ("broadcast", Some(m)) = (b.f, b.fields.get("message").and_then(Value::as_u64)) {
+                self.acked.insert(m);
+            }
         }
     }
 
     fn final_ops(&self) -> Vec<ClientOp> {
-        vec![ClientOp::ReadAll {}]
+        vec![read_op()]
     }
 
     /// A final read settles once it holds every message acknowledged so far.
     fn final_settled(&self, op: &ClientOp, reply: &ClientReply) -> bool {
         match (op, reply) {
-            (ClientOp::ReadAll {}, ClientReply::MessagesOk { messages }) => {
-                let got: HashSet<u64> = messages.iter().copied().collect();
+            (ClientOp::Body(b), ClientReply::Body(r)) if b.f == "read" => {
+                let got: HashSet<u64> = r
+                    .get("messages")
+                    .and_then(Value::as_array)
+                    .map(|a| a.iter().filter_map(Value::as_u64).collect())
+                    .unwrap_or_default();
                 self.acked.iter().all(|m| got.contains(m))
             }
             _ => true,
@@ -106,9 +110,20 @@ impl Workload for BroadcastWorkload {
         vec![Box::new(BroadcastChecker)]
     }
 
+    /// None: runs take `--node-cmd`.
     fn default_algorithm(&self) -> &'static str {
-        "broadcast"
+        ""
     }
+}
+
+/// `broadcast {message}`, answered by `broadcast_ok`.
+pub fn broadcast_op(message: u64) -> ClientOp {
+    ClientOp::Body(BodyOp::new("broadcast", json!({ "message": message }), &[]))
+}
+
+/// Broadcast's `read`, answered by `read_ok {messages}`.
+pub fn read_op() -> ClientOp {
+    ClientOp::Body(BodyOp::new("read", json!({}), &["messages"]))
 }
 
 /// The messages an ok `read` returned, if `op` is one.
@@ -332,4 +347,4 @@ fn since_per_message(node_reads: &[(u64, Vec<u64>)]) -> BTreeMap<u64, u64> {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use proto::ops::{ClientOp, ClientReply};
+use proto::ops::{BodyOp, ClientOp, ClientReply};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
@@ -78,10 +78,7 @@ impl Workload for KafkaWorkload {
         let rest = (100 - SEND_PERCENT) / 4;
         if roll < SEND_PERCENT {
             self.next += 1;
-            return ClientOp::Send {
-                key,
-                msg: self.next,
-            };
+            return send_op(&key, self.next);
         }
         if roll < SEND_PERCENT + 2 * rest {
             // From the start, or a little before the newest acknowledged offset.
@@ -91,30 +88,41 @@ impl Workload for KafkaWorkload {
             } else {
                 top.saturating_sub(rng.gen_range(0..4))
             };
-            return ClientOp::Poll {
-                offsets: BTreeMap::from([(key, from)]),
-            };
+            return poll_op(&BTreeMap::from([(key, from)]));
         }
         if roll < SEND_PERCENT + 3 * rest {
             let at = self.polled.get(&key).copied().unwrap_or(0);
-            return ClientOp::CommitOffsets {
-                offsets: BTreeMap::from([(key, at)]),
-            };
+            let op = BodyOp::new("commit_offsets", json!({"offsets": {key: at}}), &[]);
+            return ClientOp::Body(op);
         }
-        ClientOp::ListCommittedOffsets { keys: vec![key] }
+        let op = BodyOp::new(
+            "list_committed_offsets",
+            json!({ "keys": [key] }),
+            &["offsets"],
+        );
+        ClientOp::Body(op)
     }
 
     fn observe(&mut self, op: &ClientOp, reply: &ClientReply) {
-        match (op, reply) {
-            (ClientOp::Send { key, .. }, ClientReply::SendOk { offset }) => {
-                let top = self.acked.entry(key.clone()).or_insert(*offset);
-                *top = (*top).max(*offset);
+        let (ClientOp::Body(b), ClientReply::Body(r)) = (op, reply) else {
+            return;
+        };
+        let reply = Value::Object(r.clone());
+        let raise = |top: &mut BTreeMap<String, u64>, key: &str, offset: u64| {
+            let t = top.entry(key.to_string()).or_insert(offset);
+            *t = (*t).max(offset);
+        };
+        match b.f {
+            "send" => {
+                let key = b.fields.get("key").and_then(Value::as_str);
+                if let (Some(key), Some(o)) = (key, reply.get("offset").and_then(Value::as_u64)) {
+                    raise(&mut self.acked, key, o);
+                }
             }
-            (ClientOp::Poll { .. }, ClientReply::PollOk { msgs }) => {
-                for (key, pairs) in msgs {
-                    if let Some(&(offset, _)) = pairs.iter().max() {
-                        let top = self.polled.entry(key.clone()).or_insert(offset);
-                        *top = (*top).max(offset);
+            "poll" => {
+                for (key, pairs) in msgs_of(&reply) {
+                    if let Some(&(o, _)) = pairs.iter().max() {
+                        raise(&mut self.polled, &key, o);
                     }
                 }
             }
@@ -124,15 +132,15 @@ impl Workload for KafkaWorkload {
 
     /// A poll of every key from offset 0.
     fn final_ops(&self) -> Vec<ClientOp> {
-        vec![ClientOp::Poll {
-            offsets: (0..self.keys).map(|k| (key_name(k), 0)).collect(),
-        }]
+        let all: BTreeMap<String, u64> = (0..self.keys).map(|k| (key_name(k), 0)).collect();
+        vec![poll_op(&all)]
     }
 
     /// A final poll settles once it reaches every key's highest acknowledged offset.
     fn final_settled(&self, op: &ClientOp, reply: &ClientReply) -> bool {
         match (op, reply) {
-            (ClientOp::Poll { .. }, ClientReply::PollOk { msgs }) => {
+            (ClientOp::Body(b), ClientReply::Body(r)) if b.f == "poll" => {
+                let msgs = msgs_of(&Value::Object(r.clone()));
                 self.acked.iter().all(|(key, top)| {
                     msgs.get(key)
                         .is_some_and(|pairs| pairs.iter().any(|(o, _)| o >= top))
@@ -146,13 +154,32 @@ impl Workload for KafkaWorkload {
         vec![Box::new(KafkaChecker)]
     }
 
+    /// None: runs take `--node-cmd`.
     fn default_algorithm(&self) -> &'static str {
-        "kafka"
+        ""
     }
 
     fn instances_default(&self) -> Option<u64> {
         Some(KEYS_DEFAULT)
     }
+}
+
+/// `send {key, msg}`, answered by `send_ok {offset}`.
+pub fn send_op(key: &str, msg: u64) -> ClientOp {
+    ClientOp::Body(BodyOp::new(
+        "send",
+        json!({"key": key, "msg": msg}),
+        &["offset"],
+    ))
+}
+
+/// `poll {offsets}`, answered by `poll_ok {msgs}`.
+pub fn poll_op(offsets: &BTreeMap<String, u64>) -> ClientOp {
+    ClientOp::Body(BodyOp::new(
+        "poll",
+        json!({ "offsets": offsets }),
+        &["msgs"],
+    ))
 }
 
 /// Violations named in a verdict, per property.

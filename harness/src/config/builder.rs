@@ -76,6 +76,11 @@ pub struct RunBuilder {
     pub recovery_ms: Option<u64>,
     /// A fault plan to run instead of one drawn from the seed.
     pub plan: Option<PlanFile>,
+    /// `--stdio`: the `--node-cmd` program speaks Maelstrom over stdin/stdout; nodes are
+    /// named `n0..n(N-1)`.
+    pub stdio: bool,
+    /// `--topology`, passed to the workload.
+    pub topology: Option<String>,
 }
 
 impl Default for RunBuilder {
@@ -107,6 +112,8 @@ impl Default for RunBuilder {
             },
             recovery_ms: None,
             plan: None,
+            stdio: false,
+            topology: None,
         }
     }
 }
@@ -218,6 +225,13 @@ impl RunBuilder {
         if self.node_cmd.as_ref().is_some_and(Vec::is_empty) {
             return fail("--node-cmd names no program".into());
         }
+        let stdio_bridge = match (self.stdio, &self.node_cmd) {
+            (false, _) => None,
+            (true, None) => return fail("--stdio needs --node-cmd (the program to run)".into()),
+            (true, Some(_)) => {
+                Some(registry::find_squall_bin().map_err(|e| UsageError(format!("--stdio: {e}")))?)
+            }
+        };
         let algorithm = self
             .algorithm
             .clone()
@@ -262,9 +276,17 @@ impl RunBuilder {
             schedule: plan.schedule,
             schedule_from: self.plan.as_ref().map(|p| p.path.clone()),
             fs: self.fs,
+            stdio_bridge,
+            node_id_base: self.node_id_base(),
+            topology: self.topology.clone(),
             version: env!("CARGO_PKG_VERSION").to_string(),
             silent: false,
         })
+    }
+
+    /// The number of the first node id: 0 in stdio runs (Maelstrom's `n0`), else 1.
+    pub fn node_id_base(&self) -> usize {
+        usize::from(!self.stdio)
     }
 
     /// A lossy file system must mount here, or the run is refused.
@@ -339,7 +361,7 @@ impl RunBuilder {
                 schedule: None,
             });
         };
-        let nodes: Vec<String> = (1..=self.nodes).map(|i| format!("n{i}")).collect();
+        let nodes = crate::config::node_ids(self.node_id_base(), self.nodes);
         if schedule.nodes != nodes {
             return fail(format!(
                 "--schedule {}: its nodes {:?} are not this run's {:?} (--nodes {})",

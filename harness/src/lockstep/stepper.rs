@@ -462,13 +462,17 @@ impl Stepper {
             Ev::Reply { client, from, body } => {
                 // Only a body naming the op in flight answers it; one that names it but is
                 // no reply is the node's protocol fault.
-                let id = crate::clients::in_reply_to(&body);
-                let inflight = self.clients[client]
-                    .inflight
-                    .as_ref()
-                    .filter(|f| Some(f.msg_id) == id && f.node == from);
-                if let Some(f) = inflight {
-                    let answer = Answer::parse(&f.op, &body);
+                let names_inflight = crate::clients::in_reply_to(&body).is_some_and(|id| {
+                    self.clients[client]
+                        .inflight
+                        .as_ref()
+                        .is_some_and(|f| f.msg_id == id && f.node == from)
+                });
+                if names_inflight {
+                    let answer = match &self.clients[client].inflight {
+                        Some(f) => crate::clients::parse_answer(&f.op, &body),
+                        None => Answer::Timeout,
+                    };
                     let addr = self.clients[client].addr.clone();
                     self.record(&addr, TraceKind::Reply, body)?;
                     self.complete(client, answer)?;

@@ -16,6 +16,14 @@ fn check(h: History, quiet: Option<u64>) -> Verdict {
     })
 }
 
+/// A reply body as the harness holds it.
+pub(crate) fn ok(v: Value) -> ClientReply {
+    match v {
+        Value::Object(m) => ClientReply::Body(m),
+        _ => unreachable!("replies are objects"),
+    }
+}
+
 fn read(msgs: &[u64]) -> Value {
     json!({ "messages": msgs })
 }
@@ -75,18 +83,15 @@ fn no_final_read_or_a_live_node_unread_is_unknown() {
 #[test]
 fn final_reads_settle_only_when_they_hold_every_acked_message() {
     let mut w = BroadcastWorkload::new(&WorkloadOpts::default());
-    w.observe(
-        &ClientOp::Broadcast { message: 4 },
-        &ClientReply::BroadcastOk,
-    );
-    let read = ClientOp::ReadAll {};
-    let has = |m: Vec<u64>| ClientReply::MessagesOk { messages: m };
-    assert!(!w.final_settled(&read, &has(vec![1])));
-    assert!(w.final_settled(&read, &has(vec![1, 4])));
+    w.observe(&broadcast_op(4), &ok(json!({"type": "broadcast_ok"})));
+    let has = |m: &[u64]| ok(json!({"type": "read_ok", "messages": m}));
+    assert!(!w.final_settled(&read_op(), &has(&[1])));
+    assert!(w.final_settled(&read_op(), &has(&[1, 4])));
     let nodes: Vec<String> = (0..3).map(|i| format!("n{i}")).collect();
     let setup = w.setup_ops(&nodes);
     assert_eq!(setup.len(), 3);
-    assert!(
-        matches!(&setup[0].1, ClientOp::Topology { topology } if topology["n0"] == ["n1", "n2"])
-    );
+    let ClientOp::Body(b) = &setup[0].1 else {
+        panic!("topology is a body op")
+    };
+    assert_eq!(b.fields["topology"]["n0"], json!(["n1", "n2"]));
 }

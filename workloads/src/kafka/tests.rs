@@ -191,15 +191,13 @@ fn the_checker_is_fast_on_a_big_history() {
 #[test]
 fn final_polls_settle_only_past_every_acked_offset() {
     let mut w = KafkaWorkload::new(&WorkloadOpts::default());
-    let k0 = || "k0".to_string();
+    let ok = crate::broadcast::tests::ok;
     w.observe(
-        &ClientOp::Send { key: k0(), msg: 1 },
-        &ClientReply::SendOk { offset: 7 },
+        &send_op("k0", 1),
+        &ok(json!({"type": "send_ok", "offset": 7})),
     );
     let op = &w.final_ops()[0];
-    let got = |o: u64| ClientReply::PollOk {
-        msgs: BTreeMap::from([(k0(), vec![(o, 1)])]),
-    };
+    let got = |o: u64| ok(json!({"type": "poll_ok", "msgs": {"k0": [[o, 1]]}}));
     assert!(!w.final_settled(op, &got(6)));
     assert!(w.final_settled(op, &got(7)));
 }
