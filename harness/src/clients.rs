@@ -453,6 +453,68 @@ pub fn record_call(
     retire
 }
 
+/// Sends the workload's setup ops (Maelstrom broadcast's `topology`) before any client
+/// starts, each to its node in order and recorded like any op, through `client`.
+pub async fn run_setup(
+    client: &mut Client,
+    shared: &ClientShared,
+    rec: &Recorder,
+    timeout: Duration,
+) {
+    let setup = shared
+        .workload
+        .lock()
+        .expect("workload lock")
+        .setup_ops(&shared.nodes);
+    for (node, op) in setup {
+        let process = shared.next_process.fetch_add(1, Ordering::SeqCst);
+        call_recorded(client, rec, process, &node, &op, timeout).await;
+    }
+}
+
+/// One op of `process` at `node`, recorded: its invoke, the call, its completion (and
+/// a protocol fault of the node that answered, if any). Returns the answer and whether
+/// the process must be retired (outcome unknown).
+pub async fn call_recorded(
+    client: &mut Client,
+    rec: &Recorder,
+    process: u64,
+    node: &str,
+    op: &ClientOp,
+    timeout: Duration,
+) -> (Answer, bool) {
+    rec.record(
+        process,
+        EventType::Invoke,
+        op.f(),
+        op_value(op),
+        Some(node),
+        None,
+    );
+    let answer = client.call(node, op, timeout).await;
+    let retire = record_call(
+        rec,
+        client.router(),
+        client.replier(),
+        process,
+        node,
+        op,
+        &answer,
+    );
+    (answer, retire)
+}
+
+/// Tells the workload what `answer` said to `op`, if it was a reply.
+pub fn observe(shared: &ClientShared, op: &ClientOp, answer: &Answer) {
+    if let Some(reply) = answer.reply() {
+        shared
+            .workload
+            .lock()
+            .expect("workload lock")
+            .observe(op, reply);
+    }
+}
+
 /// Runs one client worker until `stop` becomes true; the op in flight then completes (or
 /// times out) before the worker returns its client for reuse.
 pub async fn run_client(
@@ -487,24 +549,10 @@ pub async fn run_client(
             .next_targeted(&mut rng);
         let restarts = shared.restarts.lock().expect("restarts lock").clone();
         let node = shared.nodes[pick_node(target, &restarts, &mut rng)].clone();
-        rec.record(
-            process,
-            EventType::Invoke,
-            op.f(),
-            op_value(&op),
-            Some(&node),
-            None,
-        );
-        let answer = client.call(&node, &op, opts.op_timeout).await;
-        if record_call(
-            &rec,
-            client.router(),
-            client.replier(),
-            process,
-            &node,
-            &op,
-            &answer,
-        ) {
+        let (answer, retire) =
+            call_recorded(&mut client, &rec, process, &node, &op, opts.op_timeout).await;
+        observe(&shared, &op, &answer);
+        if retire {
             process = shared.next_process.fetch_add(1, Ordering::SeqCst);
         }
     }

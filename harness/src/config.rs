@@ -298,6 +298,7 @@ impl RunConfig {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            ..Default::default()
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))

@@ -27,7 +27,7 @@ use crate::verdict::{
     latency_lines, summary_text, verdict_line, write_outputs, Evidence, FaultBook, Judgement,
     RunIssues,
 };
-use crate::{metrics, results, UsageError};
+use crate::{metrics, results, services, UsageError};
 
 pub mod executor;
 pub mod final_ops;
@@ -230,10 +230,16 @@ pub async fn run_free(
     let mut addrs = vec![proto::HARNESS.to_string()];
     addrs.extend(node_ids.iter().cloned());
     addrs.extend(client_ids.iter().cloned());
+    addrs.extend(services::SERVICES.iter().map(|s| s.to_string()));
     let mut tasks = JoinSet::new();
     let gate = Gate::new(&node_ids);
     let (router, events) = Router::start(&addrs, gate.clone(), start, &mut tasks).await?;
-    router.log_messages(&node_ids);
+    // Service traffic is node traffic for the log: nodes talk to services as to peers.
+    let mut logged = node_ids.clone();
+    logged.extend(services::SERVICES.iter().map(|s| s.to_string()));
+    router.log_messages(&logged);
+    let mut service_tasks = JoinSet::new();
+    services::serve(&router, cfg.seed, &mut service_tasks);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = FreeRun {
         router: router.clone(),
@@ -304,6 +310,17 @@ pub async fn run_free(
     let mut interrupted = *interrupt.borrow();
     let mut final_report = None;
     if !startup_failed && !interrupted {
+        // Setup ops (broadcast's topology) reach every node before any client op.
+        let mut setup_client = Client::new(&client_ids[0], &router);
+        let timeout = Duration::from_millis(cfg.op_timeout_ms);
+        live.pump_during(clients::run_setup(
+            &mut setup_client,
+            &shared,
+            &rec,
+            timeout,
+        ))
+        .await;
+        drop(setup_client);
         let interval = Duration::from_secs_f64(cfg.clients as f64 / cfg.rate);
         for (i, addr) in client_ids.iter().enumerate() {
             let client = Client::new(addr, &router);
@@ -408,6 +425,7 @@ pub async fn run_free(
     drop(clients_back);
     let _ = rec_handle.await;
     tasks.abort_all();
+    service_tasks.abort_all();
     forwarders.abort_all();
     if let Some(e) = history_failed.borrow().clone() {
         // A history with a hole cannot be judged: no verdict, an internal error.

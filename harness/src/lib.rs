@@ -21,6 +21,8 @@
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
+//! - [`services`]: Maelstrom's `seq-kv`, `lin-kv`, `lww-kv` and `lin-tso`, served
+//!   inside the harness at those addresses (free-running runs).
 //! - [`stdio`]: the stdio bridge that runs a Maelstrom node unchanged (`--stdio`).
 //! - [`supervisor`]: the only code that starts or signals processes.
 //! - [`clients`]: client workers (Jepsen processes) and the history recorder.
@@ -57,6 +59,7 @@ pub mod results;
 pub mod rounds;
 pub mod router;
 pub mod run;
+pub mod services;
 pub mod shrink;
 pub mod soak;
 pub mod stdio;

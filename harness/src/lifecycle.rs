@@ -7,9 +7,12 @@
 //!    `run.json` and `schedule.json` ([`open_run_dir`]).
 //! 2. Nodes are spawned and each is sent `init` once it says hello; a node that has not
 //!    answered within [`STARTUP_TIMEOUT_MS`] makes the run end `unknown` ("did not start").
-//! 3. Clients issue ops open loop for the time limit ([`OpClock`]: one op per worker every
-//!    `clients / rate` seconds from a seeded offset, late ops issued at once and counted)
-//!    while the nemesis applies the schedule; then they stop issuing, and ops in flight
+//! 3. The workload's setup ops (`Workload::setup_ops`, broadcast's `topology`) go to
+//!    their nodes one by one through one client and are recorded like any op
+//!    ([`crate::clients::run_setup`]; free-running only: a workload with setup ops is
+//!    refused in lockstep). Then clients issue ops open loop for the time limit
+//!    ([`OpClock`]: one op per worker every `clients / rate` seconds from a seeded
+//!    offset, late ops issued at once and counted) while the nemesis applies the schedule; then they stop issuing, and ops in flight
 //!    finish or time out.
 //! 4. End of the faulty part: the schedule's remaining events up to the time limit, then
 //!    the final heal (every fault lifted, killed nodes restarted, paused ones resumed).

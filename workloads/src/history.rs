@@ -258,6 +258,23 @@ impl Event {
     }
 }
 
+/// Histories written by hand in unit tests.
+#[cfg(test)]
+impl History {
+    /// One event per row `(process, type, f, value, node)`, numbered in order, the
+    /// time of each its index times 1 ms.
+    pub(crate) fn script(rows: &[(u64, EventType, &str, Value, &str)]) -> History {
+        let events = rows
+            .iter()
+            .enumerate()
+            .map(|(i, (p, ty, f, v, node))| {
+                Event::row(i, *p, *ty, f, v, i as u64 * 1_000_000).on(node)
+            })
+            .collect();
+        History { events }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

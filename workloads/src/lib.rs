@@ -17,8 +17,12 @@
 //!   by [`counter`]).
 //! - [`lin_kv`]: read/write/cas on a few keys of a replicated store, judged by
 //!   lincheck's `kv` model and by final reads at every live node.
+//! - [`broadcast`] and [`kafka`]: Maelstrom's workloads of those names, with its bodies;
+//!   every acknowledged message reaches every node, and a log that loses, reuses or
+//!   skips no offset.
 #![deny(missing_docs)]
 
+pub mod broadcast;
 pub mod consensus;
 pub mod counter;
 pub mod durability;
@@ -26,6 +30,7 @@ pub mod echo;
 pub mod g_counter;
 pub mod g_set;
 pub mod history;
+pub mod kafka;
 pub mod lin_kv;
 pub mod linearizable;
 pub mod maelstrom;

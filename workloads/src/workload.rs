@@ -17,6 +17,8 @@ pub struct WorkloadOpts {
     /// Percent of op slots that are late proposals to instances proposed to before
     /// (write-once).
     pub late_percent: u32,
+    /// The broadcast topology's name (`grid`, `line`, `total`, `tree2`..`tree4`).
+    pub topology: String,
 }
 
 /// Default [`WorkloadOpts::late_percent`].
@@ -29,6 +31,7 @@ impl Default for WorkloadOpts {
             contention: 1,
             nodes: 5,
             late_percent: LATE_PERCENT_DEFAULT,
+            topology: crate::broadcast::TOPOLOGY_DEFAULT.to_string(),
         }
     }
 }
@@ -55,6 +58,17 @@ pub trait Workload: Send {
     /// The next op and where it should go. Default: [`Workload::next_op`] to any node.
     fn next_targeted(&mut self, rng: &mut ChaCha8Rng) -> (ClientOp, Target) {
         (self.next_op(rng), Target::Any)
+    }
+    /// Ops sent before any client op, each to its node, once, in order (Maelstrom's
+    /// broadcast `topology`); `nodes` is the cluster's node list. Default: none.
+    fn setup_ops(&self, nodes: &[String]) -> Vec<(String, ClientOp)> {
+        let _ = nodes;
+        Vec::new()
+    }
+    /// Tells the generator how an op it made was answered (every reply to a client op),
+    /// so later ops and [`Workload::final_settled`] can use what the nodes said.
+    fn observe(&mut self, op: &ClientOp, reply: &ClientReply) {
+        let _ = (op, reply);
     }
     /// Ops to send to every live node in the quiet window (e.g. final reads).
     fn final_ops(&self) -> Vec<ClientOp> {
@@ -108,6 +122,14 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "pn-counter",
         "Maelstrom's counter with negative deltas: add and read; final reads as g-counter's, by subset sums",
     ),
+    (
+        "broadcast",
+        "Maelstrom broadcast: topology first, then broadcast and read; every acknowledged message read at every node after the heal",
+    ),
+    (
+        "kafka",
+        "Maelstrom kafka: send, poll, commit_offsets, list_committed_offsets; no lost send, no shared offset, no skip, no backwards commit",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -122,6 +144,8 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "g-set" => Some(Box::new(crate::g_set::GSetWorkload::default())),
         "g-counter" => Some(Box::new(crate::g_counter::workload())),
         "pn-counter" => Some(Box::new(crate::pn_counter::workload())),
+        "broadcast" => Some(Box::new(crate::broadcast::BroadcastWorkload::new(opts))),
+        "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
         _ => None,
     }
 }

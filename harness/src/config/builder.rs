@@ -137,6 +137,7 @@ impl RunBuilder {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            ..Default::default()
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
             return Err(UsageError(format!(
@@ -146,6 +147,13 @@ impl RunBuilder {
             )));
         };
         let fail = |m: String| Err(UsageError(m));
+        if self.mode == RunMode::Lockstep && !workload.setup_ops(&["n".into()]).is_empty() {
+            return fail(format!(
+                "workload '{}' sends setup ops (topology) before clients start, which only \
+                 free-running runs do; use --mode free",
+                self.workload
+            ));
+        }
         if self.nodes == 0 || self.nodes > 64 {
             return fail(format!(
                 "--nodes must be between 1 and 64, got {}",

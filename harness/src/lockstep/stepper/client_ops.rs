@@ -122,6 +122,9 @@ impl Stepper {
         if let Some(what) = fault {
             self.fault(&done.node, what);
         }
+        if let Some(reply) = answer.reply() {
+            self.workload.observe(&done.op, reply);
+        }
         // A client already moved to a fresh process need not retire it again.
         if retire && self.clients[client].process == process {
             self.clients[client].process = self.next_process;

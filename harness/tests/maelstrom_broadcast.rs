@@ -1,0 +1,125 @@
+//! End to end: Maelstrom's `broadcast` and `kafka` workloads and squall's kv services,
+//! run on the stdio test nodes of `examples/maelstrom/` (Maelstrom nodes, unchanged,
+//! through `--stdio`).
+//!
+//! - the gossip broadcast node gets its `topology` before any client op and is valid;
+//!   its send-once mistake loses messages under a partition;
+//! - the single-owner kafka node is valid; its offset-forgetting mistake gives an
+//!   acknowledged offset out again after a kill;
+//! - a lin-kv node that forwards to the `lin-kv` service is linearizable and the same
+//!   node on `seq-kv` is not (stale reads); service traffic is in `messages.jsonl`.
+//!
+//! The broken nodes' seeds are ones that caught them (docs/maelstrom-workloads.md has
+//! how often, over 20 seeds).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{history_lines, jsonl, python_cmd, python_results_dir, run_in, verdict_of};
+use serde_json::Value;
+
+/// Runs `workload` on `examples/maelstrom/<node>` for 3 s under `nemesis` with `seed`:
+/// the verdict word and the run directory.
+fn run(results: &Path, workload: &str, node: &str, nemesis: &str, seed: &str) -> (String, PathBuf) {
+    let (script, args) = node.split_once(' ').unwrap_or((node, ""));
+    let cmd = python_cmd(&format!("examples/maelstrom/{script}"), args);
+    let (out, dir) = run_in(
+        results,
+        &[
+            "run",
+            "--workload",
+            workload,
+            "--node-cmd",
+            &cmd,
+            "--stdio",
+            "--nemesis",
+            nemesis,
+            "--time-limit",
+            "3s",
+            "--seed",
+            seed,
+        ],
+    );
+    let verdict = verdict_of(&dir);
+    let word = verdict["verdict"].as_str().unwrap_or("?").to_string();
+    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
+    (word, dir)
+}
+
+#[test]
+fn gossip_broadcast_gets_its_topology_first_and_is_valid() {
+    let Some(results) = python_results_dir() else {
+        return;
+    };
+    let (word, dir) = run(results.path(), "broadcast", "broadcast.py", "none", "1");
+    assert_eq!(word, "valid", "{}", verdict_of(&dir));
+    let invokes: Vec<Value> = history_lines(&dir)
+        .into_iter()
+        .filter(|e| e["type"] == "invoke")
+        .collect();
+    let setup: Vec<&Value> = invokes
+        .iter()
+        .take_while(|e| e["f"] == "topology")
+        .collect();
+    assert_eq!(setup.len(), 5, "a topology to each of the 5 nodes first");
+    assert_eq!(setup[0]["node"], "n0");
+    assert!(setup[0]["value"]["topology"]["n0"].is_array());
+}
+
+#[test]
+fn broadcast_that_sends_once_loses_messages_under_partition() {
+    let Some(results) = python_results_dir() else {
+        return;
+    };
+    let (word, dir) = run(
+        results.path(),
+        "broadcast",
+        "broadcast.py --once",
+        "partition",
+        "1",
+    );
+    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
+    let v = verdict_of(&dir);
+    let checker = &v["checkers"][0];
+    assert_eq!(checker["evidence"]["property"], "lost", "{v}");
+}
+
+#[test]
+fn kafka_owner_is_valid_and_forgetting_offsets_is_caught_under_kill() {
+    let Some(results) = python_results_dir() else {
+        return;
+    };
+    let (word, dir) = run(results.path(), "kafka", "kafka.py", "none", "1");
+    assert_eq!(word, "valid", "{}", verdict_of(&dir));
+    let (word, dir) = run(
+        results.path(),
+        "kafka",
+        "kafka.py --forget-offsets",
+        "kill",
+        "1",
+    );
+    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
+}
+
+#[test]
+fn lin_kv_service_is_linearizable_and_seq_kv_is_not() {
+    let Some(results) = python_results_dir() else {
+        return;
+    };
+    let (word, dir) = run(results.path(), "lin-kv", "kv_proxy.py", "none", "3");
+    assert_eq!(word, "valid", "{}", verdict_of(&dir));
+    let to_service = jsonl(&dir.join("messages.jsonl"))
+        .iter()
+        .filter(|m| m["dest"] == "lin-kv")
+        .count();
+    assert!(to_service > 0, "service traffic is logged");
+    let (word, dir) = run(
+        results.path(),
+        "lin-kv",
+        "kv_proxy.py --service seq-kv",
+        "none",
+        "3",
+    );
+    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
+}
