@@ -116,6 +116,10 @@ pub struct RunConfig {
     /// The file system under node data directories (`--fs`, `--fs-fault`).
     #[serde(default, skip_serializing_if = "lossyfs::fleet::FsConfig::is_native")]
     pub fs: lossyfs::fleet::FsConfig,
+    /// What the multicast checkers judge (workload `multicast` only): `--order` and
+    /// `--reliable`, else the guarantee the algorithm claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarantee: Option<workloads::multicast::Guarantee>,
     /// squall's version.
     pub version: String,
     /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
@@ -260,6 +264,7 @@ impl RunConfig {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            guarantee: self.guarantee.unwrap_or_default(),
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))

@@ -53,6 +53,14 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
+    /// Multicast `value` to the group (workload `multicast`); `mcast_ok` once this node
+    /// has sent it.
+    Mcast {
+        /// The value; the workload makes each one unique in the run.
+        value: u64,
+    },
+    /// Every value this node delivered so far, in delivery order (workload `multicast`).
+    McastRead,
 }
 
 impl ClientOp {
@@ -64,6 +72,8 @@ impl ClientOp {
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
+            ClientOp::Mcast { .. } => "mcast",
+            ClientOp::McastRead => "mcast_read",
         }
     }
 }
@@ -97,6 +107,13 @@ pub enum ClientReply {
     WriteOk,
     /// Reply to [`ClientOp::Cas`].
     CasOk,
+    /// Reply to [`ClientOp::Mcast`]: the node has multicast the value.
+    McastOk,
+    /// Reply to [`ClientOp::McastRead`].
+    McastReadOk {
+        /// The values this node delivered, in delivery order.
+        delivered: Vec<u64>,
+    },
     /// The request failed; the code decides whether it surely did not happen.
     Error {
         /// Numeric error code.

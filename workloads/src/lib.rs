@@ -14,6 +14,8 @@
 //!   it announced.
 //! - [`lin_kv`]: read/write/cas on a few keys of a replicated store, judged by
 //!   lincheck's `kv` model and by final reads at every live node.
+//! - [`multicast`]: values multicast to the group, judged for FIFO, causal and total
+//!   order, reliability and integrity from the nodes' delivery reports.
 #![deny(missing_docs)]
 
 pub mod consensus;
@@ -22,6 +24,7 @@ pub mod echo;
 pub mod history;
 pub mod lin_kv;
 pub mod linearizable;
+pub mod multicast;
 pub mod stable_reads;
 pub mod verdict;
 pub mod workload;

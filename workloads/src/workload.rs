@@ -17,6 +17,8 @@ pub struct WorkloadOpts {
     /// Percent of op slots that are late proposals to instances proposed to before
     /// (write-once).
     pub late_percent: u32,
+    /// What the multicast checkers judge (multicast).
+    pub guarantee: crate::multicast::Guarantee,
 }
 
 /// Default [`WorkloadOpts::late_percent`].
@@ -29,6 +31,7 @@ impl Default for WorkloadOpts {
             contention: 1,
             nodes: 5,
             late_percent: LATE_PERCENT_DEFAULT,
+            guarantee: Default::default(),
         }
     }
 }
@@ -92,6 +95,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "lin-kv",
         "read, write and cas on a few keys of a replicated store; checks linearizability per key and that every node serves after heal",
     ),
+    (
+        "multicast",
+        "clients ask nodes to multicast values; checks FIFO, causal or total order, reliability and integrity of every node's deliveries",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -102,6 +109,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "durability" => Some(Box::new(crate::durability::DurabilityWorkload)),
         "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
         "lin-kv" => Some(Box::new(crate::lin_kv::LinKvWorkload::new(opts))),
+        "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
         _ => None,
     }
 }

@@ -206,6 +206,7 @@ mod tests {
             contention,
             nodes: 5,
             late_percent,
+            ..WorkloadOpts::default()
         }
     }
 
