@@ -76,8 +76,8 @@ impl Deliveries {
 
     /// Takes a client request: answers `mcast_read` and anything the algorithm does not
     /// serve, refuses a multicast when the log is full, and returns the value of a
-    /// `mcast` the algorithm must now send (and then answer with [`mcast_ok`]).
-    pub fn intake<A: Algorithm>(&self, req: &ClientReq, ctx: &mut Ctx<A>) -> Option<u64> {
+    /// `mcast` the algorithm must now send.
+    fn intake<A: Algorithm>(&self, req: &ClientReq, ctx: &mut Ctx<A>) -> Option<u64> {
         match &req.op {
             ClientOp::Mcast { value } if self.delivered.len() < DELIVERED_MAX => Some(*value),
             ClientOp::Mcast { .. } => {
@@ -99,9 +99,22 @@ impl Deliveries {
     }
 }
 
-/// The reply to a `mcast` once the node has sent the value to the group.
-pub fn mcast_ok() -> ClientReply {
-    ClientReply::McastOk
+/// What each multicast algorithm adds to [`serve`]: its log and its way to multicast.
+pub trait Multicast: Algorithm {
+    /// The values delivered here.
+    fn log(&self) -> &Deliveries;
+    /// Sends `value` to the group as this node's next multicast (and delivers it here).
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>);
+}
+
+/// A multicast algorithm's `on_client`: a `mcast` is multicast and answered `mcast_ok`
+/// once sent; everything else is [`Deliveries`]'s to answer.
+pub fn serve<A: Multicast>(algo: &mut A, req: ClientReq, ctx: &mut Ctx<A>) {
+    let Some(value) = algo.log().intake(&req, ctx) else {
+        return;
+    };
+    algo.multicast(value, ctx);
+    ctx.reply(&req, ClientReply::McastOk);
 }
 
 /// The position of node `id` in the cluster: its slot in a vector of per-sender counters.

@@ -15,7 +15,7 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{mcast_ok, Deliveries};
+use super::{serve, Deliveries, Multicast};
 use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// The guarantee `best-effort` claims: no order, no reliability.
@@ -90,22 +90,25 @@ impl<const RELAY: bool> Algorithm for Flood<RELAY> {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(value) = self.log.intake(&req, ctx) else {
-            return;
-        };
-        self.sent += 1;
-        let origin = ctx.id().clone();
-        self.seen.insert((origin.clone(), self.sent));
-        ctx.broadcast(Msg::Data {
-            origin,
-            id: self.sent,
-            value,
-        });
-        self.log.deliver(value, ctx);
-        ctx.reply(&req, mcast_ok());
+        serve(self, req, ctx);
     }
 
     fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
+}
+
+impl<const RELAY: bool> Multicast for Flood<RELAY> {
+    fn log(&self) -> &Deliveries {
+        &self.log
+    }
+
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
+        self.sent += 1;
+        let origin = ctx.id().clone();
+        self.seen.insert((origin.clone(), self.sent));
+        let id = self.sent;
+        ctx.broadcast(Msg::Data { origin, id, value });
+        self.log.deliver(value, ctx);
+    }
 }
 
 #[cfg(test)]

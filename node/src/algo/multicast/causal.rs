@@ -25,7 +25,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{mcast_ok, slot, Deliveries, HOLDBACK_MAX};
+use super::{serve, slot, Deliveries, Multicast, HOLDBACK_MAX};
 use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// The guarantee `causal` claims.
@@ -118,19 +118,23 @@ impl Algorithm for Causal {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(value) = self.log.intake(&req, ctx) else {
-            return;
-        };
-        self.clock[self.me] += 1;
-        ctx.broadcast(Msg::Data {
-            vector: self.clock.clone(),
-            value,
-        });
-        self.log.deliver(value, ctx);
-        ctx.reply(&req, mcast_ok());
+        serve(self, req, ctx);
     }
 
     fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
+}
+
+impl Multicast for Causal {
+    fn log(&self) -> &Deliveries {
+        &self.log
+    }
+
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
+        self.clock[self.me] += 1;
+        let vector = self.clock.clone();
+        ctx.broadcast(Msg::Data { vector, value });
+        self.log.deliver(value, ctx);
+    }
 }
 
 #[cfg(test)]

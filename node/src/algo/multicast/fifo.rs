@@ -22,7 +22,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{mcast_ok, Deliveries, HOLDBACK_MAX};
+use super::{serve, Deliveries, Multicast, HOLDBACK_MAX};
 use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// The guarantee `fifo` claims.
@@ -107,18 +107,24 @@ impl Algorithm for Fifo {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(value) = self.log.intake(&req, ctx) else {
-            return;
-        };
+        serve(self, req, ctx);
+    }
+
+    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
+}
+
+impl Multicast for Fifo {
+    fn log(&self) -> &Deliveries {
+        &self.log
+    }
+
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
         let me = ctx.id().clone();
         let seq = self.last(&me) + 1;
         self.delivered_seq.insert(me, seq);
         ctx.broadcast(Msg::Data { seq, value });
         self.log.deliver(value, ctx);
-        ctx.reply(&req, mcast_ok());
     }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
 }
 
 #[cfg(test)]

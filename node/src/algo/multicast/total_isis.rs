@@ -22,7 +22,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{mcast_ok, slot, Deliveries, HOLDBACK_MAX};
+use super::{serve, slot, Deliveries, Multicast, HOLDBACK_MAX};
 use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// The guarantee `total-isis` claims.
@@ -198,18 +198,25 @@ impl Algorithm for TotalIsis {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(value) = self.log.intake(&req, ctx) else {
-            return;
-        };
+        serve(self, req, ctx);
+    }
+
+    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
+}
+
+impl Multicast for TotalIsis {
+    fn log(&self) -> &Deliveries {
+        &self.log
+    }
+
+    /// Also opens the collection of proposals for it, its own included.
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
         self.sent += 1;
         let id = self.sent;
         self.proposals.insert(id, BTreeMap::new());
         ctx.broadcast(Msg::Data { id, value });
         self.on_data((ctx.id().clone(), id), value, ctx);
-        ctx.reply(&req, mcast_ok());
     }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
 }
 
 #[cfg(test)]

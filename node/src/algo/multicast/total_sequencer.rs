@@ -19,7 +19,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{mcast_ok, Deliveries, HOLDBACK_MAX};
+use super::{serve, Deliveries, Multicast, HOLDBACK_MAX};
 use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// The guarantee `total-sequencer` claims.
@@ -151,17 +151,25 @@ impl Algorithm for TotalSequencer {
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        let Some(value) = self.log.intake(&req, ctx) else {
-            return;
-        };
-        self.sent += 1;
-        let id = self.sent;
-        ctx.broadcast(Msg::Data { id, value });
-        self.on_data((ctx.id().clone(), id), value, ctx);
-        ctx.reply(&req, mcast_ok());
+        serve(self, req, ctx);
     }
 
     fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
+}
+
+impl Multicast for TotalSequencer {
+    fn log(&self) -> &Deliveries {
+        &self.log
+    }
+
+    fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
+        self.sent += 1;
+        ctx.broadcast(Msg::Data {
+            id: self.sent,
+            value,
+        });
+        self.on_data((ctx.id().clone(), self.sent), value, ctx);
+    }
 }
 
 #[cfg(test)]
