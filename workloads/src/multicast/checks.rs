@@ -29,10 +29,20 @@ pub fn for_guarantee(g: Guarantee) -> Vec<Box<dyn Checker>> {
     out
 }
 
-/// The descriptions of the faults active at any moment of `[from, to]`.
-fn faults(input: &CheckInput, from: u64, to: u64) -> Vec<String> {
+/// The faults active at any moment of `[from, to]`, as evidence lists them.
+fn faults(input: &CheckInput, from: u64, to: u64) -> Vec<Value> {
     let faults = input.faults_during(from.min(to), from.max(to));
-    faults.iter().map(|f| f.what.clone()).collect()
+    faults.iter().map(|f| json!(f)).collect()
+}
+
+/// `delay 5+20 ms on all links; crash n1`, or `none`.
+fn described(faults: &[Value]) -> String {
+    let what: Vec<&str> = faults.iter().filter_map(|f| f["what"].as_str()).collect();
+    if what.is_empty() {
+        "none".into()
+    } else {
+        what.join("; ")
+    }
 }
 
 /// `n3 delivered 12 (#4) before 17 (#9)`, or `.. and never 17`.
@@ -52,6 +62,25 @@ fn seen(s: &Sequence, first: u64, second: u64) -> String {
 /// When `s` delivered `value` (ns), if it did.
 fn delivered_at(s: &Sequence, value: u64) -> Option<u64> {
     s.deliveries.iter().find(|(v, _)| *v == value).map(|d| d.1)
+}
+
+/// What the report draws on the lifelines (`evidence.marks`): each of `values`'s
+/// multicast at its sender and its deliveries at the node incarnations `at`.
+fn marks(r: &Record, values: [u64; 2], at: &[&Sequence]) -> Value {
+    let mut out = Vec::new();
+    for v in values {
+        if let Some(m) = r.by_value.get(&v).map(|i| &r.messages[*i]) {
+            let label = format!("multicast {v}");
+            out.push(json!({"node": m.sender, "time_ns": m.invoked, "label": label}));
+        }
+        for s in at {
+            if let Some(p) = s.position(v) {
+                let label = format!("delivered {v} (#{})", p + 1);
+                out.push(json!({"node": s.node, "time_ns": s.deliveries[p].1, "label": label}));
+            }
+        }
+    }
+    Value::Array(out)
 }
 
 /// Integrity: no duplicates, nothing never multicast, reads agree with reports.
@@ -260,12 +289,13 @@ impl Checker for Ordered {
         let s = &r.sequences[seq];
         let (a, b) = (&r.messages[earlier], &r.messages[later]);
         let why = self.why(&r, earlier, later, &fifo);
-        let at_sender: Vec<String> = r
+        let senders: Vec<&Sequence> = r
             .sequences
             .iter()
-            .filter(|t| t.node == b.sender)
-            .map(|t| seen(t, a.value, b.value))
+            .filter(|t| t.node == b.sender && t.node != s.node)
             .collect();
+        let at_sender: Vec<String> = senders.iter().map(|t| seen(t, a.value, b.value)).collect();
+        let drawn = marks(&r, [a.value, b.value], &[&[s][..], &senders].concat());
         let until = delivered_at(s, b.value).unwrap_or(b.invoked);
         let faults = faults(input, a.invoked, until);
         let reason = format!(
@@ -275,11 +305,7 @@ impl Checker for Ordered {
             a.value,
             b.value,
             seen(s, b.value, a.value),
-            if faults.is_empty() {
-                "none".to_string()
-            } else {
-                faults.join("; ")
-            }
+            described(&faults)
         );
         let evidence = json!({
             "property": self.property(),
@@ -291,6 +317,8 @@ impl Checker for Ordered {
             "at_sender": at_sender,
             "faults": faults,
             "count": count,
+            "pair": [a.value, b.value],
+            "marks": drawn,
         });
         Verdict::invalid(self.name(), reason, evidence)
     }
@@ -378,11 +406,7 @@ impl Checker for Total {
              of node incarnations disagree",
             orders[0],
             orders[1],
-            if faults.is_empty() {
-                "none".to_string()
-            } else {
-                faults.join("; ")
-            }
+            described(&faults)
         );
         let message = |v: u64| {
             r.by_value
@@ -397,6 +421,8 @@ impl Checker for Total {
             "seen": orders,
             "faults": faults,
             "count": clashes,
+            "pair": [m, m2],
+            "marks": marks(&r, [m, m2], &[a, b]),
         });
         Verdict::invalid(self.name(), reason, evidence)
     }
@@ -446,7 +472,7 @@ impl Checker for Reliable {
                  delivered it; faults active then: {}; {} such multicasts",
                 m.sender,
                 m.value,
-                faults.join("; "),
+                described(&faults),
                 lost.len()
             );
             let evidence = json!({"property": "reliable-validity", "message": r.message(i),
@@ -487,7 +513,7 @@ impl Checker for Reliable {
              {}; faults active then: {}; {} messages delivered by some correct nodes only",
             has.join(", "),
             lacks.join(", "),
-            faults.join("; "),
+            described(&faults),
             partial.len()
         );
         let message = r

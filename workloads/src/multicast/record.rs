@@ -171,7 +171,7 @@ impl Record {
             .reports
             .iter()
             .filter_map(|t| match t.report {
-                Report::Delivered { value, seq } => Some((t.time, t.node.as_str(), value, seq)),
+                Report::Delivered { value, seq } => Some((t.at(), t.node.as_str(), value, seq)),
                 _ => None,
             })
             .collect();
