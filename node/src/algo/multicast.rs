@@ -30,7 +30,7 @@
 use proto::ops::{ClientOp, ClientReply};
 use proto::{ErrorCode, Report};
 
-use super::{not_supported, Algorithm, ClientReq, Config, Ctx};
+use super::{not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 pub mod best_effort;
 pub mod causal;
@@ -99,13 +99,69 @@ impl Deliveries {
     }
 }
 
-/// What each multicast algorithm adds to [`serve`]: its log and its way to multicast.
-pub trait Multicast: Algorithm {
+/// A node's delivery log; [`multicast_node!`] implements it for the node's `log` field.
+pub trait Logged {
     /// The values delivered here.
     fn log(&self) -> &Deliveries;
+}
+
+/// A multicast algorithm: what [`multicast_node!`] needs to make it an [`Algorithm`].
+pub trait Multicast: Algorithm + Logged {
+    /// A fresh node (its mutants already checked).
+    fn build(config: &Config) -> Self;
+    /// A message from peer `from`.
+    fn receive(&mut self, from: NodeId, msg: Self::Msg, ctx: &mut Ctx<Self>);
     /// Sends `value` to the group as this node's next multicast (and delivers it here).
     fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>);
 }
+
+/// Implements [`Algorithm`] for a [`Multicast`] node: messages `$msg`, mutants `$bugs`,
+/// no timers and no durable records; peers' messages go to `receive`, clients to
+/// [`serve`]; and [`Logged`] for its `log` field. Generic parameters of the type come
+/// first, in brackets.
+macro_rules! multicast_node {
+    ([$($generics:tt)*] $node:ty, $msg:ty, $bugs:expr) => {
+        impl<$($generics)*> $crate::algo::Algorithm for $node {
+            type Msg = $msg;
+            type Timer = ();
+            type Record = ();
+
+            const BUGS: &'static [&'static str] = $bugs;
+
+            fn new(config: &$crate::algo::Config) -> Result<Self, String> {
+                $crate::algo::check_bugs(config, Self::BUGS)?;
+                Ok(<Self as $crate::algo::multicast::Multicast>::build(config))
+            }
+
+            fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut $crate::algo::Ctx<Self>) {}
+
+            fn on_msg(
+                &mut self,
+                from: $crate::algo::NodeId,
+                msg: $msg,
+                ctx: &mut $crate::algo::Ctx<Self>,
+            ) {
+                $crate::algo::multicast::Multicast::receive(self, from, msg, ctx);
+            }
+
+            fn on_client(&mut self, req: $crate::algo::ClientReq, ctx: &mut $crate::algo::Ctx<Self>) {
+                $crate::algo::multicast::serve(self, req, ctx);
+            }
+
+            fn on_timer(&mut self, _timer: (), _ctx: &mut $crate::algo::Ctx<Self>) {}
+        }
+
+        impl<$($generics)*> $crate::algo::multicast::Logged for $node {
+            fn log(&self) -> &$crate::algo::multicast::Deliveries {
+                &self.log
+            }
+        }
+    };
+    ($node:ty, $msg:ty, $bugs:expr) => {
+        multicast_node!([] $node, $msg, $bugs);
+    };
+}
+pub(crate) use multicast_node;
 
 /// A multicast algorithm's `on_client`: a `mcast` is multicast and answered `mcast_ok`
 /// once sent; everything else is [`Deliveries`]'s to answer.
@@ -166,6 +222,15 @@ pub(crate) mod testing {
                 _ => None,
             })
             .collect()
+    }
+
+    /// `sim` after each `(node, value)` was multicast, every copy held.
+    pub fn held<A: Algorithm>(mut sim: Sim<A>, sends: &[(&str, u64)]) -> Sim<A> {
+        for (node, value) in sends {
+            mcast(&mut sim, node, *value);
+        }
+        hold_all(&mut sim);
+        sim
     }
 
     /// Holds every message in flight; returns how many.

@@ -15,8 +15,8 @@ use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
 
-use super::{serve, Deliveries, Multicast};
-use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{multicast_node, Deliveries, Multicast};
+use crate::algo::{Config, Ctx, NodeId};
 
 /// The guarantee `best-effort` claims: no order, no reliability.
 pub const GUARANTEE: &str = "none";
@@ -47,23 +47,18 @@ pub enum Msg {
     },
 }
 
-impl<const RELAY: bool> Algorithm for Flood<RELAY> {
-    type Msg = Msg;
-    type Timer = ();
-    type Record = ();
+multicast_node!([const RELAY: bool] Flood<RELAY>, Msg, &[]);
 
-    fn new(config: &Config) -> Result<Self, String> {
-        check_bugs(config, Self::BUGS)?;
-        Ok(Flood {
+impl<const RELAY: bool> Multicast for Flood<RELAY> {
+    fn build(_config: &Config) -> Self {
+        Flood {
             log: Deliveries::default(),
             sent: 0,
             seen: BTreeSet::new(),
-        })
+        }
     }
 
-    fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut Ctx<Self>) {}
-
-    fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+    fn receive(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
         let Msg::Data { origin, id, value } = msg;
         if !self.seen.insert((origin.clone(), id)) {
             return;
@@ -89,18 +84,6 @@ impl<const RELAY: bool> Algorithm for Flood<RELAY> {
         self.log.deliver(value, ctx);
     }
 
-    fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        serve(self, req, ctx);
-    }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
-}
-
-impl<const RELAY: bool> Multicast for Flood<RELAY> {
-    fn log(&self) -> &Deliveries {
-        &self.log
-    }
-
     fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
         self.sent += 1;
         let origin = ctx.id().clone();
@@ -113,16 +96,13 @@ impl<const RELAY: bool> Multicast for Flood<RELAY> {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{deliver_link, delivered, hold_all, mcast};
+    use super::super::testing::{deliver_link, delivered, held};
     use super::*;
     use crate::sim::Sim;
 
     #[test]
     fn best_effort_delivers_in_arrival_order_and_once() {
-        let mut sim: Sim<BestEffort> = Sim::new(3, 1);
-        mcast(&mut sim, "n1", 1);
-        mcast(&mut sim, "n1", 2);
-        hold_all(&mut sim);
+        let mut sim: Sim<BestEffort> = held(Sim::new(3, 1), &[("n1", 1), ("n1", 2)]);
         // n1's second message overtakes its first on the way to n2.
         let late = sim.select(|e| e.to == "n2");
         sim.deliver(late[1]);

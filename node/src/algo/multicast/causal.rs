@@ -25,8 +25,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{serve, slot, Deliveries, Multicast, HOLDBACK_MAX};
-use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{multicast_node, slot, Deliveries, Multicast, HOLDBACK_MAX};
+use crate::algo::{Config, Ctx, NodeId};
 
 /// The guarantee `causal` claims.
 pub const GUARANTEE: &str = "causal";
@@ -86,27 +86,20 @@ impl Causal {
     }
 }
 
-impl Algorithm for Causal {
-    type Msg = Msg;
-    type Timer = ();
-    type Record = ();
+multicast_node!(Causal, Msg, &["deliver-early"]);
 
-    const BUGS: &'static [&'static str] = &["deliver-early"];
-
-    fn new(config: &Config) -> Result<Self, String> {
-        check_bugs(config, Self::BUGS)?;
-        Ok(Causal {
+impl Multicast for Causal {
+    fn build(config: &Config) -> Self {
+        Causal {
             log: Deliveries::default(),
             me: slot(config, &config.id),
             clock: vec![0; config.node_ids.len()],
             holdback: BTreeMap::new(),
             deliver_early: config.has_bug("deliver-early"),
-        })
+        }
     }
 
-    fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut Ctx<Self>) {}
-
-    fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+    fn receive(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
         let Msg::Data { vector, value } = msg;
         let j = slot(ctx.config(), &from);
         assert_eq!(vector.len(), self.clock.len(), "one entry per member");
@@ -115,18 +108,6 @@ impl Algorithm for Causal {
         }
         self.holdback.insert((j, vector[j]), (vector, value));
         self.drain(ctx);
-    }
-
-    fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        serve(self, req, ctx);
-    }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
-}
-
-impl Multicast for Causal {
-    fn log(&self) -> &Deliveries {
-        &self.log
     }
 
     fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {

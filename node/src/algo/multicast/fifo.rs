@@ -22,8 +22,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{serve, Deliveries, Multicast, HOLDBACK_MAX};
-use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{multicast_node, Deliveries, Multicast, HOLDBACK_MAX};
+use crate::algo::{Config, Ctx, NodeId};
 
 /// The guarantee `fifo` claims.
 pub const GUARANTEE: &str = "fifo";
@@ -69,26 +69,19 @@ impl Fifo {
     }
 }
 
-impl Algorithm for Fifo {
-    type Msg = Msg;
-    type Timer = ();
-    type Record = ();
+multicast_node!(Fifo, Msg, &["no-holdback"]);
 
-    const BUGS: &'static [&'static str] = &["no-holdback"];
-
-    fn new(config: &Config) -> Result<Self, String> {
-        check_bugs(config, Self::BUGS)?;
-        Ok(Fifo {
+impl Multicast for Fifo {
+    fn build(config: &Config) -> Self {
+        Fifo {
             log: Deliveries::default(),
             delivered_seq: BTreeMap::new(),
             holdback: BTreeMap::new(),
             no_holdback: config.has_bug("no-holdback"),
-        })
+        }
     }
 
-    fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut Ctx<Self>) {}
-
-    fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+    fn receive(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
         let Msg::Data { seq, value } = msg;
         assert!(seq > 0, "sequence numbers start at 1");
         if seq <= self.last(&from) {
@@ -106,18 +99,6 @@ impl Algorithm for Fifo {
         self.drain(&from, ctx);
     }
 
-    fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        serve(self, req, ctx);
-    }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
-}
-
-impl Multicast for Fifo {
-    fn log(&self) -> &Deliveries {
-        &self.log
-    }
-
     fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
         let me = ctx.id().clone();
         let seq = self.last(&me) + 1;
@@ -129,7 +110,7 @@ impl Multicast for Fifo {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{deliver_link, delivered, hold_all, mcast};
+    use super::super::testing::{deliver_link, delivered, held, mcast};
     use super::*;
     use crate::sim::{Options, Sim};
 
@@ -138,10 +119,8 @@ mod tests {
     /// so is M1:2 behind it. With `no-holdback`, M1:2 is delivered on arrival and M1:1,
     /// now below P2[1], is dropped as old.
     fn seed_holdback_example(options: Options) -> Vec<u64> {
-        let mut sim: Sim<Fifo> = Sim::with_options(3, 1, options).unwrap();
-        mcast(&mut sim, "n1", 1);
-        mcast(&mut sim, "n1", 2);
-        hold_all(&mut sim);
+        let sim: Sim<Fifo> = Sim::with_options(3, 1, options).unwrap();
+        let mut sim = held(sim, &[("n1", 1), ("n1", 2)]);
         let to_n2 = sim.select(|e| e.to == "n2");
         assert_eq!(to_n2.len(), 2);
         sim.deliver(to_n2[1]);

@@ -22,8 +22,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{serve, slot, Deliveries, Multicast, HOLDBACK_MAX};
-use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{multicast_node, slot, Deliveries, Multicast, HOLDBACK_MAX};
+use crate::algo::{Config, Ctx, NodeId};
 
 /// The guarantee `total-isis` claims.
 pub const GUARANTEE: &str = "total";
@@ -167,14 +167,11 @@ impl TotalIsis {
     }
 }
 
-impl Algorithm for TotalIsis {
-    type Msg = Msg;
-    type Timer = ();
-    type Record = ();
+multicast_node!(TotalIsis, Msg, &[]);
 
-    fn new(config: &Config) -> Result<Self, String> {
-        check_bugs(config, Self::BUGS)?;
-        Ok(TotalIsis {
+impl Multicast for TotalIsis {
+    fn build(config: &Config) -> Self {
+        TotalIsis {
             log: Deliveries::default(),
             me: slot(config, &config.id),
             members: config.node_ids.len(),
@@ -184,29 +181,15 @@ impl Algorithm for TotalIsis {
             by_priority: BTreeSet::new(),
             proposals: BTreeMap::new(),
             done: BTreeSet::new(),
-        })
+        }
     }
 
-    fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut Ctx<Self>) {}
-
-    fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+    fn receive(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
         match msg {
             Msg::Data { id, value } => self.on_data((from, id), value, ctx),
             Msg::Propose { id, counter, slot } => self.on_propose(from, id, (counter, slot), ctx),
             Msg::Agreed { id, counter, slot } => self.on_agreed((from, id), (counter, slot), ctx),
         }
-    }
-
-    fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        serve(self, req, ctx);
-    }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
-}
-
-impl Multicast for TotalIsis {
-    fn log(&self) -> &Deliveries {
-        &self.log
     }
 
     /// Also opens the collection of proposals for it, its own included.
@@ -221,7 +204,7 @@ impl Multicast for TotalIsis {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{deliver_link, delivered, hold_all, mcast};
+    use super::super::testing::{deliver_link, delivered, held};
     use super::*;
     use crate::sim::Sim;
 
@@ -230,10 +213,7 @@ mod tests {
         // n1 and n2 multicast at once; each first proposes priority 1 for its own
         // message, so the two agreed priorities are decided by the other proposals and
         // the slot tie-break, and both nodes deliver in that one order.
-        let mut sim: Sim<TotalIsis> = Sim::new(3, 1);
-        mcast(&mut sim, "n1", 1);
-        mcast(&mut sim, "n2", 2);
-        hold_all(&mut sim);
+        let mut sim: Sim<TotalIsis> = held(Sim::new(3, 1), &[("n1", 1), ("n2", 2)]);
         // n3 hears n2 first: it proposes (1, n3) for m2 and (2, n3) for m1.
         assert_eq!(deliver_link(&mut sim, "n2", "n3"), 1);
         assert_eq!(deliver_link(&mut sim, "n1", "n3"), 1);

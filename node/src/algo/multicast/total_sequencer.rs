@@ -19,8 +19,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 
-use super::{serve, Deliveries, Multicast, HOLDBACK_MAX};
-use crate::algo::{check_bugs, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{multicast_node, Deliveries, Multicast, HOLDBACK_MAX};
+use crate::algo::{Config, Ctx, NodeId};
 
 /// The guarantee `total-sequencer` claims.
 pub const GUARANTEE: &str = "total";
@@ -118,14 +118,11 @@ impl TotalSequencer {
     }
 }
 
-impl Algorithm for TotalSequencer {
-    type Msg = Msg;
-    type Timer = ();
-    type Record = ();
+multicast_node!(TotalSequencer, Msg, &[]);
 
-    fn new(config: &Config) -> Result<Self, String> {
-        check_bugs(config, Self::BUGS)?;
-        Ok(TotalSequencer {
+impl Multicast for TotalSequencer {
+    fn build(config: &Config) -> Self {
+        TotalSequencer {
             log: Deliveries::default(),
             sequencer: config.node_ids[0].clone(),
             sent: 0,
@@ -134,12 +131,10 @@ impl Algorithm for TotalSequencer {
             waiting: BTreeMap::new(),
             orders: BTreeMap::new(),
             done: BTreeSet::new(),
-        })
+        }
     }
 
-    fn on_start(&mut self, _recovered: Vec<()>, _ctx: &mut Ctx<Self>) {}
-
-    fn on_msg(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
+    fn receive(&mut self, from: NodeId, msg: Msg, ctx: &mut Ctx<Self>) {
         match msg {
             Msg::Data { id, value } => self.on_data((from, id), value, ctx),
             Msg::Order { origin, id, seq } => {
@@ -148,18 +143,6 @@ impl Algorithm for TotalSequencer {
                 }
             }
         }
-    }
-
-    fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
-        serve(self, req, ctx);
-    }
-
-    fn on_timer(&mut self, _timer: (), _ctx: &mut Ctx<Self>) {}
-}
-
-impl Multicast for TotalSequencer {
-    fn log(&self) -> &Deliveries {
-        &self.log
     }
 
     fn multicast(&mut self, value: u64, ctx: &mut Ctx<Self>) {
@@ -174,7 +157,7 @@ impl Multicast for TotalSequencer {
 
 #[cfg(test)]
 mod tests {
-    use super::super::testing::{deliver_link, delivered, hold_all, mcast};
+    use super::super::testing::{deliver_link, delivered, held, hold_all, mcast};
     use super::*;
     use crate::sim::Sim;
 
@@ -183,10 +166,7 @@ mod tests {
         // n2 and n3 multicast concurrently; n3's message reaches the sequencer n1 first,
         // so S(m3) = 1 and S(m2) = 2. n2 receives its own order last: it buffers n3's
         // message until <m3, 1> arrives, and delivers its own m2 only after it.
-        let mut sim: Sim<TotalSequencer> = Sim::new(3, 1);
-        mcast(&mut sim, "n2", 2);
-        mcast(&mut sim, "n3", 3);
-        hold_all(&mut sim);
+        let mut sim: Sim<TotalSequencer> = held(Sim::new(3, 1), &[("n2", 2), ("n3", 3)]);
         assert_eq!(deliver_link(&mut sim, "n3", "n1"), 1);
         assert_eq!(deliver_link(&mut sim, "n2", "n1"), 1);
         assert_eq!(delivered(&sim, "n1"), vec![3, 2]);
