@@ -15,6 +15,12 @@ const SEQUENCER_CRASH: &str = "scripts/plans/sequencer-crash.json";
 /// One multicast run on five nodes; returns the violated properties (empty if none)
 /// and the verdict.
 fn multicast(flags: &[&str], seed: u64) -> (Vec<String>, Value) {
+    let (violated, verdict, _) = multicast_in(flags, seed);
+    (violated, verdict)
+}
+
+/// [`multicast`], and the run directory.
+fn multicast_in(flags: &[&str], seed: u64) -> (Vec<String>, Value, std::path::PathBuf) {
     let seed_text = seed.to_string();
     let plan = repo_root().join(SEQUENCER_CRASH).display().to_string();
     let mut args = vec!["run", "--workload", "multicast", "--nodes", "5"];
@@ -31,7 +37,7 @@ fn multicast(flags: &[&str], seed: u64) -> (Vec<String>, Value) {
     args.extend(["--seed", &seed_text]);
     let (_, dir) = run_ok(&args);
     let verdict = json(&dir.join("verdict.json"));
-    (violated_properties(&verdict), verdict)
+    (violated_properties(&verdict), verdict, dir)
 }
 
 /// The checkers that judged the run.
@@ -104,8 +110,20 @@ fn causal_multicast_is_not_total_lockstep() {
         "--nemesis",
         "none",
     ];
-    let (violated, verdict) = multicast(&flags, 1);
+    let (violated, verdict, dir) = multicast_in(&flags, 1);
     assert_eq!(violated, vec!["total"], "{verdict:#}");
+    // The report draws the pair's multicasts and deliveries on the lifelines.
+    let html = std::fs::read_to_string(dir.join("report.html")).expect("report.html");
+    assert!(
+        html.contains("the total violation: messages"),
+        "no sequence title"
+    );
+    let drawn = html
+        .split("</text>")
+        .filter_map(|t| t.rsplit('>').next())
+        .filter(|label| label.starts_with("delivered ") || label.starts_with("multicast "))
+        .count();
+    assert!(drawn >= 4, "{drawn} multicast and delivery marks drawn");
     let evidence = verdict["checkers"]
         .as_array()
         .unwrap()
