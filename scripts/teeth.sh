@@ -48,6 +48,8 @@ SQUALL=${SQUALL:-${CARGO_TARGET_DIR:-target}/release/squall}
 # again and, once the links heal, overwrites what n1 sent (twice in 20 s). Clients are
 # many and slow (48 at 20 ops/s, 5 s timeout) so that some requests wait on n1 from the
 # first phase to the third while others reach n2 in the second.
+# slots accepted out of order. sequencer-crash crashes n1 (total-sequencer's sequencer)
+# for good 1.5 s into a 5 s run.
 ROWS=(
   "coordinator|no termination|--algorithm coordinator --nemesis crash --contention 1"
   "majority-vote|no termination|--algorithm majority-vote --nemesis delay --clients 3 --contention 3"
@@ -85,6 +87,18 @@ ROWS=(
   "multi-paxos (control, accept-loss kills)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/accept-loss-leader-kills.json"
   "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --schedule scripts/plans/isolate-leader-heartbeat.json"
   "multi-paxos (control, isolated leaders)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/isolate-leader-heartbeat.json"
+  "best-effort (order fifo)|invalid fifo|--workload multicast --algorithm best-effort --order fifo --nemesis reorder"
+  "fifo (order causal)|invalid causal|--workload multicast --algorithm fifo --order causal --nemesis delay --delay 1ms --delay-jitter 100ms"
+  "causal (order causal-total)|invalid total|--workload multicast --algorithm causal --order causal-total --nemesis delay"
+  "total-sequencer --reliable|invalid reliable-validity|--workload multicast --algorithm total-sequencer --reliable --schedule scripts/plans/sequencer-crash.json"
+  "fifo --bug no-holdback|invalid fifo|--workload multicast --algorithm fifo --bug no-holdback --nemesis reorder"
+  "causal --bug deliver-early|invalid causal|--workload multicast --algorithm causal --bug deliver-early --nemesis delay"
+  "fifo|valid|--workload multicast --algorithm fifo --nemesis delay,reorder,duplicate,clog,pause"
+  "causal|valid|--workload multicast --algorithm causal --nemesis delay,reorder,duplicate,clog,pause"
+  "total-sequencer|valid|--workload multicast --algorithm total-sequencer --nemesis delay,reorder,duplicate,clog,pause"
+  "total-isis|valid|--workload multicast --algorithm total-isis --nemesis delay,reorder,duplicate,clog,pause"
+  "reliable|valid|--workload multicast --algorithm reliable --nemesis crash,delay,reorder,duplicate,clog,pause"
+  "reliable (control, sequencer crash)|valid|--workload multicast --algorithm reliable --schedule scripts/plans/sequencer-crash.json"
 )
 
 # Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run

@@ -287,6 +287,8 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Write { .. }, ClientReply::WriteOk)
             | (ClientOp::Cas { .. }, ClientReply::CasOk)
             | (ClientOp::Body(_), ClientReply::Body(_))
+            | (ClientOp::Mcast { .. }, ClientReply::McastOk)
+            | (ClientOp::McastRead, ClientReply::McastReadOk { .. })
     )
 }
 

@@ -133,6 +133,10 @@ pub struct RunConfig {
     /// Workload setting passed through (`--topology`, for workloads that use it).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
+    /// What the multicast checkers judge (workload `multicast` only): `--order` and
+    /// `--reliable`, else the guarantee the algorithm claims.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarantee: Option<workloads::multicast::Guarantee>,
     /// squall's version.
     pub version: String,
     /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
@@ -298,6 +302,7 @@ impl RunConfig {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            guarantee: self.guarantee.unwrap_or_default(),
             ..Default::default()
         };
         workloads::workload_by_name(&self.workload, &opts)

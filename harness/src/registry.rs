@@ -32,6 +32,9 @@ pub struct AlgoInfo {
     pub workloads: Vec<String>,
     /// Mutants.
     pub bugs: Vec<String>,
+    /// The guarantee a multicast algorithm claims (`fifo`, `total`, `none+reliable`, ..).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guarantee: Option<String>,
 }
 
 /// Finds `squall-node`: `$SQUALL_NODE_BIN`, else next to this executable.

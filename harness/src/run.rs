@@ -165,6 +165,14 @@ pub struct RunArgs {
     /// or the schedule's `recovery_ms` with --schedule].
     #[arg(long, value_parser = parse_duration_ms)]
     pub recovery_time: Option<u64>,
+    /// Multicast: the order to judge (none, fifo, causal, total, fifo-total,
+    /// causal-total) [default: the one the algorithm claims].
+    #[arg(long, value_parser = parse_order)]
+    pub order: Option<workloads::multicast::Order>,
+    /// Multicast: also judge reliability (every correct node delivers the same set)
+    /// [default: if the algorithm claims it].
+    #[arg(long)]
+    pub reliable: bool,
 }
 
 impl RunArgs {
@@ -263,8 +271,15 @@ impl RunArgs {
             plan,
             stdio: self.stdio,
             topology: None,
+            order: self.order,
+            reliable: self.reliable,
         })
     }
+}
+
+/// `--order`: one of [`workloads::multicast::Order::ALL`] by name.
+fn parse_order(raw: &str) -> Result<workloads::multicast::Order, String> {
+    raw.parse()
 }
 
 /// `--node-env KEY=VALUE`: a non-empty key without `=` or NUL, and a value without NUL.

@@ -23,6 +23,7 @@ pub mod echo;
 pub mod floodset;
 pub mod majority_vote;
 pub mod multi_paxos;
+pub mod multicast;
 pub mod paxos;
 pub mod raft;
 pub mod restart_counter;

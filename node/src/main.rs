@@ -84,7 +84,7 @@ fn parse_param(raw: &str) -> Result<(String, String), String> {
 fn main() -> ExitCode {
     let args = Args::parse();
     if args.list_json {
-        return match runtime::print_list_json(&registry::algorithms()) {
+        return match runtime::print_list_json(&registry::listing()) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("squall-node: {e:#}");

@@ -90,7 +90,72 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             workloads: &["write-once"],
             bugs: algo::floodset::FloodSet::BUGS,
         },
+        AlgoInfo {
+            name: "best-effort",
+            summary: "multicast: plain send to all, delivered on arrival; orders nothing, \
+                      loses messages with a crashed sender",
+            workloads: &["multicast"],
+            bugs: algo::multicast::best_effort::BestEffort::BUGS,
+        },
+        AlgoInfo {
+            name: "fifo",
+            summary: "multicast: per-sender sequence numbers and a hold-back queue; FIFO, \
+                      not causal",
+            workloads: &["multicast"],
+            bugs: algo::multicast::fifo::Fifo::BUGS,
+        },
+        AlgoInfo {
+            name: "causal",
+            summary: "multicast: vector clocks, the seed's delivery rule; causal, not total",
+            workloads: &["multicast"],
+            bugs: algo::multicast::causal::Causal::BUGS,
+        },
+        AlgoInfo {
+            name: "total-sequencer",
+            summary: "multicast: n1 stamps global sequence numbers; total, stops when n1 \
+                      crashes",
+            workloads: &["multicast"],
+            bugs: algo::multicast::total_sequencer::TotalSequencer::BUGS,
+        },
+        AlgoInfo {
+            name: "total-isis",
+            summary: "multicast: ISIS proposed and agreed priorities; total without a \
+                      leader, one silent member blocks it",
+            workloads: &["multicast"],
+            bugs: algo::multicast::total_isis::TotalIsis::BUGS,
+        },
+        AlgoInfo {
+            name: "reliable",
+            summary: "multicast: best-effort plus re-multicast on first receipt; every \
+                      correct node delivers the same set, in no set order",
+            workloads: &["multicast"],
+            bugs: algo::multicast::reliable::Reliable::BUGS,
+        },
     ]
+}
+
+/// One algorithm as `squall-node --list-json` lists it: its [`AlgoInfo`] and, for a
+/// multicast algorithm, the guarantee it claims (`fifo`, `total`, `none+reliable`, ..;
+/// see [`algo::multicast::guarantee`]), which the harness judges by default.
+#[derive(Debug, Clone, Serialize)]
+pub struct Listed {
+    /// The algorithm.
+    #[serde(flatten)]
+    pub info: AlgoInfo,
+    /// The guarantee it claims, where it claims one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub guarantee: Option<&'static str>,
+}
+
+/// [`algorithms`] with their guarantees: what `--list-json` prints.
+pub fn listing() -> Vec<Listed> {
+    algorithms()
+        .into_iter()
+        .map(|info| Listed {
+            guarantee: algo::multicast::guarantee(info.name),
+            info,
+        })
+        .collect()
 }
 
 /// Runs the named algorithm under the free-running runtime until the connection closes.
@@ -106,6 +171,14 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
         "floodset" => runtime::run::<algo::floodset::FloodSet>(launch),
         "raft" => runtime::run::<algo::raft::Raft>(launch),
         "multi-paxos" => runtime::run::<algo::multi_paxos::MultiPaxos>(launch),
+        "best-effort" => runtime::run::<algo::multicast::best_effort::BestEffort>(launch),
+        "fifo" => runtime::run::<algo::multicast::fifo::Fifo>(launch),
+        "causal" => runtime::run::<algo::multicast::causal::Causal>(launch),
+        "total-sequencer" => {
+            runtime::run::<algo::multicast::total_sequencer::TotalSequencer>(launch)
+        }
+        "total-isis" => runtime::run::<algo::multicast::total_isis::TotalIsis>(launch),
+        "reliable" => runtime::run::<algo::multicast::reliable::Reliable>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

@@ -56,6 +56,14 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
+    /// Multicast `value` to the group (workload `multicast`); `mcast_ok` once this node
+    /// has sent it.
+    Mcast {
+        /// The value; the workload makes each one unique in the run.
+        value: u64,
+    },
+    /// Every value this node delivered so far, in delivery order (workload `multicast`).
+    McastRead,
     /// A request of a Maelstrom workload, any body (its `type` is [`BodyOp::f`]).
     #[serde(untagged)]
     Body(BodyOp),
@@ -162,6 +170,8 @@ impl ClientOp {
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
             ClientOp::Body(b) => b.f,
+            ClientOp::Mcast { .. } => "mcast",
+            ClientOp::McastRead => "mcast_read",
         }
     }
 }
@@ -195,6 +205,13 @@ pub enum ClientReply {
     WriteOk,
     /// Reply to [`ClientOp::Cas`].
     CasOk,
+    /// Reply to [`ClientOp::Mcast`]: the node has multicast the value.
+    McastOk,
+    /// Reply to [`ClientOp::McastRead`].
+    McastReadOk {
+        /// The values this node delivered, in delivery order.
+        delivered: Vec<u64>,
+    },
     /// The request failed; the code decides whether it surely did not happen.
     Error {
         /// Numeric error code; a missing one reads as 13 (crash): indefinite, since the

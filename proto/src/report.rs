@@ -36,6 +36,14 @@ pub enum Report {
         /// The new ballot.
         ballot: Ballot,
     },
+    /// The node delivered multicast `value` to its application, as its `seq`-th delivery
+    /// (from 1) since it started (workload `multicast`).
+    Delivered {
+        /// The value delivered.
+        value: u64,
+        /// Its position in this node's delivery sequence, from 1.
+        seq: u64,
+    },
 }
 
 /// A report as a node sends it: the report's own fields and, optionally, `"mono_ns"`,

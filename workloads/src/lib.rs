@@ -20,6 +20,8 @@
 //! - [`broadcast`] and [`kafka`]: Maelstrom's workloads of those names, with its bodies;
 //!   every acknowledged message reaches every node, and a log that loses, reuses or
 //!   skips no offset.
+//! - [`multicast`]: values multicast to the group, judged for FIFO, causal and total
+//!   order, reliability and integrity from the nodes' delivery reports.
 #![deny(missing_docs)]
 
 pub mod broadcast;
@@ -35,6 +37,7 @@ pub mod lin_kv;
 pub mod linearizable;
 pub mod maelstrom;
 pub mod pn_counter;
+pub mod multicast;
 pub mod stable_reads;
 pub mod unique_ids;
 pub mod verdict;

@@ -19,6 +19,8 @@ pub struct WorkloadOpts {
     pub late_percent: u32,
     /// The broadcast topology's name (`grid`, `line`, `total`, `tree2`..`tree4`).
     pub topology: String,
+    /// What the multicast checkers judge (multicast).
+    pub guarantee: crate::multicast::Guarantee,
 }
 
 /// Default [`WorkloadOpts::late_percent`].
@@ -32,6 +34,7 @@ impl Default for WorkloadOpts {
             nodes: 5,
             late_percent: LATE_PERCENT_DEFAULT,
             topology: crate::broadcast::TOPOLOGY_DEFAULT.to_string(),
+            guarantee: Default::default(),
         }
     }
 }
@@ -130,6 +133,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "kafka",
         "Maelstrom kafka: send, poll, commit_offsets, list_committed_offsets; no lost send, no shared offset, no skip, no backwards commit",
     ),
+    (
+        "multicast",
+        "clients ask nodes to multicast values; checks FIFO, causal or total order, reliability and integrity of every node's deliveries",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -146,6 +153,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "pn-counter" => Some(Box::new(crate::pn_counter::workload())),
         "broadcast" => Some(Box::new(crate::broadcast::BroadcastWorkload::new(opts))),
         "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
+        "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
         _ => None,
     }
 }

@@ -83,6 +83,10 @@ pub struct RunBuilder {
     pub stdio: bool,
     /// `--topology`, passed to the workload.
     pub topology: Option<String>,
+    /// Multicast: the order to judge (default: the algorithm's claim).
+    pub order: Option<workloads::multicast::Order>,
+    /// Multicast: judge reliability too.
+    pub reliable: bool,
 }
 
 impl Default for RunBuilder {
@@ -117,6 +121,8 @@ impl Default for RunBuilder {
             plan: None,
             stdio: false,
             topology: None,
+            order: None,
+            reliable: false,
         }
     }
 }
@@ -137,6 +143,7 @@ impl RunBuilder {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            guarantee: Default::default(),
             ..Default::default()
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
@@ -267,14 +274,15 @@ impl RunBuilder {
                 self.workload
             ));
         }
-        let node_bin = if self.node_cmd.is_none() {
+        let (node_bin, claimed) = if self.node_cmd.is_none() {
             self.bundled_node(&algorithm)?
         } else {
             if !self.bugs.is_empty() {
                 return fail("--bug applies to bundled algorithms, not to --node-cmd".into());
             }
-            PathBuf::new()
+            (PathBuf::new(), None)
         };
+        let guarantee = self.guarantee(claimed.as_deref())?;
         if let Some(d) = &self.data_dir {
             std::fs::create_dir_all(d).map_err(|e| {
                 UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
@@ -311,6 +319,7 @@ impl RunBuilder {
             stdio_bridge,
             node_id_base: self.node_id_base(),
             topology: self.topology.clone(),
+            guarantee,
             version: env!("CARGO_PKG_VERSION").to_string(),
             silent: false,
         })
@@ -337,9 +346,42 @@ impl RunBuilder {
         Ok(())
     }
 
+    /// What the multicast checkers judge: `--order` (else the algorithm's `claimed`
+    /// order, else none) and reliability if `--reliable` or, without `--order`, if the
+    /// algorithm claims it. `None` for other workloads, which refuse the two flags.
+    fn guarantee(
+        &self,
+        claimed: Option<&str>,
+    ) -> Result<Option<workloads::multicast::Guarantee>, UsageError> {
+        if self.workload != "multicast" {
+            if self.order.is_some() || self.reliable {
+                return Err(UsageError(
+                    "--order and --reliable apply to the multicast workload".into(),
+                ));
+            }
+            return Ok(None);
+        }
+        let claimed: workloads::multicast::Guarantee = match claimed {
+            Some(text) => text.parse().map_err(|e| {
+                UsageError(format!("the algorithm claims an unknown guarantee: {e}"))
+            })?,
+            None => Default::default(),
+        };
+        Ok(Some(match self.order {
+            Some(order) => workloads::multicast::Guarantee {
+                order,
+                reliable: self.reliable,
+            },
+            None => workloads::multicast::Guarantee {
+                order: claimed.order,
+                reliable: self.reliable || claimed.reliable,
+            },
+        }))
+    }
+
     /// The bundled node binary, once it is known to serve `algorithm` for the workload
-    /// with the mutants asked for.
-    fn bundled_node(&self, algorithm: &str) -> Result<PathBuf, UsageError> {
+    /// with the mutants asked for, and the guarantee the algorithm claims, if any.
+    fn bundled_node(&self, algorithm: &str) -> Result<(PathBuf, Option<String>), UsageError> {
         let fail = |m: String| Err(UsageError(m));
         let bin = registry::find_node_bin().map_err(|e| UsageError(e.to_string()))?;
         let registry = registry::node_registry(&bin).map_err(|e| UsageError(e.to_string()))?;
@@ -369,7 +411,7 @@ impl RunBuilder {
                 ));
             }
         }
-        Ok(bin)
+        Ok((bin, info.guarantee.clone()))
     }
 
     /// The fault options, or the plan, checked.

@@ -384,7 +384,7 @@ impl InstanceProgress {
         let (key, ballot) = match report {
             Report::BallotStarted { key, .. } => (*key, true),
             Report::Decided { key, .. } => (*key, false),
-            Report::Accepted { .. } => return,
+            _ => return,
         };
         let Some(inst) = self.entry(key, step, now_us) else {
             return;

@@ -177,7 +177,7 @@ fn violation(run: &RunData) -> Option<&Value> {
         .iter()
         .filter(|c| c["verdict"] == "invalid")
         .map(|c| &c["evidence"])
-        .find(|e| e["key"].is_u64() || super::lin_window_of(e).is_some())
+        .find(|e| e["key"].is_u64() || e["marks"].is_array() || super::lin_window_of(e).is_some())
 }
 
 /// Chooses what the diagram shows (and what the timeline marks).
@@ -193,6 +193,7 @@ pub(crate) fn choose_window(run: &RunData) -> Window {
         }
     };
     let mut w = match violation(run) {
+        Some(ev) if ev["marks"].is_array() => marks_window(ev, &msgs),
         Some(ev) if ev["key"].is_u64() => consensus_window(ev, &msgs),
         Some(ev) => match super::lin_window_of(ev) {
             Some(lw) => lin_window(lw, &msgs),
@@ -288,6 +289,67 @@ fn consensus_window(ev: &Value, msgs: &[Msg]) -> Window {
         marks,
         marks_caption: caption,
         msgs: kept,
+        in_window: n,
+        kept: "those sent nearest the violation",
+        ..Window::default()
+    }
+}
+
+/// A violation whose evidence lists lifeline marks (the multicast order checkers: each
+/// message's multicast and its deliveries at the nodes that disagree): the copies that
+/// carry the evidence's `pair` (a body whose last field is the value), sent between the
+/// first mark and just after the last; all traffic then if none does.
+fn marks_window(ev: &Value, msgs: &[Msg]) -> Window {
+    let mark = |m: &Value| {
+        Some(Mark {
+            at_ns: m["time_ns"].as_u64()?,
+            node: m["node"].as_str()?.to_string(),
+            label: m["label"].as_str()?.to_string(),
+            strong: true,
+        })
+    };
+    let mut marks: Vec<Mark> = ev["marks"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(mark)
+        .collect();
+    marks.sort_by_key(|m| m.at_ns);
+    let from_ns = marks.first().map_or(0, |m| m.at_ns);
+    let to_ns = marks
+        .last()
+        .map_or(from_ns, |m| m.at_ns)
+        .saturating_add(AFTER_NS);
+    let values: Vec<String> = ev["pair"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(Value::to_string)
+        .collect();
+    let in_range = |m: &&Msg| m.sent_ns >= from_ns && m.sent_ns <= to_ns;
+    let carries = |m: &&Msg| {
+        m.detail
+            .rsplit(' ')
+            .next()
+            .is_some_and(|last| values.iter().any(|v| v == last))
+    };
+    let mut chosen: Vec<&Msg> = msgs.iter().filter(in_range).filter(carries).collect();
+    if chosen.is_empty() {
+        chosen = msgs.iter().filter(in_range).collect();
+    }
+    let n = chosen.len();
+    let property = ev["property"].as_str().unwrap_or("order");
+    Window {
+        key: None,
+        from_ns,
+        to_ns,
+        title: format!(
+            "the {property} violation: messages {}",
+            values.join(" and ")
+        ),
+        marks,
+        marks_caption: "the two messages' multicasts and their deliveries".into(),
+        msgs: nearest(chosen, from_ns, to_ns),
         in_window: n,
         kept: "those sent nearest the violation",
         ..Window::default()

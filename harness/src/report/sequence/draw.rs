@@ -426,10 +426,12 @@ fn lifeline_nodes(run: &RunData, w: &Window) -> Vec<String> {
     nodes
 }
 
-/// Decisions reported and client ops invoked or completed on the window's instance.
+/// Decisions reported and client ops invoked or completed on the window's instance; a
+/// window with no instance has only its own marks (the multicast checkers' multicasts
+/// and deliveries).
 fn context_marks(run: &RunData, w: &Window) -> Vec<Mark> {
     let Some(key) = w.key else {
-        return Vec::new();
+        return w.marks.clone();
     };
     let within = |t: u64| t >= w.from_ns && t <= w.to_ns;
     let value = |v: &Value| match v {
