@@ -248,6 +248,8 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Read { .. }, ClientReply::ReadOk { .. })
             | (ClientOp::Write { .. }, ClientReply::WriteOk)
             | (ClientOp::Cas { .. }, ClientReply::CasOk)
+            | (ClientOp::Transfer { .. }, ClientReply::TransferOk { .. })
+            | (ClientOp::Snapshot, ClientReply::SnapshotOk { .. })
     )
 }
 

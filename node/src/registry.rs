@@ -90,6 +90,13 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             workloads: &["write-once"],
             bugs: algo::floodset::FloodSet::BUGS,
         },
+        AlgoInfo {
+            name: "chandy-lamport",
+            summary: "one account per node, transfers as messages, Chandy-Lamport global \
+                      snapshots; consistent cuts over FIFO links, loses money under reorder",
+            workloads: &["bank"],
+            bugs: algo::chandy_lamport::ChandyLamport::BUGS,
+        },
     ]
 }
 
@@ -106,6 +113,7 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
         "floodset" => runtime::run::<algo::floodset::FloodSet>(launch),
         "raft" => runtime::run::<algo::raft::Raft>(launch),
         "multi-paxos" => runtime::run::<algo::multi_paxos::MultiPaxos>(launch),
+        "chandy-lamport" => runtime::run::<algo::chandy_lamport::ChandyLamport>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

@@ -53,7 +53,20 @@ pub enum ClientOp {
         /// The new value.
         to: u64,
     },
+    /// Move `amount` from the asked node's account to node `to`'s (workload `bank`).
+    Transfer {
+        /// The receiving node's id.
+        to: String,
+        /// How much.
+        amount: u64,
+    },
+    /// Start a global snapshot at the asked node (workload `bank`).
+    Snapshot,
 }
+
+/// The balance every account of workload `bank` starts with; the bank's total is this
+/// times the number of nodes, whatever the transfers do.
+pub const BANK_INITIAL_BALANCE: u64 = 100;
 
 impl ClientOp {
     /// The op's function name as recorded in histories (`propose`, `read`, ...).
@@ -64,6 +77,8 @@ impl ClientOp {
             ClientOp::Read { .. } => "read",
             ClientOp::Write { .. } => "write",
             ClientOp::Cas { .. } => "cas",
+            ClientOp::Transfer { .. } => "transfer",
+            ClientOp::Snapshot => "snapshot",
         }
     }
 }
@@ -97,6 +112,17 @@ pub enum ClientReply {
     WriteOk,
     /// Reply to [`ClientOp::Cas`].
     CasOk,
+    /// Reply to [`ClientOp::Transfer`]: the money left the account as transfer number
+    /// `seq` on the link to the receiver (1, 2, .. per directed link).
+    TransferOk {
+        /// The transfer's number on its link.
+        seq: u64,
+    },
+    /// Reply to [`ClientOp::Snapshot`]: the snapshot started, under this id.
+    SnapshotOk {
+        /// The snapshot's id, unique in the run (`n1#3`).
+        id: String,
+    },
     /// The request failed; the code decides whether it surely did not happen.
     Error {
         /// Numeric error code.

@@ -14,8 +14,11 @@
 //!   it announced.
 //! - [`lin_kv`]: read/write/cas on a few keys of a replicated store, judged by
 //!   lincheck's `kv` model and by final reads at every live node.
+//! - [`bank`]: transfers between accounts and Chandy-Lamport global snapshots, judged by
+//!   conservation of money and consistency of each cut.
 #![deny(missing_docs)]
 
+pub mod bank;
 pub mod consensus;
 pub mod durability;
 pub mod echo;

@@ -92,6 +92,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "lin-kv",
         "read, write and cas on a few keys of a replicated store; checks linearizability per key and that every node serves after heal",
     ),
+    (
+        "bank",
+        "transfers between nodes' accounts and global snapshots; every snapshot must hold the whole total and be a consistent cut",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -102,6 +106,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "durability" => Some(Box::new(crate::durability::DurabilityWorkload)),
         "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
         "lin-kv" => Some(Box::new(crate::lin_kv::LinKvWorkload::new(opts))),
+        "bank" => Some(Box::new(crate::bank::BankWorkload::new(opts))),
         _ => None,
     }
 }

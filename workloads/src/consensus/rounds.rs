@@ -112,6 +112,7 @@ pub fn ground_truth_rounds(reports: &[TimedReport], n_nodes: usize) -> BTreeMap<
             Report::Decided { key, .. } => {
                 truth.entry(*key).or_default();
             }
+            _ => {}
         }
     }
     for (key, t) in truth.iter_mut() {
