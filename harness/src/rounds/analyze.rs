@@ -77,7 +77,7 @@ pub fn analyze_run(dir: &Path, n_nodes: usize) -> anyhow::Result<RunStats> {
         let (slot, key) = match &r.report {
             proto::Report::Decided { key, .. } => (&mut first_learned, key),
             proto::Report::BallotStarted { key, .. } => (&mut first_ballot, key),
-            proto::Report::Accepted { .. } => continue,
+            _ => continue,
         };
         let t = slot.entry(*key).or_insert(r.at());
         *t = (*t).min(r.at());

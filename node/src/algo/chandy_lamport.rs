@@ -26,6 +26,11 @@
 //! so the receiver has recorded before it arrives. Reorder the channel and the transfer may
 //! overtake the marker: the receiver counts money the sender still counts too.
 //!
+//! A balance `read` (the final reads) is answered only once every peer has answered a
+//! `flush` sent with it: on FIFO links every transfer a peer sent before its `flushed`
+//! has been applied by then, so with clients stopped the final balances add up to the
+//! total.
+//!
 //! Several snapshots may run at once (each is keyed by its id, `n1#3`), at most
 //! [`SNAPSHOTS_MAX`] in progress per node. State lives in memory only: a killed node
 //! loses its account, as the seed's model has no failures.
@@ -44,7 +49,9 @@ use proto::report::SNAPSHOT_SEQS_MAX;
 use proto::{ErrorCode, Report};
 use serde::{Deserialize, Serialize};
 
-use super::{check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId};
+use super::{
+    check_bugs, check_params, not_supported, Algorithm, ClientReq, Config, Ctx, NodeId, PENDING_MAX,
+};
 
 /// Snapshots one node may have in progress at once; a `snapshot` request beyond this is
 /// refused (a definite error). Markers of others' snapshots are always followed, so a
@@ -70,6 +77,17 @@ pub enum Msg {
     Marker {
         /// The snapshot's id.
         snapshot: String,
+    },
+    /// A balance read asks every peer to answer once everything it sent before is here.
+    Flush {
+        /// The read's number at the asking node.
+        read: u64,
+    },
+    /// The answer to [`Msg::Flush`]: on a FIFO link, every transfer the peer sent before
+    /// it has been applied by the time it arrives.
+    Flushed {
+        /// The read's number.
+        read: u64,
     },
 }
 
@@ -105,6 +123,9 @@ pub struct ChandyLamport {
     late: BTreeMap<String, NodeId>,
     no_channel_state: bool,
     late_record: bool,
+    /// Balance reads waiting for peers' `flushed`, by read number.
+    reads: BTreeMap<u64, (ClientReq, BTreeSet<NodeId>)>,
+    next_read: u64,
 }
 
 impl ChandyLamport {
@@ -253,6 +274,8 @@ impl Algorithm for ChandyLamport {
             late: BTreeMap::new(),
             no_channel_state: config.has_bug("no-channel-state"),
             late_record: config.has_bug("late-record"),
+            reads: BTreeMap::new(),
+            next_read: 1,
         })
     }
 
@@ -262,10 +285,30 @@ impl Algorithm for ChandyLamport {
         match msg {
             Msg::Transfer { seq, amount } => self.on_transfer(&from, seq, amount, ctx),
             Msg::Marker { snapshot } => self.on_marker(&from, snapshot, ctx),
+            Msg::Flush { read } => ctx.send(&from, Msg::Flushed { read }),
+            Msg::Flushed { read } => {
+                let Some((_, waiting)) = self.reads.get_mut(&read) else {
+                    return;
+                };
+                waiting.remove(&from);
+                if waiting.is_empty() {
+                    let (req, _) = self.reads.remove(&read).expect("just seen");
+                    let value = Some(self.balance);
+                    ctx.reply(&req, ClientReply::ReadOk { value });
+                }
+            }
         }
     }
 
     fn on_client(&mut self, req: ClientReq, ctx: &mut Ctx<Self>) {
+        if matches!(req.op, ClientOp::Read { .. }) && self.reads.len() < PENDING_MAX {
+            let read = self.next_read;
+            self.next_read += 1;
+            ctx.broadcast(Msg::Flush { read });
+            let waiting = self.peers.iter().cloned().collect();
+            self.reads.insert(read, (req, waiting));
+            return;
+        }
         let reply = match &req.op {
             ClientOp::Transfer { to, amount } => {
                 if !self.peers.contains(to) {
@@ -300,9 +343,10 @@ impl Algorithm for ChandyLamport {
                 self.record(&id, None, ctx);
                 ClientReply::SnapshotOk { id }
             }
-            ClientOp::Read { .. } => ClientReply::ReadOk {
-                value: Some(self.balance),
-            },
+            ClientOp::Read { .. } => refuse(
+                ErrorCode::TemporarilyUnavailable,
+                format!("{PENDING_MAX} reads already wait here"),
+            ),
             other => not_supported(other),
         };
         ctx.reply(&req, reply);
