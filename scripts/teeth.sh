@@ -74,6 +74,10 @@ ROWS=(
   "multi-paxos --bug no-hole-fill|no termination|--workload lin-kv --algorithm multi-paxos --bug no-hole-fill --schedule scripts/plans/accept-loss-leader-kills.json"
   "multi-paxos (control, accept-loss kills)|valid|--workload lin-kv --algorithm multi-paxos --schedule scripts/plans/accept-loss-leader-kills.json"
   "multi-paxos --bug leader-local-read|invalid linearizability|--workload lin-kv --algorithm multi-paxos --bug leader-local-read --nemesis partition"
+  "chandy-lamport|valid|--workload bank --algorithm chandy-lamport --nemesis clog,delay,pause"
+  "chandy-lamport (reorder)|snapshot-total|--workload bank --algorithm chandy-lamport --nemesis reorder"
+  "chandy-lamport --bug no-channel-state|snapshot-total|--workload bank --algorithm chandy-lamport --bug no-channel-state --nemesis delay"
+  "chandy-lamport --bug late-record|snapshot-total|--workload bank --algorithm chandy-lamport --bug late-record --nemesis delay"
 )
 
 # Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run
@@ -96,6 +100,7 @@ props = {c.get("evidence", {}).get("property") for c in v["checkers"] if c["verd
 print("disagreement" if "agreement" in props else
       "stable-reads" if any("stable" in (p or "") for p in props) else
       "no termination" if "termination" in props else
+      "snapshot-total" if "snapshot-total" in {p for c in v["checkers"] for p in c.get("evidence", {}).get("properties", [])} else
       "invalid " + ",".join(sorted(p or "?" for p in props)))
 EOF
 }
