@@ -70,14 +70,6 @@ pub fn node_ids(nodes: usize) -> Vec<String> {
 }
 
 impl Workload for BankWorkload {
-    fn name(&self) -> &'static str {
-        "bank"
-    }
-
-    fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {
-        self.next_targeted(rng).0
-    }
-
     fn next_targeted(&mut self, rng: &mut ChaCha8Rng) -> (ClientOp, Target) {
         let from = rng.gen_range(0..self.nodes);
         if rng.gen_range(0..100) < SNAPSHOT_PERCENT {
@@ -89,6 +81,14 @@ impl Workload for BankWorkload {
             amount: rng.gen_range(1..=AMOUNT_MAX),
         };
         (op, Target::Node(from))
+    }
+
+    fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {
+        self.next_targeted(rng).0
+    }
+
+    fn name(&self) -> &'static str {
+        "bank"
     }
 
     /// Every node's balance.
