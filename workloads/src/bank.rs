@@ -28,6 +28,9 @@
 //! counted and named; a run in which snapshots started but none completed is `unknown`,
 //! never `valid`. [`FinalTotal`] asks that the final balances add up to the total: with
 //! no node killed (accounts live in memory) and no message dropped, no money may vanish.
+//! [`Termination`] is the seed's stable-property detection: each snapshot taken in the
+//! quiet window (a final op at every node) says whether the transfers have terminated in
+//! its cut, and a "terminated" that the history contradicts is invalid.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -91,15 +94,18 @@ impl Workload for BankWorkload {
         "bank"
     }
 
-    /// Every node's balance.
+    /// Every node's balance, and a snapshot from every node for termination detection.
     fn final_ops(&self) -> Vec<ClientOp> {
-        vec![ClientOp::Read { key: 0 }]
+        vec![ClientOp::Read { key: 0 }, ClientOp::Snapshot]
     }
 
     fn checkers(&self) -> Vec<Box<dyn Checker>> {
         vec![
             Box::new(SnapshotChecker { nodes: self.nodes }),
             Box::new(FinalTotal { nodes: self.nodes }),
+            Box::new(Termination {
+                ids: node_ids(self.nodes),
+            }),
         ]
     }
 
@@ -137,6 +143,28 @@ struct Pieces {
     twice: Vec<String>,
     first: u64,
     last: u64,
+}
+
+impl Pieces {
+    /// Whether every node of `ids` reported its state and every channel its content.
+    fn complete(&self, ids: &[String]) -> bool {
+        ids.iter().all(|n| self.locals.contains_key(n))
+            && self.channels.len() == ids.len() * (ids.len() - 1)
+            && self
+                .channels
+                .keys()
+                .all(|(f, t)| ids.contains(f) && ids.contains(t))
+    }
+
+    /// The detector's answer: the computation has terminated in this cut when no
+    /// transfer is on any channel and every link's receiver applied all its sender sent.
+    fn says_terminated(&self) -> bool {
+        self.channels.iter().all(|((from, to), c)| {
+            let sent = self.locals[from].sent.get(to).copied().unwrap_or(0);
+            let received = self.locals[to].received.get(from).copied().unwrap_or(0);
+            c.count == 0 && sent == received
+        })
+    }
 }
 
 /// Gathers the snapshot reports by snapshot id.
@@ -332,11 +360,7 @@ impl Checker for SnapshotChecker {
         let mut bad: Vec<Value> = Vec::new();
         let mut properties = BTreeSet::new();
         for (id, p) in &snapshots {
-            let whole = ids.iter().all(|n| p.locals.contains_key(n))
-                && p.channels.len() == channels_n
-                && p.channels
-                    .keys()
-                    .all(|(f, t)| ids.contains(f) && ids.contains(t));
+            let whole = p.complete(&ids);
             if !whole {
                 let missing: Vec<&String> =
                     ids.iter().filter(|n| !p.locals.contains_key(*n)).collect();
@@ -473,6 +497,92 @@ impl Checker for FinalTotal {
         }
         let reason = format!("the final balances add up to {sum}, not {total}");
         Verdict::invalid(self.name(), reason, evidence)
+    }
+}
+
+/// Termination detection on the snapshots, the seed's stable property: once clients stop
+/// (the quiet window), no transfer is ever sent again, so "no money in transit" holds
+/// from some moment on and forever. Each snapshot taken in the quiet window (the final
+/// ops start one at every node) answers whether the computation has terminated in its
+/// cut ([`Pieces::says_terminated`]). The ground truth is the history: a snapshot that
+/// says so must have seen, on every link, every transfer whose `transfer_ok` the history
+/// records before the snapshot was asked for (property `false-termination`). A missed
+/// detection is counted in the evidence, not judged: the final snapshots start with the
+/// final reads, while a delayed transfer may still be on the wire.
+#[derive(Debug, Clone)]
+pub struct Termination {
+    /// The cluster's node ids.
+    pub ids: Vec<String>,
+}
+
+impl Checker for Termination {
+    fn name(&self) -> &'static str {
+        "termination-detection"
+    }
+
+    fn check(&self, input: &CheckInput) -> Verdict {
+        let Some(quiet) = input.quiet_from else {
+            return Verdict::unknown(self.name(), "no quiet window", Value::Null);
+        };
+        let ids = &self.ids;
+        let snapshots = gather(input);
+        let ops = input.history.ops();
+        let mut detected = 0usize;
+        let mut judged = 0usize;
+        for op in ops
+            .iter()
+            .filter(|o| o.f == "snapshot" && o.invoke_time >= quiet)
+        {
+            let id = op.output.as_ref().and_then(|o| o["id"].as_str());
+            let Some(p) = id.and_then(|id| snapshots.get(id)) else {
+                continue;
+            };
+            if !p.complete(ids) {
+                continue;
+            }
+            judged += 1;
+            if !p.says_terminated() {
+                continue;
+            }
+            detected += 1;
+            // Transfers made before the snapshot was asked for: the highest per link.
+            let mut made: BTreeMap<(String, String), u64> = BTreeMap::new();
+            for t in ops
+                .iter()
+                .filter(|t| t.f == "transfer" && t.outcome == Outcome::Ok)
+            {
+                let out = t.output.as_ref();
+                let to = out.and_then(|o| o["to"].as_str());
+                let seq = out.and_then(|o| o["seq"].as_u64());
+                let done = t.complete_time.is_some_and(|c| c < op.invoke_time);
+                if let (true, Some(from), Some(to), Some(seq)) = (done, &t.node, to, seq) {
+                    let max = made.entry((from.clone(), to.to_string())).or_default();
+                    *max = (*max).max(seq);
+                }
+            }
+            for ((from, to), seq) in &made {
+                let applied = p.locals.get(to).and_then(|l| l.received.get(from));
+                if applied.copied().unwrap_or(0) < *seq {
+                    let reason = format!(
+                        "snapshot {} says the computation terminated, but transfer \
+                         {from}->{to} #{seq} was made before it and {to} had not applied it",
+                        id.unwrap_or("?")
+                    );
+                    let evidence = json!({"property": "false-termination", "snapshot": id});
+                    return Verdict::invalid(self.name(), reason, evidence);
+                }
+            }
+        }
+        // Detection is judged for safety only: the final snapshots start with the final
+        // reads, while a transfer delayed past the heal may still be on the wire, and a
+        // lockstep run may end before their markers are all delivered.
+        let reason = format!(
+            "{detected} of {judged} complete quiet-window snapshots detected termination, \
+             none falsely (a missed detection is not judged)"
+        );
+        let mut v = Verdict::valid(self.name(), reason);
+        v.evidence = json!({"judged": judged, "detected": detected});
+        v
     }
 }
 

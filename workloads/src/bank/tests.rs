@@ -186,3 +186,64 @@ fn a_state_reported_twice_is_caught() {
     assert_eq!(v.verdict, VerdictKind::Invalid, "{v:?}");
     assert_eq!(v.evidence["property"], "snapshot-reports");
 }
+
+/// The transfer of [`history`], then a snapshot asked for in the quiet window.
+fn quiet_input(reports: Vec<TimedReport>) -> CheckInput {
+    let mut history = history();
+    let row = |index, ty, value: Value| Event {
+        index,
+        process: 1,
+        ty,
+        f: "snapshot".into(),
+        value,
+        time: 5 + index,
+        node: Some("n1".into()),
+        error: None,
+    };
+    history.events.push(row(2, EventType::Invoke, json!({})));
+    history
+        .events
+        .push(row(3, EventType::Ok, json!({"id": "n1#1"})));
+    CheckInput {
+        history,
+        reports,
+        quiet_from: Some(3),
+        ..CheckInput::default()
+    }
+}
+
+#[test]
+fn a_quiet_snapshot_that_saw_every_transfer_arrive_detects_termination() {
+    let mut reports = vec![
+        local("n1", 70, &[("n2", 1)], &[]),
+        local("n2", 130, &[], &[("n1", 1)]),
+        local("n3", 100, &[], &[]),
+    ];
+    reports.extend(channels(&[]));
+    let v = Termination { ids: node_ids(3) }.check(&quiet_input(reports));
+    assert_eq!(v.verdict, VerdictKind::Valid, "{v:?}");
+    assert_eq!(v.evidence["detected"], 1);
+}
+
+#[test]
+fn a_quiet_snapshot_with_money_in_transit_does_not_claim_termination() {
+    let v = Termination { ids: node_ids(3) }.check(&quiet_input(in_transit(Some(30))));
+    assert_eq!(v.verdict, VerdictKind::Valid, "{v:?}");
+    assert_eq!(v.evidence["judged"], 1);
+    assert_eq!(v.evidence["detected"], 0);
+}
+
+#[test]
+fn claiming_termination_with_a_transfer_unapplied_is_false_termination() {
+    // Every node reports nothing sent and nothing received, so the detector says
+    // terminated; the history knows n1 made n1->n2 #1 before the snapshot.
+    let mut reports = vec![
+        local("n1", 100, &[], &[]),
+        local("n2", 100, &[], &[]),
+        local("n3", 100, &[], &[]),
+    ];
+    reports.extend(channels(&[]));
+    let v = Termination { ids: node_ids(3) }.check(&quiet_input(reports));
+    assert_eq!(v.verdict, VerdictKind::Invalid, "{v:?}");
+    assert_eq!(v.evidence["property"], "false-termination");
+}
