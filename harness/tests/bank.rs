@@ -52,6 +52,10 @@ fn bank_with_fifo_links_takes_consistent_snapshots_that_hold_the_total() {
         "{snapshots}"
     );
     assert_eq!(checker(&verdict, "final-total")["verdict"], "valid");
+    assert_eq!(
+        checker(&verdict, "termination-detection")["verdict"],
+        "valid"
+    );
 }
 
 #[test]
