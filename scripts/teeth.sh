@@ -99,6 +99,10 @@ ROWS=(
   "total-isis|valid|--workload multicast --algorithm total-isis --nemesis delay,reorder,duplicate,clog,pause"
   "reliable|valid|--workload multicast --algorithm reliable --nemesis crash,delay,reorder,duplicate,clog,pause"
   "reliable (control, sequencer crash)|valid|--workload multicast --algorithm reliable --schedule scripts/plans/sequencer-crash.json"
+  "chandy-lamport|valid|--workload bank --algorithm chandy-lamport --nemesis clog,delay,pause"
+  "chandy-lamport (reorder)|snapshot-total|--workload bank --algorithm chandy-lamport --nemesis reorder"
+  "chandy-lamport --bug no-channel-state|snapshot-total|--workload bank --algorithm chandy-lamport --bug no-channel-state --nemesis delay"
+  "chandy-lamport --bug late-record|snapshot-total|--workload bank --algorithm chandy-lamport --bug late-record --nemesis delay"
 )
 
 # Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run
@@ -121,6 +125,7 @@ props = {c.get("evidence", {}).get("property") for c in v["checkers"] if c["verd
 print("disagreement" if "agreement" in props else
       "stable-reads" if any("stable" in (p or "") for p in props) else
       "no termination" if "termination" in props else
+      "snapshot-total" if "snapshot-total" in {p for c in v["checkers"] for p in c.get("evidence", {}).get("properties", [])} else
       "invalid " + ",".join(sorted(p or "?" for p in props)))
 EOF
 }

@@ -289,6 +289,8 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::Body(_), ClientReply::Body(_))
             | (ClientOp::Mcast { .. }, ClientReply::McastOk)
             | (ClientOp::McastRead, ClientReply::McastReadOk { .. })
+            | (ClientOp::Transfer { .. }, ClientReply::TransferOk { .. })
+            | (ClientOp::Snapshot, ClientReply::SnapshotOk { .. })
     )
 }
 

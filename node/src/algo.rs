@@ -18,6 +18,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 pub mod announce;
+pub mod chandy_lamport;
 pub mod coordinator;
 pub mod echo;
 pub mod floodset;

@@ -131,6 +131,13 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             workloads: &["multicast"],
             bugs: algo::multicast::reliable::Reliable::BUGS,
         },
+        AlgoInfo {
+            name: "chandy-lamport",
+            summary: "one account per node, transfers as messages, Chandy-Lamport global \
+                      snapshots; consistent cuts over FIFO links, loses money under reorder",
+            workloads: &["bank"],
+            bugs: algo::chandy_lamport::ChandyLamport::BUGS,
+        },
     ]
 }
 
@@ -179,6 +186,7 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
         }
         "total-isis" => runtime::run::<algo::multicast::total_isis::TotalIsis>(launch),
         "reliable" => runtime::run::<algo::multicast::reliable::Reliable>(launch),
+        "chandy-lamport" => runtime::run::<algo::chandy_lamport::ChandyLamport>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

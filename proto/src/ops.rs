@@ -64,6 +64,15 @@ pub enum ClientOp {
     },
     /// Every value this node delivered so far, in delivery order (workload `multicast`).
     McastRead,
+    /// Move `amount` from the asked node's account to node `to`'s (workload `bank`).
+    Transfer {
+        /// The receiving node's id.
+        to: String,
+        /// How much.
+        amount: u64,
+    },
+    /// Start a global snapshot at the asked node (workload `bank`).
+    Snapshot,
     /// A request of a Maelstrom workload, any body (its `type` is [`BodyOp::f`]).
     #[serde(untagged)]
     Body(BodyOp),
@@ -160,6 +169,10 @@ impl<'de> Deserialize<'de> for BodyOp {
     }
 }
 
+/// The balance every account of workload `bank` starts with; the bank's total is this
+/// times the number of nodes, whatever the transfers do.
+pub const BANK_INITIAL_BALANCE: u64 = 100;
+
 impl ClientOp {
     /// The op's function name as recorded in histories (`propose`, `read`, ...).
     pub fn f(&self) -> &'static str {
@@ -172,6 +185,8 @@ impl ClientOp {
             ClientOp::Body(b) => b.f,
             ClientOp::Mcast { .. } => "mcast",
             ClientOp::McastRead => "mcast_read",
+            ClientOp::Transfer { .. } => "transfer",
+            ClientOp::Snapshot => "snapshot",
         }
     }
 }
@@ -211,6 +226,17 @@ pub enum ClientReply {
     McastReadOk {
         /// The values this node delivered, in delivery order.
         delivered: Vec<u64>,
+    },
+    /// Reply to [`ClientOp::Transfer`]: the money left the account as transfer number
+    /// `seq` on the link to the receiver (1, 2, .. per directed link).
+    TransferOk {
+        /// The transfer's number on its link.
+        seq: u64,
+    },
+    /// Reply to [`ClientOp::Snapshot`]: the snapshot started, under this id.
+    SnapshotOk {
+        /// The snapshot's id, unique in the run (`n1#3`).
+        id: String,
     },
     /// The request failed; the code decides whether it surely did not happen.
     Error {

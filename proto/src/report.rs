@@ -1,6 +1,8 @@
 //! Out-of-band reports a node sends to the `harness` address. They are evidence for
 //! checkers and ground truth for benchmarks; no reply is expected.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 
 use crate::ops::Ballot;
@@ -44,7 +46,41 @@ pub enum Report {
         /// Its position in this node's delivery sequence, from 1.
         seq: u64,
     },
+    /// A node recorded its own state for global snapshot `id` (workload `bank`): its
+    /// balance and, per peer, how many transfers it had sent there and taken from there
+    /// when it recorded. Transfers are numbered 1, 2, .. per directed link.
+    SnapshotLocal {
+        /// The snapshot.
+        id: String,
+        /// The node's balance at its recording point.
+        balance: u64,
+        /// Per receiving peer: transfers sent to it so far (the highest number sent).
+        sent: BTreeMap<String, u64>,
+        /// Per sending peer: transfers applied from it so far.
+        received: BTreeMap<String, u64>,
+        /// Per sending peer: the highest transfer number applied from it so far.
+        received_max: BTreeMap<String, u64>,
+    },
+    /// A node closed its record of the incoming channel from `from` for snapshot `id`:
+    /// the transfers that arrived on it after the node recorded and before `from`'s
+    /// marker.
+    SnapshotChannel {
+        /// The snapshot.
+        id: String,
+        /// The channel's sender.
+        from: String,
+        /// How many transfers were recorded on it.
+        count: u64,
+        /// Their total amount.
+        amount: u64,
+        /// Their numbers on the link, the first `SNAPSHOT_SEQS_MAX` of them.
+        seqs: Vec<u64>,
+    },
 }
+
+/// Transfer numbers a `snapshot_channel` report lists at most; `count` and `amount` cover
+/// the rest.
+pub const SNAPSHOT_SEQS_MAX: usize = 256;
 
 /// A report as a node sends it: the report's own fields and, optionally, `"mono_ns"`,
 /// the host's `CLOCK_MONOTONIC` in nanoseconds when the node made it (after any sync that

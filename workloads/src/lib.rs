@@ -22,8 +22,11 @@
 //!   skips no offset.
 //! - [`multicast`]: values multicast to the group, judged for FIFO, causal and total
 //!   order, reliability and integrity from the nodes' delivery reports.
+//! - [`bank`]: transfers between accounts and Chandy-Lamport global snapshots, judged by
+//!   conservation of money and consistency of each cut.
 #![deny(missing_docs)]
 
+pub mod bank;
 pub mod broadcast;
 pub mod consensus;
 pub mod counter;

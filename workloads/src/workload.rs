@@ -137,6 +137,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "multicast",
         "clients ask nodes to multicast values; checks FIFO, causal or total order, reliability and integrity of every node's deliveries",
     ),
+    (
+        "bank",
+        "transfers between nodes' accounts and global snapshots; every snapshot must hold the whole total and be a consistent cut",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -154,6 +158,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "broadcast" => Some(Box::new(crate::broadcast::BroadcastWorkload::new(opts))),
         "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
         "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
+        "bank" => Some(Box::new(crate::bank::BankWorkload::new(opts))),
         _ => None,
     }
 }
