@@ -44,6 +44,10 @@
 //! 5. Teardown, checkers on what was recorded, `verdict.json` (with `"mode"` and
 //!    `"trace_hash"`), `metrics.json`, `latest`.
 //!
+//! With `--scheduler adversary` node messages wait in the [`adversary`] module's pool
+//! instead of the queue, and it chooses when each is delivered (every one within its
+//! bound), to keep instances undecided; the rest of the run is as above.
+//!
 //! A node that does not finish a step within [`conn::STEP_TIMEOUT`] of real time, closes
 //! its connection, writes garbage or an oversized line, spoofs `src` or sends anything
 //! outside a step is listed under `faulty_nodes`; a node whose step failed is treated as
