@@ -559,3 +559,33 @@ pub async fn bench(args: &BenchKvArgs) -> anyhow::Result<u8> {
     );
     Ok(0)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn refusals_without_a_leader_are_not_served_and_warmup_ops_not_timed() {
+        let ev = |process: u64, ty: &str, time: u64, error: Option<&str>| json!({"process": process, "type": ty, "f": "write", "time": time, "error": error});
+        let history = vec![
+            ev(1, "invoke", 10, None),
+            ev(1, "fail", 20, Some("error 11: no leader known")),
+            ev(2, "invoke", 30, None),
+            ev(2, "ok", 40, None),
+            ev(3, "invoke", 100, None),
+            ev(3, "fail", 160, Some("error 22: precondition failed")),
+            ev(4, "invoke", 110, None),
+            ev(4, "info", 200, Some("timeout")),
+            ev(5, "invoke", 120, None),
+            ev(5, "ok", 125, None),
+        ];
+        let (lat, unavailable, info) = served_ops(&history, 50);
+        assert_eq!(
+            lat,
+            vec![60, 5],
+            "the cas answered 22 counts, the warm-up op does not"
+        );
+        assert_eq!((unavailable, info), (1, 1));
+    }
+}
