@@ -299,7 +299,7 @@ class Node:
         if taken is None:
             return
         key, b = taken
-        if promised != b:
+        if self.promised.get(key) != b:
             self.promised[key] = b
             self.durable({"k": key, "p": body["ballot"]}, acceptor=True)
         acc = self.accepted.get(key)
