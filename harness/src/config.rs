@@ -292,7 +292,7 @@ impl RunConfig {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
-            ..Default::default()
+            topology: builder::topology_or_default(self.topology.as_deref()),
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))
