@@ -32,11 +32,33 @@ class Node:
         """Calls fn() every `seconds` once the node is initialised."""
         self.periodic.append((seconds, fn))
 
+    def serve_state(self, handlers, gossip, merge, every=0.1):
+        """Answers the request types of `handlers` (type -> fn(msg)); every `every` seconds
+        sends `gossip()` (a body) to every peer, and merges a peer's with `merge(msg)`."""
+        for kind, fn in handlers.items():
+            self.on(kind, fn)
+        self.on(gossip()["type"], merge)
+
+        def push():
+            for peer in self.peers():
+                self.send(peer, gossip())
+
+        self.every(every, push)
+        self.run()
+
     def peers(self):
         return [n for n in self.node_ids if n != self.node_id]
 
     def send(self, dest, body):
         line = json.dumps({"src": self.node_id, "dest": dest, "body": body},
+                          separators=(",", ":"))
+        with self.out_lock:
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+    def forward(self, msg, dest):
+        """Passes `msg` on to node `dest` unchanged, `src` still its sender's."""
+        line = json.dumps({"src": msg["src"], "dest": dest, "body": msg["body"]},
                           separators=(",", ":"))
         with self.out_lock:
             sys.stdout.write(line + "\n")

@@ -23,6 +23,9 @@ pub struct Cli {
 pub enum Command {
     /// Start a cluster, drive clients at it, inject faults, check the history.
     Run(Box<RunArgs>),
+    /// Run a Maelstrom node unchanged, with Maelstrom's flags (-w, --bin, --node-count,
+    /// --time-limit, --rate, --nemesis, ...) and every `squall run` flag.
+    Test(Box<crate::maelstrom::TestArgs>),
     /// List workloads and algorithms.
     List,
     /// Check stored histories for linearizability; one line per file: path, verdict, ms.

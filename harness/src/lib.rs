@@ -17,6 +17,7 @@
 //!   fault table (the router's policy in real runs), triggers, confirmation.
 //! - [`plan`]: `squall plan`, the named fault plans printed or written to a file.
 //! - [`lockstep`]: the deterministic mode: one event at a time in virtual time, the trace.
+//! - [`maelstrom`]: `squall test`, Maelstrom's command line over squall (stdio nodes).
 //! - [`replay`]: `squall replay`, a saved run run again.
 //! - [`router`]: every envelope passes through it; per-link decisions via [`router::LinkPolicy`];
 //!   [`router::gate`] admits one connection per node incarnation by the run's secret.
@@ -46,6 +47,7 @@ pub mod config;
 pub mod free;
 pub mod lifecycle;
 pub mod lockstep;
+pub mod maelstrom;
 pub mod metrics;
 pub mod nemesis;
 pub mod plan;

@@ -64,36 +64,17 @@ fn main() -> ExitCode {
 
 async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
     match cli.command {
-        Command::Run(args) => {
+        Command::Run(args) => run_cfg(args.validate()?).await.map(|(code, _)| code),
+        Command::Test(args) => {
             let cfg = args.validate()?;
-            let (tx, rx) = tokio::sync::watch::channel(false);
-            tokio::spawn(async move {
-                // SIGTERM (a scheduler, `kill`, `timeout`) means what Ctrl-C means: stop
-                // and write what was recorded, then tear every node down.
-                use tokio::signal::unix::{signal, SignalKind};
-                let mut term = signal(SignalKind::terminate()).ok();
-                let terminated = async {
-                    match term.as_mut() {
-                        Some(t) => {
-                            t.recv().await;
-                        }
-                        None => std::future::pending::<()>().await,
-                    }
-                };
-                let name = tokio::select! {
-                    r = tokio::signal::ctrl_c() => r.is_ok().then_some("interrupted"),
-                    () = terminated => Some("terminated"),
-                };
-                if let Some(name) = name {
-                    eprintln!("squall: {name}; stopping clients and writing what was recorded");
-                    let _ = tx.send(true);
-                }
-                // Keep the sender alive so receivers do not see a closed channel.
-                std::future::pending::<()>().await;
-            });
-            let outcome = run::run_any(cfg, rx).await?;
-            print!("{}", outcome.summary);
-            Ok(outcome.verdict.exit_code())
+            if args.latency.is_some() && cfg.mode == harness::config::RunMode::Free {
+                eprintln!("squall: --latency applies to lockstep runs; free-running runs use loopback's own");
+            }
+            let (code, dir) = run_cfg(cfg).await?;
+            if args.log_stderr {
+                eprint!("{}", harness::maelstrom::node_logs(&dir));
+            }
+            Ok(code)
         }
         Command::List => {
             println!("Workloads:");
@@ -123,4 +104,37 @@ async fn dispatch(cli: Cli) -> anyhow::Result<u8> {
         Command::Plan(args) => harness::plan::plan_cmd(&args),
         Command::StdioBridge { .. } => unreachable!("handled before the runtime starts"),
     }
+}
+
+/// Runs one configuration to its verdict, Ctrl-C and SIGTERM ending it early; returns the
+/// exit code and the run directory.
+async fn run_cfg(cfg: harness::config::RunConfig) -> anyhow::Result<(u8, std::path::PathBuf)> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        // SIGTERM (a scheduler, `kill`, `timeout`) means what Ctrl-C means: stop
+        // and write what was recorded, then tear every node down.
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let terminated = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let name = tokio::select! {
+            r = tokio::signal::ctrl_c() => r.is_ok().then_some("interrupted"),
+            () = terminated => Some("terminated"),
+        };
+        if let Some(name) = name {
+            eprintln!("squall: {name}; stopping clients and writing what was recorded");
+            let _ = tx.send(true);
+        }
+        // Keep the sender alive so receivers do not see a closed channel.
+        std::future::pending::<()>().await;
+    });
+    let outcome = run::run_any(cfg, rx).await?;
+    print!("{}", outcome.summary);
+    Ok((outcome.verdict.exit_code(), outcome.dir))
 }

@@ -42,7 +42,7 @@ pub async fn run_any(
 #[command(after_help = EXAMPLES)]
 pub struct RunArgs {
     /// Workload: what clients do and how it is checked (see `squall list`).
-    #[arg(long, default_value = "write-once")]
+    #[arg(short = 'w', long, default_value = "write-once")]
     pub workload: String,
     /// Bundled algorithm the nodes run (default: the workload's own).
     #[arg(long)]
@@ -121,9 +121,10 @@ pub struct RunArgs {
     #[arg(long, value_enum, default_value_t = RunMode::Free)]
     pub mode: RunMode,
     /// Fault kinds to schedule from the seed: partition, kill, pause, drop, delay,
-    /// duplicate, reorder, clog (comma-separated), `all` or `none`.
-    #[arg(long, default_value = "all")]
-    pub nemesis: String,
+    /// duplicate, reorder, clog (comma-separated), `all` or `none` [default: all; `squall
+    /// test`: none, as in Maelstrom].
+    #[arg(long)]
+    pub nemesis: Option<String>,
     /// Run this fault plan (a `schedule.json`, written or edited) instead of one drawn
     /// from the seed; it sets the time limit and the recovery window.
     #[arg(long, conflicts_with = "nemesis")]
@@ -191,7 +192,7 @@ impl RunArgs {
     /// [`RunBuilder::build`].
     pub fn builder(&self) -> Result<RunBuilder, UsageError> {
         let fail = |m: String| Err(UsageError(m));
-        let kinds = FaultKind::parse_list(&self.nemesis)
+        let kinds = FaultKind::parse_list(self.nemesis.as_deref().unwrap_or("all"))
             .map_err(|e| UsageError(format!("--nemesis: {e}")))?;
         let delay_dist = match self.delay_dist.as_str() {
             "constant" => DelayDist::Constant,

@@ -154,6 +154,10 @@ pub fn bridge(argv: &[String]) -> Result<i32, String> {
         .stderr(Stdio::inherit())
         .spawn()
         .map_err(|e| format!("cannot start {program}: {e}"))?;
+    eprintln!(
+        "squall stdio-bridge: {me} incarnation {incarnation}: started {program} (pid {})",
+        child.id()
+    );
     let stdout = child.stdout.take().expect("piped stdout");
     let stdin = child.stdin.take().expect("piped stdin");
     let me_out = me.clone();
@@ -223,6 +227,7 @@ fn relay_in(stream: TcpStream, stdin: std::process::ChildStdin) {
         let mut ok = writeln!(w, "{line}").is_ok();
         if is_init && !initialised {
             initialised = true;
+            eprintln!("squall stdio-bridge: init handed to the program");
             for h in held.drain(..) {
                 ok &= writeln!(w, "{h}").is_ok();
             }

@@ -12,6 +12,9 @@
 //!   and termination; [`linearizable`]: the same runs judged as one linearizable
 //!   write-once register per instance; [`stable_reads`]: no node takes back a decision
 //!   it announced.
+//! - Maelstrom's workloads, whose requests are bodies of any JSON ([`maelstrom`] has what
+//!   they share): [`unique_ids`], [`g_set`], [`g_counter`] and [`pn_counter`] (both judged
+//!   by [`counter`]).
 //! - [`lin_kv`]: read/write/cas on a few keys of a replicated store, judged by
 //!   lincheck's `kv` model and by final reads at every live node.
 //! - [`broadcast`] and [`kafka`]: Maelstrom's workloads of those names, with its bodies;
@@ -21,13 +24,19 @@
 
 pub mod broadcast;
 pub mod consensus;
+pub mod counter;
 pub mod durability;
 pub mod echo;
+pub mod g_counter;
+pub mod g_set;
 pub mod history;
 pub mod kafka;
 pub mod lin_kv;
 pub mod linearizable;
+pub mod maelstrom;
+pub mod pn_counter;
 pub mod stable_reads;
+pub mod unique_ids;
 pub mod verdict;
 pub mod workload;
 pub mod write_once;

@@ -107,6 +107,22 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "read, write and cas on a few keys of a replicated store; checks linearizability per key and that every node serves after heal",
     ),
     (
+        "unique-ids",
+        "Maelstrom's: generate answers an id; every ok id distinct, across kills and restarts",
+    ),
+    (
+        "g-set",
+        "Maelstrom's grow-only set: add and read; every acknowledged element in every final read, nothing never added",
+    ),
+    (
+        "g-counter",
+        "Maelstrom's grow-only counter: add and read; final reads are the acknowledged sum plus some unknown adds",
+    ),
+    (
+        "pn-counter",
+        "Maelstrom's counter with negative deltas: add and read; final reads as g-counter's, by subset sums",
+    ),
+    (
         "broadcast",
         "Maelstrom broadcast: topology first, then broadcast and read; every acknowledged message read at every node after the heal",
     ),
@@ -124,6 +140,10 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "durability" => Some(Box::new(crate::durability::DurabilityWorkload)),
         "write-once" => Some(Box::new(crate::write_once::WriteOnceWorkload::new(opts))),
         "lin-kv" => Some(Box::new(crate::lin_kv::LinKvWorkload::new(opts))),
+        "unique-ids" => Some(Box::new(crate::unique_ids::UniqueIdsWorkload)),
+        "g-set" => Some(Box::new(crate::g_set::GSetWorkload::default())),
+        "g-counter" => Some(Box::new(crate::g_counter::workload())),
+        "pn-counter" => Some(Box::new(crate::pn_counter::workload())),
         "broadcast" => Some(Box::new(crate::broadcast::BroadcastWorkload::new(opts))),
         "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
         _ => None,

@@ -244,6 +244,13 @@ impl RunBuilder {
             .algorithm
             .clone()
             .unwrap_or_else(|| workload.default_algorithm().to_string());
+        if self.node_cmd.is_none() && workload.default_algorithm().is_empty() {
+            return fail(format!(
+                "workload '{}' has no bundled node: give the node program with --node-cmd \
+                 (and --stdio for a Maelstrom node), or use `squall test --bin`",
+                self.workload
+            ));
+        }
         let node_bin = if self.node_cmd.is_none() {
             self.bundled_node(&algorithm)?
         } else {
