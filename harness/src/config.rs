@@ -302,6 +302,7 @@ impl RunConfig {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            topology: builder::topology_or_default(self.topology.as_deref()),
             guarantee: self.guarantee.unwrap_or_default(),
             ..Default::default()
         };

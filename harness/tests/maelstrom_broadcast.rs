@@ -19,9 +19,16 @@ use std::path::{Path, PathBuf};
 use common::{history_lines, jsonl, python_cmd, python_results_dir, run_in, verdict_of};
 use serde_json::Value;
 
-/// Runs `workload` on `examples/maelstrom/<node>` for 3 s under `nemesis` with `seed`:
-/// the verdict word and the run directory.
-fn run(results: &Path, workload: &str, node: &str, nemesis: &str, seed: &str) -> (String, PathBuf) {
+/// Runs `workload` on `examples/maelstrom/<node>` for 3 s under `nemesis` with `seed`,
+/// asserting its verdict is `want`: the run directory.
+fn expect(
+    results: &Path,
+    workload: &str,
+    node: &str,
+    nemesis: &str,
+    seed: &str,
+    want: &str,
+) -> PathBuf {
     let (script, args) = node.split_once(' ').unwrap_or((node, ""));
     let cmd = python_cmd(&format!("examples/maelstrom/{script}"), args);
     let (out, dir) = run_in(
@@ -42,9 +49,13 @@ fn run(results: &Path, workload: &str, node: &str, nemesis: &str, seed: &str) ->
         ],
     );
     let verdict = verdict_of(&dir);
-    let word = verdict["verdict"].as_str().unwrap_or("?").to_string();
-    eprintln!("{}", String::from_utf8_lossy(&out.stdout));
-    (word, dir)
+    assert_eq!(
+        verdict["verdict"],
+        want,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    dir
 }
 
 #[test]
@@ -52,8 +63,14 @@ fn gossip_broadcast_gets_its_topology_first_and_is_valid() {
     let Some(results) = python_results_dir() else {
         return;
     };
-    let (word, dir) = run(results.path(), "broadcast", "broadcast.py", "none", "1");
-    assert_eq!(word, "valid", "{}", verdict_of(&dir));
+    let dir = expect(
+        results.path(),
+        "broadcast",
+        "broadcast.py",
+        "none",
+        "1",
+        "valid",
+    );
     let invokes: Vec<Value> = history_lines(&dir)
         .into_iter()
         .filter(|e| e["type"] == "invoke")
@@ -72,14 +89,14 @@ fn broadcast_that_sends_once_loses_messages_under_partition() {
     let Some(results) = python_results_dir() else {
         return;
     };
-    let (word, dir) = run(
+    let dir = expect(
         results.path(),
         "broadcast",
         "broadcast.py --once",
         "partition",
         "1",
+        "invalid",
     );
-    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
     let v = verdict_of(&dir);
     let checker = &v["checkers"][0];
     assert_eq!(checker["evidence"]["property"], "lost", "{v}");
@@ -90,16 +107,15 @@ fn kafka_owner_is_valid_and_forgetting_offsets_is_caught_under_kill() {
     let Some(results) = python_results_dir() else {
         return;
     };
-    let (word, dir) = run(results.path(), "kafka", "kafka.py", "none", "1");
-    assert_eq!(word, "valid", "{}", verdict_of(&dir));
-    let (word, dir) = run(
+    expect(results.path(), "kafka", "kafka.py", "none", "1", "valid");
+    expect(
         results.path(),
         "kafka",
         "kafka.py --forget-offsets",
         "kill",
         "1",
+        "invalid",
     );
-    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
 }
 
 #[test]
@@ -107,19 +123,25 @@ fn lin_kv_service_is_linearizable_and_seq_kv_is_not() {
     let Some(results) = python_results_dir() else {
         return;
     };
-    let (word, dir) = run(results.path(), "lin-kv", "kv_proxy.py", "none", "3");
-    assert_eq!(word, "valid", "{}", verdict_of(&dir));
+    let dir = expect(
+        results.path(),
+        "lin-kv",
+        "kv_proxy.py",
+        "none",
+        "3",
+        "valid",
+    );
     let to_service = jsonl(&dir.join("messages.jsonl"))
         .iter()
         .filter(|m| m["dest"] == "lin-kv")
         .count();
     assert!(to_service > 0, "service traffic is logged");
-    let (word, dir) = run(
+    expect(
         results.path(),
         "lin-kv",
         "kv_proxy.py --service seq-kv",
         "none",
         "3",
+        "invalid",
     );
-    assert_eq!(word, "invalid", "{}", verdict_of(&dir));
 }

@@ -17,12 +17,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashSet};
 
-use proto::ops::{BodyOp, ClientOp, ClientReply};
+use proto::ops::{ClientOp, ClientReply};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::history::{Op, Outcome};
+use crate::maelstrom::{body_op, NO_BUNDLED_NODE};
 use crate::verdict::{CheckInput, Checker, Verdict};
 use crate::workload::{Workload, WorkloadOpts};
 
@@ -73,8 +74,8 @@ impl Workload for BroadcastWorkload {
         nodes
             .iter()
             .map(|n| {
-                let op = BodyOp::new("topology", json!({ "topology": topology }), &[]);
-                (n.clone(), ClientOp::Body(op))
+                let op = body_op("topology", json!({ "topology": topology }), &[]);
+                (n.clone(), op)
             })
             .collect()
     }
@@ -110,20 +111,19 @@ impl Workload for BroadcastWorkload {
         vec![Box::new(BroadcastChecker)]
     }
 
-    /// None: runs take `--node-cmd`.
     fn default_algorithm(&self) -> &'static str {
-        ""
+        NO_BUNDLED_NODE
     }
 }
 
 /// `broadcast {message}`, answered by `broadcast_ok`.
 pub fn broadcast_op(message: u64) -> ClientOp {
-    ClientOp::Body(BodyOp::new("broadcast", json!({ "message": message }), &[]))
+    body_op("broadcast", json!({ "message": message }), &[])
 }
 
 /// Broadcast's `read`, answered by `read_ok {messages}`.
 pub fn read_op() -> ClientOp {
-    ClientOp::Body(BodyOp::new("read", json!({}), &["messages"]))
+    body_op("read", json!({}), &["messages"])
 }
 
 /// The messages an ok `read` returned, if `op` is one.

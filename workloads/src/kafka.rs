@@ -26,12 +26,13 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use proto::ops::{BodyOp, ClientOp, ClientReply};
+use proto::ops::{ClientOp, ClientReply};
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
 use crate::history::{Event, EventType};
+use crate::maelstrom::{body_op, NO_BUNDLED_NODE};
 use crate::verdict::{CheckInput, Checker, Verdict};
 use crate::workload::{Workload, WorkloadOpts};
 
@@ -92,15 +93,13 @@ impl Workload for KafkaWorkload {
         }
         if roll < SEND_PERCENT + 3 * rest {
             let at = self.polled.get(&key).copied().unwrap_or(0);
-            let op = BodyOp::new("commit_offsets", json!({"offsets": {key: at}}), &[]);
-            return ClientOp::Body(op);
+            return body_op("commit_offsets", json!({"offsets": {key: at}}), &[]);
         }
-        let op = BodyOp::new(
+        body_op(
             "list_committed_offsets",
             json!({ "keys": [key] }),
             &["offsets"],
-        );
-        ClientOp::Body(op)
+        )
     }
 
     fn observe(&mut self, op: &ClientOp, reply: &ClientReply) {
@@ -154,9 +153,8 @@ impl Workload for KafkaWorkload {
         vec![Box::new(KafkaChecker)]
     }
 
-    /// None: runs take `--node-cmd`.
     fn default_algorithm(&self) -> &'static str {
-        ""
+        NO_BUNDLED_NODE
     }
 
     fn instances_default(&self) -> Option<u64> {
@@ -166,20 +164,12 @@ impl Workload for KafkaWorkload {
 
 /// `send {key, msg}`, answered by `send_ok {offset}`.
 pub fn send_op(key: &str, msg: u64) -> ClientOp {
-    ClientOp::Body(BodyOp::new(
-        "send",
-        json!({"key": key, "msg": msg}),
-        &["offset"],
-    ))
+    body_op("send", json!({"key": key, "msg": msg}), &["offset"])
 }
 
 /// `poll {offsets}`, answered by `poll_ok {msgs}`.
 pub fn poll_op(offsets: &BTreeMap<String, u64>) -> ClientOp {
-    ClientOp::Body(BodyOp::new(
-        "poll",
-        json!({ "offsets": offsets }),
-        &["msgs"],
-    ))
+    body_op("poll", json!({ "offsets": offsets }), &["msgs"])
 }
 
 /// Violations named in a verdict, per property.

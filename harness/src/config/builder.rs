@@ -143,6 +143,7 @@ impl RunBuilder {
             contention: self.contention,
             nodes: self.nodes,
             late_percent: self.late_percent,
+            topology: topology_or_default(self.topology.as_deref()),
             guarantee: Default::default(),
             ..Default::default()
         };
@@ -154,6 +155,14 @@ impl RunBuilder {
             )));
         };
         let fail = |m: String| Err(UsageError(m));
+        if let Some(t) = &self.topology {
+            if !workloads::broadcast::TOPOLOGIES.contains(&t.as_str()) {
+                return fail(format!(
+                    "unknown --topology '{t}' (valid: {})",
+                    workloads::broadcast::TOPOLOGIES.join(", ")
+                ));
+            }
+        }
         if self.mode == RunMode::Lockstep && !workload.setup_ops(&["n".into()]).is_empty() {
             return fail(format!(
                 "workload '{}' sends setup ops (topology) before clients start, which only \
@@ -531,4 +540,11 @@ pub fn random_seed() -> u64 {
     );
     h.write_u32(std::process::id());
     h.finish() >> 16
+}
+
+/// The topology a workload is given: `--topology`, else Maelstrom's default (`grid`).
+pub fn topology_or_default(topology: Option<&str>) -> String {
+    topology
+        .unwrap_or(workloads::broadcast::TOPOLOGY_DEFAULT)
+        .to_string()
 }
