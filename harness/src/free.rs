@@ -233,7 +233,9 @@ pub async fn run_free(
     let mut tasks = JoinSet::new();
     let gate = Gate::new(&node_ids);
     let (router, events) = Router::start(&addrs, gate.clone(), start, &mut tasks).await?;
-    router.log_messages(&node_ids);
+    let log_bytes_max =
+        crate::router::msglog::bytes_max().map_err(|e| crate::UsageError(e.to_string()))?;
+    router.log_messages(&node_ids, log_bytes_max);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);
     let mut live = FreeRun {
         router: router.clone(),
