@@ -193,7 +193,10 @@ impl Bench {
             )
             .await?;
             // Runs log node-to-node messages; the bench pays for it too.
-            router.log_messages(&["n1".to_string(), "n2".into()]);
+            router.log_messages(
+                &["n1".to_string(), "n2".into()],
+                crate::router::msglog::BYTES_MAX_DEFAULT,
+            );
             let addr = router.local_addr().to_string();
             env_pong = vec![
                 ("SQUALL_ROUTER".to_string(), addr.clone()),

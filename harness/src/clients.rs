@@ -133,7 +133,7 @@ impl Recorder {
             process,
             ty,
             f: f.to_string(),
-            value,
+            value: value.into(),
             time: self.now_ns(),
             node: node.map(str::to_string),
             error,

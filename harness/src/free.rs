@@ -237,7 +237,9 @@ pub async fn run_free(
     // Service traffic is node traffic for the log: nodes talk to services as to peers.
     let mut logged = node_ids.clone();
     logged.extend(services::SERVICES.iter().map(|s| s.to_string()));
-    router.log_messages(&logged);
+    let log_bytes_max =
+        crate::router::msglog::bytes_max().map_err(|e| crate::UsageError(e.to_string()))?;
+    router.log_messages(&logged, log_bytes_max);
     let mut service_tasks = JoinSet::new();
     services::serve(&router, cfg.seed, &mut service_tasks);
     let inbox = router.register_local(proto::HARNESS, 64 * 1024);

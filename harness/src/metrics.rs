@@ -100,7 +100,7 @@ mod tests {
         let op = |f: &str, outcome, lat_ms: u64| Op {
             process: 0,
             f: f.into(),
-            input: Value::Null,
+            input: Value::Null.into(),
             output: None,
             outcome,
             invoke_time: 1_000_000,

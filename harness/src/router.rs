@@ -11,7 +11,8 @@
 //! fault).
 //!
 //! Everything is bounded: each destination has a queue bounded in bytes (a paused node
-//! that stops reading makes its queue overflow, which is counted as a drop), held and
+//! that stops reading makes its queue overflow, which is counted as a drop), so has each
+//! local inbox ([`INBOX_BYTES_MAX`] besides its message capacity), held and
 //! delayed messages are capped per link, frames are capped at [`proto::FRAME_BYTES_MAX`]
 //! and hello lines at [`HELLO_BYTES_MAX`]. Whatever a node controls is bounded too: body
 //! types longer than [`TYPE_BYTES_MAX`] or beyond the first [`TYPE_NAMES_MAX`] distinct
@@ -59,6 +60,10 @@ pub const HELLO_TIMEOUT_MS: u64 = 5_000;
 pub const HELLO_BYTES_MAX: usize = 4 * 1024;
 /// Bytes queued towards one node connection before further messages are dropped.
 pub const DEST_QUEUE_BYTES_MAX: usize = 8 << 20;
+/// Bytes (bodies and sender names) waiting in one local inbox (a client's or the
+/// harness's) before further messages are dropped; the inbox's message capacity is the
+/// second cap.
+pub const INBOX_BYTES_MAX: usize = 16 << 20;
 /// Distinct body types counted by name; later ones are counted as [`OTHER_TYPE`] and
 /// the sender is recorded as faulty (`too_many_types`).
 pub const TYPE_NAMES_MAX: usize = 256;
@@ -82,6 +87,30 @@ pub struct Delivered {
     pub body: String,
     /// Microseconds since the run's start, at delivery.
     pub at_us: u64,
+    /// Gives the message's bytes back to its inbox when the message is dropped.
+    _room: InboxRoom,
+}
+
+/// The bytes of one message counted against its inbox's [`INBOX_BYTES_MAX`], handed
+/// back when the receiver drops the message. A clone holds no room.
+#[derive(Debug, Default)]
+struct InboxRoom {
+    queued: Option<Arc<std::sync::atomic::AtomicUsize>>,
+    bytes: usize,
+}
+
+impl Clone for InboxRoom {
+    fn clone(&self) -> Self {
+        InboxRoom::default()
+    }
+}
+
+impl Drop for InboxRoom {
+    fn drop(&mut self) {
+        if let Some(q) = &self.queued {
+            q.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 /// Things the run loop needs to know about connections.
@@ -149,7 +178,15 @@ struct TcpSink {
 #[derive(Clone)]
 enum Sink {
     Tcp(TcpSink),
-    Local(mpsc::Sender<Delivered>),
+    Local(LocalSink),
+}
+
+/// A local endpoint's inbox, bounded in messages by the channel and in bytes by
+/// `queued` (see [`INBOX_BYTES_MAX`]).
+#[derive(Clone)]
+struct LocalSink {
+    tx: mpsc::Sender<Delivered>,
+    queued: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 /// Lines bound for node sockets, gathered while routing one read's worth of frames and
@@ -330,11 +367,11 @@ impl Router {
     }
 
     /// Starts logging every node-to-node message copy (see [`msglog`]); `nodes` are the
-    /// addresses that are nodes.
-    pub fn log_messages(&self, nodes: &[String]) {
+    /// addresses that are nodes; `messages.jsonl` will take at most `bytes_max` bytes.
+    pub fn log_messages(&self, nodes: &[String], bytes_max: u64) {
         let mut st = self.lock();
         let is_node = st.addrs.iter().map(|a| nodes.contains(a)).collect();
-        st.log = Some(MessageLog::new(is_node));
+        st.log = Some(MessageLog::new(is_node, bytes_max));
     }
 
     /// Writes the message log to `path` and stops logging; `None` if it was not on.
@@ -357,7 +394,10 @@ impl Router {
             .index
             .get(addr)
             .expect("local endpoints are declared at start");
-        st.sinks[i] = Some(Sink::Local(tx));
+        st.sinks[i] = Some(Sink::Local(LocalSink {
+            tx,
+            queued: Arc::default(),
+        }));
         rx
     }
 

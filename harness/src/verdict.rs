@@ -70,7 +70,6 @@ impl Evidence<'_> {
     pub fn judge(self) -> anyhow::Result<Judgement> {
         let history = History::load(&self.dir.join("history.jsonl"))
             .map_err(|e| anyhow::anyhow!("read back history: {e}"))?;
-        let ops = history.ops();
         // What `squall check` needs, besides the run directory's other files, to judge
         // the history again exactly as the run did (see `rejudge`).
         let check_input = json!({
@@ -86,6 +85,10 @@ impl Evidence<'_> {
             live_nodes: self.live_nodes,
         };
         let (verdicts, overall, reason) = run_checkers(self.checkers, &input);
+        // The ops for metrics, made once the checkers are done and the history goes: a
+        // long run's history is held once at a time, not twice.
+        let ops = input.history.ops();
+        drop(input);
         let faulty = self.issues.faulty;
         let interrupted = self.issues.interrupted;
         let (verdict, reason) = overall_verdict(overall, reason, self.issues);

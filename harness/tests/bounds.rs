@@ -418,3 +418,91 @@ fn mutated_frames_neither_panic_nor_grow_the_router() {
         .sum();
     assert!(total > 100, "{faulty:#?}");
 }
+
+/// `scripts/gen-history.py` into `dir`: a run directory whose history of about `mb`
+/// megabytes is correct, or (`corrupt`) has one read of a value never written.
+fn generated_history(dir: &Path, workload: &str, mb: &str, corrupt: bool) -> PathBuf {
+    let mut cmd = std::process::Command::new("python3");
+    cmd.arg(repo_root().join("scripts/gen-history.py"))
+        .args(["--workload", workload, "--mb", mb, "--out"])
+        .arg(dir);
+    if corrupt {
+        cmd.arg("--corrupt");
+    }
+    let out = cmd.output().expect("run gen-history.py");
+    assert!(out.status.success(), "{}", text(&out));
+    dir.join("history.jsonl")
+}
+
+/// A history of a few MB (tens of thousands of ops, the shape of a long run's) is
+/// judged by the run's own checkers as it is: valid when it is, invalid naming the bad
+/// read when one read saw a value nobody wrote. Memory is measured by
+/// scripts/check-rss.sh, not asserted here.
+#[test]
+fn a_few_megabytes_of_history_are_judged_right() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (workload, checker) in [("lin-kv", "linearizability"), ("write-once", "consensus")] {
+        let good = generated_history(&tmp.path().join(workload), workload, "3", false);
+        assert!(std::fs::metadata(&good).unwrap().len() > 2_500_000);
+        let out = check(&good);
+        assert_exit(&out, 0);
+        assert!(text(&out).contains("\tvalid\t"), "{}", text(&out));
+        let bad_dir = tmp.path().join(format!("{workload}-bad"));
+        let bad = generated_history(&bad_dir, workload, "3", true);
+        let out = squall(&["check", "-v", bad.to_str().unwrap()])
+            .output()
+            .unwrap();
+        assert_exit(&out, 1);
+        let said = text(&out);
+        assert!(said.contains("\tinvalid\t"), "{said}");
+        assert!(said.contains(&format!("{checker}: ")), "{said}");
+        assert!(said.contains("1000000000"), "names the bad value: {said}");
+    }
+}
+
+/// `messages.jsonl` stops at its byte cap: the file holds whole lines within it, and
+/// `metrics.json` says how many copies were not written.
+#[test]
+fn message_log_stops_at_its_byte_cap_and_says_so() {
+    let results = tempfile::tempdir().unwrap();
+    let cap = 4096u64;
+    let out = squall(&[
+        "run",
+        "--time-limit",
+        "1s",
+        "--nemesis",
+        "none",
+        "--seed",
+        "3",
+        "--results-dir",
+        results.path().to_str().unwrap(),
+    ])
+    .env("SQUALL_MESSAGE_LOG_BYTES_MAX", cap.to_string())
+    .output()
+    .unwrap();
+    assert_exit(&out, 0);
+    let dir = results.path().join("latest");
+    let written = std::fs::read_to_string(dir.join("messages.jsonl")).unwrap();
+    assert!(written.len() as u64 <= cap, "{} bytes", written.len());
+    assert!(
+        written.is_empty() || written.ends_with('\n'),
+        "whole lines only"
+    );
+    let log = &metrics_of(&dir)["message_log"];
+    assert_eq!(log["bytes_max"], cap, "{log}");
+    assert_eq!(log["bytes"], written.len() as u64, "{log}");
+    let unwritten = log["unwritten"].as_u64().unwrap();
+    let recorded = log["recorded"].as_u64().unwrap();
+    assert!(unwritten > 0, "{log}");
+    assert_eq!(
+        written.lines().count() as u64 + unwritten,
+        recorded,
+        "{log}"
+    );
+    let bad = squall(&["run", "--time-limit", "1s", "--results-dir"])
+        .arg(results.path())
+        .env("SQUALL_MESSAGE_LOG_BYTES_MAX", "lots")
+        .output()
+        .unwrap();
+    assert_exit(&bad, 254);
+}

@@ -161,7 +161,7 @@ mod tests {
             process: i,
             ty,
             f: "read".into(),
-            value: v,
+            value: v.into(),
             time,
             node: Some("n1".into()),
             error: None,

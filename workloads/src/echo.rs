@@ -98,7 +98,7 @@ mod tests {
                 process: *p,
                 ty: *ty,
                 f: "echo".into(),
-                value: json!({"echo": s}),
+                value: json!({"echo": s}).into(),
                 time: i as u64,
                 node: None,
                 error: None,

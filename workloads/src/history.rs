@@ -5,6 +5,13 @@
 //! `time` is monotonic nanoseconds since the run started. A process has at most one op in
 //! flight; after an `info` (outcome unknown) it never invokes again (Jepsen's rule), so the
 //! harness gives that client a fresh process id.
+//!
+//! Event values are [`Fields`], not `serde_json::Value`: a history is checked in memory,
+//! and a long run's history must fit a small multiple of its size on disk.
+
+mod fields;
+
+pub use fields::Fields;
 
 use std::io::BufRead;
 use std::path::Path;
@@ -39,8 +46,9 @@ pub struct Event {
     pub ty: EventType,
     /// The op's function: `echo`, `propose`, `read`, `write`, `cas`.
     pub f: String,
-    /// Op arguments on invoke; arguments merged with the result on completion.
-    pub value: Value,
+    /// Op arguments on invoke; arguments merged with the result on completion. Build it
+    /// from a `Value` with `.into()`.
+    pub value: Fields,
     /// Monotonic nanoseconds since the start of the run.
     pub time: u64,
     /// The node the op was sent to.
@@ -49,6 +57,37 @@ pub struct Event {
     /// Why a `fail` or `info` happened.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+impl EventType {
+    /// The word `history.jsonl` writes.
+    pub fn name(self) -> &'static str {
+        match self {
+            EventType::Invoke => "invoke",
+            EventType::Ok => "ok",
+            EventType::Fail => "fail",
+            EventType::Info => "info",
+        }
+    }
+}
+
+/// Checkers hand events to lincheck as they are, not encoded again as JSON.
+impl lincheck::parse::squall::EventView for &Event {
+    fn process(&self) -> u64 {
+        self.process
+    }
+    fn ty(&self) -> &str {
+        self.ty.name()
+    }
+    fn f(&self) -> &str {
+        &self.f
+    }
+    fn field(&self, name: &str) -> Option<&Value> {
+        self.value.get(name)
+    }
+    fn time(&self) -> u64 {
+        self.time
+    }
 }
 
 /// The JSON object of an op's arguments: the op's body without its `type`.
@@ -98,9 +137,9 @@ pub struct Op {
     /// The function.
     pub f: String,
     /// The invoke value.
-    pub input: Value,
+    pub input: Fields,
     /// The completion value (`None` when pending).
-    pub output: Option<Value>,
+    pub output: Option<Fields>,
     /// How it ended.
     pub outcome: Outcome,
     /// Invoke time (ns).
@@ -142,36 +181,42 @@ impl std::fmt::Display for HistoryError {
 impl std::error::Error for HistoryError {}
 
 impl History {
-    /// Reads `history.jsonl`. A torn last line (a crash mid-write) is ignored.
+    /// Reads `history.jsonl` line by line (the file is never held whole). A last line
+    /// that does not parse (a crash mid-write tore it) is ignored.
     pub fn load(path: &Path) -> Result<History, HistoryError> {
-        let file = std::fs::File::open(path).map_err(|e| HistoryError {
+        let io = |e: std::io::Error| HistoryError {
             line: 0,
             message: format!("{}: {e}", path.display()),
-        })?;
-        let lines: Vec<String> = std::io::BufReader::new(file)
-            .lines()
-            .collect::<Result<_, _>>()
-            .map_err(|e| HistoryError {
-                line: 0,
-                message: e.to_string(),
-            })?;
-        let mut events = Vec::with_capacity(lines.len());
-        let last = lines.len();
-        for (i, line) in lines.iter().enumerate() {
+        };
+        let file = std::fs::File::open(path).map_err(io)?;
+        // Lines are rarely under this many bytes: room for every event without growing.
+        const LINE_BYTES_MIN: u64 = 80;
+        let guess = file.metadata().map_or(0, |m| m.len() / LINE_BYTES_MIN);
+        let mut events = Vec::with_capacity(usize::try_from(guess).unwrap_or(0));
+        let mut reader = std::io::BufReader::new(file);
+        let mut line = String::new();
+        let mut lineno = 0;
+        loop {
+            line.clear();
+            if reader.read_line(&mut line).map_err(io)? == 0 {
+                break;
+            }
+            lineno += 1;
             if line.trim().is_empty() {
                 continue;
             }
-            match serde_json::from_str::<Event>(line) {
+            match serde_json::from_str::<Event>(&line) {
                 Ok(e) => events.push(e),
-                Err(_) if i + 1 == last => break,
+                Err(_) if reader.fill_buf().map_err(io)?.is_empty() => break,
                 Err(e) => {
                     return Err(HistoryError {
-                        line: i + 1,
+                        line: lineno,
                         message: e.to_string(),
                     })
                 }
             }
         }
+        events.shrink_to_fit();
         Ok(History { events })
     }
 
@@ -214,16 +259,26 @@ impl History {
         ops
     }
 
-    /// Counts of events by type: (ok, fail, info, pending).
+    /// Counts of ops by outcome: (ok, fail, info, pending), paired as [`History::ops`]
+    /// pairs them, without building the ops.
     pub fn counts(&self) -> (usize, usize, usize, usize) {
-        let ops = self.ops();
-        let n = |o: Outcome| ops.iter().filter(|op| op.outcome == o).count();
-        (
-            n(Outcome::Ok),
-            n(Outcome::Fail),
-            n(Outcome::Info),
-            n(Outcome::Pending),
-        )
+        let mut open = std::collections::BTreeSet::new();
+        let (mut invokes, mut ok, mut fail, mut info) = (0, 0, 0, 0);
+        for e in &self.events {
+            match e.ty {
+                EventType::Invoke => {
+                    invokes += 1;
+                    open.insert(e.process);
+                }
+                ty if open.remove(&e.process) => match ty {
+                    EventType::Ok => ok += 1,
+                    EventType::Fail => fail += 1,
+                    _ => info += 1,
+                },
+                _ => {}
+            }
+        }
+        (ok, fail, info, invokes - ok - fail - info)
     }
 }
 
@@ -244,7 +299,7 @@ impl Event {
             process,
             ty,
             f: f.to_string(),
-            value: value.clone(),
+            value: value.clone().into(),
             time,
             node: None,
             error: None,
@@ -285,7 +340,7 @@ mod tests {
             process,
             ty,
             f: "echo".into(),
-            value,
+            value: value.into(),
             time: index,
             node: None,
             error: None,

@@ -27,7 +27,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::history::{EventType, Outcome};
+use crate::history::{Event, EventType, Outcome};
 use crate::verdict::{CheckInput, Checker, Verdict};
 use crate::workload::{Workload, WorkloadOpts};
 
@@ -122,26 +122,23 @@ pub fn kv_history(input: &CheckInput) -> Result<lincheck::History, String> {
     let mut compare_failed = BTreeSet::new();
     let mut open: BTreeMap<u64, usize> = BTreeMap::new();
     let mut invokes = 0usize;
-    let mut events = Vec::new();
-    for e in &input.history.events {
-        if !matches!(e.f.as_str(), "read" | "write" | "cas") {
-            continue;
-        }
-        let mut v = serde_json::to_value(e).map_err(|e| e.to_string())?;
-        match e.ty {
-            EventType::Invoke => {
-                open.insert(e.process, invokes);
-                invokes += 1;
-            }
-            EventType::Fail => {
-                let code = error_code(e.error.as_deref());
-                if observed_miss(code) {
+    let events = input
+        .history
+        .events
+        .iter()
+        .filter(|e| matches!(e.f.as_str(), "read" | "write" | "cas"))
+        .map(|e| {
+            let mut read_nil = false;
+            match e.ty {
+                EventType::Invoke => {
+                    open.insert(e.process, invokes);
+                    invokes += 1;
+                }
+                EventType::Fail => {
+                    let code = error_code(e.error.as_deref());
                     match e.f.as_str() {
-                        "read" if code == Some(20) => {
-                            v["type"] = json!("ok");
-                            v["value"]["value"] = Value::Null;
-                        }
-                        "cas" => {
+                        "read" => read_nil = code == Some(20),
+                        "cas" if observed_miss(code) => {
                             if let Some(op) = open.get(&e.process) {
                                 compare_failed.insert(*op);
                             }
@@ -149,18 +146,49 @@ pub fn kv_history(input: &CheckInput) -> Result<lincheck::History, String> {
                         _ => {}
                     }
                 }
+                _ => {}
             }
-            _ => {}
-        }
-        events.push(v);
-    }
-    let mut history = lincheck::parse::squall::from_values(events).map_err(|e| e.to_string())?;
+            KvEvent { event: e, read_nil }
+        });
+    let mut history = lincheck::parse::squall::from_events(events).map_err(|e| e.to_string())?;
     for i in compare_failed {
         if let Some(op) = history.ops.get_mut(i) {
             op.outcome = OpOutcome::CompareFailed;
         }
     }
     Ok(history)
+}
+
+/// An event as the kv model reads it: a read answered 20 (key-does-not-exist) is an
+/// `ok` read of nil.
+struct KvEvent<'a> {
+    event: &'a Event,
+    read_nil: bool,
+}
+
+impl lincheck::parse::squall::EventView for KvEvent<'_> {
+    fn process(&self) -> u64 {
+        self.event.process
+    }
+    fn ty(&self) -> &str {
+        if self.read_nil {
+            "ok"
+        } else {
+            self.event.ty.name()
+        }
+    }
+    fn f(&self) -> &str {
+        &self.event.f
+    }
+    fn field(&self, name: &str) -> Option<&Value> {
+        match name {
+            "value" if self.read_nil => Some(&Value::Null),
+            _ => self.event.value.get(name),
+        }
+    }
+    fn time(&self) -> u64 {
+        self.event.time
+    }
 }
 
 /// Linearizability of the whole store, one CAS register per key.

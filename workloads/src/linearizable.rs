@@ -13,7 +13,7 @@
 //! by a partition cannot know). So a null read says nothing about the register and is left
 //! out; every read that returns a value, and every propose, is judged. A read invoked
 //! with `"quorum": true` is a linearizable read: a null answer from it is judged too.
-//! The rule lives in `lincheck::parse::squall::write_once_from_values`, which
+//! The rule lives in `lincheck::parse::squall::write_once_from_events`, which
 //! `squall check` uses as well, so a run and a later `squall check` of its
 //! `history.jsonl` agree. A value read before
 //! anyone proposed it, or a read of one value and a propose answered with another, has no
@@ -44,9 +44,8 @@ impl Checker for WriteOnceLinearizability {
             .history
             .events
             .iter()
-            .filter(|e| e.f == "propose" || e.f == "read")
-            .map(|e| serde_json::to_value(e).expect("events serialise"));
-        let (history, null_reads) = match lincheck::parse::squall::write_once_from_values(events) {
+            .filter(|e| e.f == "propose" || e.f == "read");
+        let (history, null_reads) = match lincheck::parse::squall::write_once_from_events(events) {
             Ok(h) => (h.history, h.local_null_reads),
             Err(e) => {
                 return Verdict::unknown(

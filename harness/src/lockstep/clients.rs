@@ -54,7 +54,7 @@ impl HistoryWriter {
             process,
             ty,
             f: f.to_string(),
-            value,
+            value: value.into(),
             time: time_ns,
             node: node.map(str::to_string),
             error,

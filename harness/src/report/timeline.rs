@@ -120,7 +120,7 @@ fn lanes(ops: &[Op]) -> (BTreeMap<u64, usize>, Vec<String>) {
 
 fn op_tip(op: &Op) -> String {
     let out = match &op.output {
-        Some(v) => format!(" → {} {}", outcome_word(op.outcome), brief(v)),
+        Some(v) => format!(" → {} {}", outcome_word(op.outcome), brief(&v.to_value())),
         None => format!(" → {}", outcome_word(op.outcome)),
     };
     let node = op
@@ -140,7 +140,7 @@ fn op_tip(op: &Op) -> String {
         "p{} {} {}{}{node}, {when}",
         op.process,
         op.f,
-        brief(&op.input),
+        brief(&op.input.to_value()),
         out
     )
 }
@@ -449,7 +449,7 @@ mod tests {
         Op {
             process,
             f: "read".into(),
-            input: serde_json::Value::Null,
+            input: serde_json::Value::Null.into(),
             output: None,
             outcome,
             invoke_time: t,

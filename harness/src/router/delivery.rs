@@ -9,8 +9,8 @@ use proto::EnvelopeHead;
 
 use super::msglog::Fate;
 use super::{
-    Batch, Delivered, Delivery, LinkStats, Pending, Router, Sink, State, DEST_QUEUE_BYTES_MAX,
-    LINK_QUEUE_MAX,
+    Batch, Delivered, Delivery, InboxRoom, LinkStats, Pending, Router, Sink, State,
+    DEST_QUEUE_BYTES_MAX, INBOX_BYTES_MAX, LINK_QUEUE_MAX,
 };
 
 impl Batch {
@@ -160,19 +160,34 @@ fn push_to_sink(
             batch.add(dest, link, &line);
             st.settle(log, Fate::Delivered, now);
         }
-        Some(Sink::Local(tx)) => {
+        Some(Sink::Local(sink)) => {
             let n = st.addrs.len();
             let src = st.addrs[link / n].clone();
-            let delivered = match EnvelopeHead::parse(trim_newline(&line)) {
-                Ok(head) => Delivered {
-                    src,
-                    body: head.body.get().to_string(),
-                    at_us: now,
-                },
-                Err(_) => return,
+            let Ok(head) = EnvelopeHead::parse(trim_newline(&line)) else {
+                return;
             };
-            match tx.try_send(delivered) {
+            let body = head.body.get();
+            let bytes = src.len() + body.len();
+            use std::sync::atomic::Ordering;
+            // Counted before the send, so the receiver's drop never sees it missing.
+            let before = sink.queued.fetch_add(bytes, Ordering::AcqRel);
+            if before + bytes > INBOX_BYTES_MAX {
+                sink.queued.fetch_sub(bytes, Ordering::AcqRel);
+                count_drop(&mut st.links[link], "overflow");
+                return;
+            }
+            let delivered = Delivered {
+                src,
+                body: body.to_string(),
+                at_us: now,
+                _room: InboxRoom {
+                    queued: Some(sink.queued.clone()),
+                    bytes,
+                },
+            };
+            match sink.tx.try_send(delivered) {
                 Ok(()) => st.links[link].delivered += 1,
+                // The returned message's room gives its bytes back as it drops.
                 Err(_) => count_drop(&mut st.links[link], "overflow"),
             }
         }

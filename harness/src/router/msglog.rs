@@ -10,7 +10,10 @@
 //! The log is bounded: the first [`HEAD_MAX`] records are kept, then a ring of the
 //! latest [`TAIL_MAX`]; what falls between is counted, not kept (`omitted` in the
 //! summary). So it holds at most `(HEAD_MAX + TAIL_MAX) × 64` bytes, 12.8 MB. Client
-//! and harness traffic is not logged.
+//! and harness traffic is not logged. The file has a hard cap too: writing stops before
+//! the line that would take it past `bytes_max` ([`BYTES_MAX_DEFAULT`], 32 MiB, or
+//! `SQUALL_MESSAGE_LOG_BYTES_MAX`), and the records not written are counted
+//! (`unwritten` in the summary, which `metrics.json` and the report show).
 //!
 //! One line per copy, in the order messages were sent:
 //!
@@ -37,6 +40,22 @@ pub use label::{read_body, Label, Salient, LABEL_BYTES_MAX};
 pub const HEAD_MAX: usize = 100_000;
 /// Records kept from the end of the run (a ring).
 pub const TAIL_MAX: usize = 100_000;
+/// Bytes `messages.jsonl` may take unless `SQUALL_MESSAGE_LOG_BYTES_MAX` says otherwise.
+pub const BYTES_MAX_DEFAULT: u64 = 32 << 20;
+/// The environment variable that overrides [`BYTES_MAX_DEFAULT`] (a number of bytes).
+pub const BYTES_MAX_ENV: &str = "SQUALL_MESSAGE_LOG_BYTES_MAX";
+
+/// The cap on `messages.jsonl`: [`BYTES_MAX_ENV`] when it is set to a number, else
+/// [`BYTES_MAX_DEFAULT`].
+pub fn bytes_max() -> anyhow::Result<u64> {
+    match std::env::var(BYTES_MAX_ENV) {
+        Ok(v) => v
+            .trim()
+            .parse()
+            .map_err(|_| anyhow::anyhow!("{BYTES_MAX_ENV}={v:?}: expected a number of bytes")),
+        Err(_) => Ok(BYTES_MAX_DEFAULT),
+    }
+}
 
 /// No key, no time, or no log record (a copy the log does not hold: its sequence
 /// number is this, and [`MessageLog::settle`] ignores it).
@@ -114,12 +133,18 @@ pub struct MessageLog {
     tail_max: usize,
     /// Send time of the first record the ring overwrote, and of the last.
     omitted_us: Option<(u64, u64)>,
+    /// The cap on the file's bytes.
+    bytes_max: u64,
 }
 
 impl MessageLog {
-    /// A log of messages between the addresses flagged in `is_node` (by router index).
-    pub fn new(is_node: Vec<bool>) -> MessageLog {
-        MessageLog::with_bounds(is_node, HEAD_MAX, TAIL_MAX)
+    /// A log of messages between the addresses flagged in `is_node` (by router index),
+    /// written to at most `bytes_max` bytes.
+    pub fn new(is_node: Vec<bool>, bytes_max: u64) -> MessageLog {
+        MessageLog {
+            bytes_max,
+            ..MessageLog::with_bounds(is_node, HEAD_MAX, TAIL_MAX)
+        }
     }
 
     fn with_bounds(is_node: Vec<bool>, head_max: usize, tail_max: usize) -> MessageLog {
@@ -131,6 +156,7 @@ impl MessageLog {
             head_max,
             tail_max,
             omitted_us: None,
+            bytes_max: BYTES_MAX_DEFAULT,
         }
     }
 
@@ -226,16 +252,25 @@ impl MessageLog {
             .chain(tail[..split].iter())
     }
 
-    /// Writes `messages.jsonl`; `addrs` and `types` name the router's indices.
+    /// Writes `messages.jsonl`, whole lines up to the log's byte cap; `addrs` and
+    /// `types` name the router's indices.
     pub fn write_jsonl(
         &self,
         path: &Path,
         addrs: &[String],
         types: &[String],
     ) -> anyhow::Result<LogSummary> {
+        let bytes_max = self.bytes_max;
         let file = std::fs::File::create(path)?;
         let mut out = std::io::BufWriter::with_capacity(256 * 1024, file);
+        let mut bytes = 0u64;
+        let mut unwritten = 0u64;
+        let mut buf = Vec::with_capacity(512);
         for r in self.in_order() {
+            if unwritten > 0 {
+                unwritten += 1;
+                continue;
+            }
             let line = MessageLine {
                 sent_us: r.sent_us,
                 src: addrs[r.src as usize].clone(),
@@ -247,12 +282,24 @@ impl MessageLog {
                 at_us: (r.done_us != NONE).then_some(r.done_us),
                 dup: r.dup,
             };
-            serde_json::to_writer(&mut out, &line)?;
-            out.write_all(b"\n")?;
+            buf.clear();
+            serde_json::to_writer(&mut buf, &line)?;
+            buf.push(b'\n');
+            if bytes + buf.len() as u64 > bytes_max {
+                unwritten = 1;
+                continue;
+            }
+            bytes += buf.len() as u64;
+            out.write_all(&buf)?;
         }
         out.flush()?;
         out.get_ref().sync_data()?;
-        Ok(self.summary())
+        Ok(LogSummary {
+            bytes,
+            bytes_max,
+            unwritten,
+            ..self.summary()
+        })
     }
 
     /// What the log holds and what it left out.
@@ -266,6 +313,9 @@ impl MessageLog {
             omitted_sent_us: self.omitted_us,
             head_max: self.head_max as u64,
             tail_max: self.tail_max as u64,
+            bytes: 0,
+            bytes_max: self.bytes_max,
+            unwritten: 0,
         }
     }
 }
@@ -287,6 +337,15 @@ pub struct LogSummary {
     pub head_max: u64,
     /// Bound on the ring.
     pub tail_max: u64,
+    /// Bytes written to the file.
+    #[serde(default)]
+    pub bytes: u64,
+    /// The file's cap ([`BYTES_MAX_DEFAULT`] unless configured).
+    #[serde(default)]
+    pub bytes_max: u64,
+    /// Records kept in memory but not written: the file reached `bytes_max`.
+    #[serde(default)]
+    pub unwritten: u64,
 }
 
 /// One line of `messages.jsonl`, as written and as the report reads it back.
@@ -332,6 +391,29 @@ mod tests {
         log.write_jsonl(&path, &addrs, &["prepare".into(), "accept".into()])
             .unwrap();
         crate::results::read_jsonl::<MessageLine>(&path).unwrap()
+    }
+
+    #[test]
+    fn the_file_stops_at_its_byte_cap_and_counts_what_it_left_out() {
+        let mut l = log(100, 100);
+        for t in 0..10 {
+            l.push(t, 0, 1, 0, Salient::default(), Fate::Cut, false);
+        }
+        let one_line = lines(&l)
+            .first()
+            .map(|m| serde_json::to_string(m).unwrap().len() + 1)
+            .unwrap() as u64;
+        l.bytes_max = 3 * one_line + 1;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.jsonl");
+        let addrs = ["n1".to_string(), "n2".into(), "c1".into()];
+        let summary = l.write_jsonl(&path, &addrs, &["prepare".into()]).unwrap();
+        assert_eq!(std::fs::metadata(&path).unwrap().len(), 3 * one_line);
+        assert_eq!((summary.bytes, summary.unwritten), (3 * one_line, 7));
+        assert_eq!(
+            (summary.recorded, summary.bytes_max),
+            (10, 3 * one_line + 1)
+        );
     }
 
     #[test]

@@ -60,3 +60,35 @@ async fn restart_is_admitted_while_the_killed_connection_is_still_open() {
     assert!(events.try_recv().is_err(), "no event blames a node");
     tasks.abort_all();
 }
+
+/// A local inbox nobody reads fills up in bytes long before its message capacity: what
+/// does not fit is counted as overflow, and reading the inbox makes room again.
+#[tokio::test]
+async fn a_local_inbox_is_bounded_in_bytes_and_reading_frees_it() {
+    let addrs: Vec<String> = ["harness", "n1", "c1"].map(String::from).to_vec();
+    let gate = Gate::with_token("tok", &addrs[1..2]);
+    let mut tasks = JoinSet::new();
+    let (router, _events) = Router::start(&addrs, gate, Instant::now(), &mut tasks)
+        .await
+        .unwrap();
+    let mut inbox = router.register_local("c1", 1024);
+    let chunk_bytes = 256 * 1024;
+    let body = format!(r#"{{"type":"big","pad":"{}"}}"#, "x".repeat(chunk_bytes));
+    let fit = INBOX_BYTES_MAX / (body.len() + "harness".len());
+    let sent = fit + 10;
+    for _ in 0..sent {
+        router.send_local("harness", "c1", &body);
+    }
+    let link = |router: &Router| router.stats().links["harness->c1"].clone();
+    let stats = link(&router);
+    assert_eq!(stats.delivered, fit as u64, "{stats:?}");
+    assert_eq!(stats.dropped.get("overflow"), Some(&10), "{stats:?}");
+    for _ in 0..fit {
+        let got = inbox.try_recv().expect("a queued message");
+        assert_eq!(got.body.len(), body.len());
+    }
+    assert!(inbox.try_recv().is_err(), "nothing past the cap was queued");
+    router.send_local("harness", "c1", &body);
+    assert_eq!(link(&router).delivered, fit as u64 + 1, "room came back");
+    tasks.abort_all();
+}

@@ -46,6 +46,39 @@ struct Line {
     time: u64,
 }
 
+/// One `history.jsonl` event as its holder has it: a parsed line, or a checker's own
+/// event type, read in place rather than encoded again as JSON.
+pub trait EventView {
+    /// The Jepsen process.
+    fn process(&self) -> u64;
+    /// `invoke`, `ok`, `fail` or `info`.
+    fn ty(&self) -> &str;
+    /// The op's function.
+    fn f(&self) -> &str;
+    /// A field of the event's `value` object.
+    fn field(&self, name: &str) -> Option<&Json>;
+    /// Monotonic nanoseconds.
+    fn time(&self) -> u64;
+}
+
+impl EventView for Line {
+    fn process(&self) -> u64 {
+        self.process
+    }
+    fn ty(&self) -> &str {
+        &self.ty
+    }
+    fn f(&self) -> &str {
+        &self.f
+    }
+    fn field(&self, name: &str) -> Option<&Json> {
+        self.value.get(name)
+    }
+    fn time(&self) -> u64 {
+        self.time
+    }
+}
+
 /// Parses a whole file.
 pub fn parse(text: &str) -> Result<History, ParseError> {
     Ok(read_text(text)?.finish().0)
@@ -55,6 +88,14 @@ pub fn parse(text: &str) -> Result<History, ParseError> {
 /// checker inside the harness has); error positions count events from 1.
 pub fn from_values(events: impl IntoIterator<Item = Json>) -> Result<History, ParseError> {
     Ok(read_values(events)?.finish().0)
+}
+
+/// [`from_values`] for events a checker holds in its own type; error positions count
+/// events from 1.
+pub fn from_events<E: EventView>(
+    events: impl IntoIterator<Item = E>,
+) -> Result<History, ParseError> {
+    Ok(read_events(events)?.finish().0)
 }
 
 /// A squall write-once history prepared for the `write-once` model.
@@ -80,6 +121,13 @@ pub fn write_once_from_values(
     Ok(read_values(events)?.write_once())
 }
 
+/// [`write_once`] for events a checker holds in its own type (see [`from_events`]).
+pub fn write_once_from_events<E: EventView>(
+    events: impl IntoIterator<Item = E>,
+) -> Result<WriteOnceHistory, ParseError> {
+    Ok(read_events(events)?.write_once())
+}
+
 fn read_text(text: &str) -> Result<Reader, ParseError> {
     let mut reader = Reader::default();
     for (n, raw) in text.lines().enumerate() {
@@ -88,7 +136,15 @@ fn read_text(text: &str) -> Result<Reader, ParseError> {
         }
         let line: Line =
             serde_json::from_str(raw).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
-        reader.feed(n + 1, line)?;
+        reader.feed(n + 1, &line)?;
+    }
+    Ok(reader)
+}
+
+fn read_events<E: EventView>(events: impl IntoIterator<Item = E>) -> Result<Reader, ParseError> {
+    let mut reader = Reader::default();
+    for (n, event) in events.into_iter().enumerate() {
+        reader.feed(n + 1, &event)?;
     }
     Ok(reader)
 }
@@ -98,7 +154,7 @@ fn read_values(events: impl IntoIterator<Item = Json>) -> Result<Reader, ParseEr
     for (n, event) in events.into_iter().enumerate() {
         let line: Line =
             serde_json::from_value(event).map_err(|e| ParseError::new(n + 1, e.to_string()))?;
-        reader.feed(n + 1, line)?;
+        reader.feed(n + 1, &line)?;
     }
     Ok(reader)
 }
@@ -116,35 +172,34 @@ struct Reader {
 
 impl Reader {
     /// Pairs one event (line `lineno`) with the op it opens or completes.
-    fn feed(&mut self, lineno: usize, line: Line) -> Result<(), ParseError> {
+    fn feed(&mut self, lineno: usize, line: &impl EventView) -> Result<(), ParseError> {
         let err = |m: String| ParseError::new(lineno, m);
-        if !matches!(line.f.as_str(), "read" | "write" | "cas" | "propose") {
+        let f = line.f();
+        if !matches!(f, "read" | "write" | "cas" | "propose") {
             return Err(err(format!(
-                "op f `{}` is not checkable by these models (checkable: {CHECKABLE})",
-                line.f
+                "op f `{f}` is not checkable by these models (checkable: {CHECKABLE})"
             )));
         }
         let field = |name: &str| -> Result<Value, ParseError> {
-            match line.value.get(name) {
+            match line.field(name) {
                 Some(Json::Null) | None => Ok(Value::Nil),
                 Some(v) => v.as_u64().map(Value::Int).ok_or_else(|| {
                     err(format!(
-                        "`{name}` of {} must be an unsigned integer or null",
-                        line.f
+                        "`{name}` of {f} must be an unsigned integer or null"
                     ))
                 }),
             }
         };
         let required = |name: &str| -> Result<Value, ParseError> {
             match field(name)? {
-                Value::Nil => Err(err(format!("{} needs `{name}`", line.f))),
+                Value::Nil => Err(err(format!("{} needs `{name}`", f))),
                 v => Ok(v),
             }
         };
-        match line.ty.as_str() {
+        match line.ty() {
             "invoke" => {
                 let key = required("key")?;
-                let input = match line.f.as_str() {
+                let input = match f {
                     "read" => Input::Read,
                     "write" => Input::Write {
                         value: required("value")?,
@@ -158,29 +213,28 @@ impl Reader {
                     },
                 };
                 let quorum = input == Input::Read
-                    && line.value.get("quorum").and_then(Json::as_bool) == Some(true);
+                    && line.field("quorum").and_then(Json::as_bool) == Some(true);
                 let op = self.pairing.len();
                 self.pairing
-                    .invoke(line.process, key, input, line.time)
+                    .invoke(line.process(), key, input, line.time())
                     .map_err(err)?;
                 self.quorum.push(quorum);
-                self.events.push((line.time, lineno, op, false));
+                self.events.push((line.time(), lineno, op, false));
             }
             "ok" | "fail" | "info" => {
-                let Some(open) = self.pairing.open_op(line.process) else {
+                let Some(open) = self.pairing.open_op(line.process()) else {
                     return Err(err(format!(
                         "process {} completed an op it never invoked",
-                        line.process
+                        line.process()
                     )));
                 };
-                if open.input.name() != line.f {
+                if open.input.name() != f {
                     return Err(err(format!(
-                        "completion f `{}` does not match the invoke's `{}`",
-                        line.f,
+                        "completion f `{f}` does not match the invoke's `{}`",
                         open.input.name()
                     )));
                 }
-                let outcome = match (line.ty.as_str(), line.f.as_str()) {
+                let outcome = match (line.ty(), f) {
                     ("ok", "read") => Outcome::Ok(field("value")?),
                     ("ok", "propose") => Outcome::Ok(required("value")?),
                     ("ok", _) => Outcome::Ok(Value::Nil),
@@ -189,9 +243,9 @@ impl Reader {
                 };
                 let op = self
                     .pairing
-                    .complete(line.process, outcome, line.time)
+                    .complete(line.process(), outcome, line.time())
                     .map_err(err)?;
-                self.events.push((line.time, lineno, op, true));
+                self.events.push((line.time(), lineno, op, true));
             }
             other => return Err(err(format!("unknown type `{other}`"))),
         }

@@ -533,6 +533,12 @@ fn notes(s: &mut String, run: &RunData, w: &Window, arrows: &[Msg]) {
                 log["head_max"], log["tail_max"]
             ));
         }
+        if let Some(unwritten) = log["unwritten"].as_u64().filter(|&n| n > 0) {
+            notes.push(format!(
+                "messages.jsonl reached its cap of {} bytes: the last {unwritten} copies it held were not written.",
+                log["bytes_max"]
+            ));
+        }
     }
     for n in notes {
         let _ = write!(s, "<p class=\"note\">{}</p>", esc(&n));
