@@ -31,7 +31,7 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
-use crate::history::{Event, EventType};
+use crate::history::{Event, EventType, Fields};
 use crate::maelstrom::{body_op, NO_BUNDLED_NODE};
 use crate::verdict::{CheckInput, Checker, Verdict};
 use crate::workload::{Workload, WorkloadOpts};
@@ -119,7 +119,7 @@ impl Workload for KafkaWorkload {
                 }
             }
             "poll" => {
-                for (key, pairs) in msgs_of(&reply) {
+                for (key, pairs) in msgs_of(reply.get("msgs")) {
                     if let Some(&(o, _)) = pairs.iter().max() {
                         raise(&mut self.polled, &key, o);
                     }
@@ -139,7 +139,7 @@ impl Workload for KafkaWorkload {
     fn final_settled(&self, op: &ClientOp, reply: &ClientReply) -> bool {
         match (op, reply) {
             (ClientOp::Body(b), ClientReply::Body(r)) if b.f == "poll" => {
-                let msgs = msgs_of(&Value::Object(r.clone()));
+                let msgs = msgs_of(r.get("msgs"));
                 self.acked.iter().all(|(key, top)| {
                     msgs.get(key)
                         .is_some_and(|pairs| pairs.iter().any(|(o, _)| o >= top))
@@ -176,8 +176,8 @@ pub fn poll_op(offsets: &BTreeMap<String, u64>) -> ClientOp {
 pub const NAMED_MAX: usize = 10;
 
 /// `(key -> offset)` of an op's `offsets` object.
-fn offsets_of(v: &Value) -> BTreeMap<String, u64> {
-    v.get("offsets")
+fn offsets_of(offsets: Option<&Value>) -> BTreeMap<String, u64> {
+    offsets
         .and_then(Value::as_object)
         .map(|m| {
             m.iter()
@@ -188,9 +188,9 @@ fn offsets_of(v: &Value) -> BTreeMap<String, u64> {
 }
 
 /// `(key -> [(offset, msg)])` of a `poll_ok`.
-fn msgs_of(v: &Value) -> BTreeMap<String, Vec<(u64, u64)>> {
+fn msgs_of(msgs: Option<&Value>) -> BTreeMap<String, Vec<(u64, u64)>> {
     let mut out = BTreeMap::new();
-    let Some(m) = v.get("msgs").and_then(Value::as_object) else {
+    let Some(m) = msgs.and_then(Value::as_object) else {
         return out;
     };
     for (k, pairs) in m {
@@ -225,7 +225,7 @@ struct Log {
     /// Per process: the floors when its list was invoked.
     list_floor: HashMap<u64, BTreeMap<String, u64>>,
     /// Per process: the invoke of its op in flight (`f`, value, index, time).
-    invoked: HashMap<u64, (String, Value, u64, u64)>,
+    invoked: HashMap<u64, (String, Fields, u64, u64)>,
     /// Per key, what each ok poll read over.
     covers: BTreeMap<String, Vec<Cover>>,
     violations: BTreeMap<&'static str, Vec<Value>>,
@@ -439,8 +439,8 @@ fn walk(log: &mut Log, e: &Event, quiet: Option<u64>, ok_ops: &mut u64) {
         "poll" => {
             // A final poll: invoked in the quiet window.
             let fin = quiet.is_some_and(|q| invoke_time >= q);
-            let from = offsets_of(&input);
-            let got = msgs_of(&e.value);
+            let from = offsets_of(input.get("offsets"));
+            let got = msgs_of(e.value.get("msgs"));
             for (key, start) in &from {
                 let pairs = got.get(key).map(Vec::as_slice).unwrap_or(&[]);
                 log.poll(key, *start, pairs, invoked, e.index);
@@ -454,13 +454,13 @@ fn walk(log: &mut Log, e: &Event, quiet: Option<u64>, ok_ops: &mut u64) {
             }
         }
         "commit_offsets" => {
-            for (key, o) in offsets_of(&input) {
+            for (key, o) in offsets_of(input.get("offsets")) {
                 let fl = log.floor.entry(key).or_insert(o);
                 *fl = (*fl).max(o);
             }
         }
         "list_committed_offsets" => {
-            let listed = offsets_of(&e.value);
+            let listed = offsets_of(e.value.get("offsets"));
             let keys: BTreeSet<String> = input
                 .get("keys")
                 .and_then(Value::as_array)
