@@ -190,7 +190,11 @@ struct LocalSink {
 }
 
 /// Lines bound for node sockets, gathered while routing one read's worth of frames and
-/// written once per destination: one syscall per destination per batch.
+/// written once per destination: one syscall per destination per batch. There is one,
+/// in [`State`], shared by every task that routes: a copy joins it under the state lock
+/// and every flush writes all of it in that order, so a copy released from a hold or a
+/// delay can never be overtaken by a later copy on its link that another task routed
+/// and flushed first (per-link FIFO across tasks).
 #[derive(Default)]
 struct Batch {
     /// (destination, link, bytes, messages)
@@ -225,6 +229,8 @@ struct State {
     type_counts: HashMap<String, (u64, u16)>,
     type_names: Vec<String>,
     log: Option<MessageLog>,
+    /// Copies handed to socket sinks and not yet written; see [`Batch`].
+    out: Batch,
 }
 
 impl State {
@@ -303,6 +309,7 @@ impl Router {
             type_counts: HashMap::new(),
             type_names: Vec::new(),
             log: None,
+            out: Batch::default(),
         };
         let (events, events_rx) = mpsc::unbounded_channel();
         let shared = Arc::new(Shared {
@@ -356,12 +363,11 @@ impl Router {
     /// order, the messages held on links the change opened.
     pub fn with_policy<R>(&self, f: impl FnOnce(&mut dyn LinkPolicy) -> R) -> R {
         let now = self.now_us();
-        let mut batch = Batch::default();
         let mut st = self.lock();
         let out = f(st.policy.as_mut());
-        release_opened(&mut st, now, &mut batch);
+        release_opened(&mut st, now);
         drop(st);
-        self.flush(&mut batch);
+        self.flush();
         self.shared.timer.notify_one();
         out
     }
@@ -484,31 +490,19 @@ impl Router {
     }
 
     fn route(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
-        let mut batch = Batch::default();
-        self.route_into(src, dest, ty, salient, line, &mut batch);
-        self.flush(&mut batch);
+        self.route_into(src, dest, ty, salient, line);
+        self.flush();
     }
 
-    /// Writes a batch: straight to each socket when it has no backlog, else queued.
-    fn flush(&self, batch: &mut Batch) {
-        if batch.out.is_empty() {
-            return;
-        }
+    /// Writes the shared batch: straight to each socket when it has no backlog, else queued.
+    fn flush(&self) {
         let mut st = self.lock();
-        for (dest, link, bytes, n) in batch.out.drain(..) {
+        for (dest, link, bytes, n) in std::mem::take(&mut st.out.out) {
             write_or_queue(&mut st, dest, link, bytes, n);
         }
     }
 
-    fn route_into(
-        &self,
-        src: &str,
-        dest: &str,
-        ty: &str,
-        salient: msglog::Salient,
-        line: Vec<u8>,
-        batch: &mut Batch,
-    ) {
+    fn route_into(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
         let now = self.now_us();
         let mut st = self.lock();
         let n = st.addrs.len();
@@ -545,7 +539,7 @@ impl Router {
             }
         }
         let decision = st.policy.decide(src, dest, ty, now);
-        release_opened(&mut st, now, batch);
+        release_opened(&mut st, now);
         let log = |st: &mut State, fate: Fate, dup: bool| match &mut st.log {
             Some(l) if l.wants(s, d) => l.push(now, s, d, ty_id, salient, fate, dup),
             _ => msglog::NONE,
@@ -584,7 +578,7 @@ impl Router {
                         st.links[link].reordered += 1;
                     }
                     let seq = log(&mut st, Fate::InFlight, i > 0);
-                    deliver_copy(&mut st, d, link, bytes, seq, copy, now, batch);
+                    deliver_copy(&mut st, d, link, bytes, seq, copy, now);
                 }
             }
         }

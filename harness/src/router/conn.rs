@@ -12,8 +12,7 @@ use tokio::task::JoinSet;
 
 use super::gate::Refusal;
 use super::{
-    msglog, Batch, Router, RouterEvent, Sink, TcpSink, DEST_QUEUE_MAX, HELLO_BYTES_MAX,
-    HELLO_TIMEOUT_MS,
+    msglog, Router, RouterEvent, Sink, TcpSink, DEST_QUEUE_MAX, HELLO_BYTES_MAX, HELLO_TIMEOUT_MS,
 };
 
 impl Router {
@@ -171,7 +170,6 @@ impl Router {
         dec: &mut LineDecoder,
         buf: &mut [u8],
     ) -> Result<(), String> {
-        let mut batch = Batch::default();
         loop {
             loop {
                 let line = match dec.next_frame() {
@@ -208,9 +206,9 @@ impl Router {
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, head.dest, &ty, salient, owned, &mut batch);
+                self.route_into(node, head.dest, &ty, salient, owned);
             }
-            self.flush(&mut batch);
+            self.flush();
             match rd.read(buf).await {
                 Ok(0) | Err(_) => return Ok(()),
                 Ok(n) => dec.push(&buf[..n]),

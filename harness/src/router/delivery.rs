@@ -33,7 +33,6 @@ impl Router {
     /// Delivers delayed copies when their time comes; woken early when one is added.
     pub(super) async fn timer_loop(self) {
         loop {
-            let mut batch = Batch::default();
             let next = {
                 let now = self.now_us();
                 let mut st = self.lock();
@@ -46,12 +45,12 @@ impl Router {
                         if fifo {
                             st.fifo_in_flight[p.link] -= 1;
                         }
-                        push_to_sink(&mut st, p.dest, p.link, p.line, p.log, now, &mut batch);
+                        push_to_sink(&mut st, p.dest, p.link, p.line, p.log, now);
                     }
                 }
                 st.delayed.peek().map(|Reverse((at, _))| *at)
             };
-            self.flush(&mut batch);
+            self.flush();
             match next {
                 Some(at) => {
                     let deadline = self.shared.start + std::time::Duration::from_micros(at);
@@ -67,26 +66,26 @@ impl Router {
 }
 
 /// Releases the held messages of the links the policy reports as opened.
-pub(super) fn release_opened(st: &mut State, now: u64, batch: &mut Batch) {
+pub(super) fn release_opened(st: &mut State, now: u64) {
     let opened = st.policy.take_released();
     for (src, dest) in opened {
         let (Some(&s), Some(&d)) = (st.index.get(&src), st.index.get(&dest)) else {
             continue;
         };
         let link = s * st.addrs.len() + d;
-        release_link(st, link, now, batch);
+        release_link(st, link, now);
     }
 }
 
 /// Delivers one link's held messages, in the order they were held.
-fn release_link(st: &mut State, link: usize, now: u64, batch: &mut Batch) {
+fn release_link(st: &mut State, link: usize, now: u64) {
     let dest = link % st.addrs.len();
     while let Some((line, seq)) = st.held[link].pop_front() {
         let copy = Delivery {
             delay_us: 0,
             fifo: true,
         };
-        deliver_copy(st, dest, link, line, seq, copy, now, batch);
+        deliver_copy(st, dest, link, line, seq, copy, now);
     }
 }
 
@@ -103,7 +102,6 @@ pub(super) fn deliver_copy(
     log: u64,
     copy: Delivery,
     now: u64,
-    batch: &mut Batch,
 ) {
     let mut at = now + copy.delay_us;
     if copy.fifo {
@@ -112,7 +110,7 @@ pub(super) fn deliver_copy(
     }
     let must_queue = at > now || (copy.fifo && st.fifo_in_flight[link] > 0);
     if !must_queue {
-        push_to_sink(st, dest, link, line, log, now, batch);
+        push_to_sink(st, dest, link, line, log, now);
         return;
     }
     if st.delayed_items.len() >= LINK_QUEUE_MAX * 4 {
@@ -142,22 +140,14 @@ pub(super) fn deliver_copy(
 
 /// Hands a copy to its destination's connection (or inbox). A logged copy counts as
 /// delivered here, though a socket write may still find the connection gone.
-fn push_to_sink(
-    st: &mut State,
-    dest: usize,
-    link: usize,
-    line: Vec<u8>,
-    log: u64,
-    now: u64,
-    batch: &mut Batch,
-) {
+fn push_to_sink(st: &mut State, dest: usize, link: usize, line: Vec<u8>, log: u64, now: u64) {
     match &st.sinks[dest] {
         None => {
             count_drop(&mut st.links[link], "dest_down");
             st.settle(log, Fate::DestDown, now);
         }
         Some(Sink::Tcp(_)) => {
-            batch.add(dest, link, &line);
+            st.out.add(dest, link, &line);
             st.settle(log, Fate::Delivered, now);
         }
         Some(Sink::Local(sink)) => {
