@@ -304,7 +304,6 @@ impl RunConfig {
             late_percent: self.late_percent,
             topology: builder::topology_or_default(self.topology.as_deref()),
             guarantee: self.guarantee.unwrap_or_default(),
-            ..Default::default()
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))

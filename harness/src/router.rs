@@ -43,12 +43,14 @@ mod delivery;
 pub mod gate;
 pub mod msglog;
 pub mod policy;
+mod types;
 
 pub use gate::Gate;
 pub use policy::{Decision, DeliverAll, Delivery, LinkPolicy};
 
 use delivery::{count_drop, deliver_copy, release_opened, write_or_queue};
 use msglog::{Fate, LogSummary, MessageLog};
+use types::count_type;
 
 /// Messages queued towards one destination before further ones are dropped.
 pub const DEST_QUEUE_MAX: usize = 16 * 1024;
@@ -588,31 +590,6 @@ impl Router {
             self.shared.timer.notify_one();
         }
     }
-}
-
-/// Counts one message of body type `ty`; returns the index its name has in
-/// `type_names` and, when it was counted as [`OTHER_TYPE`], the fault kind that says why.
-fn count_type(st: &mut State, ty: &str) -> (u16, Option<&'static str>) {
-    if let Some((c, id)) = st.type_counts.get_mut(ty) {
-        *c += 1;
-        return (*id, None);
-    }
-    let folded = if ty.len() > TYPE_BYTES_MAX {
-        Some("long_type")
-    } else if st.type_names.len() >= TYPE_NAMES_MAX {
-        Some("too_many_types")
-    } else {
-        None
-    };
-    let name = if folded.is_some() { OTHER_TYPE } else { ty };
-    if let Some((c, id)) = st.type_counts.get_mut(name) {
-        *c += 1;
-        return (*id, folded);
-    }
-    let id = u16::try_from(st.type_names.len()).expect("TYPE_NAMES_MAX < u16::MAX");
-    st.type_names.push(name.to_string());
-    st.type_counts.insert(name.to_string(), (1, id));
-    (id, folded)
 }
 
 #[cfg(test)]

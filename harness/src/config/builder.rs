@@ -145,7 +145,6 @@ impl RunBuilder {
             late_percent: self.late_percent,
             topology: topology_or_default(self.topology.as_deref()),
             guarantee: Default::default(),
-            ..Default::default()
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
             return Err(UsageError(format!(
