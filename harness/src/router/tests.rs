@@ -92,3 +92,88 @@ async fn a_local_inbox_is_bounded_in_bytes_and_reading_frees_it() {
     assert_eq!(link(&router).delivered, fit as u64 + 1, "room came back");
     tasks.abort_all();
 }
+
+/// Holds `n2 -> n1` until `open` is set, then reports the link released.
+struct HoldUntil {
+    open: Arc<std::sync::atomic::AtomicBool>,
+    released: bool,
+}
+
+impl LinkPolicy for HoldUntil {
+    fn decide(&mut self, src: &str, dest: &str, _ty: &str, _now_us: u64) -> Decision {
+        use std::sync::atomic::Ordering;
+        if (src, dest) == ("n2", "n1") && !self.open.load(Ordering::SeqCst) {
+            Decision::Hold
+        } else {
+            Decision::deliver()
+        }
+    }
+    fn as_any_mut(&mut self) -> &mut dyn std::any::Any {
+        self
+    }
+    fn take_released(&mut self) -> Vec<(String, String)> {
+        if self.released || !self.open.load(std::sync::atomic::Ordering::SeqCst) {
+            return Vec::new();
+        }
+        self.released = true;
+        vec![("n2".into(), "n1".into())]
+    }
+}
+
+/// A held copy released while one task routes (before that task writes anything) must
+/// still reach its destination before a later copy on its link that another task routes
+/// and writes at once: per-link FIFO across tasks. Chandy-Lamport's snapshots lost money
+/// under clogs alone when a marker overtook the transfers held before it.
+#[tokio::test]
+async fn a_released_hold_is_not_overtaken_by_a_later_copy_routed_elsewhere() {
+    let addrs: Vec<String> = ["harness", "n1", "n2", "n3"].map(String::from).to_vec();
+    let gate = Gate::with_token("tok", &addrs[1..2]);
+    let mut tasks = JoinSet::new();
+    let (router, mut events) = Router::start(&addrs, gate.clone(), Instant::now(), &mut tasks)
+        .await
+        .unwrap();
+    gate.spawned("n1", 0);
+    let mut n1 = connect(&router, &hello("n1", "tok", 0)).await;
+    assert!(matches!(
+        events.recv().await,
+        Some(RouterEvent::Connected { .. })
+    ));
+    let open = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    router.set_policy(Box::new(HoldUntil {
+        open: open.clone(),
+        released: false,
+    }));
+    let line =
+        |t: &str| format!("{{\"src\":\"n2\",\"dest\":\"n1\",\"body\":{{\"type\":\"{t}\"}}}}\n");
+    router.route(
+        "n2",
+        "n1",
+        "transfer",
+        Default::default(),
+        line("transfer").into_bytes(),
+    );
+    open.store(true, std::sync::atomic::Ordering::SeqCst);
+    // n3's reader routes something and, before it writes, its routing releases the hold.
+    router.route_into(
+        "n3",
+        "harness",
+        "other",
+        Default::default(),
+        b"{}\n".to_vec(),
+    );
+    // n2's reader routes its marker and writes at once.
+    router.route(
+        "n2",
+        "n1",
+        "marker",
+        Default::default(),
+        line("marker").into_bytes(),
+    );
+    router.flush();
+    assert!(
+        next_line(&mut n1).await.contains("transfer"),
+        "the held copy first"
+    );
+    assert!(next_line(&mut n1).await.contains("marker"));
+    tasks.abort_all();
+}
