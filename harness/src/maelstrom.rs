@@ -60,6 +60,35 @@ pub struct TestArgs {
     pub run: RunArgs,
 }
 
+/// Refuses a `--bin` that cannot be started: a path that is missing, not a file or not
+/// executable, or a bare name not found on `PATH`, so the mistake is a usage error naming
+/// the program instead of a run whose nodes never start.
+fn check_bin(bin: &str) -> Result<(), UsageError> {
+    use std::os::unix::fs::PermissionsExt;
+    let runnable = |p: &std::path::Path| {
+        std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+    };
+    if bin.contains('/') {
+        let path = std::path::Path::new(bin);
+        return match std::fs::metadata(path) {
+            Err(e) => Err(UsageError(format!("--bin {bin}: {e}"))),
+            Ok(m) if !m.is_file() => Err(UsageError(format!("--bin {bin}: not a file"))),
+            Ok(_) if !runnable(path) => Err(UsageError(format!(
+                "--bin {bin}: not executable (chmod +x it, or give the interpreter: \
+                 --bin python3 {bin})"
+            ))),
+            Ok(_) => Ok(()),
+        };
+    }
+    let on_path = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| runnable(&d.join(bin))));
+    if on_path {
+        Ok(())
+    } else {
+        Err(UsageError(format!("--bin {bin}: no such program on PATH")))
+    }
+}
+
 /// Lines of each node log `--log-stderr` prints, at most.
 const LOG_LINES_MAX: usize = 200;
 
@@ -95,6 +124,7 @@ impl TestArgs {
             );
         }
         b.topology = self.topology.clone();
+        check_bin(&self.bin)?;
         Ok(b)
     }
 

@@ -133,16 +133,32 @@ fn bad_test_flags_exit_254_naming_the_problem() {
     let cases: &[(&[&str], &str)] = &[
         (&["test", "-w", "echo"], "--bin"),
         (
-            &["test", "-w", "echo", "--bin", "x", "--concurrency", "lots"],
+            &[
+                "test",
+                "-w",
+                "echo",
+                "--bin",
+                "true",
+                "--concurrency",
+                "lots",
+            ],
             "--concurrency 'lots'",
         ),
         (
-            &["test", "-w", "echo", "--bin", "x", "--node-cmd", "y"],
+            &["test", "-w", "echo", "--bin", "true", "--node-cmd", "y"],
             "--node-cmd and --bin",
         ),
         (
-            &["test", "-w", "nope", "--bin", "x"],
+            &["test", "-w", "nope", "--bin", "true"],
             "unknown workload 'nope'",
+        ),
+        (
+            &["test", "-w", "echo", "--bin", "no-such-node-program"],
+            "no such program on PATH",
+        ),
+        (
+            &["test", "-w", "echo", "--bin", "./Cargo.toml"],
+            "not executable",
         ),
         (&["run", "--workload", "g-counter"], "has no bundled node"),
         (&["run", "--workload", "echo", "--stdio"], "--node-cmd"),
