@@ -1,6 +1,6 @@
 //! End to end: Maelstrom's `broadcast` and `kafka` workloads and squall's kv services,
 //! run on the stdio test nodes of `examples/maelstrom/` (Maelstrom nodes, unchanged,
-//! through `--stdio`).
+//! through `squall test`).
 //!
 //! - the gossip broadcast node gets its `topology` before any client op and is valid;
 //!   its send-once mistake loses messages under a partition;
@@ -16,7 +16,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{history_lines, jsonl, python_cmd, python_results_dir, run_in, verdict_of};
+use common::{history_lines, jsonl, python_results_dir, repo_root, squall, verdict_of};
 use serde_json::Value;
 
 /// Runs `workload` on `examples/maelstrom/<node>` for 3 s under `nemesis` with `seed`,
@@ -29,25 +29,25 @@ fn expect(
     seed: &str,
     want: &str,
 ) -> PathBuf {
-    let (script, args) = node.split_once(' ').unwrap_or((node, ""));
-    let cmd = python_cmd(&format!("examples/maelstrom/{script}"), args);
-    let (out, dir) = run_in(
-        results,
-        &[
-            "run",
-            "--workload",
-            workload,
-            "--node-cmd",
-            &cmd,
-            "--stdio",
-            "--nemesis",
-            nemesis,
-            "--time-limit",
-            "3s",
-            "--seed",
-            seed,
-        ],
-    );
+    let (script, node_args) = node.split_once(' ').unwrap_or((node, ""));
+    let bin = repo_root().join("examples/maelstrom").join(script);
+    let bin = bin.display().to_string();
+    let results_arg = results.display().to_string();
+    let mut args = vec!["test", "-w", workload, "--bin", &bin, "--nemesis", nemesis];
+    args.extend([
+        "--time-limit",
+        "3",
+        "--seed",
+        seed,
+        "--results-dir",
+        &results_arg,
+    ]);
+    if !node_args.is_empty() {
+        args.push("--");
+        args.extend(node_args.split(' '));
+    }
+    let out = squall(&args).output().expect("run squall");
+    let dir = results.join("latest");
     let verdict = verdict_of(&dir);
     assert_eq!(
         verdict["verdict"],
