@@ -175,6 +175,7 @@ pub fn bridge(argv: &[String]) -> Result<i32, String> {
             }
         }
     });
+    // Unbounded, but fed at most twice: once by each relay thread as it ends.
     let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
     let done_in = done_tx.clone();
     // Router -> program. Ends when the router closes the connection.
