@@ -171,6 +171,9 @@ impl Router {
         buf: &mut [u8],
     ) -> Result<(), String> {
         loop {
+            // The router's write batch is shared: skip the lock when this read routed
+            // nothing.
+            let mut routed = false;
             loop {
                 let line = match dec.next_frame() {
                     Ok(Some(line)) => line,
@@ -207,8 +210,11 @@ impl Router {
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
                 self.route_into(node, head.dest, &ty, salient, owned);
+                routed = true;
             }
-            self.flush();
+            if routed {
+                self.flush();
+            }
             match rd.read(buf).await {
                 Ok(0) | Err(_) => return Ok(()),
                 Ok(n) => dec.push(&buf[..n]),

@@ -27,17 +27,31 @@ async fn next_line(conn: &mut BufReader<TcpStream>) -> String {
     line
 }
 
+/// A router over `names` whose gate admits `n1` with token `tok`, with its events and
+/// the set its tasks run in.
+async fn start(
+    names: &[&str],
+) -> (
+    Router,
+    mpsc::UnboundedReceiver<RouterEvent>,
+    Gate,
+    JoinSet<()>,
+) {
+    let addrs: Vec<String> = names.iter().map(|a| a.to_string()).collect();
+    let gate = Gate::with_token("tok", &["n1".to_string()]);
+    let mut tasks = JoinSet::new();
+    let (router, events) = Router::start(&addrs, gate.clone(), Instant::now(), &mut tasks)
+        .await
+        .unwrap();
+    (router, events, gate, tasks)
+}
+
 /// A killed node's old connection may not have closed yet when the restarted one says
 /// hello: the new incarnation is admitted and gets the traffic; a second hello for it
 /// is refused and changes nothing.
 #[tokio::test]
 async fn restart_is_admitted_while_the_killed_connection_is_still_open() {
-    let addrs: Vec<String> = ["harness", "n1", "c1"].map(String::from).to_vec();
-    let gate = Gate::with_token("tok", &addrs[1..2]);
-    let mut tasks = JoinSet::new();
-    let (router, mut events) = Router::start(&addrs, gate.clone(), Instant::now(), &mut tasks)
-        .await
-        .unwrap();
+    let (router, mut events, gate, mut tasks) = start(&["harness", "n1", "c1"]).await;
     gate.spawned("n1", 0);
     let _old = connect(&router, &hello("n1", "tok", 0)).await;
     assert!(matches!(
@@ -65,12 +79,7 @@ async fn restart_is_admitted_while_the_killed_connection_is_still_open() {
 /// does not fit is counted as overflow, and reading the inbox makes room again.
 #[tokio::test]
 async fn a_local_inbox_is_bounded_in_bytes_and_reading_frees_it() {
-    let addrs: Vec<String> = ["harness", "n1", "c1"].map(String::from).to_vec();
-    let gate = Gate::with_token("tok", &addrs[1..2]);
-    let mut tasks = JoinSet::new();
-    let (router, _events) = Router::start(&addrs, gate, Instant::now(), &mut tasks)
-        .await
-        .unwrap();
+    let (router, _events, _gate, mut tasks) = start(&["harness", "n1", "c1"]).await;
     let mut inbox = router.register_local("c1", 1024);
     let chunk_bytes = 256 * 1024;
     let body = format!(r#"{{"type":"big","pad":"{}"}}"#, "x".repeat(chunk_bytes));
@@ -126,12 +135,7 @@ impl LinkPolicy for HoldUntil {
 /// under clogs alone when a marker overtook the transfers held before it.
 #[tokio::test]
 async fn a_released_hold_is_not_overtaken_by_a_later_copy_routed_elsewhere() {
-    let addrs: Vec<String> = ["harness", "n1", "n2", "n3"].map(String::from).to_vec();
-    let gate = Gate::with_token("tok", &addrs[1..2]);
-    let mut tasks = JoinSet::new();
-    let (router, mut events) = Router::start(&addrs, gate.clone(), Instant::now(), &mut tasks)
-        .await
-        .unwrap();
+    let (router, mut events, gate, mut tasks) = start(&["harness", "n1", "n2", "n3"]).await;
     gate.spawned("n1", 0);
     let mut n1 = connect(&router, &hello("n1", "tok", 0)).await;
     assert!(matches!(
