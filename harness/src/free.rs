@@ -311,6 +311,8 @@ pub async fn run_free(
     let mut quiet_from = None;
     let mut interrupted = *interrupt.borrow();
     let mut final_report = None;
+    // When the clients were told to stop, in ms since the run started.
+    let mut stopped_at_ms = 0;
     if !startup_failed && !interrupted {
         // Setup ops (broadcast's topology) reach every node before any client op.
         let mut setup_client = Client::new(&client_ids[0], &router);
@@ -343,6 +345,7 @@ pub async fn run_free(
         let end = Instant::now() + Duration::from_millis(cfg.time_limit_ms);
         live.pump_until(end, &mut interrupt, |_| false).await;
         interrupted = *interrupt.borrow();
+        stopped_at_ms = rec.now_ns() / 1_000_000;
         let _ = stop_tx.send(true);
         if !interrupted {
             // Events timed at the very end, then the final heal: every fault lifted,
@@ -432,8 +435,9 @@ pub async fn run_free(
     if let Some(e) = history_failed.borrow().clone() {
         // A history with a hole cannot be judged: no verdict, an internal error.
         anyhow::bail!(
-            "{e}; the run was stopped (clients stopped, nodes torn down) and not judged; \
-             what was recorded is in {}",
+            "{e}; the run was stopped {stopped_at_ms} ms into its {} ms time limit (clients \
+             stopped, nodes torn down) and not judged; what was recorded is in {}",
+            cfg.time_limit_ms,
             dir.display()
         );
     }
