@@ -14,11 +14,13 @@ use crate::supervisor::NodeSpec;
 use crate::UsageError;
 
 mod builder;
+mod scheduler;
 
 pub use builder::{
     auto_instances, random_seed, read_plan_file, PlanFile, RunBuilder, DEFAULT_RECOVERY_MS,
     DEFAULT_TIME_LIMIT_MS,
 };
+pub use scheduler::Scheduler;
 
 /// How a run executes (DESIGN.md § Two execution modes).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
@@ -90,11 +92,8 @@ pub struct RunConfig {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lockstep_latency: Option<crate::trace::HopLatency>,
     /// `--scheduler`: who orders a lockstep run's node messages (left out when `random`).
-    #[serde(
-        default,
-        skip_serializing_if = "crate::lockstep::adversary::Scheduler::is_random"
-    )]
-    pub scheduler: crate::lockstep::adversary::Scheduler,
+    #[serde(default, skip_serializing_if = "crate::config::Scheduler::is_random")]
+    pub scheduler: crate::config::Scheduler,
     /// `--node-env K=V`: extra environment for every node, in order.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub node_env: Vec<(String, String)>,

@@ -91,6 +91,13 @@ pub fn messages_per_op(by_type: &BTreeMap<String, u64>, ops: &[Op]) -> BTreeMap<
         .collect()
 }
 
+/// The first three fields of `/proc/loadavg`.
+pub(crate) fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

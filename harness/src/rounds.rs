@@ -44,6 +44,7 @@ pub use calibrate::IDLE_GAP;
 use calibrate::{calibrate, calibrate_fsync};
 
 use crate::config::{read_plan_file, RunBuilder};
+use crate::metrics::loadavg;
 use crate::text::parse_duration_ms;
 use crate::{results, run, UsageError};
 
@@ -238,13 +239,6 @@ pub struct Output {
     pub calibration: Calibration,
     /// The cells.
     pub cells: Vec<Cell>,
-}
-
-/// The first three fields of `/proc/loadavg`.
-pub(crate) fn loadavg() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
-        .unwrap_or_else(|_| "unknown".into())
 }
 
 /// Message types a node sends to answer a client `read` of a key it has not learned

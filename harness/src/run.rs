@@ -97,8 +97,8 @@ pub struct RunArgs {
     /// Lockstep: who orders node messages: random (after their hop, ties by the seed) or
     /// adversary[:TYPE,...] (every message delivered, in the order that keeps instances
     /// undecided longest; needs --nemesis none; see docs/lockstep.md).
-    #[arg(long, value_name = "SCHEDULER", default_value = "random", value_parser = crate::lockstep::adversary::Scheduler::parse)]
-    pub scheduler: crate::lockstep::adversary::Scheduler,
+    #[arg(long, value_name = "SCHEDULER", default_value = "random", value_parser = crate::config::Scheduler::parse)]
+    pub scheduler: crate::config::Scheduler,
     /// Extra environment variable for every node, KEY=VALUE (repeatable; in lockstep the
     /// nodes get no other variables but PATH, HOME, LANG, PYTHONHASHSEED, TZ and SQUALL_*).
     #[arg(long = "node-env", value_name = "KEY=VALUE", value_parser = parse_node_env)]

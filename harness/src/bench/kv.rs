@@ -453,7 +453,7 @@ pub async fn bench(args: &BenchKvArgs) -> anyhow::Result<u8> {
     let dir = args.results_dir.join(format!("bench-kv-{stamp}"));
     std::fs::create_dir_all(&dir)?;
     let tmpfs = args.tmpfs.join(format!("squall-bench-kv-{stamp}"));
-    let loadavg_before = crate::rounds::loadavg();
+    let loadavg_before = crate::metrics::loadavg();
 
     let mut plan: Vec<(String, usize, String, String)> = Vec::new();
     for &n in &args.nodes {
@@ -531,7 +531,7 @@ pub async fn bench(args: &BenchKvArgs) -> anyhow::Result<u8> {
         "p99_limit_ms": args.p99_limit,
         "cpus": std::thread::available_parallelism().map_or(1, |n| n.get()),
         "loadavg_before": loadavg_before,
-        "loadavg_after": crate::rounds::loadavg(),
+        "loadavg_after": crate::metrics::loadavg(),
         "series": series,
     });
     results::write_json(&dir.join("kv.json"), &summary)?;

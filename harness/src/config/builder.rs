@@ -56,7 +56,7 @@ pub struct RunBuilder {
     /// Per-message hop latency of a lockstep run (`--lockstep-latency`).
     pub lockstep_latency: Option<crate::trace::HopLatency>,
     /// Who orders a lockstep run's deliveries (`--scheduler`).
-    pub scheduler: crate::lockstep::adversary::Scheduler,
+    pub scheduler: crate::config::Scheduler,
     /// Extra environment for every node (`--node-env K=V`).
     pub node_env: Vec<(String, String)>,
     /// Mutants of the bundled algorithm.
