@@ -76,18 +76,18 @@ fn soak_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
 }
 
 /// A soak of [`mutant`] with `extra` flags, which finds a failure (exit 1): its
-/// temporary directory, its soak directory and its `summary.json`.
-fn failing_mutant_soak(extra: &[&str]) -> (tempfile::TempDir, PathBuf, Value) {
+/// temporary directory, its soak directory, its output and its `summary.json`.
+fn failing_mutant_soak(extra: &[&str]) -> (tempfile::TempDir, PathBuf, Output, Value) {
     let (tmp, dir) = soak_dir("soak");
     let out = soak(&dir, &mutant(), extra);
     assert_exit(&out, 1);
     let summary = json(&dir.join("summary.json"));
-    (tmp, dir, summary)
+    (tmp, dir, out, summary)
 }
 
 #[test]
 fn a_mutant_soak_groups_its_failures_and_keeps_only_their_runs() {
-    let (_tmp, dir, summary) = failing_mutant_soak(&["--count", "4", "--jobs", "2"]);
+    let (_tmp, dir, out, summary) = failing_mutant_soak(&["--count", "4", "--jobs", "2"]);
     assert_eq!(summary["complete"], true);
     assert_eq!(summary["stopped_by"], "count");
     assert_eq!(u64s(&summary, ["runs", "invalid"]), [Some(4), Some(2)]);
@@ -190,7 +190,7 @@ fn seed_start_offsets_every_shard() {
 
 #[test]
 fn disk_bound_prunes_duplicates_but_never_the_first_example() {
-    let (_tmp, dir, s) = failing_mutant_soak(&["--count", "6", "--max-disk", "1"]);
+    let (_tmp, dir, _, s) = failing_mutant_soak(&["--count", "6", "--max-disk", "1"]);
     assert_eq!(s["invalid"], 4);
     assert_eq!(s["pruned"]["runs"], 3);
     let f = &s["failures"][0];
@@ -227,7 +227,7 @@ fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
 
 #[test]
 fn bad_flags_exit_254_naming_the_flag() {
-    let (_tmp, dir) = soak_dir("soak");
+    let (tmp, dir) = soak_dir("soak");
     for (flag, value) in [
         ("--shard", "3/2"),
         ("--jobs", "0"),

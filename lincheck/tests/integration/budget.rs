@@ -2,8 +2,8 @@
 //! and memory stays under the cap.
 
 use lincheck::{
-    check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, Outcome, Partial,
-    UnknownReason, Value, Verdict,
+    check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, Outcome, Partial, UnknownReason,
+    Value, Verdict,
 };
 
 /// `appenders` crashed appends of `"a"`, `"aa"`, ... (`appenders` a's) and a crashed
