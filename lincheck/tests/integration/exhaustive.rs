@@ -416,27 +416,52 @@ fn check_window(model: ModelKind, h: &History, opts: &CheckOptions) {
     );
 }
 
-/// Every history of up to N ops over each model's alphabet (its small one where marked)
-/// agrees with brute force: more than the given number of histories, some invalid.
 #[test]
-fn every_small_history_agrees_with_brute_force() {
-    use ModelKind::*;
-    for (model, max_ops, small, at_least) in [
-        (Register, 3, false, 10_000),
-        (CasRegister, 3, false, 100_000),
-        (CasRegister, 4, true, 100_000),
-        (Kv, 3, false, 10_000),
-        (KvStrings, 3, false, 10_000),
-        (KvStrings, 4, true, 10_000),
-        (WriteOnce, 3, false, 10_000),
-        (WriteOnce, 4, true, 10_000),
-    ] {
-        let (n, bad) = exhaust(model, max_ops, small);
-        assert!(
-            n > at_least && bad > 0,
-            "{model:?} up to {max_ops} ops: {n} histories, {bad} invalid"
-        );
-    }
+fn register_up_to_3_ops() {
+    let (n, bad) = exhaust(ModelKind::Register, 3, false);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn cas_register_up_to_3_ops() {
+    let (n, bad) = exhaust(ModelKind::CasRegister, 3, false);
+    assert!(n > 100_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn cas_register_4_ops_small_values() {
+    let (n, bad) = exhaust(ModelKind::CasRegister, 4, true);
+    assert!(n > 100_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn kv_up_to_3_ops_two_keys() {
+    let (n, bad) = exhaust(ModelKind::Kv, 3, false);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn kv_strings_up_to_3_ops() {
+    let (n, bad) = exhaust(ModelKind::KvStrings, 3, false);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn kv_strings_4_ops_small() {
+    let (n, bad) = exhaust(ModelKind::KvStrings, 4, true);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn write_once_up_to_3_ops() {
+    let (n, bad) = exhaust(ModelKind::WriteOnce, 3, false);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
+}
+
+#[test]
+fn write_once_4_ops_small() {
+    let (n, bad) = exhaust(ModelKind::WriteOnce, 4, true);
+    assert!(n > 10_000 && bad > 0, "{n} histories, {bad} invalid");
 }
 
 /// One random op: (alphabet index, invoke time, duration, crash roll).
