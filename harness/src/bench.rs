@@ -155,6 +155,37 @@ impl Bench {
         Ok(())
     }
 
+    /// The latency phase of the router benchmark: `pings` round trips back to back.
+    async fn ping_pong(&mut self, routed: bool, pings: u64) -> anyhow::Result<PingResult> {
+        let how = if routed { "routed" } else { "direct" };
+        eprintln!("bench router: {how} ping-pong ({pings} round trips)");
+        let long = Duration::from_secs(120);
+        self.phase(
+            &format!("{how}-latency"),
+            routed,
+            1,
+            pings,
+            long,
+            Duration::ZERO,
+        )
+        .await
+    }
+
+    /// The throughput phase of the router benchmark: `window` pings in flight for
+    /// `duration`.
+    async fn flood(
+        &mut self,
+        routed: bool,
+        window: u64,
+        duration: Duration,
+    ) -> anyhow::Result<PingResult> {
+        let how = if routed { "routed" } else { "direct" };
+        eprintln!("bench router: {how} flood (window {window}, {duration:?})");
+        let name = format!("{how}-flood");
+        self.phase(&name, routed, window, u64::MAX, duration, Duration::ZERO)
+            .await
+    }
+
     /// One phase: a ponger and a pinger, direct or through a fresh router.
     async fn phase(
         &mut self,
@@ -292,49 +323,10 @@ pub async fn router(args: &BenchRouterArgs) -> anyhow::Result<u8> {
     let dir = bench_dir(Path::new("results"))?;
     let mut b = Bench::new(dir.clone())?;
     let flood = Duration::from_millis(args.duration);
-    let long = Duration::from_secs(120);
-    eprintln!(
-        "bench router: direct ping-pong ({} round trips)",
-        args.pings
-    );
-    let direct_lat = b
-        .phase("direct-latency", false, 1, args.pings, long, Duration::ZERO)
-        .await?;
-    eprintln!(
-        "bench router: routed ping-pong ({} round trips)",
-        args.pings
-    );
-    let routed_lat = b
-        .phase("routed-latency", true, 1, args.pings, long, Duration::ZERO)
-        .await?;
-    eprintln!(
-        "bench router: routed flood (window {}, {:?})",
-        args.window, flood
-    );
-    let routed_tp = b
-        .phase(
-            "routed-flood",
-            true,
-            args.window,
-            u64::MAX,
-            flood,
-            Duration::ZERO,
-        )
-        .await?;
-    eprintln!(
-        "bench router: direct flood (window {}, {:?})",
-        args.window, flood
-    );
-    let direct_tp = b
-        .phase(
-            "direct-flood",
-            false,
-            args.window,
-            u64::MAX,
-            flood,
-            Duration::ZERO,
-        )
-        .await?;
+    let direct_lat = b.ping_pong(false, args.pings).await?;
+    let routed_lat = b.ping_pong(true, args.pings).await?;
+    let routed_tp = b.flood(true, args.window, flood).await?;
+    let direct_tp = b.flood(false, args.window, flood).await?;
     b.sup.teardown(Duration::from_secs(1)).await;
 
     let d = one_way(&direct_lat.rtt_ns);

@@ -91,6 +91,11 @@ pub fn write_report(dir: &Path) -> anyhow::Result<PathBuf> {
     Ok(path)
 }
 
+/// The elements of `v` when it is a JSON array; none otherwise.
+pub(crate) fn items(v: &Value) -> impl Iterator<Item = &Value> {
+    v.as_array().into_iter().flatten()
+}
+
 /// A linearizability failure's window in a checker's evidence: the `window` of its
 /// `explanation` (lincheck's) or its own `window` when that lists ops, else the evidence
 /// itself when it lists ops for no single instance. The summary and the sequence

@@ -29,6 +29,31 @@ fn spawn_echo_plan(plan: &str, results: &Path) -> std::process::Child {
     spawn_in(&echo_plan("3", plan), results, Stdio::null)
 }
 
+/// A hand-written plan for `n1`..`n3` saved under `dir`: how long clients run, the quiet
+/// window (the plan's default when `None`) and the events, each a JSON object.
+fn three_node_plan(
+    dir: &Path,
+    time_limit_ms: u64,
+    recovery_ms: Option<u64>,
+    events: &[String],
+) -> String {
+    let recovery = recovery_ms
+        .map(|ms| format!(r#""recovery_ms": {ms}, "#))
+        .unwrap_or_default();
+    let events = events.join(", ");
+    schedule_file(
+        dir,
+        &format!(
+            r#"{{"nodes": ["n1", "n2", "n3"], "time_limit_ms": {time_limit_ms}, {recovery}"events": [{events}]}}"#
+        ),
+    )
+}
+
+/// A plan event `id` that does `action` to `node` at `at_ms`.
+fn timed(id: u32, at_ms: u64, action: &str, node: &str) -> String {
+    format!(r#"{{ "id": {id}, "at_ms": {at_ms}, "action": "{action}", "node": "{node}" }}"#)
+}
+
 fn total(metrics: &Value, field: &str) -> u64 {
     metrics["faults"]["total"][field].as_u64().unwrap_or(0)
 }
@@ -229,19 +254,9 @@ fn watch_children(child: &std::process::Child, for_ms: u64) -> BTreeSet<u32> {
 #[test]
 fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = schedule_file(
-        tmp.path(),
-        r#"{
-  "nodes": ["n1", "n2", "n3"],
-  "time_limit_ms": 1500,
-  "recovery_ms": 500,
-  "events": [
-    { "id": 1, "at_ms": 200, "action": "kill", "node": "n1" },
-    { "id": 2, "at_ms": 400, "action": "restart", "node": "n1" },
-    { "id": 3, "at_ms": 600, "action": "pause", "node": "n2" }
-  ]
-}"#,
-    );
+    let (kill, restart) = (timed(1, 200, "kill", "n1"), timed(2, 400, "restart", "n1"));
+    let events = [kill, restart, timed(3, 600, "pause", "n2")];
+    let plan = three_node_plan(tmp.path(), 1500, Some(500), &events);
     // A run that ends normally: n2 is resumed by the final heal, then torn down.
     let results = tempfile::tempdir().expect("tempdir");
     let mut child = spawn_echo_plan(&plan, results.path());
@@ -256,12 +271,7 @@ fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
     assert!(survivors.is_empty(), "{survivors:?} outlived the run");
 
     // A run interrupted while n2 is stopped: teardown must SIGCONT and still reap it.
-    let long = schedule_file(
-        tmp.path(),
-        &std::fs::read_to_string(&plan)
-            .expect("plan")
-            .replace("\"time_limit_ms\": 1500", "\"time_limit_ms\": 60000"),
-    );
+    let long = three_node_plan(tmp.path(), 60_000, Some(500), &events);
     let results = tempfile::tempdir().expect("tempdir");
     let child = spawn_echo_plan(&long, results.path());
     let seen = watch_children(&child, 1_200);
@@ -281,17 +291,8 @@ fn no_process_survives_kills_pauses_and_a_teardown_while_paused() {
 #[test]
 fn invalid_schedule_exits_254_naming_the_entry() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = schedule_file(
-        tmp.path(),
-        r#"{
-  "nodes": ["n1", "n2", "n3"],
-  "time_limit_ms": 2000,
-  "events": [
-    { "id": 1, "at_ms": 100, "action": "kill", "node": "n1" },
-    { "id": 7, "at_ms": 200, "action": "pause", "node": "n9" }
-  ]
-}"#,
-    );
+    let events = [timed(1, 100, "kill", "n1"), timed(7, 200, "pause", "n9")];
+    let plan = three_node_plan(tmp.path(), 2000, None, &events);
     let out = squall(&echo_plan("3", &plan)).output().expect("run");
     assert_eq!(out.status.code(), Some(254));
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -313,17 +314,8 @@ fn invalid_schedule_exits_254_naming_the_entry() {
 #[test]
 fn a_trigger_kills_the_sender_of_the_third_accept() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    let plan = schedule_file(
-        tmp.path(),
-        r#"{
-  "nodes": ["n1", "n2", "n3"],
-  "time_limit_ms": 2000,
-  "recovery_ms": 2000,
-  "events": [
-    { "id": 1, "on": { "msg_type": "accept", "nth": 3 }, "action": "kill", "node": "$src" }
-  ]
-}"#,
-    );
+    let event = r#"{ "id": 1, "on": { "msg_type": "accept", "nth": 3 }, "action": "kill", "node": "$src" }"#;
+    let plan = three_node_plan(tmp.path(), 2000, Some(2000), &[event.to_string()]);
     let flags = ["--nodes", "3", "--schedule", &plan, "--seed", "4"];
     let args = [&["run"][..], WRITE_ONCE_PAXOS, &flags].concat();
     let metrics = metrics_of(&run_expect(&args, 0));

@@ -64,20 +64,10 @@ fn wait_until_live(results: &Path) -> PathBuf {
 
 fn start_run(nodes: usize, time_limit: &str, extra: &[&str]) -> LiveRun {
     let results = tempfile::tempdir().expect("tempdir");
-    let n = nodes.to_string();
-    let mut args = vec![
-        "run",
-        "--nemesis",
-        "none",
-        "--nodes",
-        &n,
-        "--time-limit",
-        time_limit,
-        "--recovery-time",
-        "2s",
-        "--seed",
-        "11",
-    ];
+    let line = format!(
+        "run --nemesis none --nodes {nodes} --time-limit {time_limit} --recovery-time 2s --seed 11"
+    );
+    let mut args = argv(&line);
     args.extend_from_slice(extra);
     let child = squall(&args)
         .arg("--results-dir")

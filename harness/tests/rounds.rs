@@ -4,38 +4,22 @@
 
 mod common;
 
-use common::{json, jsonl, squall};
+use common::{argv, json, jsonl, squall};
 
 #[test]
 fn tiny_grid_one_proposer_decides_in_one_round() {
     let results = tempfile::tempdir().expect("tempdir");
     let out_json = results.path().join("cells.json");
     let scratch = results.path().join("scratch");
-    let out = squall(&[
-        "bench",
-        "rounds",
-        "--nodes",
-        "3",
-        "--proposers",
-        "1,2",
-        "--backoff",
-        "exp-random",
-        "--drop",
-        "0",
-        "--time-limit",
-        "2s",
-        "--pings",
-        "500",
-        "--data-dir",
-        scratch.to_str().expect("utf8 path"),
-        "--quiet",
-        "--results-dir",
-        results.path().to_str().expect("utf8 path"),
-        "--json",
-        out_json.to_str().expect("utf8 path"),
-    ])
-    .output()
-    .expect("run squall bench rounds");
+    let grid = "bench rounds --nodes 3 --proposers 1,2 --backoff exp-random --drop 0";
+    let line = format!("{grid} --time-limit 2s --pings 500 --quiet");
+    let mut args = argv(&line);
+    let utf8 = |p: &std::path::Path| p.to_str().expect("utf8 path").to_string();
+    let paths = [utf8(&scratch), utf8(results.path()), utf8(&out_json)];
+    for (flag, path) in ["--data-dir", "--results-dir", "--json"].iter().zip(&paths) {
+        args.extend([*flag, path.as_str()]);
+    }
+    let out = squall(&args).output().expect("run squall bench rounds");
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),

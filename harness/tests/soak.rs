@@ -4,7 +4,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Output, Stdio};
 use std::time::Duration;
 
@@ -67,14 +67,27 @@ fn run_dirs(dir: &Path) -> Vec<String> {
     v
 }
 
+/// A fresh temporary directory (removed when dropped) and the path `name` in it, for
+/// a soak's output.
+fn soak_dir(name: &str) -> (tempfile::TempDir, PathBuf) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join(name);
+    (tmp, dir)
+}
+
+/// A soak of [`mutant`] with `extra` flags, which finds a failure (exit 1): its
+/// temporary directory, its soak directory, its output and its `summary.json`.
+fn failing_mutant_soak(extra: &[&str]) -> (tempfile::TempDir, PathBuf, Output, Value) {
+    let (tmp, dir) = soak_dir("soak");
+    let out = soak(&dir, &mutant(), extra);
+    assert_exit(&out, 1);
+    let summary = json(&dir.join("summary.json"));
+    (tmp, dir, out, summary)
+}
+
 #[test]
 fn a_mutant_soak_groups_its_failures_and_keeps_only_their_runs() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("soak");
-    let out = soak(&dir, &mutant(), &["--count", "4", "--jobs", "2"]);
-    assert_exit(&out, 1);
-
-    let summary = json(&dir.join("summary.json"));
+    let (_tmp, dir, out, summary) = failing_mutant_soak(&["--count", "4", "--jobs", "2"]);
     assert_eq!(summary["complete"], true);
     assert_eq!(summary["stopped_by"], "count");
     assert_eq!(u64s(&summary, ["runs", "invalid"]), [Some(4), Some(2)]);
@@ -159,21 +172,10 @@ fn shards_take_every_nth_seed_and_summary_merges_them() {
 
 #[test]
 fn seed_start_offsets_every_shard() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("s");
-    let args = [
-        "soak",
-        "--mode",
-        "lockstep",
-        "--nodes",
-        "3",
-        "--nemesis",
-        "none",
-        "--time-limit",
-        "300ms",
-        "--recovery-time",
-        "200ms",
-    ];
+    let (_tmp, dir) = soak_dir("s");
+    let args = argv(
+        "soak --mode lockstep --nodes 3 --nemesis none --time-limit 300ms --recovery-time 200ms",
+    );
     let out = soak(
         &dir,
         &args,
@@ -188,11 +190,7 @@ fn seed_start_offsets_every_shard() {
 
 #[test]
 fn disk_bound_prunes_duplicates_but_never_the_first_example() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("soak");
-    let out = soak(&dir, &mutant(), &["--count", "6", "--max-disk", "1"]);
-    assert_exit(&out, 1);
-    let s = json(&dir.join("summary.json"));
+    let (_tmp, dir, _, s) = failing_mutant_soak(&["--count", "6", "--max-disk", "1"]);
     assert_eq!(s["invalid"], 4);
     assert_eq!(s["pruned"]["runs"], 3);
     let f = &s["failures"][0];
@@ -208,23 +206,9 @@ fn disk_bound_prunes_duplicates_but_never_the_first_example() {
 
 #[test]
 fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("soak");
-    let args = [
-        "soak",
-        "--workload",
-        "echo",
-        "--nodes",
-        "3",
-        "--nemesis",
-        "none",
-        "--time-limit",
-        "30s",
-        "--jobs",
-        "2",
-        "--count",
-        "10",
-    ];
+    let (_tmp, dir) = soak_dir("soak");
+    let args =
+        argv("soak --workload echo --nodes 3 --nemesis none --time-limit 30s --jobs 2 --count 10");
     let child = spawn_in(&args, &dir, Stdio::piped);
     let nodes = wait_for_children(child.id(), 6);
     std::thread::sleep(Duration::from_millis(500));
@@ -243,8 +227,7 @@ fn an_interrupted_soak_stops_its_runs_and_writes_the_summary() {
 
 #[test]
 fn bad_flags_exit_254_naming_the_flag() {
-    let tmp = tempfile::tempdir().unwrap();
-    let dir = tmp.path().join("soak");
+    let (tmp, dir) = soak_dir("soak");
     for (flag, value) in [
         ("--shard", "3/2"),
         ("--jobs", "0"),

@@ -70,17 +70,7 @@ fn a_reply_of_the_wrong_type_is_a_protocol_fault_not_a_decision() {
 #[test]
 fn squall_check_on_a_runs_history_gives_the_runs_verdict() {
     for (bug, want) in [(None, "valid"), (Some("small-quorum"), "invalid")] {
-        let mut args = vec![
-            "run",
-            "--nemesis",
-            "partition",
-            "--time-limit",
-            "3s",
-            "--recovery-time",
-            "2s",
-            "--seed",
-            "1",
-        ];
+        let mut args = argv("run --nemesis partition --time-limit 3s --recovery-time 2s --seed 1");
         if let Some(b) = bug {
             args.extend(["--bug", b]);
         }

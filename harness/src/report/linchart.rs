@@ -79,10 +79,7 @@ pub fn section(s: &mut String, ev: &Value, consensus_key: Option<u64>) {
     why(s, &key, first, window);
     match window {
         Some(w) => {
-            let bars: Vec<Bar> = w["ops"]
-                .as_array()
-                .into_iter()
-                .flatten()
+            let bars: Vec<Bar> = super::items(&w["ops"])
                 .filter_map(Bar::from)
                 .take(WINDOW_OPS_MAX)
                 .collect();
@@ -130,10 +127,7 @@ pub fn section(s: &mut String, ev: &Value, consensus_key: Option<u64>) {
 
 /// The last ops a partition's search linearized, then the op it got stuck on.
 fn search_bars(p: &Value) -> Vec<Bar> {
-    let lin: Vec<Bar> = p["linearized"]
-        .as_array()
-        .into_iter()
-        .flatten()
+    let lin: Vec<Bar> = super::items(&p["linearized"])
         .filter_map(Bar::from)
         .collect();
     let skip = lin.len().saturating_sub(SEARCH_OPS_MAX);

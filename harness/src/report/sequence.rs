@@ -308,24 +308,14 @@ fn marks_window(ev: &Value, msgs: &[Msg]) -> Window {
             strong: true,
         })
     };
-    let mut marks: Vec<Mark> = ev["marks"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(mark)
-        .collect();
+    let mut marks: Vec<Mark> = super::items(&ev["marks"]).filter_map(mark).collect();
     marks.sort_by_key(|m| m.at_ns);
     let from_ns = marks.first().map_or(0, |m| m.at_ns);
     let to_ns = marks
         .last()
         .map_or(from_ns, |m| m.at_ns)
         .saturating_add(AFTER_NS);
-    let values: Vec<String> = ev["pair"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .map(Value::to_string)
-        .collect();
+    let values: Vec<String> = super::items(&ev["pair"]).map(Value::to_string).collect();
     let in_range = |m: &&Msg| m.sent_ns >= from_ns && m.sent_ns <= to_ns;
     let carries = |m: &&Msg| {
         m.detail

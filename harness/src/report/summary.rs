@@ -154,10 +154,7 @@ fn warnings(s: &mut String, w: &[Value]) {
             ""
         };
         let _ = write!(s, "<li{class}>{times}{}", esc(message));
-        let examples: Vec<&str> = item["examples"]
-            .as_array()
-            .into_iter()
-            .flatten()
+        let examples: Vec<&str> = super::items(&item["examples"])
             .filter_map(Value::as_str)
             .collect();
         if !examples.is_empty() {

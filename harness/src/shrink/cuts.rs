@@ -73,51 +73,30 @@ pub fn units(schedule: &Schedule) -> Vec<Vec<usize>> {
             units.push(vec![i]);
             units.len() - 1
         };
+        // A heal joins the unit it closes, or stands alone when nothing was open.
+        let close = |units: &mut Vec<Vec<usize>>, open: Option<usize>| match open {
+            Some(u) => units[u].push(i),
+            None => {
+                new(units);
+            }
+        };
         match &events[i].action {
             Action::Partition { .. } => partition = Some(new(&mut units)),
-            Action::HealPartition {} => match partition.take() {
-                Some(u) => units[u].push(i),
-                None => {
-                    new(&mut units);
-                }
-            },
+            Action::HealPartition {} => close(&mut units, partition.take()),
             Action::LinkFaults { .. } => link = Some(new(&mut units)),
-            Action::ClearLinkFaults {} => match link.take() {
-                Some(u) => units[u].push(i),
-                None => {
-                    new(&mut units);
-                }
-            },
+            Action::ClearLinkFaults {} => close(&mut units, link.take()),
             Action::Kill { node } => {
-                let u = new(&mut units);
-                down.insert(node.clone(), u);
+                down.insert(node.clone(), new(&mut units));
             }
-            Action::Restart { node, .. } => match down.remove(node) {
-                Some(u) => units[u].push(i),
-                None => {
-                    new(&mut units);
-                }
-            },
+            Action::Restart { node, .. } => close(&mut units, down.remove(node)),
             Action::Pause { node } => {
-                let u = new(&mut units);
-                paused.insert(node.clone(), u);
+                paused.insert(node.clone(), new(&mut units));
             }
-            Action::Resume { node } => match paused.remove(node) {
-                Some(u) => units[u].push(i),
-                None => {
-                    new(&mut units);
-                }
-            },
+            Action::Resume { node } => close(&mut units, paused.remove(node)),
             Action::Clog { node } => {
-                let u = new(&mut units);
-                clogged.insert(node.clone(), u);
+                clogged.insert(node.clone(), new(&mut units));
             }
-            Action::Unclog { node } => match clogged.remove(node) {
-                Some(u) => units[u].push(i),
-                None => {
-                    new(&mut units);
-                }
-            },
+            Action::Unclog { node } => close(&mut units, clogged.remove(node)),
             Action::Crash { .. } => {
                 new(&mut units);
             }

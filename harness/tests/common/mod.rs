@@ -49,6 +49,11 @@ pub fn squall(args: &[&str]) -> Command {
     cmd
 }
 
+/// The words of a command line, for arguments that read best as one line.
+pub fn argv(line: &str) -> Vec<&str> {
+    line.split_whitespace().collect()
+}
+
 /// `squall args --results-dir <a fresh directory>`: its output and its run directory.
 pub fn run_ok(args: &[&str]) -> (Output, PathBuf) {
     let results = tempfile::tempdir().expect("tempdir").keep();

@@ -2,7 +2,8 @@
 //! and memory stays under the cap.
 
 use lincheck::{
-    check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, UnknownReason, Value, Verdict,
+    check, CheckOptions, History, Input, ModelKind, Op, OpOutcome, Outcome, Partial, UnknownReason,
+    Value, Verdict,
 };
 
 /// `appenders` crashed appends of `"a"`, `"aa"`, ... (`appenders` a's) and a crashed
@@ -45,19 +46,51 @@ fn crashed_appenders(appenders: u64) -> History {
     History { ops }
 }
 
+/// [`crashed_appenders`] of 40 all on key 1, to which other keys can be added.
+fn hard_key_one() -> History {
+    let mut h = crashed_appenders(40);
+    for op in &mut h.ops {
+        op.key = Value::Int(1);
+    }
+    h
+}
+
+/// A read of `key` by `process`, returning `value`, over before anything else begins.
+fn early_read(process: u64, key: u64, value: &str) -> Op {
+    Op {
+        process,
+        key: Value::Int(key),
+        input: Input::Read,
+        outcome: OpOutcome::Ok(Value::Str(value.into())),
+        call: 0,
+        ret: Some(1),
+    }
+}
+
+/// The check of `h` on one thread, on the kv-strings model.
+fn check_one_thread(h: &History, opts: CheckOptions) -> Outcome {
+    let opts = CheckOptions { threads: 1, ..opts };
+    check(h, ModelKind::KvStrings, &opts).expect("fits")
+}
+
+/// The budget an `unknown` verdict ran out of, and how far it got.
+fn unknown(verdict: Verdict) -> (UnknownReason, Partial) {
+    let Verdict::Unknown { reason, partial } = verdict else {
+        panic!("expected unknown, got {verdict:?}");
+    };
+    (reason, partial)
+}
+
 #[test]
 fn pathological_history_ends_unknown_on_states() {
     let memo_bytes_max = 64 << 20;
     let opts = CheckOptions {
-        threads: 1,
         states_max: 300_000,
         memo_bytes_max,
         ..CheckOptions::default()
     };
-    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
-    let Verdict::Unknown { reason, partial } = got.verdict else {
-        panic!("expected unknown, got {:?}", got.verdict);
-    };
+    let got = check_one_thread(&crashed_appenders(40), opts);
+    let (reason, partial) = unknown(got.verdict);
     assert_eq!(
         reason,
         UnknownReason::StatesExhausted {
@@ -105,25 +138,14 @@ fn pathological_history_ends_unknown_on_time() {
 
 #[test]
 fn invalid_partition_wins_over_unknown_one() {
-    let mut h = crashed_appenders(40);
-    for op in &mut h.ops {
-        op.key = Value::Int(1);
-    }
+    let mut h = hard_key_one();
     // Key 2: a read of a value never written.
-    h.ops.push(Op {
-        process: 999,
-        key: Value::Int(2),
-        input: Input::Read,
-        outcome: OpOutcome::Ok(Value::Str("7".into())),
-        call: 0,
-        ret: Some(1),
-    });
+    h.ops.push(early_read(999, 2, "7"));
     let opts = CheckOptions {
-        threads: 1,
         states_max: 200_000,
         ..CheckOptions::default()
     };
-    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
+    let got = check_one_thread(&h, opts);
     let Verdict::Invalid { explanation } = got.verdict else {
         panic!("expected invalid, got {:?}", got.verdict);
     };
@@ -133,29 +155,16 @@ fn invalid_partition_wins_over_unknown_one() {
 
 #[test]
 fn a_hard_key_exhausts_its_own_budget_and_the_others_are_decided() {
-    let mut h = crashed_appenders(40);
-    for op in &mut h.ops {
-        op.key = Value::Int(1);
-    }
+    let mut h = hard_key_one();
     for k in 2..6 {
-        h.ops.push(Op {
-            process: 1000 + k,
-            key: Value::Int(k),
-            input: Input::Read,
-            outcome: OpOutcome::Ok(Value::Str(String::new())),
-            call: 0,
-            ret: Some(1),
-        });
+        h.ops.push(early_read(1000 + k, k, ""));
     }
     let opts = CheckOptions {
-        threads: 1,
         key_states_max: 300_000,
         ..CheckOptions::default()
     };
-    let got = check(&h, ModelKind::KvStrings, &opts).expect("fits");
-    let Verdict::Unknown { reason, partial } = got.verdict else {
-        panic!("expected unknown, got {:?}", got.verdict);
-    };
+    let got = check_one_thread(&h, opts);
+    let (reason, partial) = unknown(got.verdict);
     assert_eq!(
         reason,
         UnknownReason::KeyStatesExhausted {
@@ -173,14 +182,11 @@ fn the_models_own_states_count_against_the_memory_budget() {
     // kv-strings builds a trie node per new string; 1 MiB holds far fewer than the
     // states this history needs.
     let opts = CheckOptions {
-        threads: 1,
         memo_bytes_max: 1 << 20,
         ..CheckOptions::default()
     };
-    let got = check(&crashed_appenders(40), ModelKind::KvStrings, &opts).expect("fits");
-    let Verdict::Unknown { reason, partial } = got.verdict else {
-        panic!("expected unknown, got {:?}", got.verdict);
-    };
+    let got = check_one_thread(&crashed_appenders(40), opts);
+    let (reason, partial) = unknown(got.verdict);
     assert_eq!(
         reason,
         UnknownReason::MemoryExhausted { bytes_max: 1 << 20 }

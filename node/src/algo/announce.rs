@@ -8,7 +8,39 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::{Algorithm, Ctx, NodeId};
+use super::{Algorithm, Config, Ctx, NodeId};
+
+/// A retry delay that starts at `base_ms` and doubles up to `max_ms`: the
+/// `retry_ms` and `retry_ms_max` parameters of the algorithms that retransmit.
+#[derive(Debug, Clone, Copy)]
+pub struct Retry {
+    /// The first delay.
+    pub base_ms: u64,
+    /// The cap.
+    pub max_ms: u64,
+}
+
+impl Retry {
+    /// `--param retry_ms` (default 100) and `retry_ms_max` (default 1600), checked.
+    pub fn from_params(config: &Config) -> Result<Retry, String> {
+        let base_ms = config.param("retry_ms", 100u64)?;
+        let max_ms = config.param("retry_ms_max", 1600u64)?;
+        if base_ms == 0 || max_ms < base_ms {
+            return Err("need 0 < retry_ms <= retry_ms_max".to_string());
+        }
+        Ok(Retry { base_ms, max_ms })
+    }
+
+    /// The delay after `ms`: doubled, at most the cap.
+    pub fn next(&self, ms: u64) -> u64 {
+        (ms * 2).min(self.max_ms)
+    }
+
+    /// Announcements that retry on this schedule.
+    pub fn announcements(&self) -> Announcements {
+        Announcements::new(self.base_ms, self.max_ms)
+    }
+}
 
 #[derive(Debug)]
 struct Pending {
@@ -19,8 +51,7 @@ struct Pending {
 /// Decisions some peers have not acknowledged, with their retry backoff.
 #[derive(Debug)]
 pub struct Announcements {
-    base_ms: u64,
-    max_ms: u64,
+    retry: Retry,
     pending: BTreeMap<u64, Pending>,
 }
 
@@ -28,9 +59,9 @@ impl Announcements {
     /// Retries start after `base_ms` and double up to `max_ms`.
     pub fn new(base_ms: u64, max_ms: u64) -> Self {
         assert!(base_ms > 0, "a zero retry delay would spin");
+        let max_ms = max_ms.max(base_ms);
         Announcements {
-            base_ms,
-            max_ms: max_ms.max(base_ms),
+            retry: Retry { base_ms, max_ms },
             pending: BTreeMap::new(),
         }
     }
@@ -48,10 +79,10 @@ impl Announcements {
             key,
             Pending {
                 unacked,
-                retry_ms: self.base_ms,
+                retry_ms: self.retry.base_ms,
             },
         );
-        (to_tell, self.base_ms)
+        (to_tell, self.retry.base_ms)
     }
 
     /// `peer` acknowledged `key`. True when that was the last one: cancel the timer.
@@ -71,7 +102,7 @@ impl Announcements {
     /// `None` if everyone already knows.
     pub fn retry(&mut self, key: u64) -> Option<(Vec<NodeId>, u64)> {
         let p = self.pending.get_mut(&key)?;
-        p.retry_ms = (p.retry_ms * 2).min(self.max_ms);
+        p.retry_ms = self.retry.next(p.retry_ms);
         Some((p.unacked.iter().cloned().collect(), p.retry_ms))
     }
 }

@@ -36,7 +36,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::announce::Announcements;
+use super::announce::{Announcements, Retry};
 use super::{
     check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
     Config, Ctx, NodeId,
@@ -157,8 +157,7 @@ pub struct Coordinator {
     suspected: BTreeSet<NodeId>,
     coordinator: NodeId,
     is_coordinator: bool,
-    retry_ms: u64,
-    retry_ms_max: u64,
+    retry: Retry,
     decided: BTreeMap<u64, u64>,
     waiting: BTreeMap<u64, Waiting>,
     announcing: Announcements,
@@ -225,7 +224,7 @@ impl Coordinator {
     fn forward(&mut self, key: u64, value: u64, ctx: &mut Ctx<Self>) {
         let to = self.coordinator.clone();
         ctx.send(&to, Msg::TryInitialize { key, value });
-        ctx.set_timer(Timer::Retry { key }, self.retry_ms);
+        ctx.set_timer(Timer::Retry { key }, self.retry.base_ms);
     }
 
     /// Re-runs the bully rule among the nodes not suspected.
@@ -248,7 +247,7 @@ impl Coordinator {
         self.elect();
         for w in self.waiting.values_mut() {
             w.sent = 0;
-            w.retry_ms = self.retry_ms;
+            w.retry_ms = self.retry.base_ms;
         }
         let Some(w) = self.waiting.get_mut(&key) else {
             return;
@@ -281,7 +280,7 @@ impl Coordinator {
         let w = Waiting {
             value,
             reqs: vec![req],
-            retry_ms: self.retry_ms,
+            retry_ms: self.retry.base_ms,
             sent: 1,
         };
         self.waiting.insert(key, w);
@@ -299,11 +298,7 @@ impl Algorithm for Coordinator {
     fn new(config: &Config) -> Result<Self, String> {
         check_bugs(config, Self::BUGS)?;
         check_params(config, PARAMS)?;
-        let retry_ms = config.param("retry_ms", 100u64)?;
-        let retry_ms_max = config.param("retry_ms_max", 1600u64)?;
-        if retry_ms == 0 || retry_ms_max < retry_ms {
-            return Err("need 0 < retry_ms <= retry_ms_max".to_string());
-        }
+        let retry = Retry::from_params(config)?;
         let coordinator = bully(&config.node_ids);
         Ok(Coordinator {
             me: config.id.clone(),
@@ -312,11 +307,10 @@ impl Algorithm for Coordinator {
             suspected: BTreeSet::new(),
             is_coordinator: coordinator == config.id,
             coordinator,
-            retry_ms,
-            retry_ms_max,
+            retry,
             decided: BTreeMap::new(),
             waiting: BTreeMap::new(),
-            announcing: Announcements::new(retry_ms, retry_ms_max),
+            announcing: retry.announcements(),
         })
     }
 
@@ -358,7 +352,7 @@ impl Algorithm for Coordinator {
                     Waiting {
                         value,
                         reqs: Vec::new(),
-                        retry_ms: self.retry_ms,
+                        retry_ms: self.retry.base_ms,
                         sent: 1,
                     },
                 );
@@ -442,7 +436,7 @@ impl Algorithm for Coordinator {
                         value: w.value,
                     },
                 );
-                w.retry_ms = (w.retry_ms * 2).min(self.retry_ms_max);
+                w.retry_ms = self.retry.next(w.retry_ms);
                 ctx.set_timer(Timer::Retry { key }, w.retry_ms);
             }
             Timer::Announce { key } => {

@@ -39,7 +39,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::announce::Announcements;
+use super::announce::{Announcements, Retry};
 use super::{
     check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
     Config, Ctx, NodeId,
@@ -243,17 +243,13 @@ impl Algorithm for FloodSet {
         if round_ms == 0 {
             return Err("round_ms must be positive".to_string());
         }
-        let retry_ms = config.param("retry_ms", 100u64)?;
-        let retry_ms_max = config.param("retry_ms_max", 1600u64)?;
-        if retry_ms == 0 || retry_ms_max < retry_ms {
-            return Err("need 0 < retry_ms <= retry_ms_max".to_string());
-        }
+        let retry = Retry::from_params(config)?;
         Ok(FloodSet {
             f,
             round_ms,
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
-            announcing: Announcements::new(retry_ms, retry_ms_max),
+            announcing: retry.announcements(),
         })
     }
 

@@ -38,7 +38,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::announce::Announcements;
+use super::announce::{Announcements, Retry};
 use super::{
     check_bugs, check_params, not_supported, propose_ok, wait_or_refuse, Algorithm, ClientReq,
     Config, Ctx, NodeId,
@@ -227,8 +227,7 @@ struct Instance {
 /// A voting node, deciding by rule `R`.
 pub struct Voting<R: Rule> {
     rule: R,
-    retry_ms: u64,
-    retry_ms_max: u64,
+    retry: Retry,
     instances: BTreeMap<u64, Instance>,
     decided: BTreeMap<u64, u64>,
     announcing: Announcements,
@@ -251,11 +250,11 @@ impl<R: Rule> Voting<R> {
         assert!(inst.my_vote.is_none(), "a node votes once per instance");
         inst.my_vote = Some(value);
         inst.votes.insert(me, value);
-        inst.retry_ms = self.retry_ms;
+        inst.retry_ms = self.retry.base_ms;
         ctx.persist(Record::Voted { key, value });
         ctx.sync();
         ctx.broadcast(Msg::Vote { key, value });
-        ctx.set_timer(Timer::Retransmit { key }, self.retry_ms);
+        ctx.set_timer(Timer::Retransmit { key }, self.retry.base_ms);
         if let Some(ms) = self.rule.timeout_ms() {
             ctx.set_timer(Timer::Tiebreak { key }, ms);
         }
@@ -339,19 +338,14 @@ impl<R: Rule> Algorithm for Voting<R> {
         check_bugs(config, Self::BUGS)?;
         let known: Vec<&str> = PARAMS.iter().chain(R::PARAMS).copied().collect();
         check_params(config, &known)?;
-        let retry_ms = config.param("retry_ms", 100u64)?;
-        let retry_ms_max = config.param("retry_ms_max", 1600u64)?;
-        if retry_ms == 0 || retry_ms_max < retry_ms {
-            return Err("need 0 < retry_ms <= retry_ms_max".to_string());
-        }
+        let retry = Retry::from_params(config)?;
         let rule = R::new(config)?;
         Ok(Voting {
             rule,
-            retry_ms,
-            retry_ms_max,
+            retry,
             instances: BTreeMap::new(),
             decided: BTreeMap::new(),
-            announcing: Announcements::new(retry_ms, retry_ms_max),
+            announcing: retry.announcements(),
         })
     }
 
@@ -395,8 +389,8 @@ impl<R: Rule> Algorithm for Voting<R> {
         }
         // Votes of others were in memory only: ask for them again.
         for (key, inst) in &mut self.instances {
-            inst.retry_ms = self.retry_ms;
-            ctx.set_timer(Timer::Retransmit { key: *key }, self.retry_ms);
+            inst.retry_ms = self.retry.base_ms;
+            ctx.set_timer(Timer::Retransmit { key: *key }, self.retry.base_ms);
             if let Some(ms) = self.rule.timeout_ms() {
                 ctx.set_timer(Timer::Tiebreak { key: *key }, ms);
             }
@@ -472,7 +466,7 @@ impl<R: Rule> Algorithm for Voting<R> {
                 for peer in missing {
                     ctx.send(&peer, Msg::Candidate { key, value: mine });
                 }
-                inst.retry_ms = (inst.retry_ms * 2).min(self.retry_ms_max);
+                inst.retry_ms = self.retry.next(inst.retry_ms);
                 ctx.set_timer(Timer::Retransmit { key }, inst.retry_ms);
             }
             Timer::Announce { key } => {
