@@ -283,7 +283,8 @@ fn scan(txns: &[(Op, Vec<Mop>)], found: &mut Found) -> Graph {
         if op.outcome != Outcome::Ok {
             continue;
         }
-        // Per key: this txn's own last write, and the version it read before writing.
+        // Per key: this txn's own last write, and the last version it read before
+        // writing (the one its write follows).
         let mut own: BTreeMap<&str, &str> = BTreeMap::new();
         let mut read_before: BTreeMap<&str, &str> = BTreeMap::new();
         for m in mops {
@@ -306,7 +307,7 @@ fn scan(txns: &[(Op, Vec<Mop>)], found: &mut Found) -> Graph {
                 }
                 continue;
             }
-            read_before.entry(key).or_insert(value);
+            read_before.insert(key, value);
             if value == "null" {
                 continue;
             }
