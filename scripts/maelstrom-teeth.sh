@@ -3,8 +3,9 @@
 # 1..SEEDS and prints one table row per (workload, node, nemesis): how many seeds were
 # valid / invalid / unknown and the first invalid seed.
 # Usage: scripts/maelstrom-teeth.sh [SEEDS] [SQUALL] [ROWS]; ROWS is all (default),
-# broken (the two mutants under kill), quiet (correct nodes, no faults) or faulty
-# (correct nodes under partition,kill).
+# broken (the two mutants under kill), quiet (correct nodes, no faults), faulty
+# (correct nodes under partition,kill) or txn (txn-rw-register: the correct node
+# without faults and under partition,kill, its two mutants without faults).
 set -u
 SEEDS=${1:-20}
 SQUALL=${2:-target/debug/squall}
@@ -38,3 +39,9 @@ for w in "echo echo.py" "unique-ids unique_ids.py" "g-set g_set.py" "g-counter c
   if [ "$ROWS" = all ] || [ "$ROWS" = quiet ]; then row "$1" "$2" none; fi
   if [ "$ROWS" = all ] || [ "$ROWS" = faulty ]; then row "$1" "$2" partition,kill; fi
 done
+if [ "$ROWS" = all ] || [ "$ROWS" = txn ]; then
+  row txn-rw-register txn.py none
+  row txn-rw-register txn.py partition,kill
+  row txn-rw-register txn.py none --bug aborted-writes
+  row txn-rw-register txn.py none --bug intermediate-writes
+fi

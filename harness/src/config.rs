@@ -136,6 +136,12 @@ pub struct RunConfig {
     /// `--reliable`, else the guarantee the algorithm claims.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub guarantee: Option<workloads::multicast::Guarantee>,
+    /// What the txn checkers judge (`--consistency-models`; default read-committed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub consistency: Option<workloads::txn::Consistency>,
+    /// `--fault-services`: faults reach the links between nodes and the services.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub fault_services: bool,
     /// squall's version.
     pub version: String,
     /// One run of a batch (`squall soak`): print nothing when it starts (the soak draws
@@ -303,6 +309,7 @@ impl RunConfig {
             late_percent: self.late_percent,
             topology: builder::topology_or_default(self.topology.as_deref()),
             guarantee: self.guarantee.unwrap_or_default(),
+            consistency: self.consistency.unwrap_or_default(),
         };
         workloads::workload_by_name(&self.workload, &opts)
             .ok_or_else(|| UsageError(format!("unknown workload '{}'", self.workload)))

@@ -261,6 +261,9 @@ pub async fn run_free(
         ])),
     };
 
+    if cfg.fault_services {
+        live.nemesis.fault_services();
+    }
     if !cfg.fs.is_native() {
         let bin = lossyfs::helper::find_bin().map_err(UsageError)?;
         let backing = cfg.node_data_root(&dir).join(".backing");

@@ -52,7 +52,9 @@ pub struct TestArgs {
     /// squall's checkers judge availability their own way (final reads at every live node).
     #[arg(long)]
     pub availability: Option<String>,
-    /// Maelstrom's consistency models for transactional workloads; accepted, not used.
+    /// The consistency model txn-rw-register is judged by: read-uncommitted or
+    /// read-committed (a comma-separated list judges the strongest) [default:
+    /// read-committed].
     #[arg(long)]
     pub consistency_models: Option<String>,
     /// Every `squall run` flag.
@@ -124,6 +126,7 @@ impl TestArgs {
             );
         }
         b.topology = self.topology.clone();
+        b.consistency_models = self.consistency_models.clone();
         check_bin(&self.bin)?;
         Ok(b)
     }

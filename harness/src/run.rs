@@ -173,6 +173,11 @@ pub struct RunArgs {
     /// [default: if the algorithm claims it].
     #[arg(long)]
     pub reliable: bool,
+    /// Let partitions, message faults and clogs reach the links between nodes and the
+    /// Maelstrom services (seq-kv, lin-kv, lww-kv, lin-tso); off by default, as in
+    /// Maelstrom. Free-running runs only.
+    #[arg(long)]
+    pub fault_services: bool,
 }
 
 impl RunArgs {
@@ -273,6 +278,8 @@ impl RunArgs {
             topology: None,
             order: self.order,
             reliable: self.reliable,
+            consistency_models: None,
+            fault_services: self.fault_services,
         })
     }
 }

@@ -19,10 +19,15 @@
 //! A [`Service`] is a pure state machine (`handle(src, body) -> reply`); every random
 //! choice comes from its RNG, seeded from the run's seed and the service's name, so a run
 //! replays its draws. The free-running shell ([`serve`]) owns one task per service.
-//! Service links are never faulted (the link table only faults node-to-node links), as
-//! in Maelstrom; their traffic is counted and logged like nodes'.
+//! Their traffic is counted and logged like nodes'.
+//!
+//! Service links are not faulted unless asked, as in Maelstrom. With `--fault-services`
+//! the nemesis's link table holds the services next to the nodes: message faults on
+//! every link (drop, delay, duplicate, reorder) and a clogged node's links reach them
+//! too, and a partition of the nodes also cuts the node-service links that
+//! [`partition_cut`] names (the services stand with the majority).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use rand::Rng;
 use rand_chacha::rand_core::SeedableRng;
@@ -295,6 +300,30 @@ pub fn serve(router: &Router, seed: u64, tasks: &mut JoinSet<()>) {
             }
         });
     }
+}
+
+/// The node-service links a partition `cut` of `nodes` also cuts when service links are
+/// faulted: a node cut off (in either direction) from more than half of the other nodes
+/// stands in a minority, and loses every service both ways; the rest keep them. So an
+/// isolated node loses the services and a majority never does.
+pub fn partition_cut(nodes: &[String], cut: &[(String, String)]) -> Vec<(String, String)> {
+    let mut apart: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    for (a, b) in cut {
+        apart.entry(a).or_default().insert(b);
+        apart.entry(b).or_default().insert(a);
+    }
+    let others = nodes.len().saturating_sub(1);
+    let mut out = Vec::new();
+    for node in nodes {
+        let cut_from = apart.get(node.as_str()).map_or(0, |s| s.len());
+        if 2 * cut_from > others {
+            for svc in SERVICES {
+                out.push((node.clone(), svc.to_string()));
+                out.push((svc.to_string(), node.clone()));
+            }
+        }
+    }
+    out
 }
 
 #[cfg(test)]

@@ -24,6 +24,8 @@
 //!   order, reliability and integrity from the nodes' delivery reports.
 //! - [`bank`]: transfers between accounts and Chandy-Lamport global snapshots, judged by
 //!   conservation of money and consistency of each cut.
+//! - [`txn`]: Maelstrom's `txn-rw-register`, transactions of register reads and writes
+//!   judged for Adya's G0, G1a, G1b, G1c and internal consistency.
 #![deny(missing_docs)]
 
 pub mod bank;
@@ -42,6 +44,7 @@ pub mod maelstrom;
 pub mod multicast;
 pub mod pn_counter;
 pub mod stable_reads;
+pub mod txn;
 pub mod unique_ids;
 pub mod verdict;
 pub mod workload;

@@ -21,6 +21,8 @@ pub struct WorkloadOpts {
     pub topology: String,
     /// What the multicast checkers judge (multicast).
     pub guarantee: crate::multicast::Guarantee,
+    /// The consistency model txn checkers judge (txn-rw-register).
+    pub consistency: crate::txn::Consistency,
 }
 
 /// Default [`WorkloadOpts::late_percent`].
@@ -35,6 +37,7 @@ impl Default for WorkloadOpts {
             late_percent: LATE_PERCENT_DEFAULT,
             topology: crate::broadcast::TOPOLOGY_DEFAULT.to_string(),
             guarantee: Default::default(),
+            consistency: Default::default(),
         }
     }
 }
@@ -141,6 +144,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "bank",
         "transfers between nodes' accounts and global snapshots; every snapshot must hold the whole total and be a consistent cut",
     ),
+    (
+        "txn-rw-register",
+        "Maelstrom's transactions of reads and writes on registers; checks G0, G1a, G1b, G1c and internal reads under --consistency-models",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -159,6 +166,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
         "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
         "bank" => Some(Box::new(crate::bank::BankWorkload::new(opts))),
+        "txn-rw-register" => Some(Box::new(crate::txn::TxnWorkload::new(opts))),
         _ => None,
     }
 }

@@ -87,6 +87,10 @@ pub struct RunBuilder {
     pub order: Option<workloads::multicast::Order>,
     /// Multicast: judge reliability too.
     pub reliable: bool,
+    /// `--consistency-models`, for txn workloads (default: read-committed).
+    pub consistency_models: Option<String>,
+    /// `--fault-services`: faults reach node-service links too.
+    pub fault_services: bool,
 }
 
 impl Default for RunBuilder {
@@ -123,6 +127,8 @@ impl Default for RunBuilder {
             topology: None,
             order: None,
             reliable: false,
+            consistency_models: None,
+            fault_services: false,
         }
     }
 }
@@ -145,6 +151,7 @@ impl RunBuilder {
             late_percent: self.late_percent,
             topology: topology_or_default(self.topology.as_deref()),
             guarantee: Default::default(),
+            consistency: self.consistency()?.unwrap_or_default(),
         };
         let Some(workload) = workloads::workload_by_name(&self.workload, &wopts) else {
             return Err(UsageError(format!(
@@ -167,6 +174,25 @@ impl RunBuilder {
                 "workload '{}' sends setup ops (topology) before clients start, which only \
                  free-running runs do; use --mode free",
                 self.workload
+            ));
+        }
+        if self.fault_services && self.mode == RunMode::Lockstep {
+            return fail(
+                "--fault-services faults the links to the Maelstrom services, which only \
+                 free-running runs serve; use --mode free"
+                    .into(),
+            );
+        }
+        let services = if self.fault_services {
+            crate::services::SERVICES.len()
+        } else {
+            0
+        };
+        if self.nodes + services > crate::nemesis::NODES_MAX {
+            return fail(format!(
+                "--fault-services puts {services} services in the link table next to the nodes: \
+                 at most {} nodes",
+                crate::nemesis::NODES_MAX - services
             ));
         }
         if self.nodes == 0 || self.nodes > 64 {
@@ -328,9 +354,22 @@ impl RunBuilder {
             node_id_base: self.node_id_base(),
             topology: self.topology.clone(),
             guarantee,
+            consistency: self.consistency()?,
+            fault_services: self.fault_services,
             version: env!("CARGO_PKG_VERSION").to_string(),
             silent: false,
         })
+    }
+
+    /// `--consistency-models` as a model, if given.
+    fn consistency(&self) -> Result<Option<workloads::txn::Consistency>, UsageError> {
+        self.consistency_models
+            .as_deref()
+            .map(|raw| {
+                raw.parse()
+                    .map_err(|e| UsageError(format!("--consistency-models: {e}")))
+            })
+            .transpose()
     }
 
     /// The number of the first node id: 0 in stdio runs (Maelstrom's `n0`), else 1.

@@ -46,6 +46,9 @@ pub struct Fired {
 /// The router's policy in a run with faults.
 pub struct FaultPolicy {
     table: LinkTable,
+    /// The cluster's nodes when service links are faulted (`--fault-services`): a
+    /// partition of them also cuts [`crate::services::partition_cut`]'s links.
+    service_cut: Option<Vec<String>>,
     triggers: TriggerSet,
     /// Router time (µs) of schedule time 0.
     origin_us: u64,
@@ -55,7 +58,14 @@ pub struct FaultPolicy {
 
 impl FaultPolicy {
     fn apply(&mut self, action: &NetAction) {
-        let opened = self.table.apply(action);
+        let opened = match (action, &self.service_cut) {
+            (NetAction::Partition { cut, mode }, Some(nodes)) => {
+                let mut cut = cut.clone();
+                cut.extend(crate::services::partition_cut(nodes, &cut));
+                self.table.apply(&NetAction::Partition { cut, mode: *mode })
+            }
+            _ => self.table.apply(action),
+        };
         self.released.extend(opened);
     }
 }
@@ -115,6 +125,8 @@ pub struct NemesisExecutor {
     /// Link counters when each event's span opened, for its `while_active` evidence.
     counters_at_open: BTreeMap<u32, LinkCounters>,
     healed: bool,
+    /// Whether links to the services are faulted too (`--fault-services`).
+    fault_services: bool,
 }
 
 impl NemesisExecutor {
@@ -141,7 +153,14 @@ impl NemesisExecutor {
             book: SpanBook::default(),
             counters_at_open: BTreeMap::new(),
             healed: false,
+            fault_services: false,
         }
+    }
+
+    /// Lets the schedule's link faults and partitions reach the links between nodes and
+    /// the services ([`crate::services::SERVICES`]); off by default, as in Maelstrom.
+    pub fn fault_services(&mut self) {
+        self.fault_services = true;
     }
 
     /// Whether the schedule has anything to do at all.
@@ -156,8 +175,16 @@ impl NemesisExecutor {
         if self.is_empty() {
             return;
         }
+        let nodes = &self.schedule.nodes;
+        let services = crate::services::SERVICES.iter().map(|s| s.to_string());
+        let endpoints: Vec<String> = if self.fault_services {
+            nodes.iter().cloned().chain(services).collect()
+        } else {
+            nodes.clone()
+        };
         let policy = FaultPolicy {
-            table: LinkTable::new(self.schedule.seed, &self.schedule.nodes),
+            table: LinkTable::new(self.schedule.seed, &endpoints),
+            service_cut: self.fault_services.then(|| nodes.clone()),
             triggers: TriggerSet::new(&self.schedule),
             origin_us: self.ns_since_start(now) / 1_000,
             fired: self.fired_tx.clone(),

@@ -158,3 +158,28 @@ fn services_are_a_function_of_the_seed() {
     assert_eq!(run(5), run(5));
     assert!(Service::new("kv", 1).is_none());
 }
+
+#[test]
+fn a_partition_cuts_the_minoritys_service_links_and_leaves_the_majoritys() {
+    let nodes: Vec<String> = (0..5).map(|i| format!("n{i}")).collect();
+    let link = |a: &str, b: &str| (a.to_string(), b.to_string());
+    // n0 and n1 apart from n2, n3 and n4, both ways.
+    let mut cut = Vec::new();
+    for a in ["n0", "n1"] {
+        for b in ["n2", "n3", "n4"] {
+            cut.push(link(a, b));
+            cut.push(link(b, a));
+        }
+    }
+    let extra = partition_cut(&nodes, &cut);
+    let cut_off: BTreeSet<&str> = extra
+        .iter()
+        .filter(|(_, d)| SERVICES.contains(&d.as_str()))
+        .map(|(s, _)| s.as_str())
+        .collect();
+    assert_eq!(cut_off, BTreeSet::from(["n0", "n1"]));
+    assert!(extra.contains(&link("lin-kv", "n0")), "both ways");
+    assert_eq!(extra.len(), 2 * 2 * SERVICES.len());
+    // One link cut one way isolates nobody.
+    assert!(partition_cut(&nodes, &[link("n0", "n1")]).is_empty());
+}
