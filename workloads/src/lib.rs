@@ -24,12 +24,15 @@
 //!   order, reliability and integrity from the nodes' delivery reports.
 //! - [`bank`]: transfers between accounts and Chandy-Lamport global snapshots, judged by
 //!   conservation of money and consistency of each cut.
+//! - [`deadlock`]: nodes wait for each other; snapshot-based deadlock detection judged
+//!   against the waits the history shows standing.
 #![deny(missing_docs)]
 
 pub mod bank;
 pub mod broadcast;
 pub mod consensus;
 pub mod counter;
+pub mod deadlock;
 pub mod durability;
 pub mod echo;
 pub mod g_counter;

@@ -141,6 +141,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "bank",
         "transfers between nodes' accounts and global snapshots; every snapshot must hold the whole total and be a consistent cut",
     ),
+    (
+        "deadlock",
+        "nodes wait for each other; snapshot-based deadlock detection must report only real cycles of waits, and every cycle that stood through a snapshot",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -159,6 +163,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "kafka" => Some(Box::new(crate::kafka::KafkaWorkload::new(opts))),
         "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
         "bank" => Some(Box::new(crate::bank::BankWorkload::new(opts))),
+        "deadlock" => Some(Box::new(crate::deadlock::DeadlockWorkload::new(opts))),
         _ => None,
     }
 }
