@@ -160,22 +160,18 @@ fn crossed_table(s: &mut String, snap: &Value) {
 }
 
 fn faults(s: &mut String, snap: &Value) {
-    let faults: Vec<&str> = snap["faults"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(Value::as_str)
-        .collect();
+    let faults = match snap["faults"].as_array() {
+        Some(list) if !list.is_empty() => {
+            let what: Vec<&str> = list.iter().filter_map(Value::as_str).collect();
+            esc(&what.join("; "))
+        }
+        _ => "none".to_string(),
+    };
     let _ = write!(
         s,
-        "<p><b>Faults active while it was taken</b> ({} → {}): {}</p>",
+        "<p><b>Faults active while it was taken</b> ({} → {}): {faults}</p>",
         ms(snap["recorded_from_ns"].as_u64().unwrap_or(0)),
         ms(snap["recorded_to_ns"].as_u64().unwrap_or(0)),
-        if faults.is_empty() {
-            "none".to_string()
-        } else {
-            esc(&faults.join("; "))
-        }
     );
 }
 
