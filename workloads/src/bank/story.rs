@@ -8,8 +8,9 @@ use super::*;
 pub const CROSSED_MAX: usize = 32;
 
 /// The transfers that crossed the cut the wrong way, in link order:
-/// - `twice`: applied by the receiver before it recorded, sent by the sender after it
-///   recorded (numbered above what the sender had sent): both ends count the money;
+/// - `twice`: applied by the receiver before it recorded, or recorded on the channel,
+///   yet sent by the sender after it recorded (numbered above what the sender had
+///   sent): the sender's balance counts the money too;
 /// - `lost`: sent before the sender recorded, yet neither applied by the receiver before
 ///   it recorded nor on the channel's record: nobody counts it. Which numbers is exact on
 ///   a link that kept order (the highest not listed); on a reordered link they are the
@@ -40,6 +41,13 @@ pub(super) fn crossed(p: &Pieces, made: &MadeMap) -> Vec<Value> {
                  sent {sent})"
             );
             push(seq, "twice", why);
+        }
+        for seq in chan.seqs.iter().filter(|s| **s > sent).take(CROSSED_MAX) {
+            let why = format!(
+                "recorded on the channel, but {from} sent it after recording (it had sent \
+                 {sent}): it overtook {from}'s marker, so {from}'s balance counts it too"
+            );
+            push(*seq, "twice", why);
         }
         let missing = sent.saturating_sub(received).saturating_sub(chan.count);
         let unlisted = (1..=sent).rev().filter(|s| !chan.seqs.contains(s));
