@@ -103,6 +103,8 @@ ROWS=(
   "chandy-lamport (reorder)|snapshot-total|--workload bank --algorithm chandy-lamport --nemesis reorder"
   "chandy-lamport --bug no-channel-state|snapshot-total|--workload bank --algorithm chandy-lamport --bug no-channel-state --nemesis delay"
   "chandy-lamport --bug late-record|snapshot-total|--workload bank --algorithm chandy-lamport --bug late-record --nemesis delay"
+  "wait-for|valid|--workload deadlock --algorithm wait-for --nemesis clog,delay,pause"
+  "wait-for --bug local-view|invalid phantom-deadlock|--workload deadlock --algorithm wait-for --bug local-view --nemesis delay"
 )
 
 # Writes the plan $1 (`squall plan --list`, optionally `name:bundled=theirs`) for a run

@@ -291,6 +291,7 @@ fn reply_fits(op: &ClientOp, reply: &ClientReply) -> bool {
             | (ClientOp::McastRead, ClientReply::McastReadOk { .. })
             | (ClientOp::Transfer { .. }, ClientReply::TransferOk { .. })
             | (ClientOp::Snapshot, ClientReply::SnapshotOk { .. })
+            | (ClientOp::Wait { .. }, ClientReply::WaitOk)
     )
 }
 

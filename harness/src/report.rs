@@ -10,10 +10,14 @@
 //!    ([`summary`]; a linearizability failure's window is drawn by [`linchart`]);
 //! 2. a timeline of client ops, one lane per process, with the fault spans as a labelled
 //!    strip and as shading, and the conflicting decisions marked ([`timeline`]);
-//! 3. a message sequence diagram of the violation's instance and window, or for a valid
-//!    run of its busiest instance ([`sequence`]);
-//! 4. latency against invoke time with the same shading, and a percentile table;
-//! 5. messages per op by type, rounds to decision, fault counters and events
+//! 3. for a wrong global snapshot (workload `bank`), each node's recorded state, the
+//!    recorded channels, the total against the bank's and the transfers that crossed
+//!    the cut ([`snapshot`]);
+//! 4. a message sequence diagram of the violation's instance and window (a wrong
+//!    snapshot's markers and crossing transfers), or for a valid run of its busiest
+//!    instance ([`sequence`]);
+//! 5. latency against invoke time with the same shading, and a percentile table;
+//! 6. messages per op by type, rounds to decision, fault counters and events
 //!    ([`tables`]).
 //!
 //! Everything is inline — SVG drawn by hand, CSS, tooltips as SVG `<title>` — and
@@ -38,6 +42,7 @@ use crate::UsageError;
 mod html;
 mod linchart;
 mod sequence;
+mod snapshot;
 mod summary;
 mod svg;
 mod tables;
@@ -201,6 +206,7 @@ fn render(run: &RunData) -> String {
     let window = sequence::choose_window(run);
     summary::header(&mut s, run);
     timeline::ops_timeline(&mut s, run, &window);
+    snapshot::section(&mut s, run);
     sequence::section(&mut s, run, &window);
     timeline::latency(&mut s, run);
     tables::section(&mut s, run);

@@ -29,6 +29,7 @@ pub mod paxos;
 pub mod raft;
 pub mod restart_counter;
 pub mod tiebreak;
+pub mod wait_for;
 
 /// A node address: `n1`, `n2`, ...
 pub type NodeId = String;

@@ -138,6 +138,13 @@ pub fn algorithms() -> Vec<AlgoInfo> {
             workloads: &["bank"],
             bugs: algo::chandy_lamport::ChandyLamport::BUGS,
         },
+        AlgoInfo {
+            name: "wait-for",
+            summary: "nodes wait for each other; Chandy-Lamport snapshots find cycles in \
+                      the wait-for graph of the cut (deadlocks)",
+            workloads: &["deadlock"],
+            bugs: algo::wait_for::WaitFor::BUGS,
+        },
     ]
 }
 
@@ -187,6 +194,7 @@ pub fn run(name: &str, launch: Launch) -> anyhow::Result<()> {
         "total-isis" => runtime::run::<algo::multicast::total_isis::TotalIsis>(launch),
         "reliable" => runtime::run::<algo::multicast::reliable::Reliable>(launch),
         "chandy-lamport" => runtime::run::<algo::chandy_lamport::ChandyLamport>(launch),
+        "wait-for" => runtime::run::<algo::wait_for::WaitFor>(launch),
         other => {
             let names: Vec<&str> = algorithms().iter().map(|a| a.name).collect();
             anyhow::bail!("unknown algorithm '{other}' (valid: {})", names.join(", "))

@@ -71,8 +71,14 @@ pub enum ClientOp {
         /// How much.
         amount: u64,
     },
-    /// Start a global snapshot at the asked node (workload `bank`).
+    /// Start a global snapshot at the asked node (workloads `bank` and `deadlock`).
     Snapshot,
+    /// Make the asked node wait for node `on` (workload `deadlock`): it sends `on` a
+    /// request and is blocked until `on` grants it; `wait_ok` once it waits.
+    Wait {
+        /// The node waited for.
+        on: String,
+    },
     /// A request of a Maelstrom workload, any body (its `type` is [`BodyOp::f`]).
     #[serde(untagged)]
     Body(BodyOp),
@@ -187,6 +193,7 @@ impl ClientOp {
             ClientOp::McastRead => "mcast_read",
             ClientOp::Transfer { .. } => "transfer",
             ClientOp::Snapshot => "snapshot",
+            ClientOp::Wait { .. } => "wait",
         }
     }
 }
@@ -248,6 +255,8 @@ pub enum ClientReply {
         #[serde(default)]
         text: String,
     },
+    /// Reply to [`ClientOp::Wait`]: the node now waits for the node asked.
+    WaitOk,
     /// The reply to a [`BodyOp`]: its fields, `type` included.
     #[serde(untagged)]
     Body(serde_json::Map<String, serde_json::Value>),

@@ -76,6 +76,17 @@ pub enum Report {
         /// Their numbers on the link, the first `SNAPSHOT_SEQS_MAX` of them.
         seqs: Vec<u64>,
     },
+    /// The initiator of snapshot `id` assembled every node's recorded wait (workload
+    /// `deadlock`) and found `cycle` in the wait-for graph of the cut, or none (empty).
+    Deadlock {
+        /// The snapshot.
+        id: String,
+        /// The nodes of the cycle in wait order (each waits for the next, the last for
+        /// the first), starting at the smallest id; empty when the cut has no cycle.
+        cycle: Vec<String>,
+        /// The wait-for graph the detector used: who waits for whom in the cut.
+        waits: BTreeMap<String, String>,
+    },
 }
 
 /// Transfer numbers a `snapshot_channel` report lists at most; `count` and `amount` cover

@@ -143,6 +143,9 @@ struct Pieces {
     twice: Vec<String>,
     first: u64,
     last: u64,
+    /// When each node's state report arrived (its recording point, as near as the
+    /// harness sees it).
+    recorded_at: BTreeMap<String, u64>,
 }
 
 impl Pieces {
@@ -195,6 +198,7 @@ fn gather(input: &CheckInput) -> BTreeMap<String, Pieces> {
                     received: received.clone(),
                     received_max: received_max.clone(),
                 };
+                p.recorded_at.entry(r.node.clone()).or_insert(at);
                 if p.locals.insert(r.node.clone(), local).is_some() {
                     p.twice.push(format!("{} recorded its state twice", r.node));
                 }
@@ -223,8 +227,18 @@ fn gather(input: &CheckInput) -> BTreeMap<String, Pieces> {
     out
 }
 
-/// Transfers the history says were made: (from, to, seq) → amount.
-fn transfers_made(input: &CheckInput) -> BTreeMap<(String, String, u64), u64> {
+/// A transfer the history says was made: its amount and when the client heard of it.
+#[derive(Debug, Clone, Copy)]
+struct Made {
+    amount: u64,
+    at: u64,
+}
+
+/// Transfers the history says were made, by (from, to, seq).
+type MadeMap = BTreeMap<(String, String, u64), Made>;
+
+/// Transfers the history says were made.
+fn transfers_made(input: &CheckInput) -> MadeMap {
     let mut made = BTreeMap::new();
     for op in input.history.ops() {
         if op.f != "transfer" || op.outcome != Outcome::Ok {
@@ -240,7 +254,8 @@ fn transfers_made(input: &CheckInput) -> BTreeMap<(String, String, u64), u64> {
         ) else {
             continue;
         };
-        made.insert((from.clone(), to.to_string(), seq), amount);
+        let at = op.complete_time.unwrap_or(op.invoke_time);
+        made.insert((from.clone(), to.to_string(), seq), Made { amount, at });
     }
     made
 }
@@ -260,12 +275,7 @@ struct Flaw {
 
 impl SnapshotChecker {
     /// The flaws of one complete snapshot, in property order.
-    fn flaws(
-        &self,
-        p: &Pieces,
-        made: &BTreeMap<(String, String, u64), u64>,
-        total: u64,
-    ) -> Vec<Flaw> {
+    fn flaws(&self, p: &Pieces, made: &MadeMap, total: u64) -> Vec<Flaw> {
         let mut flaws: Vec<Flaw> = p
             .twice
             .iter()
@@ -319,7 +329,7 @@ impl SnapshotChecker {
                 let known: Option<u64> = chan
                     .seqs
                     .iter()
-                    .map(|s| made.get(&(from.clone(), to.clone(), *s)).copied())
+                    .map(|s| made.get(&(from.clone(), to.clone(), *s)).map(|m| m.amount))
                     .sum();
                 if let Some(amount) = known.filter(|a| *a != chan.amount) {
                     flaws.push(Flaw {
@@ -358,6 +368,8 @@ impl Checker for SnapshotChecker {
         let mut complete = 0usize;
         let mut incomplete: Vec<Value> = Vec::new();
         let mut bad: Vec<Value> = Vec::new();
+        // The first wrong snapshot's recording points and crossing sends, for lifelines.
+        let mut marks: Vec<Value> = Vec::new();
         let mut properties = BTreeSet::new();
         for (id, p) in &snapshots {
             let whole = p.complete(&ids);
@@ -384,11 +396,18 @@ impl Checker for SnapshotChecker {
                     .iter()
                     .map(|f| f.what.as_str())
                     .collect();
+                let crossed = story::crossed(p, &made);
+                if bad.is_empty() {
+                    marks = story::marks(p, &crossed);
+                }
                 bad.push(json!({
                     "id": id,
                     "violations": flaws.iter().map(|f| format!("{}: {}", f.property, f.what)).collect::<Vec<_>>(),
                     "balances": p.locals.iter().map(|(n, l)| (n.clone(), l.balance)).collect::<BTreeMap<_, _>>(),
                     "channels": p.channels.iter().filter(|(_, c)| c.count > 0).map(|((f, t), c)| (format!("{f}->{t}"), json!({"count": c.count, "amount": c.amount, "seqs": c.seqs}))).collect::<BTreeMap<_, _>>(),
+                    "seen": p.locals.values().map(|l| l.balance).sum::<u64>() + p.channels.values().map(|c| c.amount).sum::<u64>(),
+                    "nodes": story::nodes(p),
+                    "crossed": crossed,
                     "recorded_from_ns": p.first,
                     "recorded_to_ns": p.last,
                     "faults": faults,
@@ -413,6 +432,8 @@ impl Checker for SnapshotChecker {
                     "property": property,
                     "properties": properties,
                     "total": total,
+                    "cut": first["id"],
+                    "marks": marks,
                     "snapshots": bad,
                     "complete": complete,
                     "incomplete": incomplete_n,
@@ -585,6 +606,9 @@ impl Checker for Termination {
         v
     }
 }
+
+#[path = "bank/story.rs"]
+mod story;
 
 #[cfg(test)]
 #[path = "bank/tests.rs"]

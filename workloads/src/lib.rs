@@ -26,12 +26,15 @@
 //!   conservation of money and consistency of each cut.
 //! - [`txn`]: Maelstrom's `txn-rw-register`, transactions of register reads and writes
 //!   judged for Adya's G0, G1a, G1b, G1c and internal consistency.
+//! - [`deadlock`]: nodes wait for each other; snapshot-based deadlock detection judged
+//!   against the waits the history shows standing.
 #![deny(missing_docs)]
 
 pub mod bank;
 pub mod broadcast;
 pub mod consensus;
 pub mod counter;
+pub mod deadlock;
 pub mod durability;
 pub mod echo;
 pub mod g_counter;

@@ -148,6 +148,10 @@ pub const WORKLOADS: &[(&str, &str)] = &[
         "txn-rw-register",
         "Maelstrom's transactions of reads and writes on registers; checks G0, G1a, G1b, G1c and internal reads under --consistency-models",
     ),
+    (
+        "deadlock",
+        "nodes wait for each other; snapshot-based deadlock detection must report only real cycles of waits, and every cycle that stood through a snapshot",
+    ),
 ];
 
 /// Builds a workload by name; `None` for an unknown name.
@@ -167,6 +171,7 @@ pub fn workload_by_name(name: &str, opts: &WorkloadOpts) -> Option<Box<dyn Workl
         "multicast" => Some(Box::new(crate::multicast::MulticastWorkload::new(opts))),
         "bank" => Some(Box::new(crate::bank::BankWorkload::new(opts))),
         "txn-rw-register" => Some(Box::new(crate::txn::TxnWorkload::new(opts))),
+        "deadlock" => Some(Box::new(crate::deadlock::DeadlockWorkload::new(opts))),
         _ => None,
     }
 }

@@ -6,7 +6,8 @@
 //! Which messages: for an invalid run whose evidence names an instance (`key`), that
 //! instance's messages from its first one to just after the conflicting decisions; for
 //! a linearizability window, the window's key and times; otherwise the busiest
-//! instance, or the traffic from the start of the last fault. At most [`ARROWS_MAX`]
+//! instance, or the traffic from the start of the last fault. A wrong global snapshot's
+//! window is [`super::snapshot::window`]. At most [`ARROWS_MAX`]
 //! arrows: those nearest the conflicting decisions are kept.
 //!
 //! Messages come from `messages.jsonl` (free-running: the router's times of taking and
@@ -193,6 +194,7 @@ pub(crate) fn choose_window(run: &RunData) -> Window {
         }
     };
     let mut w = match violation(run) {
+        Some(ev) if ev["cut"].is_string() => super::snapshot::window(ev, &msgs),
         Some(ev) if ev["marks"].is_array() => marks_window(ev, &msgs),
         Some(ev) if ev["key"].is_u64() => consensus_window(ev, &msgs),
         Some(ev) => match super::lin_window_of(ev) {

@@ -194,11 +194,17 @@ fn checker(s: &mut String, c: &Value, overall_reason: &str, consensus_key: Optio
     } else if super::linchart::is_lin_evidence(ev) {
         super::linchart::section(s, ev, consensus_key);
     } else if let Some(map) = ev.as_object().filter(|o| !o.is_empty()) {
-        // Anything else: the faults as a list, the rest as it is.
+        // Anything else: the faults as a list, the rest as it is; a wrong snapshot's
+        // pieces are drawn in their own section.
         faults_active(s, ev);
+        let drawn = ev["cut"].is_string();
+        if drawn {
+            s.push_str("<p class=\"note\">The wrong snapshot is drawn below.</p>");
+        }
         let rest: serde_json::Map<String, Value> = map
             .iter()
             .filter(|(k, _)| *k != "faults")
+            .filter(|(k, _)| !(drawn && (*k == "marks" || *k == "snapshots")))
             .map(|(k, v)| (k.clone(), v.clone()))
             .collect();
         s.push_str(&json_html(&Value::Object(rest), 4, 20));

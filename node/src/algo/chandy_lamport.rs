@@ -99,10 +99,122 @@ struct Channel {
     seqs: Vec<u64>,
 }
 
-/// A snapshot this node has recorded its state for, with the channels still open.
-#[derive(Debug, Default)]
-struct Recording {
-    open: BTreeMap<NodeId, Channel>,
+/// What a marker does at a node ([`Cuts::on_marker`]).
+#[derive(Debug)]
+pub enum MarkerStep<C> {
+    /// A marker of a snapshot already finished here, or on a channel already closed
+    /// (only a duplicate does that): nothing.
+    Ignore,
+    /// The node's first marker of this snapshot: it must record its state now
+    /// ([`Cuts::start`]).
+    First,
+    /// A later marker: it closed its channel, whose record is this; `finished` when it
+    /// was the node's last open channel of the snapshot.
+    Closed {
+        /// The channel's record.
+        record: C,
+        /// Whether the node's part of the snapshot is over.
+        finished: bool,
+    },
+}
+
+/// The bookkeeping of Chandy and Lamport's cuts that does not depend on what a channel
+/// carries: the snapshots this node has recorded its state for, with the incoming
+/// channels each still records (one `C` per channel), and the finished snapshots it
+/// remembers (at most [`DONE_MAX`]), so that a late marker starts nothing again.
+#[derive(Debug)]
+pub struct Cuts<C> {
+    recording: BTreeMap<String, BTreeMap<NodeId, C>>,
+    done: BTreeSet<String>,
+    done_order: VecDeque<String>,
+    next_snapshot: u64,
+}
+
+impl<C: Default> Default for Cuts<C> {
+    fn default() -> Self {
+        Cuts {
+            next_snapshot: 1,
+            recording: BTreeMap::new(),
+            done: BTreeSet::new(),
+            done_order: VecDeque::new(),
+        }
+    }
+}
+
+impl<C: Default> Cuts<C> {
+    /// Snapshots whose part here is still open.
+    pub fn in_progress(&self) -> usize {
+        self.recording.len()
+    }
+
+    /// The id of a new snapshot initiated by node `me` (`n1#3`), or the refusal when
+    /// [`SNAPSHOTS_MAX`] are already in progress here.
+    pub fn fresh_id(&mut self, me: &str) -> Result<String, ClientReply> {
+        if self.in_progress() >= SNAPSHOTS_MAX {
+            return Err(refuse(
+                ErrorCode::TemporarilyUnavailable,
+                format!("{SNAPSHOTS_MAX} snapshots already in progress here"),
+            ));
+        }
+        let id = format!("{me}#{}", self.next_snapshot);
+        self.next_snapshot += 1;
+        Ok(id)
+    }
+
+    /// Whether this node has recorded its state for `snapshot`.
+    pub fn known(&self, snapshot: &str) -> bool {
+        self.recording.contains_key(snapshot) || self.done.contains(snapshot)
+    }
+
+    /// The node recorded its state for `snapshot`: every incoming channel but `first`'s
+    /// (the first marker's sender; none at the initiator) is recorded from now on.
+    /// Returns whether the node's part is already over (no channel left open).
+    pub fn start(&mut self, snapshot: &str, peers: &[NodeId], first: Option<&str>) -> bool {
+        assert!(!self.known(snapshot), "recorded twice");
+        let open = peers
+            .iter()
+            .filter(|p| Some(p.as_str()) != first)
+            .map(|p| (p.clone(), C::default()))
+            .collect();
+        self.recording.insert(snapshot.to_string(), open);
+        self.finish_if_closed(snapshot)
+    }
+
+    /// The records of every open channel from `from`, one per snapshot in progress.
+    pub fn open_from<'a>(&'a mut self, from: &'a str) -> impl Iterator<Item = &'a mut C> + 'a {
+        self.recording
+            .values_mut()
+            .filter_map(move |open| open.get_mut(from))
+    }
+
+    /// A marker of `snapshot` arrived from `from`.
+    pub fn on_marker(&mut self, snapshot: &str, from: &str) -> MarkerStep<C> {
+        if self.done.contains(snapshot) {
+            return MarkerStep::Ignore;
+        }
+        let Some(open) = self.recording.get_mut(snapshot) else {
+            return MarkerStep::First;
+        };
+        let Some(record) = open.remove(from) else {
+            return MarkerStep::Ignore;
+        };
+        let finished = self.finish_if_closed(snapshot);
+        MarkerStep::Closed { record, finished }
+    }
+
+    fn finish_if_closed(&mut self, snapshot: &str) -> bool {
+        if !self.recording.get(snapshot).is_some_and(|o| o.is_empty()) {
+            return false;
+        }
+        self.recording.remove(snapshot);
+        self.done.insert(snapshot.to_string());
+        self.done_order.push_back(snapshot.to_string());
+        if self.done_order.len() > DONE_MAX {
+            let old = self.done_order.pop_front().expect("over the bound");
+            self.done.remove(&old);
+        }
+        true
+    }
 }
 
 /// A node of the bank.
@@ -114,10 +226,7 @@ pub struct ChandyLamport {
     sent: BTreeMap<NodeId, u64>,
     received: BTreeMap<NodeId, u64>,
     received_max: BTreeMap<NodeId, u64>,
-    next_snapshot: u64,
-    recording: BTreeMap<String, Recording>,
-    done: BTreeSet<String>,
-    done_order: VecDeque<String>,
+    cuts: Cuts<Channel>,
     /// `late-record`: snapshots whose first marker came from this peer, waiting for the
     /// next transfer before recording.
     late: BTreeMap<String, NodeId>,
@@ -136,19 +245,16 @@ impl ChandyLamport {
 
     /// Snapshots whose part here is still open.
     pub fn in_progress(&self) -> usize {
-        self.recording.len() + self.late.len()
+        self.cuts.in_progress() + self.late.len()
     }
 
     fn known(&self, snapshot: &str) -> bool {
-        self.recording.contains_key(snapshot)
-            || self.done.contains(snapshot)
-            || self.late.contains_key(snapshot)
+        self.cuts.known(snapshot) || self.late.contains_key(snapshot)
     }
 
     /// Records this node's state for `snapshot`, with the channel from `first` (the first
     /// marker's sender; none at the initiator) already closed empty; sends the markers.
     fn record(&mut self, snapshot: &str, first: Option<&str>, ctx: &mut Ctx<Self>) {
-        assert!(!self.recording.contains_key(snapshot), "recorded twice");
         ctx.report(Report::SnapshotLocal {
             id: snapshot.to_string(),
             balance: self.balance,
@@ -156,37 +262,13 @@ impl ChandyLamport {
             received: self.received.clone(),
             received_max: self.received_max.clone(),
         });
-        let mut rec = Recording::default();
-        for peer in &self.peers {
-            if Some(peer.as_str()) != first {
-                rec.open.insert(peer.clone(), Channel::default());
-            }
-        }
-        self.recording.insert(snapshot.to_string(), rec);
+        self.cuts.start(snapshot, &self.peers, first);
         if let Some(from) = first {
             report_channel(snapshot, from, &Channel::default(), ctx);
         }
-        let marker = Msg::Marker {
+        ctx.broadcast(Msg::Marker {
             snapshot: snapshot.to_string(),
-        };
-        ctx.broadcast(marker);
-        self.finish_if_closed(snapshot);
-    }
-
-    fn finish_if_closed(&mut self, snapshot: &str) {
-        if self
-            .recording
-            .get(snapshot)
-            .is_some_and(|r| r.open.is_empty())
-        {
-            self.recording.remove(snapshot);
-            self.done.insert(snapshot.to_string());
-            self.done_order.push_back(snapshot.to_string());
-            if self.done_order.len() > DONE_MAX {
-                let old = self.done_order.pop_front().expect("over the bound");
-                self.done.remove(&old);
-            }
-        }
+        });
     }
 
     fn on_transfer(&mut self, from: &str, seq: u64, amount: u64, ctx: &mut Ctx<Self>) {
@@ -194,14 +276,12 @@ impl ChandyLamport {
         *self.received.entry(from.to_string()).or_default() += 1;
         let max = self.received_max.entry(from.to_string()).or_default();
         *max = (*max).max(seq);
-        for rec in self.recording.values_mut() {
-            if let Some(ch) = rec.open.get_mut(from) {
-                if !self.no_channel_state {
-                    ch.count += 1;
-                    ch.amount += amount;
-                    if ch.seqs.len() < SNAPSHOT_SEQS_MAX {
-                        ch.seqs.push(seq);
-                    }
+        if !self.no_channel_state {
+            for ch in self.cuts.open_from(from) {
+                ch.count += 1;
+                ch.amount += amount;
+                if ch.seqs.len() < SNAPSHOT_SEQS_MAX {
+                    ch.seqs.push(seq);
                 }
             }
         }
@@ -212,27 +292,21 @@ impl ChandyLamport {
     }
 
     fn on_marker(&mut self, from: &str, snapshot: String, ctx: &mut Ctx<Self>) {
-        if self.done.contains(&snapshot) {
-            return;
-        }
-        if let Some(rec) = self.recording.get_mut(&snapshot) {
-            let Some(ch) = rec.open.remove(from) else {
-                return; // a second marker on a closed channel: only a duplicate does this
-            };
-            report_channel(&snapshot, from, &ch, ctx);
-            self.finish_if_closed(&snapshot);
-            return;
-        }
         if self.late_record {
             if let Some(first) = self.late.remove(&snapshot) {
                 // A second marker before any transfer: record now, then close this one.
                 self.record(&snapshot, Some(&first), ctx);
                 return self.on_marker(from, snapshot, ctx);
             }
-            self.late.insert(snapshot, from.to_string());
-            return;
         }
-        self.record(&snapshot, Some(from), ctx);
+        match self.cuts.on_marker(&snapshot, from) {
+            MarkerStep::Ignore => {}
+            MarkerStep::Closed { record, .. } => report_channel(&snapshot, from, &record, ctx),
+            MarkerStep::First if self.late_record => {
+                self.late.insert(snapshot, from.to_string());
+            }
+            MarkerStep::First => self.record(&snapshot, Some(from), ctx),
+        }
     }
 }
 
@@ -246,7 +320,8 @@ fn report_channel(snapshot: &str, from: &str, ch: &Channel, ctx: &mut Ctx<Chandy
     });
 }
 
-fn refuse(code: ErrorCode, text: String) -> ClientReply {
+/// A definite or retryable refusal of a client's request.
+pub fn refuse(code: ErrorCode, text: String) -> ClientReply {
     ClientReply::Error { code, text }
 }
 
@@ -267,10 +342,7 @@ impl Algorithm for ChandyLamport {
             sent: BTreeMap::new(),
             received: BTreeMap::new(),
             received_max: BTreeMap::new(),
-            next_snapshot: 1,
-            recording: BTreeMap::new(),
-            done: BTreeSet::new(),
-            done_order: VecDeque::new(),
+            cuts: Cuts::default(),
             late: BTreeMap::new(),
             no_channel_state: config.has_bug("no-channel-state"),
             late_record: config.has_bug("late-record"),
@@ -332,17 +404,14 @@ impl Algorithm for ChandyLamport {
                     ClientReply::TransferOk { seq }
                 }
             }
-            ClientOp::Snapshot if self.recording.len() >= SNAPSHOTS_MAX => refuse(
-                ErrorCode::TemporarilyUnavailable,
-                format!("{SNAPSHOTS_MAX} snapshots already in progress here"),
-            ),
-            ClientOp::Snapshot => {
-                let id = format!("{}#{}", self.id, self.next_snapshot);
-                self.next_snapshot += 1;
-                assert!(!self.known(&id), "snapshot ids are fresh");
-                self.record(&id, None, ctx);
-                ClientReply::SnapshotOk { id }
-            }
+            ClientOp::Snapshot => match self.cuts.fresh_id(&self.id) {
+                Ok(id) => {
+                    assert!(!self.known(&id), "snapshot ids are fresh");
+                    self.record(&id, None, ctx);
+                    ClientReply::SnapshotOk { id }
+                }
+                Err(refusal) => refusal,
+            },
             ClientOp::Read { .. } => refuse(
                 ErrorCode::TemporarilyUnavailable,
                 format!("{PENDING_MAX} reads already wait here"),

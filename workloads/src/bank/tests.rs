@@ -119,6 +119,15 @@ fn a_snapshot_that_loses_the_money_in_transit_is_invalid() {
     let props = v.evidence["properties"].to_string();
     assert!(props.contains("snapshot-total"), "{props}");
     assert!(v.reason.contains("holds 270"), "{}", v.reason);
+    // The report names the transfer nobody counted, with its amount from the history.
+    let crossed = &v.evidence["snapshots"][0]["crossed"][0];
+    assert_eq!(crossed["link"], "n1->n2", "{crossed}");
+    assert_eq!(
+        (&crossed["seq"], &crossed["amount"]),
+        (&json!(1), &json!(30))
+    );
+    assert_eq!(crossed["how"], "lost", "{crossed}");
+    assert_eq!(v.evidence["cut"], "n1#1");
 }
 
 #[test]
@@ -137,6 +146,11 @@ fn a_transfer_received_inside_the_cut_but_sent_outside_is_an_inconsistent_cut() 
     let text = v.evidence["snapshots"][0]["violations"].to_string();
     assert!(text.contains("n2 had applied transfer n1->n2 #1"), "{text}");
     assert!(text.contains("holds 330"), "{text}");
+    let crossed = &v.evidence["snapshots"][0]["crossed"][0];
+    assert_eq!(
+        (&crossed["seq"], &crossed["how"]),
+        (&json!(1), &json!("twice"))
+    );
 }
 
 #[test]
