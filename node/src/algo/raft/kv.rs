@@ -10,7 +10,14 @@
 //! copy or gave up on it, recording `info`).
 //!
 //! Both algorithms also share here how a request reaches the leader ([`Forwarded`],
-//! [`Waiting::to_leader`]) and their timing parameters ([`timing`]).
+//! [`Waiting::to_leader`]), who answers it ([`Command::adopt`], [`Waiting::answer`]) and
+//! their timing parameters ([`timing`], [`batch_us`]).
+//!
+//! **The leader answers.** A request a follower forwarded is answered by the leader that
+//! put it in its log (it rewrites the command's origin to itself before appending), as
+//! soon as it applies the entry: the follower would otherwise wait for the commit to
+//! reach it in a later message. Any node may answer a client; the answer is the same at
+//! every replica, since each computes it from the same log prefix.
 
 use std::collections::BTreeMap;
 
@@ -87,6 +94,17 @@ impl Command {
             cmd: Cmd::Noop,
             origin: None,
         }
+    }
+
+    /// The command with `node` as the one that answers it: a leader adopts a forwarded
+    /// request before appending it.
+    pub fn adopt(mut self, node: &str) -> Command {
+        if let Some(o) = &mut self.origin {
+            if o.node != node {
+                o.node = node.to_string();
+            }
+        }
+        self
     }
 }
 
@@ -179,6 +197,32 @@ impl Waiting {
             _ => None,
         }
     }
+
+    /// Node `node` applied `command`, which the store answered `reply` (`None` for a
+    /// no-op or a stale copy): answers its client if `node` is the one that answers it
+    /// (the node that took it, or the leader that adopted it).
+    pub fn answer<A: Algorithm>(
+        &mut self,
+        node: &str,
+        command: &Command,
+        reply: Option<ClientReply>,
+        ctx: &mut Ctx<A>,
+    ) {
+        let (Some(reply), Some(o)) = (reply, &command.origin) else {
+            return;
+        };
+        if o.node != node {
+            return;
+        }
+        if self
+            .by_client
+            .get(&o.client)
+            .is_some_and(|req| req.msg_id == o.msg_id)
+        {
+            self.by_client.remove(&o.client);
+        }
+        ctx.reply_to(&o.client, o.msg_id, reply);
+    }
 }
 
 /// What a replica does with a client request: answer it now, or log it.
@@ -256,6 +300,15 @@ impl Waiting {
                 }
             }
         }
+    }
+}
+
+/// The batching delay in microseconds: `--param batch_us`, else `batch_ms` × 1000,
+/// default 2 ms; 0 turns batching off.
+pub fn batch_us(config: &Config) -> Result<u64, String> {
+    match config.params.get("batch_us") {
+        Some(_) => config.param("batch_us", 0),
+        None => Ok(config.param("batch_ms", 2u64)?.saturating_mul(1_000)),
     }
 }
 
