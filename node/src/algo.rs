@@ -195,15 +195,9 @@ impl<A: Algorithm> Ctx<A> {
 
     /// Answers `req`.
     pub fn reply(&mut self, req: &ClientReq, reply: ClientReply) {
-        self.reply_to(&req.client, req.msg_id, reply);
-    }
-
-    /// Answers request `msg_id` of `client`, which may have been taken by another node
-    /// (any node may answer a client).
-    pub fn reply_to(&mut self, client: &str, msg_id: u64, reply: ClientReply) {
         self.effects.push(Effect::Reply {
-            client: client.to_string(),
-            in_reply_to: msg_id,
+            client: req.client.clone(),
+            in_reply_to: req.msg_id,
             reply,
         });
     }

@@ -28,8 +28,7 @@
 //! assigned since (at most [`BATCH_SLOTS_MAX`] per message). An acceptor persists them
 //! all and syncs once before its one [`Msg::Accepted`]; the leader decides every slot
 //! that message completes in one [`Msg::Decide`]. `batch_ms=0` (or `batch_us=0`) turns
-//! it off: one `accept`, and one sync per acceptor, per slot. The leader answers the
-//! requests it put in the log, forwarded ones too, when it applies them.
+//! it off: one `accept`, and one sync per acceptor, per slot.
 //!
 //! **Leadership** is only a liveness matter: a node that hears no heartbeat from a ballot
 //! at least as high as its promise for a randomized election timeout runs phase 1 with a
@@ -416,7 +415,6 @@ impl MultiPaxos {
             open,
         } = &mut self.role
         {
-            let command = command.adopt(&self.id);
             let slot = *next_slot;
             *next_slot += 1;
             open.insert(slot, (command.clone(), BTreeSet::new()));

@@ -38,8 +38,7 @@
 //!   them. A follower syncs once per message, however many entries it carries (at most
 //!   [`BATCH_ENTRIES_MAX`]). `batch_ms=0` (or `batch_us=0`) turns batching off: the
 //!   leader syncs and sends each entry as it is appended (what `squall bench kv
-//!   --batching off` measures). The leader answers the requests it appended, forwarded
-//!   ones too (`kv`'s module docs).
+//!   --batching off` measures).
 //!
 //! **The invariant that matters** (State Machine Safety): no two replicas apply different
 //! commands at one index. It follows from Leader Completeness (a committed entry is in
@@ -412,7 +411,7 @@ impl Raft {
     /// A client request this node took, or one forwarded to it.
     fn submit(&mut self, command: Command, hops: u32, ctx: &mut Ctx<Self>) {
         if self.role == Role::Leader {
-            self.append(command.adopt(&self.id), ctx);
+            self.append(command, ctx);
             return;
         }
         let leader = self.leader.as_ref();

@@ -10,14 +10,8 @@
 //! copy or gave up on it, recording `info`).
 //!
 //! Both algorithms also share here how a request reaches the leader ([`Forwarded`],
-//! [`Waiting::to_leader`]), who answers it ([`Command::adopt`], [`Waiting::answer`]) and
-//! their timing parameters ([`timing`], [`batch_us`]).
-//!
-//! **The leader answers.** A request a follower forwarded is answered by the leader that
-//! put it in its log (it rewrites the command's origin to itself before appending), as
-//! soon as it applies the entry: the follower would otherwise wait for the commit to
-//! reach it in a later message. Any node may answer a client; the answer is the same at
-//! every replica, since each computes it from the same log prefix.
+//! [`Waiting::to_leader`]), how the node that took it answers once it applies it
+//! ([`Waiting::answer`]) and their timing parameters ([`timing`], [`batch_us`]).
 
 use std::collections::BTreeMap;
 
@@ -94,17 +88,6 @@ impl Command {
             cmd: Cmd::Noop,
             origin: None,
         }
-    }
-
-    /// The command with `node` as the one that answers it: a leader adopts a forwarded
-    /// request before appending it.
-    pub fn adopt(mut self, node: &str) -> Command {
-        if let Some(o) = &mut self.origin {
-            if o.node != node {
-                o.node = node.to_string();
-            }
-        }
-        self
     }
 }
 
@@ -199,8 +182,7 @@ impl Waiting {
     }
 
     /// Node `node` applied `command`, which the store answered `reply` (`None` for a
-    /// no-op or a stale copy): answers its client if `node` is the one that answers it
-    /// (the node that took it, or the leader that adopted it).
+    /// no-op or a stale copy): answers its client if the request waits here.
     pub fn answer<A: Algorithm>(
         &mut self,
         node: &str,
@@ -208,20 +190,11 @@ impl Waiting {
         reply: Option<ClientReply>,
         ctx: &mut Ctx<A>,
     ) {
-        let (Some(reply), Some(o)) = (reply, &command.origin) else {
-            return;
-        };
-        if o.node != node {
-            return;
+        if let (Some(reply), Some(o)) = (reply, &command.origin) {
+            if let Some(req) = self.take(node, o) {
+                ctx.reply(&req, reply);
+            }
         }
-        if self
-            .by_client
-            .get(&o.client)
-            .is_some_and(|req| req.msg_id == o.msg_id)
-        {
-            self.by_client.remove(&o.client);
-        }
-        ctx.reply_to(&o.client, o.msg_id, reply);
     }
 }
 
