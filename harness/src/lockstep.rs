@@ -22,7 +22,7 @@
 //!      [`LinkTable::decide`](crate::nemesis::LinkTable::decide) gives it; it may also
 //!      be dropped, duplicated, held or allowed to overtake (per-link FIFO otherwise).
 //!      Client traffic is never faulted and takes [`HOP_US`] each way.
-//!    - Timers fire at `after_ms` of virtual time after their `timer_set`.
+//!    - Timers fire at `after_us` (or `after_ms`) of virtual time after their `timer_set`.
 //!    - Clients are the free-running clients replayed in virtual time (open loop at
 //!      `rate`, op timeout in virtual time, Jepsen processes), recorded in
 //!      `history.jsonl` with virtual times.

@@ -113,12 +113,12 @@ pub enum Effect<A: Algorithm> {
         /// The answer.
         reply: ClientReply,
     },
-    /// Fire `timer` after `after_ms` milliseconds, replacing an earlier setting of it.
+    /// Fire `timer` after `after_us` microseconds, replacing an earlier setting of it.
     SetTimer {
         /// Which timer.
         timer: A::Timer,
-        /// Delay in milliseconds.
-        after_ms: u64,
+        /// Delay in microseconds.
+        after_us: u64,
     },
     /// Forget `timer` if it is set.
     CancelTimer {
@@ -203,9 +203,15 @@ impl<A: Algorithm> Ctx<A> {
         });
     }
 
-    /// Sets (or resets) `timer` to fire after `after_ms`.
+    /// Sets (or resets) `timer` to fire after `after_ms` milliseconds.
     pub fn set_timer(&mut self, timer: A::Timer, after_ms: u64) {
-        self.effects.push(Effect::SetTimer { timer, after_ms });
+        self.set_timer_us(timer, after_ms.saturating_mul(1_000));
+    }
+
+    /// Sets (or resets) `timer` to fire after `after_us` microseconds: for delays finer
+    /// than a millisecond, such as randomized backoff drawn below one decision's time.
+    pub fn set_timer_us(&mut self, timer: A::Timer, after_us: u64) {
+        self.effects.push(Effect::SetTimer { timer, after_us });
     }
 
     /// Cancels `timer`.

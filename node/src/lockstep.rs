@@ -36,8 +36,8 @@ impl<T: Ord + Clone> VirtualTimers<T> {
         Self::default()
     }
 
-    /// Arms `timer` to fire after `after_ms`; returns the `timer_set` to send.
-    pub fn set(&mut self, timer: T, after_ms: u64) -> Lockstep {
+    /// Arms `timer` to fire after `after_us` microseconds; returns the `timer_set` to send.
+    pub fn set(&mut self, timer: T, after_us: u64) -> Lockstep {
         let timer_id = match self.by_timer.get(&timer) {
             Some(&id) => id,
             None => {
@@ -48,7 +48,7 @@ impl<T: Ord + Clone> VirtualTimers<T> {
                 id
             }
         };
-        Lockstep::TimerSet { timer_id, after_ms }
+        Lockstep::timer_set_us(timer_id, after_us)
     }
 
     /// Disarms `timer`; returns the `timer_cancel` to send, if it was pending.
@@ -84,36 +84,18 @@ mod tests {
     #[test]
     fn resetting_reuses_the_id_and_firing_forgets_it() {
         let mut t = VirtualTimers::new();
-        assert_eq!(
-            t.set("a", 10),
-            Lockstep::TimerSet {
-                timer_id: 1,
-                after_ms: 10
-            }
-        );
-        assert_eq!(
-            t.set("b", 5),
-            Lockstep::TimerSet {
-                timer_id: 2,
-                after_ms: 5
-            }
-        );
+        assert_eq!(t.set("a", 10), Lockstep::timer_set_us(1, 10));
+        assert_eq!(t.set("b", 5), Lockstep::timer_set_us(2, 5));
         assert_eq!(
             t.set("a", 20),
-            Lockstep::TimerSet {
-                timer_id: 1,
-                after_ms: 20
-            },
+            Lockstep::timer_set_us(1, 20),
             "a pending timer keeps its id"
         );
         assert_eq!(t.fire(1), Some("a"));
         assert_eq!(t.fire(1), None, "stale");
         assert_eq!(
             t.set("a", 1),
-            Lockstep::TimerSet {
-                timer_id: 3,
-                after_ms: 1
-            },
+            Lockstep::timer_set_us(3, 1),
             "fresh id after firing"
         );
         assert_eq!(t.cancel(&"b"), Some(Lockstep::TimerCancel { timer_id: 2 }));

@@ -4,7 +4,8 @@
 //!
 //! - **free-running** (the default): single-threaded (a current-thread tokio runtime):
 //!   read every complete line available, hand each to the algorithm, apply the effects
-//!   in order, flush, then sleep until the next line or the next timer.
+//!   in order, flush, then sleep until the next line or the next timer. Timers are set
+//!   in microseconds and kept at that resolution (a `timerfd`, [`clock`]).
 //! - **lockstep** (`init` carries `"lockstep": true`, PROTOCOL.md §10): blocking and
 //!   clockless. Each line received is one step: the algorithm handles it, its effects are
 //!   applied in order, and the step's lines go out followed by `step_done`. Timers are not
@@ -46,6 +47,9 @@ use tokio::time::Instant;
 use crate::algo::{Algorithm, ClientReq, Config, Ctx, Effect};
 use crate::lockstep::VirtualTimers;
 use crate::storage::Storage;
+use clock::UsTimer;
+
+mod clock;
 
 /// Set (to anything) in a node's environment: count fsyncs and say how many on SIGTERM.
 pub const SYNC_COUNT_ENV: &str = "SQUALL_COUNT_SYNCS";
@@ -205,13 +209,13 @@ impl<A: Algorithm> Shell<A> {
                     let body = serde_json::to_string(&proto::Stamped { report, mono_ns })?;
                     self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
                 }
-                Effect::SetTimer { timer, after_ms } => match &mut self.virtual_timers {
+                Effect::SetTimer { timer, after_us } => match &mut self.virtual_timers {
                     Some(vt) => {
-                        let body = serde_json::to_string(&vt.set(timer, after_ms))?;
+                        let body = serde_json::to_string(&vt.set(timer, after_us))?;
                         self.out.extend_from_slice(&frame_raw(&me, HARNESS, &body));
                     }
                     None => {
-                        let at = Instant::now() + std::time::Duration::from_millis(after_ms);
+                        let at = Instant::now() + std::time::Duration::from_micros(after_us);
                         self.timers.set(timer, at);
                     }
                 },
@@ -428,6 +432,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let mut wake = UsTimer::new().context("create the timer fd")?;
     loop {
         while let Some(line) = dec.next_frame()? {
             shell.on_line(line)?;
@@ -442,7 +447,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
             wr.write_all(&shell.out).await?;
             shell.out.clear();
         }
-        let deadline = shell.timers.next_deadline();
+        wake.arm(shell.timers.next_deadline())?;
         tokio::select! {
             r = rd.read(&mut buf) => {
                 let n = r?;
@@ -451,7 +456,7 @@ async fn run_async<A: Algorithm>(launch: Launch) -> anyhow::Result<()> {
                 }
                 dec.push(&buf[..n]);
             }
-            _ = sleep_until_opt(deadline) => {}
+            r = wake.expired() => r?,
             Some(()) = recv_opt(&mut term) => {
                 eprintln!("squall-node: {} fsyncs", shell.syncs);
                 return Ok(());
@@ -527,13 +532,6 @@ fn wait_sync_go(stream: &mut std::net::TcpStream, dec: &mut LineDecoder) -> anyh
             bail!("connection closed while waiting for sync_go");
         }
         dec.push(&buf[..n]);
-    }
-}
-
-async fn sleep_until_opt(deadline: Option<Instant>) {
-    match deadline {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }
 

@@ -10,8 +10,9 @@
 //!   (fixed latency by default, random under [`Chaos`], or a custom router set with
 //!   [`Sim::set_router`]). Held messages wait for [`Sim::release`] or [`Sim::heal`].
 //!   Distinct delivery times are what reorders messages.
-//! - Time: virtual milliseconds. Events (deliveries, timer firings) run in time order, ties
-//!   broken by the order they were scheduled.
+//! - Time: virtual milliseconds (a timer set in microseconds rounds up to the next whole
+//!   one). Events (deliveries, timer firings) run in time order, ties broken by the order
+//!   they were scheduled.
 //! - Crashes: [`Sim::crash`] drops the node's memory, its timers and every record it
 //!   persisted but did not sync; [`Sim::restart`] builds a new instance and hands it the
 //!   synced records in `on_start`, like a SIGKILL and restart with the same data directory.
@@ -568,7 +569,10 @@ impl<A: Algorithm> Sim<A> {
                         at_ms,
                     });
                 }
-                Effect::SetTimer { timer, after_ms } => self.set_timer(id, timer, after_ms),
+                // The simulator's clock counts milliseconds: a finer delay rounds up.
+                Effect::SetTimer { timer, after_us } => {
+                    self.set_timer(id, timer, after_us.div_ceil(1_000))
+                }
                 Effect::CancelTimer { timer } => self.cancel_timer(id, &timer),
                 Effect::Persist(record) => {
                     let bytes = bincode::serialize(&record).expect("records encode");

@@ -226,7 +226,10 @@ fn raft_bug_vote_any_log_elects_a_stale_node_that_drops_a_committed_write() {
 }
 
 fn paxos_sim(n: usize, seed: u64, bugs: &[&str]) -> Sim<MultiPaxos> {
-    let mut options = Options::default();
+    paxos_sim_with(n, seed, bugs, Options::default())
+}
+
+fn paxos_sim_with(n: usize, seed: u64, bugs: &[&str], mut options: Options) -> Sim<MultiPaxos> {
     for b in bugs {
         options = options.bug(b);
     }
@@ -277,14 +280,20 @@ fn multi_paxos_chosen_slots_agree_under_chaos() {
 }
 
 /// The leader's accepts for slot 0 reach only itself, its accept for slot 1 a majority;
-/// then it crashes: the next leader finds slot 1 accepted and slot 0 empty.
+/// then it crashes: the next leader finds slot 1 accepted and slot 0 empty. Batching is
+/// off, so each slot has its own `accept`.
 fn paxos_hole(bugs: &[&str]) -> (Sim<MultiPaxos>, Vec<u64>) {
-    let mut sim = paxos_sim(3, 5, bugs);
+    let unbatched = Options::default().param("batch_ms", "0");
+    let mut sim = paxos_sim_with(3, 5, bugs, unbatched);
     sim.run_for(2_000);
     let leader = paxos_leader(&sim).expect("a leader");
     let l = leader.clone();
     sim.set_router(move |e, _| match &e.msg {
-        multi_paxos::Msg::Accept { slot: 0, .. } if e.to != l => Verdict::Drop,
+        multi_paxos::Msg::Accept { slots, .. }
+            if slots.iter().any(|(s, _)| *s == 0) && e.to != l =>
+        {
+            Verdict::Drop
+        }
         _ => Verdict::Deliver { after_ms: 1 },
     });
     let mut reqs = vec![sim.client(&leader, write(1, 1))];

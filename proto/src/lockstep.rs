@@ -18,13 +18,18 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Lockstep {
-    /// Node -> harness: fire timer `timer_id` after `after_ms` of virtual time, replacing
-    /// any earlier setting of the same id.
+    /// Node -> harness: fire timer `timer_id` after `after_us` (or, from nodes written
+    /// before microseconds, `after_ms`) of virtual time, replacing any earlier setting of
+    /// the same id. [`Lockstep::timer_delay_us`] reads the delay.
     TimerSet {
         /// Chosen by the node; unique among its pending timers.
         timer_id: u64,
-        /// Delay in virtual milliseconds.
-        after_ms: u64,
+        /// Delay in virtual microseconds; takes precedence over `after_ms`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_us: Option<u64>,
+        /// Delay in virtual milliseconds (the older field, still accepted).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        after_ms: Option<u64>,
     },
     /// Node -> harness: forget timer `timer_id` if it is pending.
     TimerCancel {
@@ -44,6 +49,31 @@ pub enum Lockstep {
     SyncWait,
     /// Harness -> node: carry on after a [`Lockstep::SyncWait`].
     SyncGo,
+}
+
+impl Lockstep {
+    /// A `timer_set` in microseconds, as this crate's nodes send it.
+    pub fn timer_set_us(timer_id: u64, after_us: u64) -> Lockstep {
+        Lockstep::TimerSet {
+            timer_id,
+            after_us: Some(after_us),
+            after_ms: None,
+        }
+    }
+
+    /// The delay of a `timer_set` in microseconds: `after_us`, else `after_ms` × 1000;
+    /// `None` for any other body or a `timer_set` that names neither.
+    pub fn timer_delay_us(&self) -> Option<u64> {
+        match self {
+            Lockstep::TimerSet {
+                after_us: Some(us), ..
+            } => Some(*us),
+            Lockstep::TimerSet {
+                after_ms: Some(ms), ..
+            } => Some(ms.saturating_mul(1_000)),
+            _ => None,
+        }
+    }
 }
 
 /// The lockstep flag of an `init` body: parse the body with this to learn whether the
@@ -87,9 +117,14 @@ mod tests {
     fn bodies_have_the_documented_shapes() {
         let cases = [
             (
+                Lockstep::timer_set_us(3, 100_500),
+                r#"{"type":"timer_set","timer_id":3,"after_us":100500}"#,
+            ),
+            (
                 Lockstep::TimerSet {
                     timer_id: 3,
-                    after_ms: 100,
+                    after_us: None,
+                    after_ms: Some(100),
                 },
                 r#"{"type":"timer_set","timer_id":3,"after_ms":100}"#,
             ),
@@ -109,6 +144,29 @@ mod tests {
             assert_eq!(serde_json::to_string(&msg).unwrap(), json);
             assert_eq!(serde_json::from_str::<Lockstep>(json).unwrap(), msg);
         }
+    }
+
+    #[test]
+    fn timer_set_reads_microseconds_and_the_older_milliseconds() {
+        let delay = |json: &str| {
+            serde_json::from_str::<Lockstep>(json)
+                .unwrap()
+                .timer_delay_us()
+        };
+        assert_eq!(
+            delay(r#"{"type":"timer_set","timer_id":1,"after_us":250}"#),
+            Some(250)
+        );
+        assert_eq!(
+            delay(r#"{"type":"timer_set","timer_id":1,"after_ms":3}"#),
+            Some(3_000)
+        );
+        assert_eq!(
+            delay(r#"{"type":"timer_set","timer_id":1,"after_ms":3,"after_us":7}"#),
+            Some(7)
+        );
+        assert_eq!(delay(r#"{"type":"timer_set","timer_id":1}"#), None);
+        assert_eq!(Lockstep::StepDone.timer_delay_us(), None);
     }
 
     #[test]

@@ -3,8 +3,9 @@
 //! `echo` workload through the same router and the same clients).
 //!
 //! A **series** is one configuration: algorithm × replicas × where node data lives (the
-//! run directory on disk, or a tmpfs) × batching (raft's `batch_ms`; `multi-paxos` has no
-//! batching and runs once). Each series sweeps the offered load upward (`--rates`): every
+//! run directory on disk, or a tmpfs) × batching (both algorithms' `batch_ms`: on is the
+//! default, off is `batch_ms=0`; `--param` adds tuning to every replicated series, such
+//! as `batch_us`). Each series sweeps the offered load upward (`--rates`): every
 //! step is one ordinary `squall run` of `lin-kv` (or `echo`) without faults, built by the
 //! same [`RunBuilder`] as `squall run`. The sweep stops at the first step whose p99 is
 //! above `--p99-limit` or whose served ops/s did not rise by 10% over the best so far.
@@ -63,6 +64,10 @@ pub struct BenchKvArgs {
     /// Batching of the algorithms that have a switch: `on`, `off` (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "on,off")]
     pub batching: Vec<String>,
+    /// A `key=value` tuning parameter for the replicated series (not echo), e.g.
+    /// `batch_us=500`; repeatable. Batching `off` still sets `batch_ms=0` after these.
+    #[arg(long = "param")]
+    pub params: Vec<String>,
     /// Offered ops/s of the sweep's steps, upward (comma-separated).
     #[arg(
         long,
@@ -462,7 +467,7 @@ pub async fn bench(args: &BenchKvArgs) -> anyhow::Result<u8> {
         }
         for a in &args.algorithms {
             for st in &args.storage {
-                if a == "raft" {
+                if a == "raft" || a == "multi-paxos" {
                     for b in &args.batching {
                         plan.push((a.clone(), n, st.clone(), b.clone()));
                     }
@@ -484,10 +489,14 @@ pub async fn bench(args: &BenchKvArgs) -> anyhow::Result<u8> {
     let mut series = Vec::new();
     for (algorithm, nodes, storage, batching) in &plan {
         let data_dir = (storage == "tmpfs").then(|| tmpfs.join(format!("s{}", series.len())));
-        let params = match batching.as_str() {
-            "off" => vec!["batch_ms=0".to_string()],
-            _ => Vec::new(),
+        let mut params = match algorithm.as_str() {
+            "echo" => Vec::new(),
+            _ => args.params.clone(),
         };
+        if batching == "off" {
+            params.retain(|p| !p.starts_with("batch_"));
+            params.push("batch_ms=0".to_string());
+        }
         let cfg = Config {
             algorithm,
             nodes: *nodes,

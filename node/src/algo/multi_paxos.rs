@@ -22,6 +22,14 @@
 //! order to its [`Kv`]; the node that took a client request answers it when it applies
 //! its slot, so reads go through the log like writes.
 //!
+//! **Batching and group commit**: a leader does not send one `accept` per slot: it
+//! gives each new command its slot at once and, `batch_ms` (default 2 ms; `batch_us` sets
+//! it in microseconds) after the first one, sends one [`Msg::Accept`] with every slot
+//! assigned since (at most [`BATCH_SLOTS_MAX`] per message). An acceptor persists them
+//! all and syncs once before its one [`Msg::Accepted`]; the leader decides every slot
+//! that message completes in one [`Msg::Decide`]. `batch_ms=0` (or `batch_us=0`) turns
+//! it off: one `accept`, and one sync per acceptor, per slot.
+//!
 //! **Leadership** is only a liveness matter: a node that hears no heartbeat from a ballot
 //! at least as high as its promise for a randomized election timeout runs phase 1 with a
 //! higher round; a `nack` (someone promised higher) sends a leader or candidate back to
@@ -50,7 +58,7 @@ use proto::ops::Ballot;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::raft::kv::{timing, Command, Forwarded, Intake, Kv, Waiting};
+use super::raft::kv::{batch_us, timing, Command, Forwarded, Intake, Kv, Waiting};
 use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId};
 
 /// Most accepted slots a `promise` reports (a frame stays far below `FRAME_BYTES_MAX`).
@@ -59,8 +67,10 @@ pub const PROMISE_SLOTS_MAX: usize = 4096;
 pub const DECIDE_SLOTS_MAX: usize = 64;
 /// Most unchosen slots a leader re-sends per heartbeat.
 pub const RESEND_SLOTS_MAX: usize = 64;
+/// Most slots one `accept` carries.
+pub const BATCH_SLOTS_MAX: usize = 64;
 
-const PARAMS: &[&str] = &["election_ms", "heartbeat_ms"];
+const PARAMS: &[&str] = &["election_ms", "heartbeat_ms", "batch_ms", "batch_us"];
 
 /// A command an acceptor accepted in a slot.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,21 +101,19 @@ pub enum Msg {
         /// Accepted commands, slot order.
         accepted: Vec<Slotted>,
     },
-    /// Phase 2a.
+    /// Phase 2a, for one or more slots.
     Accept {
         /// The ballot.
         ballot: Ballot,
-        /// The slot.
-        slot: u64,
-        /// The command.
-        command: Command,
+        /// `(slot, command)` pairs, slot order.
+        slots: Vec<(u64, Command)>,
     },
-    /// Phase 2b.
+    /// Phase 2b: accepted (and synced) every slot of one `accept`.
     Accepted {
         /// The ballot.
         ballot: Ballot,
-        /// The slot.
-        slot: u64,
+        /// The slots.
+        slots: Vec<u64>,
     },
     /// Refused: the acceptor promised a higher ballot.
     Nack {
@@ -142,6 +150,8 @@ pub enum Timer {
     Election,
     /// Leader: heartbeat and re-send unchosen slots.
     Heartbeat,
+    /// Leader: send the slots assigned since the last batch.
+    Batch,
 }
 
 /// Durable records.
@@ -207,6 +217,7 @@ pub struct MultiPaxos {
     bugs: Bugs,
     election_ms: u64,
     heartbeat_ms: u64,
+    batch_us: u64,
     // Durable.
     round_max: u64,
     promised: Option<Ballot>,
@@ -218,6 +229,8 @@ pub struct MultiPaxos {
     applied: u64,
     kv: Kv,
     waiting: Waiting,
+    /// Leader: slots assigned but not yet sent in an `accept` (the batch).
+    unsent: Vec<u64>,
 }
 
 impl MultiPaxos {
@@ -259,7 +272,9 @@ impl MultiPaxos {
     fn step_down(&mut self, ctx: &mut Ctx<Self>) {
         if self.is_leader() {
             ctx.cancel_timer(Timer::Heartbeat);
+            ctx.cancel_timer(Timer::Batch);
         }
+        self.unsent.clear();
         self.role = Role::Follower;
         self.leader = None;
         self.reset_election(ctx);
@@ -332,14 +347,23 @@ impl MultiPaxos {
             next_slot,
             open,
         };
-        for (slot, command) in proposals {
-            ctx.send_all(Msg::Accept {
-                ballot: ballot.clone(),
-                slot,
-                command,
-            });
-        }
+        self.unsent.clear();
+        send_accepts(&ballot, proposals.into_iter().collect(), ctx);
         self.heartbeat(ctx);
+    }
+
+    /// Leader: sends the batch of slots assigned since the last one.
+    fn flush(&mut self, ctx: &mut Ctx<Self>) {
+        ctx.cancel_timer(Timer::Batch);
+        let unsent = std::mem::take(&mut self.unsent);
+        let Role::Leader { ballot, open, .. } = &self.role else {
+            return;
+        };
+        let slots = unsent
+            .into_iter()
+            .filter_map(|slot| open.get(&slot).map(|(c, _)| (slot, c.clone())))
+            .collect();
+        send_accepts(ballot, slots, ctx);
     }
 
     fn heartbeat(&mut self, ctx: &mut Ctx<Self>) {
@@ -350,18 +374,14 @@ impl MultiPaxos {
             ballot: ballot.clone(),
             applied: self.applied,
         });
-        let resend: Vec<Msg> = open
+        // Slots still in the batch go out with it, not here.
+        let resend = open
             .iter()
+            .filter(|(slot, _)| !self.unsent.contains(slot))
             .take(RESEND_SLOTS_MAX)
-            .map(|(slot, (command, _))| Msg::Accept {
-                ballot: ballot.clone(),
-                slot: *slot,
-                command: command.clone(),
-            })
+            .map(|(slot, (command, _))| (*slot, command.clone()))
             .collect();
-        for m in resend {
-            ctx.send_all(m);
-        }
+        send_accepts(ballot, resend, ctx);
         ctx.set_timer(Timer::Heartbeat, self.heartbeat_ms);
     }
 
@@ -383,11 +403,8 @@ impl MultiPaxos {
         }
         while let Some(command) = self.chosen.get(&self.applied).cloned() {
             self.applied += 1;
-            if let (Some(reply), Some(o)) = (self.kv.apply(&command), &command.origin) {
-                if let Some(req) = self.waiting.take(&self.id, o) {
-                    ctx.reply(&req, reply);
-                }
-            }
+            let reply = self.kv.apply(&command);
+            self.waiting.answer(&self.id, &command, reply, ctx);
         }
     }
 
@@ -401,12 +418,17 @@ impl MultiPaxos {
             let slot = *next_slot;
             *next_slot += 1;
             open.insert(slot, (command.clone(), BTreeSet::new()));
-            let ballot = ballot.clone();
-            ctx.send_all(Msg::Accept {
-                ballot,
-                slot,
-                command,
-            });
+            if self.batch_us == 0 {
+                send_accepts(ballot, vec![(slot, command)], ctx);
+                return;
+            }
+            if self.unsent.is_empty() {
+                ctx.set_timer_us(Timer::Batch, self.batch_us);
+            }
+            self.unsent.push(slot);
+            if self.unsent.len() >= BATCH_SLOTS_MAX {
+                self.flush(ctx);
+            }
             return;
         }
         let leader = self.leader.as_ref();
@@ -495,8 +517,7 @@ impl MultiPaxos {
         &mut self,
         from: NodeId,
         ballot: Ballot,
-        slot: u64,
-        command: Command,
+        slots: Vec<(u64, Command)>,
         ctx: &mut Ctx<Self>,
     ) {
         if self.promised.as_ref().is_some_and(|p| *p > ballot) {
@@ -511,17 +532,27 @@ impl MultiPaxos {
                 self.reset_election(ctx);
             }
         }
-        ctx.persist(Record::Accepted {
-            slot,
-            ballot: ballot.clone(),
-            command: command.clone(),
-        });
-        self.accepted.insert(slot, (ballot.clone(), command));
+        let mut accepted = Vec::with_capacity(slots.len());
+        for (slot, command) in slots {
+            ctx.persist(Record::Accepted {
+                slot,
+                ballot: ballot.clone(),
+                command: command.clone(),
+            });
+            self.accepted.insert(slot, (ballot.clone(), command));
+            accepted.push(slot);
+        }
         ctx.sync();
-        ctx.send(&from, Msg::Accepted { ballot, slot });
+        ctx.send(
+            &from,
+            Msg::Accepted {
+                ballot,
+                slots: accepted,
+            },
+        );
     }
 
-    fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slot: u64, ctx: &mut Ctx<Self>) {
+    fn on_accepted(&mut self, from: NodeId, ballot: Ballot, slots: Vec<u64>, ctx: &mut Ctx<Self>) {
         let Role::Leader {
             ballot: mine, open, ..
         } = &mut self.role
@@ -531,17 +562,34 @@ impl MultiPaxos {
         if *mine != ballot {
             return;
         }
-        let Some((command, voters)) = open.get_mut(&slot) else {
-            return;
-        };
-        voters.insert(from);
-        if voters.len() < self.majority {
-            return;
+        let mut chosen = Vec::new();
+        for slot in slots {
+            let Some((command, voters)) = open.get_mut(&slot) else {
+                continue;
+            };
+            voters.insert(from.clone());
+            if voters.len() >= self.majority {
+                chosen.push((slot, command.clone()));
+            }
         }
-        let command = command.clone();
-        self.learn(slot, command.clone(), true, ctx);
-        ctx.broadcast(Msg::Decide {
-            chosen: vec![(slot, command)],
+        for (slot, command) in &chosen {
+            self.learn(*slot, command.clone(), true, ctx);
+        }
+        for part in chosen.chunks(DECIDE_SLOTS_MAX) {
+            ctx.broadcast(Msg::Decide {
+                chosen: part.to_vec(),
+            });
+        }
+    }
+}
+
+/// Sends `slots` in `ballot` to every node (this one too), [`BATCH_SLOTS_MAX`] per
+/// `accept`.
+fn send_accepts(ballot: &Ballot, slots: Vec<(u64, Command)>, ctx: &mut Ctx<MultiPaxos>) {
+    for part in slots.chunks(BATCH_SLOTS_MAX) {
+        ctx.send_all(Msg::Accept {
+            ballot: ballot.clone(),
+            slots: part.to_vec(),
         });
     }
 }
@@ -567,6 +615,7 @@ impl Algorithm for MultiPaxos {
             },
             election_ms,
             heartbeat_ms,
+            batch_us: batch_us(config)?,
             round_max: 0,
             promised: None,
             accepted: BTreeMap::new(),
@@ -576,6 +625,7 @@ impl Algorithm for MultiPaxos {
             applied: 0,
             kv: Kv::default(),
             waiting: Waiting::default(),
+            unsent: Vec::new(),
         })
     }
 
@@ -615,12 +665,8 @@ impl Algorithm for MultiPaxos {
                 from: first,
             } => self.on_prepare(from, ballot, first, ctx),
             Msg::Promise { ballot, accepted } => self.on_promise(from, ballot, accepted, ctx),
-            Msg::Accept {
-                ballot,
-                slot,
-                command,
-            } => self.on_accept(from, ballot, slot, command, ctx),
-            Msg::Accepted { ballot, slot } => self.on_accepted(from, ballot, slot, ctx),
+            Msg::Accept { ballot, slots } => self.on_accept(from, ballot, slots, ctx),
+            Msg::Accepted { ballot, slots } => self.on_accepted(from, ballot, slots, ctx),
             Msg::Nack { ballot, promised } => {
                 self.round_max = self.round_max.max(promised.round);
                 if self.my_ballot() == Some(&ballot) {
@@ -681,6 +727,7 @@ impl Algorithm for MultiPaxos {
                 }
             }
             Timer::Heartbeat => self.heartbeat(ctx),
+            Timer::Batch => self.flush(ctx),
         }
     }
 }

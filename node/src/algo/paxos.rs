@@ -41,7 +41,7 @@
 //! times (default 2), every `phase_ms` (default 100); then, or on a `nack`, it backs off and
 //! starts a higher ballot. `--param backoff=exp-random` (default) waits a uniform random
 //! time up to `min(backoff_max_ms, backoff_base_ms * 2^(k-1))` before its k-th retry (full
-//! jitter; defaults 10 and 1000 ms), `fixed` waits `backoff_base_ms`, `none` retries at
+//! jitter, drawn in microseconds; defaults 10 and 1000 ms), `fixed` waits `backoff_base_ms`, `none` retries at
 //! once. Every undecided proposer keeps retrying, so once faults heal and a majority can
 //! talk, the instance decides. `rounds` in the reply and report is the number of ballots
 //! this node started for the key; [`proto::Report::BallotStarted`] and
@@ -497,8 +497,8 @@ impl Algorithm for Paxos {
                 pending: Vec::new(),
                 acked: BTreeSet::new(),
             });
-            let delay = self.backoff_ms(1, ctx.rng());
-            ctx.set_timer(Timer::Proposer { key }, delay);
+            let delay = self.backoff_us(1, ctx.rng());
+            ctx.set_timer_us(Timer::Proposer { key }, delay);
         }
     }
 
@@ -644,20 +644,31 @@ mod tests {
         )
         .unwrap();
         for _ in 0..100 {
-            assert!(p.backoff_ms(1, &mut rng) <= 10);
-            assert!(p.backoff_ms(3, &mut rng) <= 40);
-            assert!(p.backoff_ms(60, &mut rng) <= 100);
+            assert!(p.backoff_us(1, &mut rng) <= 10_000);
+            assert!(p.backoff_us(3, &mut rng) <= 40_000);
+            assert!(p.backoff_us(60, &mut rng) <= 100_000);
         }
-        let late: u64 = (0..100).map(|_| p.backoff_ms(60, &mut rng)).sum();
-        assert!(late > 100 * 20, "waits spread over the capped range");
+        let late: u64 = (0..100).map(|_| p.backoff_us(60, &mut rng)).sum();
+        assert!(late > 100 * 20_000, "waits spread over the capped range");
         let fixed = paxos(3, &[], &[("backoff", "fixed"), ("backoff_base_ms", "7")]).unwrap();
-        assert_eq!(fixed.backoff_ms(9, &mut rng), 7);
+        assert_eq!(fixed.backoff_us(9, &mut rng), 7_000);
         assert_eq!(
             paxos(3, &["no-backoff"], &[])
                 .unwrap()
-                .backoff_ms(9, &mut rng),
+                .backoff_us(9, &mut rng),
             0
         );
+    }
+
+    #[test]
+    fn backoff_jitter_is_finer_than_a_millisecond() {
+        let mut rng = ChaCha8Rng::seed_from_u64(2);
+        let p = paxos(3, &[], &[]).unwrap();
+        let off_the_ms = (0..100)
+            .map(|_| p.backoff_us(1, &mut rng))
+            .filter(|us| us / 1_000 * 1_000 != *us)
+            .count();
+        assert!(off_the_ms > 90, "jitter drawn in whole milliseconds");
     }
 
     #[test]

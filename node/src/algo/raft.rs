@@ -33,11 +33,12 @@
 //!   applies the entry. Reads go through the log like writes, so a read is answered by
 //!   the state at its own log position, never by a deposed leader's stale copy.
 //! - **Batching**: a leader does not sync per request: it persists each new entry and
-//!   syncs once per `batch_ms` (default 2 ms) for everything appended since, then sends
-//!   one `append_entries` per follower with all of them. A follower syncs once per
-//!   message, however many entries it carries (at most [`BATCH_ENTRIES_MAX`]).
-//!   `batch_ms=0` turns batching off: the leader syncs and sends each entry as it is
-//!   appended (what `squall bench kv --batching off` measures).
+//!   syncs once per `batch_ms` (default 2 ms; `batch_us` sets it in microseconds) for
+//!   everything appended since, then sends one `append_entries` per follower with all of
+//!   them. A follower syncs once per message, however many entries it carries (at most
+//!   [`BATCH_ENTRIES_MAX`]). `batch_ms=0` (or `batch_us=0`) turns batching off: the
+//!   leader syncs and sends each entry as it is appended (what `squall bench kv
+//!   --batching off` measures).
 //!
 //! **The invariant that matters** (State Machine Safety): no two replicas apply different
 //! commands at one index. It follows from Leader Completeness (a committed entry is in
@@ -72,12 +73,12 @@ use super::{check_bugs, check_params, Algorithm, ClientReq, Config, Ctx, NodeId}
 
 pub mod kv;
 
-use kv::{timing, Command, Forwarded, Intake, Kv, Waiting};
+use kv::{batch_us, timing, Command, Forwarded, Intake, Kv, Waiting};
 
 /// Most entries one `append_entries` carries.
 pub const BATCH_ENTRIES_MAX: usize = 64;
 
-const PARAMS: &[&str] = &["election_ms", "heartbeat_ms", "batch_ms"];
+const PARAMS: &[&str] = &["election_ms", "heartbeat_ms", "batch_ms", "batch_us"];
 
 /// One log entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -200,7 +201,7 @@ pub struct Raft {
     bugs: Bugs,
     election_ms: u64,
     heartbeat_ms: u64,
-    batch_ms: u64,
+    batch_us: u64,
     // Durable.
     term: u64,
     voted_for: Option<NodeId>,
@@ -336,11 +337,11 @@ impl Raft {
             entries: vec![entry.clone()],
         });
         self.log.push(entry);
-        if self.batch_ms == 0 {
+        if self.batch_us == 0 {
             self.flush(ctx);
         } else if !self.batch_pending {
             self.batch_pending = true;
-            ctx.set_timer(Timer::Batch, self.batch_ms);
+            ctx.set_timer_us(Timer::Batch, self.batch_us);
         }
     }
 
@@ -403,11 +404,7 @@ impl Raft {
             self.applied += 1;
             let command = self.log[self.applied as usize - 1].command.clone();
             let reply = self.kv.apply(&command);
-            if let (Some(reply), Some(o)) = (reply, &command.origin) {
-                if let Some(req) = self.waiting.take(&self.id, o) {
-                    ctx.reply(&req, reply);
-                }
-            }
+            self.waiting.answer(&self.id, &command, reply, ctx);
         }
     }
 
@@ -616,7 +613,7 @@ impl Algorithm for Raft {
             },
             election_ms,
             heartbeat_ms,
-            batch_ms: config.param("batch_ms", 2)?,
+            batch_us: batch_us(config)?,
             term: 0,
             voted_for: None,
             log: Vec::new(),

@@ -200,11 +200,15 @@ impl Stepper {
         match ty {
             "timer_set" | "timer_cancel" | "step_done" | "timer_fired" | "sync_wait"
             | "sync_go" => match serde_json::from_str::<Lockstep>(body) {
-                Ok(Lockstep::TimerSet { timer_id, after_ms }) => {
+                Ok(set @ Lockstep::TimerSet { timer_id, .. }) => {
+                    let Some(delay_us) = set.timer_delay_us() else {
+                        self.fault(&id, "timer_set without after_us or after_ms");
+                        return Ok(());
+                    };
+                    let delay_us = delay_us.max(1);
                     self.timer_gen += 1;
                     let gen = self.timer_gen;
                     self.timers.insert((i, timer_id), gen);
-                    let delay_us = after_ms.saturating_mul(1_000).max(1);
                     let ev = Ev::Timer {
                         node: i,
                         epoch: self.nodes[i].epoch,

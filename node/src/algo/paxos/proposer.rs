@@ -47,18 +47,20 @@ pub(super) struct Proposer {
 }
 
 impl Paxos {
-    /// How long to wait before the retry that follows `started` ballots.
-    pub fn backoff_ms(&self, started: u32, rng: &mut impl Rng) -> u64 {
+    /// How long to wait, in microseconds, before the retry that follows `started`
+    /// ballots. The jitter is drawn in microseconds so that two proposers' retries differ
+    /// by less than one decision's time as often as by more.
+    pub fn backoff_us(&self, started: u32, rng: &mut impl Rng) -> u64 {
         match self.backoff {
             Backoff::None => 0,
-            Backoff::Fixed => self.backoff_base_ms,
+            Backoff::Fixed => self.backoff_base_ms.saturating_mul(1_000),
             Backoff::ExpRandom => {
                 let shift = started.saturating_sub(1).min(BACKOFF_SHIFT_MAX);
-                let cap = self
+                let cap_ms = self
                     .backoff_base_ms
                     .saturating_mul(1 << shift)
                     .min(self.backoff_max_ms);
-                rng.gen_range(0..=cap)
+                rng.gen_range(0..=cap_ms.saturating_mul(1_000))
             }
         }
     }
@@ -118,8 +120,8 @@ impl Paxos {
         };
         p.phase = Phase::Backoff;
         let started = p.started;
-        let delay = self.backoff_ms(started, ctx.rng());
-        ctx.set_timer(Timer::Proposer { key }, delay);
+        let delay = self.backoff_us(started, ctx.rng());
+        ctx.set_timer_us(Timer::Proposer { key }, delay);
     }
 
     pub(super) fn propose(&mut self, req: ClientReq, key: u64, value: u64, ctx: &mut Ctx<Self>) {

@@ -10,7 +10,8 @@
 //! copy or gave up on it, recording `info`).
 //!
 //! Both algorithms also share here how a request reaches the leader ([`Forwarded`],
-//! [`Waiting::to_leader`]) and their timing parameters ([`timing`]).
+//! [`Waiting::to_leader`]), how the node that took it answers once it applies it
+//! ([`Waiting::answer`]) and their timing parameters ([`timing`], [`batch_us`]).
 
 use std::collections::BTreeMap;
 
@@ -179,6 +180,22 @@ impl Waiting {
             _ => None,
         }
     }
+
+    /// Node `node` applied `command`, which the store answered `reply` (`None` for a
+    /// no-op or a stale copy): answers its client if the request waits here.
+    pub fn answer<A: Algorithm>(
+        &mut self,
+        node: &str,
+        command: &Command,
+        reply: Option<ClientReply>,
+        ctx: &mut Ctx<A>,
+    ) {
+        if let (Some(reply), Some(o)) = (reply, &command.origin) {
+            if let Some(req) = self.take(node, o) {
+                ctx.reply(&req, reply);
+            }
+        }
+    }
 }
 
 /// What a replica does with a client request: answer it now, or log it.
@@ -256,6 +273,15 @@ impl Waiting {
                 }
             }
         }
+    }
+}
+
+/// The batching delay in microseconds: `--param batch_us`, else `batch_ms` × 1000,
+/// default 2 ms; 0 turns batching off.
+pub fn batch_us(config: &Config) -> Result<u64, String> {
+    match config.params.get("batch_us") {
+        Some(_) => config.param("batch_us", 0),
+        None => Ok(config.param("batch_ms", 2u64)?.saturating_mul(1_000)),
     }
 }
 
