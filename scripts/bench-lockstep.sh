@@ -6,11 +6,14 @@
 # Reports seeds per wall-clock minute (and per core) and seeds per CPU-minute (harness
 # plus every node process), then, in the same run, the floor: a loopback TCP ping-pong of
 # a step-sized line, and steps per CPU-second as a percentage of its round trips per
-# CPU-second. Results go to the system temp dir unless --results-dir.
+# CPU-second. Results go to the system temp dir unless --results-dir; the nodes' data
+# (where they fdatasync) goes with them unless --data-dir (e.g. /dev/shm for tmpfs).
+# Build with a release harness and release nodes.
 #
 # Usage: scripts/bench-lockstep.sh [--seeds N] [--jobs J] [--first-seed S]
 #          [--run "squall run flags"] [--nemesis kinds] [--interval-ms MS]
-#          [--recovery-ms MS] [--keep --results-dir DIR] [--out report.json]
+#          [--recovery-ms MS] [--data-dir DIR] [--keep --results-dir DIR]
+#          [--out report.json]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,10 +26,11 @@ while [ $# -gt 0 ]; do
     --nemesis) export SQUALL_BENCH_NEMESIS="$2"; shift 2 ;;
     --interval-ms) export SQUALL_BENCH_INTERVAL_MS="$2"; shift 2 ;;
     --recovery-ms) export SQUALL_BENCH_RECOVERY_MS="$2"; shift 2 ;;
+    --data-dir) export SQUALL_BENCH_DATA_DIR="$(realpath -m "$2")"; shift 2 ;;
     --keep) export SQUALL_BENCH_KEEP=1; shift ;;
     --results-dir) export SQUALL_BENCH_RESULTS="$(realpath -m "$2")"; shift 2 ;;
     --out) export SQUALL_BENCH_OUT="$(realpath -m "$2")"; shift 2 ;;
-    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "bench-lockstep.sh: unknown option $1 (see --help)" >&2; exit 254 ;;
   esac
 done

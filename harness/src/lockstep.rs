@@ -48,10 +48,16 @@
 //! instead of the queue, and it chooses when each is delivered (every one within its
 //! bound), to keep instances undecided; the rest of the run is as above.
 //!
-//! A node that does not finish a step within [`conn::STEP_TIMEOUT`] of real time, closes
-//! its connection, writes garbage or an oversized line, spoofs `src` or sends anything
-//! outside a step is listed under `faulty_nodes`; a node whose step failed is treated as
-//! crashed (SIGKILL), so a run never hangs on a node.
+//! A node that closes its connection, writes garbage or an oversized line, spoofs `src`
+//! or sends anything outside a step is listed under `faulty_nodes`; a node whose step
+//! failed is treated as crashed (SIGKILL), so a run never hangs on a node.
+//!
+//! Real time is only a guard ([`conn::guard_from_env`], 60 s unless
+//! `SQUALL_LOCKSTEP_TIMEOUT` says otherwise): nodes that have not all finished their init
+//! step within it, a node that does not finish a step within it, or a restarted node that
+//! does not say hello within it, stop the run there as `unknown`, naming the node (and the
+//! step). A slow machine thus never becomes a fault the algorithm sees; the run's trace
+//! up to that point is what any other run of the seed would have recorded.
 
 use std::time::{Duration, Instant};
 
@@ -59,7 +65,7 @@ use serde_json::json;
 use tokio::sync::watch;
 
 use crate::config::{RunConfig, RunMode};
-use crate::lifecycle::{open_run_dir, RunOutcome, STARTUP_TIMEOUT_MS, TEARDOWN_GRACE_MS};
+use crate::lifecycle::{open_run_dir, RunOutcome, TEARDOWN_GRACE_MS};
 use crate::nemesis::{self, ProcessCounters, Schedule};
 use crate::router::Gate;
 use crate::supervisor::{SpawnError, Supervisor};
@@ -80,9 +86,6 @@ use clients::HistoryWriter;
 use conn::Listener;
 use stepper::{Stepper, StepperOpts, StepperParts};
 
-/// How long nodes have (real time) to connect, say hello and finish their init step: the
-/// lifecycle's [`STARTUP_TIMEOUT_MS`].
-pub const STARTUP_TIMEOUT: Duration = Duration::from_millis(STARTUP_TIMEOUT_MS);
 /// How long nodes have to exit after SIGTERM before SIGKILL, at teardown: the
 /// lifecycle's [`TEARDOWN_GRACE_MS`].
 pub const TEARDOWN_GRACE: Duration = Duration::from_millis(TEARDOWN_GRACE_MS);
@@ -112,6 +115,7 @@ pub async fn run_lockstep(
         mode: RunMode::Lockstep,
         ..cfg
     };
+    let guard = conn::guard_from_env().map_err(UsageError)?;
     let (run_id, dir) = open_run_dir(&cfg, &schedule)?;
     let node_data = cfg.scratch_data(&dir);
 
@@ -144,6 +148,7 @@ pub async fn run_lockstep(
         latency: cfg.lockstep_latency,
         scheduler: cfg.scheduler.clone(),
         algorithm: cfg.algorithm.clone(),
+        guard,
     };
     let kinds = schedule.kinds();
     let parts = StepperParts {
@@ -184,7 +189,9 @@ pub async fn run_lockstep(
     let faulty = stepper.faulty.clone();
     let confirms = stepper.confirms.clone();
     let process = stepper.process;
-    let quiet_from = stepper.quiet_from;
+    let stalled = stepper.stalled.take();
+    // A stalled run never reached its end: termination is not judged.
+    let quiet_from = stepper.quiet_from.filter(|_| stalled.is_none());
     let fault_spans = stepper.fault_spans();
     let interrupted = stepper.interrupted;
     let adversary = stepper.adversary_summary();
@@ -202,13 +209,17 @@ pub async fn run_lockstep(
         .into());
     }
 
-    let startup_failure = startup_failed.then(|| {
-        format!(
-            "nodes {not_ready:?} did not start (no lockstep init within {} s){}; see {}/nodes/",
-            STARTUP_TIMEOUT.as_secs(),
-            gate.rejections().startup_hint(),
-            dir.display()
-        )
+    let startup_failure = stalled.or_else(|| {
+        startup_failed.then(|| {
+            format!(
+                "nodes {not_ready:?} did not start (no lockstep init within {}){}; see {}/nodes/ \
+                 (a wall-clock guard: {} sets it)",
+                guard_text(guard),
+                gate.rejections().startup_hint(),
+                dir.display(),
+                conn::GUARD_ENV,
+            )
+        })
     });
     let process_counters = ProcessCounters {
         kills: process.kills,
@@ -308,6 +319,14 @@ pub async fn run_lockstep(
         verdict,
         summary,
     })
+}
+
+/// The guard as the messages that name it write it: `60 s`, `250 ms`.
+pub(crate) fn guard_text(guard: Duration) -> String {
+    match guard.as_millis() {
+        ms if ms % 1_000 == 0 => format!("{} s", ms / 1_000),
+        ms => format!("{ms} ms"),
+    }
 }
 
 /// The summary's line on what the adversary achieved (empty under `random`).

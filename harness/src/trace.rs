@@ -159,6 +159,34 @@ impl TraceWriter {
     pub fn append(&mut self, record: &TraceRecord) -> anyhow::Result<()> {
         self.scratch.clear();
         bincode::serialize_into(&mut self.scratch, record)?;
+        self.write_scratch()
+    }
+
+    /// Appends the record these fields make, byte for byte what [`TraceWriter::append`]
+    /// writes for it, without the caller building (and allocating) a [`TraceRecord`].
+    pub fn append_parts(
+        &mut self,
+        step: u64,
+        at_us: u64,
+        node: &str,
+        kind: TraceKind,
+        line: &str,
+    ) -> anyhow::Result<()> {
+        // bincode 1's default encoding: u64 and the variant index (u32) little-endian,
+        // each string as its u64 length and its bytes.
+        let s = &mut self.scratch;
+        s.clear();
+        s.extend_from_slice(&step.to_le_bytes());
+        s.extend_from_slice(&at_us.to_le_bytes());
+        s.extend_from_slice(&(node.len() as u64).to_le_bytes());
+        s.extend_from_slice(node.as_bytes());
+        s.extend_from_slice(&(kind as u32).to_le_bytes());
+        s.extend_from_slice(&(line.len() as u64).to_le_bytes());
+        s.extend_from_slice(line.as_bytes());
+        self.write_scratch()
+    }
+
+    fn write_scratch(&mut self) -> anyhow::Result<()> {
         self.hash = fnv1a64(self.hash, &self.scratch);
         self.out.write_all(&self.scratch)?;
         self.records += 1;
@@ -307,6 +335,43 @@ mod tests {
         assert!(d.to_string().contains("step 2 node n1 output: Y"), "{d}");
         let d = first_difference(&a, &a[..2]).unwrap();
         assert_eq!((d.index, d.got), (2, None));
+    }
+
+    #[test]
+    fn append_parts_writes_the_bytes_and_hash_append_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let kinds = [
+            TraceKind::Init,
+            TraceKind::Message,
+            TraceKind::Request,
+            TraceKind::Timer,
+            TraceKind::Fault,
+            TraceKind::Reply,
+            TraceKind::Timeout,
+            TraceKind::Output,
+            TraceKind::Decision,
+        ];
+        let (pa, pb) = (dir.path().join("a.bin"), dir.path().join("b.bin"));
+        let (mut a, mut b) = (
+            TraceWriter::create(&pa).unwrap(),
+            TraceWriter::create(&pb).unwrap(),
+        );
+        for (i, kind) in kinds.into_iter().enumerate() {
+            let r = TraceRecord {
+                step: i as u64 * 1_000_003,
+                at_us: u64::MAX - i as u64,
+                node: format!("n{i}é"),
+                kind,
+                line: "{\"x\":\"ü\"}".repeat(i),
+            };
+            a.append(&r).unwrap();
+            b.append_parts(r.step, r.at_us, &r.node, r.kind, &r.line)
+                .unwrap();
+        }
+        let (ha, hb) = (a.finish().unwrap(), b.finish().unwrap());
+        assert_eq!(ha, hb);
+        assert_eq!(std::fs::read(&pa).unwrap(), std::fs::read(&pb).unwrap());
+        assert_eq!(read_trace(&pb).unwrap().len(), kinds.len());
     }
 
     #[test]

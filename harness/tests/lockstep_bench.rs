@@ -7,6 +7,8 @@
 //! - `SQUALL_BENCH_RUN`: `squall run` flags (default: five-node write-once paxos, 3 s);
 //! - `SQUALL_BENCH_NEMESIS`: fault kinds (default `partition,kill,drop,delay`),
 //!   `SQUALL_BENCH_INTERVAL_MS` (500), `SQUALL_BENCH_RECOVERY_MS` (1000);
+//! - `SQUALL_BENCH_DATA_DIR`: where the nodes keep their data (`--data-dir`; default: in
+//!   each run directory, so on the disk the results are on);
 //! - `SQUALL_BENCH_KEEP=1` keeps the run directories, in `SQUALL_BENCH_RESULTS` (default:
 //!   a temporary directory removed at the end); `SQUALL_BENCH_OUT` writes the report
 //!   there as JSON too.
@@ -30,6 +32,13 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
+/// The machine's load averages, as `/proc/loadavg` gives them (`?` elsewhere).
+fn loadavg() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .map(|l| l.split_whitespace().take(3).collect::<Vec<_>>().join(" "))
+        .unwrap_or_else(|_| "?".into())
+}
+
 #[test]
 #[ignore = "a benchmark: run scripts/bench-lockstep.sh"]
 fn bench_lockstep() {
@@ -44,6 +53,10 @@ fn bench_lockstep() {
     let mut argv = vec!["squall".to_string(), "run".to_string()];
     argv.extend(shlex::split(&run_flags).expect("SQUALL_BENCH_RUN splits into flags"));
     argv.extend(["--results-dir".to_string(), results.display().to_string()]);
+    let data_dir = std::env::var("SQUALL_BENCH_DATA_DIR").ok();
+    if let Some(d) = &data_dir {
+        argv.extend(["--data-dir".to_string(), d.clone()]);
+    }
     let cli = Cli::try_parse_from(&argv).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
     let Command::Run(args) = cli.command else {
         panic!("not a run command")
@@ -71,6 +84,7 @@ fn bench_lockstep() {
         .enable_all()
         .build()
         .expect("runtime");
+    let load_before = loadavg();
     let report = rt.block_on(bench(opts)).expect("bench");
     let kinds: Vec<&str> = nemesis.kinds.iter().map(|k| k.name()).collect();
     println!(
@@ -84,8 +98,14 @@ fn bench_lockstep() {
         kinds.join(",")
     );
     println!(
-        "runs      {} seeds, {} at a time, on {} cores",
-        report.runs, report.jobs, cores
+        "runs      {} seeds, {} at a time, on {} cores; node data {}",
+        report.runs,
+        report.jobs,
+        cores,
+        match &data_dir {
+            Some(d) => format!("in {d}"),
+            None => format!("in the run directories, under {}", results.display()),
+        }
     );
     println!(
         "wall      {:.1} s: {:.0} seeds/min, {:.0} seeds/min per core",
@@ -118,6 +138,11 @@ fn bench_lockstep() {
         floor.per_cpu_s,
         floor.per_wall_s,
         ratio(report.steps_per_cpu_s, floor.per_cpu_s)
+    );
+    println!(
+        "load      {} before, {} after (1, 5, 15 min)",
+        load_before,
+        loadavg()
     );
     if let Ok(out) = std::env::var("SQUALL_BENCH_OUT") {
         let json = serde_json::to_string_pretty(&report).expect("report serialises");

@@ -1,9 +1,11 @@
 //! One node's TCP connection in lockstep mode: blocking writes of one event, blocking
 //! reads of the node's output up to its `step_done`, with a real-time guard.
 //!
-//! Wall-clock time appears here only as a guard: a node that does not finish its step
-//! within [`STEP_TIMEOUT`] is reported as [`StepEnd::Timeout`] and the run treats it as
-//! crashed. It never decides the order of anything.
+//! Wall-clock time appears here only as a guard ([`guard_from_env`]: 60 s unless
+//! `SQUALL_LOCKSTEP_TIMEOUT` says otherwise): a node that does not finish its step within
+//! it is reported as [`StepEnd::Timeout`], and the run stops there as `unknown` naming
+//! the node and the step, so a slow machine never turns into a fault the algorithm sees.
+//! It never decides the order of anything.
 //!
 //! [`Listener`] is where nodes connect: the run's [`Gate`] judges each first line, so a
 //! connection that is not the node squall started (no token, a duplicate, a scanner) is
@@ -18,8 +20,27 @@ use proto::{EnvelopeHead, LineDecoder, HARNESS};
 
 use crate::router::gate::{Gate, Refusal};
 
-/// Longest a node may take to answer one event with `step_done`.
-pub const STEP_TIMEOUT: Duration = Duration::from_secs(5);
+/// The wall-clock guard when `SQUALL_LOCKSTEP_TIMEOUT` is not set: how long a node may
+/// take to answer one event with `step_done`, and how long the nodes have to start.
+pub const DEFAULT_GUARD: Duration = Duration::from_secs(60);
+
+/// The environment variable that sets the guard (`90`, `90s`, `500ms`, `2m`).
+pub const GUARD_ENV: &str = "SQUALL_LOCKSTEP_TIMEOUT";
+
+/// The lockstep guard: [`GUARD_ENV`] if set (a duration of at least 1 ms), else
+/// [`DEFAULT_GUARD`]. It is a property of the machine, not of the run: it is not saved in
+/// `run.json`, and no trace record holds it.
+pub fn guard_from_env() -> Result<Duration, String> {
+    match std::env::var(GUARD_ENV) {
+        Err(_) => Ok(DEFAULT_GUARD),
+        Ok(raw) => match crate::text::parse_duration_ms(&raw) {
+            Ok(ms) if ms > 0 => Ok(Duration::from_millis(ms)),
+            _ => Err(format!(
+                "{GUARD_ENV}={raw:?} is not a duration of at least 1ms (e.g. 120s)"
+            )),
+        },
+    }
+}
 
 /// How reading a step's output ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -47,10 +68,9 @@ impl StepEnd {
             StepEnd::Leftover => {
                 Some("sent lines after step_done, outside a lockstep step (discarded)".into())
             }
-            StepEnd::Timeout => Some(format!(
-                "did not answer with step_done within {} s (lockstep); treated as crashed",
-                STEP_TIMEOUT.as_secs()
-            )),
+            StepEnd::Timeout => {
+                Some("did not answer with step_done within the lockstep guard".into())
+            }
             StepEnd::Closed => {
                 Some("closed its connection in the middle of a lockstep step".into())
             }
@@ -107,19 +127,21 @@ pub struct NodeConn {
     stream: TcpStream,
     dec: LineDecoder,
     buf: Vec<u8>,
+    guard: Duration,
 }
 
 impl NodeConn {
-    /// Wraps an accepted blocking stream.
-    pub fn new(stream: TcpStream) -> std::io::Result<NodeConn> {
+    /// Wraps an accepted blocking stream; a step may take up to `guard` of real time.
+    pub fn new(stream: TcpStream, guard: Duration) -> std::io::Result<NodeConn> {
         stream.set_nonblocking(false)?;
         stream.set_nodelay(true)?;
-        stream.set_read_timeout(Some(STEP_TIMEOUT))?;
-        stream.set_write_timeout(Some(STEP_TIMEOUT))?;
+        stream.set_read_timeout(Some(guard))?;
+        stream.set_write_timeout(Some(guard))?;
         Ok(NodeConn {
             stream,
             dec: LineDecoder::new(),
             buf: vec![0u8; 64 * 1024],
+            guard,
         })
     }
 
@@ -159,7 +181,7 @@ impl NodeConn {
     }
 
     /// Reads the node's output into `out` up to and including the first line for which
-    /// `last` holds (normally [`is_step_done`]), within [`STEP_TIMEOUT`]. Bytes that
+    /// `last` holds (normally [`is_step_done`]), within the guard. Bytes that
     /// arrived after that line are discarded and reported as [`StepEnd::Leftover`]:
     /// nothing may arrive outside a step.
     pub fn read_step_with(
@@ -167,7 +189,7 @@ impl NodeConn {
         out: &mut Vec<String>,
         last: impl FnMut(&str) -> bool,
     ) -> StepEnd {
-        let deadline = Instant::now() + STEP_TIMEOUT;
+        let deadline = Instant::now() + self.guard;
         let end = self.read_lines(deadline, out, last);
         if end == StepEnd::Done && self.dec.pending() > 0 {
             self.dec = LineDecoder::new();
@@ -231,7 +253,7 @@ mod tests {
             client.shutdown(std::net::Shutdown::Write).unwrap();
         }
         let (stream, _) = listener.accept().unwrap();
-        let mut conn = NodeConn::new(stream).unwrap();
+        let mut conn = NodeConn::new(stream, DEFAULT_GUARD).unwrap();
         conn.read_hello(Instant::now() + Duration::from_secs(5), gate)
     }
 

@@ -10,7 +10,7 @@
 //! the order of events depends only on the seed and on what the nodes answer.
 
 use std::collections::{BTreeMap, VecDeque};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use proto::body::Control;
 use proto::envelope::frame_raw;
@@ -26,13 +26,13 @@ use super::adversary::{Adversary, InstanceProgress, Scheduler};
 use super::clients::{Answer, HistoryWriter, VClient};
 use super::conn::{is_step_done, is_sync_wait, Listener, NodeConn, StepEnd};
 use super::queue::{EventQueue, Lane};
-use super::{HOP_US, STARTUP_TIMEOUT};
+use super::{guard_text, HOP_US};
 use crate::nemesis::{
     Action, Confirmations, Decision, LinkTable, ProcessAction, ScheduleEvent, SpanBook, TriggerSet,
 };
 use crate::supervisor::Supervisor;
 use crate::text::truncate;
-use crate::trace::{TraceKind, TraceRecord, TraceWriter};
+use crate::trace::{TraceKind, TraceWriter};
 use crate::verdict::FaultBook;
 
 mod client_ops;
@@ -131,6 +131,8 @@ pub struct StepperOpts {
     pub scheduler: Scheduler,
     /// The bundled algorithm's name (the adversary's defaults).
     pub algorithm: String,
+    /// The wall-clock guard on every step and on the nodes' start.
+    pub guard: Duration,
 }
 
 /// The whole lockstep run state.
@@ -201,6 +203,8 @@ pub struct Stepper {
     book: SpanBook,
     /// Whether Ctrl-C ended the run early.
     pub interrupted: bool,
+    /// Why the wall-clock guard stopped the run, if it did (the run ends `unknown`).
+    pub stalled: Option<String>,
 }
 
 /// How a node's init step went.
@@ -331,6 +335,7 @@ impl Stepper {
             quiet_from: None,
             book: SpanBook::default(),
             interrupted: false,
+            stalled: None,
         }
     }
 
@@ -401,14 +406,9 @@ impl Stepper {
         self.faulty.add(node, "step", what, at_us);
     }
 
-    fn record(&mut self, node: &str, kind: TraceKind, line: String) -> anyhow::Result<()> {
-        self.trace.append(&TraceRecord {
-            step: self.steps,
-            at_us: self.now_us(),
-            node: node.to_string(),
-            kind,
-            line,
-        })
+    fn record(&mut self, node: &str, kind: TraceKind, line: &str) -> anyhow::Result<()> {
+        let at_us = self.now_us();
+        self.trace.append_parts(self.steps, at_us, node, kind, line)
     }
 
     /// The virtual time a node-to-node message spends on the wire: [`HOP_US`], or a
@@ -420,11 +420,31 @@ impl Stepper {
         }
     }
 
-    fn interrupted_now(&mut self) -> bool {
+    /// Whether the run must stop now: Ctrl-C, or the guard fired.
+    fn halted(&mut self) -> bool {
         if !self.interrupted && *self.interrupt.borrow() {
             self.interrupted = true;
         }
-        self.interrupted
+        self.interrupted || self.stalled.is_some()
+    }
+
+    /// Stops the run: node `i` took longer than the guard to `what` (the first stall
+    /// wins). Nothing is recorded against the node and nothing reaches the algorithm:
+    /// the run ends `unknown`.
+    pub(super) fn stall(&mut self, i: usize, what: &str) {
+        if self.stalled.is_some() {
+            return;
+        }
+        let why = format!(
+            "node {} did not {what} within {} (the lockstep wall-clock guard; {} sets it); \
+             the run stopped there, at virtual {} us",
+            self.nodes[i].id,
+            guard_text(self.opts.guard),
+            super::conn::GUARD_ENV,
+            self.now_us(),
+        );
+        tracing::warn!(why = %why, "lockstep run stalled");
+        self.stalled = Some(why);
     }
 
     // ---------------------------------------------------------------- events
@@ -495,7 +515,7 @@ impl Stepper {
                         None => Answer::Timeout,
                     };
                     let addr = self.clients[client].addr.clone();
-                    self.record(&addr, TraceKind::Reply, body)?;
+                    self.record(&addr, TraceKind::Reply, &body)?;
                     self.complete(client, answer)?;
                 }
             }
@@ -506,7 +526,7 @@ impl Stepper {
                     .is_some_and(|f| f.msg_id == msg_id);
                 if current {
                     let addr = self.clients[client].addr.clone();
-                    self.record(&addr, TraceKind::Timeout, msg_id.to_string())?;
+                    self.record(&addr, TraceKind::Timeout, &msg_id.to_string())?;
                     self.complete(client, Answer::Timeout)?;
                 }
             }

@@ -27,7 +27,7 @@ impl Stepper {
             let Ok(std_stream) = stream.into_std() else {
                 continue;
             };
-            let Ok(mut conn) = NodeConn::new(std_stream) else {
+            let Ok(mut conn) = NodeConn::new(std_stream, self.opts.guard) else {
                 continue;
             };
             // A refused connection is counted by the gate and closed, blaming no node.
@@ -40,7 +40,7 @@ impl Stepper {
     /// Connects every spawned node and runs their init steps in node order. Returns the
     /// first node that answered `init_ok` without lockstep, if any.
     pub fn start(&mut self) -> anyhow::Result<Option<String>> {
-        let deadline = Instant::now() + STARTUP_TIMEOUT;
+        let deadline = Instant::now() + self.opts.guard;
         let mut waiting = self.nodes.len();
         while waiting > 0 {
             let Some((id, conn)) = self.accept_hello(deadline) else {
@@ -58,8 +58,10 @@ impl Stepper {
             if self.nodes[i].conn.is_none() {
                 continue;
             }
-            if self.init_node(i)? == InitResult::NoLockstep {
-                return Ok(Some(self.nodes[i].id.clone()));
+            match self.init_node(i)? {
+                InitResult::NoLockstep => return Ok(Some(self.nodes[i].id.clone())),
+                _ if self.stalled.is_some() => break,
+                _ => {}
             }
         }
         Ok(None)
@@ -79,6 +81,7 @@ impl Stepper {
         Ok(match self.init_ok.take() {
             Some(true) if self.nodes[i].up => InitResult::Ready,
             Some(false) => InitResult::NoLockstep,
+            _ if self.stalled.is_some() => InitResult::Failed,
             _ => {
                 if self.nodes[i].up {
                     self.crash(i, "did not answer init with init_ok");
@@ -95,7 +98,7 @@ impl Stepper {
             self.queue.push(at, None, Ev::Issue { client: c });
         }
         self.run_until(Some(self.limit_us), false)?;
-        if self.interrupted {
+        if self.halted() {
             return Ok(());
         }
         self.heal()?;
@@ -103,7 +106,7 @@ impl Stepper {
             .limit_us
             .saturating_add(self.opts.recovery_ms.saturating_mul(1_000));
         self.run_until(Some(recovery_end), false)?;
-        if self.interrupted {
+        if self.halted() {
             return Ok(());
         }
         self.start_final();
@@ -118,7 +121,7 @@ impl Stepper {
         until_done: bool,
     ) -> anyhow::Result<()> {
         loop {
-            if self.interrupted_now() {
+            if self.halted() {
                 return Ok(());
             }
             if until_done && self.clients.iter().all(VClient::is_done) {

@@ -8,22 +8,22 @@ use serde_json::json;
 impl Stepper {
     /// Delivers `line` to node `i` and handles everything it answers.
     pub(super) fn step(&mut self, i: usize, kind: TraceKind, line: String) -> anyhow::Result<()> {
+        if self.stalled.is_some() {
+            return Ok(());
+        }
         self.steps += 1;
         *self.steps_by_kind.entry(kind_name(kind)).or_default() += 1;
-        let mut record = TraceRecord {
-            step: self.steps,
-            at_us: self.now_us(),
-            node: self.nodes[i].id.clone(),
-            kind,
-            line,
-        };
-        self.trace.append(&record)?;
-        record.line.push('\n');
+        let step = self.steps;
+        let at_us = self.now_us();
+        self.trace
+            .append_parts(step, at_us, &self.nodes[i].id, kind, &line)?;
+        let mut line = line;
+        line.push('\n');
         let mut lines = std::mem::take(&mut self.scratch);
         let init = kind == TraceKind::Init;
         let mut sent = match self.nodes[i].conn.as_mut() {
             None => false,
-            Some(conn) => conn.send(record.line.as_bytes()).is_ok(),
+            Some(conn) => conn.send(line.as_bytes()).is_ok(),
         };
         // A kill the step's own output fires lands right after that line: the lines
         // after it never leave, and a node waiting at `sync_wait` never syncs.
@@ -38,8 +38,14 @@ impl Stepper {
             };
             let mut at_sync = false;
             for line in lines.drain(..) {
-                let id = self.nodes[i].id.clone();
-                self.record(&id, TraceKind::Output, line.clone())?;
+                let at_us = self.now_us();
+                self.trace.append_parts(
+                    self.steps,
+                    at_us,
+                    &self.nodes[i].id,
+                    TraceKind::Output,
+                    &line,
+                )?;
                 if dying {
                     self.cut_mid_step += 1;
                 } else if is_sync_wait(&line) {
@@ -66,6 +72,11 @@ impl Stepper {
         }
         match end {
             StepEnd::Done => {}
+            StepEnd::Timeout => {
+                let what = format!("finish step {step}");
+                self.stall(i, &what);
+                return Ok(());
+            }
             StepEnd::Leftover => {
                 let id = self.nodes[i].id.clone();
                 let what = end.fault().unwrap_or_default();
@@ -133,7 +144,7 @@ impl Stepper {
                 }),
                 Decision::Hold => json!({"send": "hold", "src": src, "dest": dest}),
             };
-            self.record(HARNESS, TraceKind::Decision, what.to_string())?;
+            self.record(HARNESS, TraceKind::Decision, &what.to_string())?;
             match decision {
                 Decision::Deliver { copies } => {
                     let n = copies.len();
