@@ -215,6 +215,9 @@ pub async fn run_free(
     let checkers = workload.checkers();
 
     let schedule = cfg.fault_schedule();
+    if let Some(why) = cfg.fs.fell_back().filter(|_| !cfg.silent) {
+        eprintln!("squall: node data on the native file system ({why})");
+    }
     // Mounts a killed harness left behind in this results directory go first.
     lossyfs::mount::cleanup_stale(&cfg.results_dir);
     if let Some(d) = &cfg.data_dir {
@@ -267,7 +270,7 @@ pub async fn run_free(
     if !cfg.fs.is_native() {
         let bin = lossyfs::helper::find_bin().map_err(UsageError)?;
         let backing = cfg.node_data_root(&dir).join(".backing");
-        let fleet = lossyfs::fleet::Fleet::new(cfg.fs, bin, cfg.seed, &backing);
+        let fleet = lossyfs::fleet::Fleet::new(cfg.fs.clone(), bin, cfg.seed, &backing);
         live.sup.set_fs(fleet);
     }
     let router_addr = router.local_addr().to_string();
@@ -485,8 +488,8 @@ pub async fn run_free(
         },
         warnings,
         verdict_extra: match &final_report {
-            Some(r) => json!({ "final_ops": r }),
-            None => json!({}),
+            Some(r) => json!({ "final_ops": r, "fs": cfg.fs.report(None) }),
+            None => json!({ "fs": cfg.fs.report(None) }),
         },
     }
     .judge()?;
@@ -515,7 +518,7 @@ pub async fn run_free(
         "reports": report_count,
         "message_log": message_log,
         "router": {"rejected_connections": gate.rejections()},
-        "fs": fs_report.map(|(m, _)| m),
+        "fs": cfg.fs.report(fs_report.map(|(m, _)| m)),
     });
     write_outputs(&cfg, &run_id, &dir, &metrics_json)?;
 
@@ -524,7 +527,11 @@ pub async fn run_free(
         "",
         &dir,
         &metrics_json["ops"],
-        &latency_lines(&metrics_json["latency_ms"]),
+        &format!(
+            "{}{}",
+            latency_lines(&metrics_json["latency_ms"]),
+            cfg.fs.summary_line()
+        ),
         &verdict_line(verdict, &reason, &warnings),
     );
     Ok(RunOutcome {

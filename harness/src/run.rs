@@ -83,8 +83,10 @@ pub struct RunArgs {
     pub data_dir: Option<PathBuf>,
     /// File system under node data directories: native; lossy (a FUSE mount that drops
     /// what a node never synced when squall kills it; names need a directory fsync);
-    /// lossy-data (names durable at once, only data lost). Needs root and /dev/fuse.
-    #[arg(long, default_value = "native", value_name = "FS")]
+    /// lossy-data (names durable at once, only data lost); auto (lossy for a free-running
+    /// run with --nemesis all where FUSE is usable, else native). Lossy needs root and
+    /// /dev/fuse.
+    #[arg(long, default_value = "auto", value_name = "FS")]
     pub fs: String,
     /// Crash fault of the lossy file system, drawn from the seed (repeatable): torn-write,
     /// reorder-unsynced.
@@ -192,7 +194,8 @@ impl RunArgs {
         for f in &self.fs_faults {
             fs.faults.add(f).map_err(UsageError)?;
         }
-        if fs.is_native() && !self.fs_faults.is_empty() {
+        let named_lossy = !fs.is_native() && kind != lossyfs::fleet::FsKind::Auto;
+        if !named_lossy && !self.fs_faults.is_empty() {
             return Err(UsageError(
                 "--fs-fault needs --fs lossy or lossy-data".into(),
             ));

@@ -163,6 +163,56 @@ fn fs_fault_without_lossy_fs_is_a_usage_error() {
     }
 }
 
+/// The default file system is `auto`: the lossy mount for a free-running run under
+/// `--nemesis all` where FUSE is usable (else native, saying why), native under any other
+/// nemesis; `--fs native` opts out. The choice is in the summary, verdict.json and
+/// metrics.json.
+#[test]
+fn default_fs_is_lossy_under_nemesis_all_where_fuse_is_usable_and_native_otherwise() {
+    let usable = fuse_ok();
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let run = |name: &str, extra: &[&str]| {
+        let mut args = vec!["run", "--workload", "echo", "--nodes", "2"];
+        args.extend_from_slice(&["--time-limit", "2s", "--recovery-time", "1s"]);
+        args.extend_from_slice(extra);
+        let (out, dir) = run_in(&tmp.path().join(name), &args);
+        assert_exit(&out, 0);
+        let fs = metrics_of(&dir)["fs"].clone();
+        assert_eq!(verdict_of(&dir)["fs"]["kind"], fs["kind"], "{fs}");
+        let summary = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = format!("fs        {}", fs["kind"].as_str().unwrap_or("?"));
+        assert!(summary.contains(&line), "{summary}");
+        (fs, text(&out))
+    };
+
+    let (fs, out) = run("all", &["--nemesis", "all"]);
+    let chosen = fs["chosen"].as_str().unwrap_or("").to_string();
+    if usable {
+        assert_eq!(fs["kind"], "lossy", "{fs}\n{out}");
+        assert!(fs["nodes"]["n1"].is_object(), "{fs}");
+    } else {
+        assert_eq!(fs["kind"], "native", "{fs}");
+        assert!(chosen.contains("FUSE is not usable"), "{chosen}");
+        assert!(out.contains("node data on the native file system"), "{out}");
+    }
+    assert!(mounts_in(tmp.path()).is_empty(), "{:?}", lossy_mounts());
+
+    let (fs, out) = run("kill", &["--nemesis", "kill"]);
+    assert_eq!(fs["kind"], "native", "{fs}");
+    assert!(
+        fs["chosen"].as_str().unwrap_or("").contains("not all"),
+        "{fs}"
+    );
+    assert!(
+        !out.contains("node data on the native file system"),
+        "{out}"
+    );
+
+    let (fs, _) = run("opt-out", &["--nemesis", "all", "--fs", "native"]);
+    assert_eq!(fs["kind"], "native", "{fs}");
+    assert!(fs["chosen"].is_null(), "{fs}");
+}
+
 /// Starts a long lossy echo run, waits until its mounts are up, ends the harness with
 /// `sig`, and returns the results directory.
 fn interrupted_run(sig: i32, results: &Path) {

@@ -5,9 +5,10 @@
 //! file inode, holding what was synced of its data). The volatile state is what the node
 //! sees: the same tree plus everything it did since, kept in memory.
 //!
-//! - Data: a write lands in the file's page cache (4 KiB pages, in memory). `fsync` /
-//!   `fdatasync` (and an `O_SYNC`/`O_DSYNC` write) copy the file's dirty pages into its
-//!   object and sync it.
+//! - Data ([`crate::data`]): a write past the file's durable length (an append) goes
+//!   straight into its object, unsynced; a write over synced bytes is kept in memory.
+//!   `fsync` / `fdatasync` (and an `O_SYNC`/`O_DSYNC` write) write what is in memory into
+//!   the object and sync it; a crash cuts every object back to its durable length.
 //! - Names: create, mkdir, unlink, rmdir and rename change only the volatile tree. They
 //!   become durable when the parent directory is fsynced ([`MetaMode::Posix`]), or at once
 //!   ([`MetaMode::Immediate`]).
@@ -15,13 +16,13 @@
 //!   the named [`CrashFaults`] let survive; everything else is dropped and counted.
 //! - [`Core::flush`] is a clean stop: everything becomes durable.
 //!
-//! Memory is bounded: past [`Core::DIRTY_BYTES_MAX`] of dirty pages, the file with the
-//! most is written back to its object without a sync, as a kernel would under pressure.
+//! Memory is bounded: past [`Core::DIRTY_BYTES_MAX`] of overwrites held in memory, the file
+//! with the most is written back to its object without a sync, as a kernel would under
+//! pressure. Appends take no memory here (they wait, unsynced, in the backing store).
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
@@ -29,8 +30,8 @@ use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 
-/// Page size of the volatile cache.
-pub const PAGE: usize = 4096;
+use crate::data::FileData;
+
 /// The root directory's inode.
 pub const ROOT: u64 = 1;
 /// Longest name accepted.
@@ -163,30 +164,6 @@ pub struct Attr {
     pub mtime: SystemTime,
     /// Last status change.
     pub ctime: SystemTime,
-}
-
-#[derive(Debug, Default)]
-struct FileData {
-    /// The object, once it exists.
-    obj: Option<File>,
-    /// Length of the object file.
-    obj_len: u64,
-    /// Bytes `[0, base_len)` of the object are the file's durable content.
-    base_len: u64,
-    /// Volatile size.
-    size: u64,
-    /// Dirty pages, by page index.
-    pages: BTreeMap<u64, Box<[u8]>>,
-    /// Bytes written since the last sync.
-    unsynced: u64,
-    /// Truncated since the last sync.
-    truncated: bool,
-}
-
-impl FileData {
-    fn dirty(&self) -> bool {
-        !self.pages.is_empty() || self.truncated || self.size != self.base_len
-    }
 }
 
 #[derive(Debug)]
@@ -370,12 +347,8 @@ impl Core {
                     .open(self.obj_path(id))
                 {
                     Ok(f) => {
-                        let len = f.metadata()?.len();
                         v.mtime = f.metadata()?.modified().unwrap_or(v.mtime);
-                        v.data.obj = Some(f);
-                        v.data.obj_len = len;
-                        v.data.base_len = len;
-                        v.data.size = len;
+                        v.data = FileData::from_object(f)?;
                     }
                     Err(e) if e.kind() == io::ErrorKind::NotFound => {}
                     Err(e) => return Err(e),
@@ -459,7 +432,7 @@ impl Core {
             ino,
             kind: n.kind,
             size: if n.kind == Kind::File {
-                n.data.size
+                n.data.size()
             } else {
                 4096
             },
@@ -544,9 +517,14 @@ impl Core {
             .get(&ino)
             .is_some_and(|n| n.kind == Kind::File && n.nlink == 0 && n.opens == 0);
         if gone {
-            let n = self.nodes.remove(&ino).expect("present");
-            self.dirty_bytes -= (n.data.pages.len() * PAGE) as u64;
+            let mut n = self.nodes.remove(&ino).expect("present");
+            self.dirty_bytes -= n.data.memory();
             self.log.retain(|w| w.ino != ino);
+            // A durable name may still lead to the object until its directory is synced:
+            // its unsynced tail must not be there for a crash to find.
+            if let Err(e) = n.data.drop_unsynced() {
+                eprintln!("lossyfs: dropping the unsynced tail of inode {ino}: {e}");
+            }
         }
     }
 
@@ -678,51 +656,14 @@ impl Core {
             if n.kind != Kind::File {
                 return Err(Errno(libc::EISDIR));
             }
-            self.truncate(ino, size);
+            let f = &mut self.nodes.get_mut(&ino).expect("checked").data;
+            self.dirty_bytes -= f.truncate(size)?;
+            let n = self.nodes.get_mut(&ino).expect("checked");
+            let now = SystemTime::now();
+            n.mtime = now;
+            n.ctime = now;
         }
         self.attr(ino)
-    }
-
-    fn truncate(&mut self, ino: u64, size: u64) {
-        let n = self.nodes.get_mut(&ino).expect("checked");
-        let f = &mut n.data;
-        if size < f.size {
-            let keep_pages = size.div_ceil(PAGE as u64);
-            let dropped = f.pages.split_off(&keep_pages);
-            self.dirty_bytes -= (dropped.len() * PAGE) as u64;
-            let tail = (size % PAGE as u64) as usize;
-            if tail != 0 {
-                if let Some(p) = f.pages.get_mut(&(size / PAGE as u64)) {
-                    p[tail..].fill(0);
-                }
-            }
-            f.base_len = f.base_len.min(size);
-        }
-        f.size = size;
-        f.truncated = true;
-        let now = SystemTime::now();
-        n.mtime = now;
-        n.ctime = now;
-    }
-
-    /// Reads one page of durable content (zeros past `base_len`).
-    fn base_page(f: &FileData, page: u64, buf: &mut [u8]) -> io::Result<()> {
-        buf.fill(0);
-        let start = page * PAGE as u64;
-        if start >= f.base_len {
-            return Ok(());
-        }
-        let len = ((f.base_len - start) as usize).min(PAGE);
-        if let Some(obj) = &f.obj {
-            let mut got = 0;
-            while got < len {
-                match obj.read_at(&mut buf[got..len], start + got as u64)? {
-                    0 => break,
-                    k => got += k,
-                }
-            }
-        }
-        Ok(())
     }
 
     /// Reads up to `size` bytes at `off`.
@@ -731,64 +672,17 @@ impl Core {
         if n.kind != Kind::File {
             return Err(Errno(libc::EISDIR));
         }
-        let f = &n.data;
-        if off >= f.size {
-            return Ok(Vec::new());
-        }
-        let end = f.size.min(off + size as u64);
-        let mut out = Vec::with_capacity((end - off) as usize);
-        let mut page_buf = vec![0u8; PAGE];
-        let mut at = off;
-        while at < end {
-            let page = at / PAGE as u64;
-            let in_page = (at % PAGE as u64) as usize;
-            let take = ((end - at) as usize).min(PAGE - in_page);
-            match f.pages.get(&page) {
-                Some(p) => out.extend_from_slice(&p[in_page..in_page + take]),
-                None => {
-                    Self::base_page(f, page, &mut page_buf)?;
-                    out.extend_from_slice(&page_buf[in_page..in_page + take]);
-                }
-            }
-            at += take as u64;
-        }
-        Ok(out)
+        Ok(n.data.read(off, size)?)
     }
 
-    /// Writes `data` at `off` into the page cache; `sync` for `O_SYNC`/`O_DSYNC`.
+    /// Writes `data` at `off`; `sync` for `O_SYNC`/`O_DSYNC`.
     pub fn write(&mut self, ino: u64, off: u64, data: &[u8], sync: bool) -> FsResult<u32> {
+        let path = self.obj_path(ino);
         let n = self.node_mut(ino)?;
         if n.kind != Kind::File {
             return Err(Errno(libc::EISDIR));
         }
-        let f = &mut n.data;
-        let mut added = 0u64;
-        let mut at = off;
-        let end = off + data.len() as u64;
-        while at < end {
-            let page = at / PAGE as u64;
-            let in_page = (at % PAGE as u64) as usize;
-            let take = ((end - at) as usize).min(PAGE - in_page);
-            if !f.pages.contains_key(&page) {
-                let mut buf = vec![0u8; PAGE].into_boxed_slice();
-                if take < PAGE {
-                    Self::base_page(f, page, &mut buf)?;
-                    // Past the volatile size the page reads as zeros.
-                    let valid = f.size.saturating_sub(page * PAGE as u64);
-                    if valid < PAGE as u64 {
-                        buf[valid as usize..].fill(0);
-                    }
-                }
-                f.pages.insert(page, buf);
-                added += PAGE as u64;
-            }
-            let p = f.pages.get_mut(&page).expect("just inserted");
-            let from = (at - off) as usize;
-            p[in_page..in_page + take].copy_from_slice(&data[from..from + take]);
-            at += take as u64;
-        }
-        f.size = f.size.max(end);
-        f.unsynced += data.len() as u64;
+        let added = n.data.write(&path, off, data)?;
         n.mtime = SystemTime::now();
         self.dirty_bytes += added;
         self.stats.writes += 1;
@@ -821,82 +715,32 @@ impl Core {
         let Some(ino) = self
             .nodes
             .iter()
-            .max_by_key(|(_, n)| n.data.pages.len())
+            .max_by_key(|(_, n)| n.data.memory())
             .map(|(i, _)| *i)
         else {
             return Ok(());
         };
-        let bytes = self.nodes[&ino].data.unsynced;
+        let bytes = self.nodes[&ino].data.unsynced();
         self.write_pages(ino, None)?;
         self.stats.written_back_bytes += bytes;
         Ok(())
     }
 
     fn ensure_obj(&mut self, ino: u64) -> io::Result<bool> {
-        if self.nodes[&ino].data.obj.is_some() {
-            return Ok(false);
-        }
         let path = self.obj_path(ino);
-        let f = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .open(path)?;
-        self.nodes.get_mut(&ino).expect("exists").data.obj = Some(f);
-        Ok(true)
+        self.nodes
+            .get_mut(&ino)
+            .expect("exists")
+            .data
+            .ensure_object(&path)
     }
 
-    /// Copies the dirty pages of `ino` into its object; syncs it when `sync` says how.
+    /// Makes the data of `ino` its object's; syncs it when `sync` says how.
     fn write_pages(&mut self, ino: u64, sync: Option<bool>) -> io::Result<()> {
-        let created = self.ensure_obj(ino)?;
-        let n = self.nodes.get_mut(&ino).expect("exists");
-        let f = &mut n.data;
-        let obj = f.obj.as_ref().expect("ensured");
-        if f.obj_len > f.base_len {
-            obj.set_len(f.base_len)?;
-            f.obj_len = f.base_len;
-        }
-        // Runs of consecutive pages go out in one write.
-        let mut run: Vec<u8> = Vec::new();
-        let mut run_start = 0u64;
-        let pages = std::mem::take(&mut f.pages);
-        let freed = (pages.len() * PAGE) as u64;
-        let mut next = None;
-        for (page, bytes) in pages {
-            let start = page * PAGE as u64;
-            if start >= f.size {
-                break;
-            }
-            if next != Some(page) && !run.is_empty() {
-                obj.write_all_at(&run, run_start)?;
-                run.clear();
-            }
-            if run.is_empty() {
-                run_start = start;
-            }
-            let len = ((f.size - start) as usize).min(PAGE);
-            run.extend_from_slice(&bytes[..len]);
-            next = Some(page + 1);
-        }
-        if !run.is_empty() {
-            obj.write_all_at(&run, run_start)?;
-        }
-        let written_to = run_start + run.len() as u64;
-        f.obj_len = f.obj_len.max(written_to);
-        if f.obj_len != f.size {
-            obj.set_len(f.size)?;
-            f.obj_len = f.size;
-        }
-        match sync {
-            Some(true) => obj.sync_data()?,
-            Some(false) => obj.sync_all()?,
-            None => {}
-        }
-        f.base_len = f.size;
-        f.unsynced = 0;
-        f.truncated = false;
-        self.dirty_bytes -= freed;
+        let path = self.obj_path(ino);
+        let f = &mut self.nodes.get_mut(&ino).expect("exists").data;
+        let created = !f.has_object();
+        self.dirty_bytes -= f.write_out(&path, sync)?;
         self.log.retain(|w| w.ino != ino);
         if created && sync.is_some() {
             // The object's own name must be durable for the sync to mean anything.
@@ -908,7 +752,7 @@ impl Core {
     /// `fsync`/`fdatasync` of a file: its data becomes durable.
     pub fn fsync(&mut self, ino: u64, datasync: bool) -> FsResult<()> {
         let n = self.node(ino)?;
-        let (kind, dirty) = (n.kind, n.data.dirty() || n.data.obj.is_none());
+        let (kind, dirty) = (n.kind, n.data.dirty() || !n.data.has_object());
         if kind == Kind::Dir {
             return self.fsync_dir(ino);
         }
@@ -983,9 +827,9 @@ impl Core {
             if n.kind != Kind::File {
                 continue;
             }
-            report.bytes_dropped += n.data.unsynced;
+            report.bytes_dropped += n.data.unsynced();
             let name_lost = n.nlink > 0 && !reach.contains_key(id);
-            if n.data.unsynced > 0 || n.data.truncated || name_lost {
+            if n.data.unsynced() > 0 || n.data.truncated() || name_lost {
                 report.files_dropped += 1;
             }
         }
@@ -1010,6 +854,9 @@ impl Core {
                     .filter(|k| !n.children.contains_key(*k))
                     .count();
             report.names_dropped += changed as u64;
+        }
+        for n in self.nodes.values_mut() {
+            n.data.drop_unsynced()?;
         }
         let log = std::mem::take(&mut self.log);
         let survives = |core: &Self, w: &PendingWrite| {
@@ -1046,9 +893,9 @@ impl Core {
 
     /// Writes bytes straight into the object of a durably named file (crash survivors).
     fn apply_raw(&mut self, ino: u64, off: u64, data: &[u8]) -> io::Result<()> {
-        self.ensure_obj(ino)?;
-        let f = &self.nodes[&ino].data;
-        f.obj.as_ref().expect("ensured").write_all_at(data, off)
+        let path = self.obj_path(ino);
+        let f = &mut self.nodes.get_mut(&ino).expect("survivors exist").data;
+        f.write_raw(&path, off, data)
     }
 
     /// A clean stop: every file's data and every directory's entries become durable.
@@ -1061,7 +908,7 @@ impl Core {
             .collect();
         let mut bytes = 0;
         for ino in files {
-            bytes += self.nodes[&ino].data.unsynced;
+            bytes += self.nodes[&ino].data.unsynced();
             self.write_pages(ino, Some(false))?;
         }
         let dirs: Vec<u64> = self
@@ -1097,6 +944,22 @@ mod tests {
 
     fn rng() -> ChaCha8Rng {
         ChaCha8Rng::seed_from_u64(1)
+    }
+
+    /// Crashes `c` and reads up to `len` bytes of `name` in the root as the crash left it.
+    fn read_after_crash(c: &mut Core, name: &str, len: u32) -> Vec<u8> {
+        c.crash(CrashFaults::default(), &mut rng()).expect("crash");
+        let f = c.lookup(ROOT, name).expect("durable name").ino;
+        c.read(f, 0, len).expect("read")
+    }
+
+    /// Creates `name` in the root holding `bytes`, all of it durable.
+    fn synced_file(c: &mut Core, name: &str, bytes: &[u8]) -> u64 {
+        let f = c.mknode(ROOT, name, Kind::File, 0o644).expect("create").ino;
+        c.write(f, 0, bytes, false).expect("write");
+        c.fsync(f, true).expect("fsync");
+        c.fsync_dir(ROOT).expect("fsync dir");
+        f
     }
 
     #[test]
@@ -1138,6 +1001,62 @@ mod tests {
         let got = c.read(f, 0, 6000).expect("read");
         assert_eq!(got.len(), 6000);
         assert!(got[10..].iter().all(|b| *b == 0));
+    }
+
+    #[test]
+    fn unsynced_appends_written_into_the_object_are_cut_off_by_a_crash() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        let f = synced_file(&mut c, "log", b"synced;");
+        c.write(f, 7, &[9u8; 100_000], false).expect("append");
+        // The append went into the object, not into memory.
+        assert_eq!(c.dirty_bytes, 0);
+        let obj = tmp.path().join("objects").join(f.to_string());
+        assert_eq!(std::fs::metadata(&obj).expect("object").len(), 100_007);
+        let r = c.crash(CrashFaults::default(), &mut rng()).expect("crash");
+        assert_eq!(r.bytes_dropped, 100_000);
+        assert_eq!(std::fs::metadata(&obj).expect("object").len(), 7);
+        let f = c.lookup(ROOT, "log").expect("durable name").ino;
+        assert_eq!(&c.read(f, 0, 1000).expect("read")[..], b"synced;");
+    }
+
+    #[test]
+    fn overwrites_of_synced_bytes_stay_in_memory_and_a_crash_restores_the_old_ones() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        let f = synced_file(&mut c, "state", b"old-state");
+        // O_TRUNC and a longer rewrite: the synced part in memory, the rest in the object.
+        c.setattr(f, None, Some(0), None).expect("truncate");
+        c.write(f, 0, b"new-state-longer", false).expect("rewrite");
+        assert_eq!(c.dirty_bytes, 9);
+        assert_eq!(&c.read(f, 0, 100).expect("read")[..], b"new-state-longer");
+        assert_eq!(read_after_crash(&mut c, "state", 100), b"old-state");
+        let f = c.lookup(ROOT, "state").expect("durable name").ino;
+        c.setattr(f, None, Some(0), None).expect("truncate");
+        c.write(f, 0, b"short", false).expect("rewrite");
+        c.fsync(f, true).expect("fsync");
+        assert_eq!(read_after_crash(&mut c, "state", 100), b"short");
+    }
+
+    #[test]
+    fn a_cut_then_an_append_past_the_synced_length_reads_and_syncs_zeros_between() {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let mut c = core(tmp.path());
+        let f = synced_file(&mut c, "f", &[5u8; 1000]);
+        c.setattr(f, None, Some(10), None).expect("cut");
+        c.write(f, 20, &[6u8; 5], false).expect("overlay");
+        c.write(f, 1500, &[7u8; 500], false).expect("tail");
+        let want = |got: Vec<u8>| {
+            assert_eq!(got.len(), 2000);
+            assert!(got[..10].iter().all(|b| *b == 5));
+            assert!(got[10..20].iter().all(|b| *b == 0));
+            assert!(got[20..25].iter().all(|b| *b == 6));
+            assert!(got[25..1500].iter().all(|b| *b == 0));
+            assert!(got[1500..].iter().all(|b| *b == 7));
+        };
+        want(c.read(f, 0, 4000).expect("read"));
+        c.fsync(f, true).expect("fsync");
+        want(read_after_crash(&mut c, "f", 4000));
     }
 
     #[test]

@@ -27,17 +27,22 @@ pub enum FsKind {
     Lossy,
     /// lossyfs; names durable at once, only data lost.
     LossyData,
+    /// `squall run`'s default, resolved before a run starts (see [`FsConfig::auto`]):
+    /// lossy for a free-running run under every kind of fault when FUSE is usable, else
+    /// native. Never what a run records.
+    Auto,
 }
 
 impl FsKind {
-    /// Parses `native`, `lossy` or `lossy-data`.
+    /// Parses `native`, `lossy`, `lossy-data` or `auto`.
     pub fn parse(s: &str) -> Result<FsKind, String> {
         match s {
             "native" => Ok(FsKind::Native),
             "lossy" => Ok(FsKind::Lossy),
             "lossy-data" => Ok(FsKind::LossyData),
+            "auto" => Ok(FsKind::Auto),
             other => Err(format!(
-                "unknown file system '{other}' (valid: native, lossy, lossy-data)"
+                "unknown file system '{other}' (valid: auto, native, lossy, lossy-data)"
             )),
         }
     }
@@ -48,24 +53,95 @@ impl FsKind {
             FsKind::Native => "native",
             FsKind::Lossy => "lossy",
             FsKind::LossyData => "lossy-data",
+            FsKind::Auto => "auto",
         }
     }
 }
 
-/// A run's file-system choice, as `run.json` keeps it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+/// A run's file-system choice, as `run.json` keeps it (a `run.json` without one ran
+/// native).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct FsConfig {
     /// Which one.
     pub kind: FsKind,
     /// Crash faults (lossy only).
     #[serde(default)]
     pub faults: CrashFaults,
+    /// Why `auto` chose `kind` (absent when it was asked for by name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub chosen: Option<String>,
 }
 
 impl FsConfig {
-    /// The default: native.
+    /// `auto`, to be resolved with [`FsConfig::resolve_auto`].
+    pub fn auto() -> FsConfig {
+        FsConfig {
+            kind: FsKind::Auto,
+            ..FsConfig::default()
+        }
+    }
+
+    /// Resolves `auto`: lossy when `wanted` (the run is free-running under every kind of
+    /// fault) and `usable()` (FUSE works here); else native, saying why. Any other
+    /// choice is returned as it is.
+    pub fn resolve_auto(
+        self,
+        wanted: Result<(), &str>,
+        usable: impl FnOnce() -> Result<(), String>,
+    ) -> FsConfig {
+        if self.kind != FsKind::Auto {
+            return self;
+        }
+        let (kind, why) = match wanted.map(|()| usable()) {
+            Err(why) => (FsKind::Native, format!("auto: {why}")),
+            Ok(Err(e)) => (
+                FsKind::Native,
+                format!("auto: the nemesis is all, but FUSE is not usable here: {e}"),
+            ),
+            Ok(Ok(())) => (
+                FsKind::Lossy,
+                "auto: the nemesis is all and FUSE is usable here".to_string(),
+            ),
+        };
+        FsConfig {
+            kind,
+            chosen: Some(why),
+            ..self
+        }
+    }
+
+    /// Whether node data stays on the backing file system.
     pub fn is_native(&self) -> bool {
         self.kind == FsKind::Native
+    }
+
+    /// `auto` wanted the lossy mount but FUSE was not usable: the one line that says why.
+    pub fn fell_back(&self) -> Option<&str> {
+        self.chosen
+            .as_deref()
+            .filter(|why| self.is_native() && why.contains("FUSE is not usable"))
+    }
+
+    /// What `metrics.json` and `verdict.json` say of the file system: its kind, why
+    /// `auto` chose it, and the fleet's counters (`fleet_metrics`, lossy runs only).
+    pub fn report(&self, fleet_metrics: Option<Value>) -> Value {
+        let mut out = match fleet_metrics {
+            Some(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        out.insert("kind".into(), json!(self.kind.name()));
+        if let Some(why) = &self.chosen {
+            out.insert("chosen".into(), json!(why));
+        }
+        Value::Object(out)
+    }
+
+    /// The summary's `fs` line.
+    pub fn summary_line(&self) -> String {
+        match &self.chosen {
+            Some(why) => format!("fs        {} ({why})\n", self.kind.name()),
+            None => format!("fs        {}\n", self.kind.name()),
+        }
     }
 
     fn meta(&self) -> MetaMode {
@@ -231,5 +307,41 @@ impl Fleet {
                 self.kind.name()
             )
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn auto_is_lossy_only_when_wanted_and_usable_and_says_why() {
+        let usable = || Ok(());
+        let lossy = FsConfig::auto().resolve_auto(Ok(()), usable);
+        assert_eq!(lossy.kind, FsKind::Lossy);
+        assert!(lossy.fell_back().is_none());
+        assert_eq!(lossy.report(None)["kind"], "lossy");
+
+        let other = FsConfig::auto().resolve_auto(Err("the nemesis is not all"), || {
+            panic!("FUSE is not probed for a run that does not want it")
+        });
+        assert_eq!(other.kind, FsKind::Native);
+        assert!(other.fell_back().is_none());
+        assert!(other.summary_line().contains("the nemesis is not all"));
+
+        let missing = FsConfig::auto().resolve_auto(Ok(()), || Err("no /dev/fuse".into()));
+        assert_eq!(missing.kind, FsKind::Native);
+        assert!(missing
+            .fell_back()
+            .is_some_and(|w| w.contains("no /dev/fuse")));
+        assert!(missing.report(None)["chosen"]
+            .as_str()
+            .is_some_and(|w| w.contains("no /dev/fuse")));
+
+        let named = FsConfig {
+            kind: FsKind::Native,
+            ..FsConfig::default()
+        };
+        assert_eq!(named.clone().resolve_auto(Ok(()), usable), named);
     }
 }

@@ -1,13 +1,15 @@
 //! lossyfs: a FUSE file system that loses what a node never synced, as a crash would.
 //!
 //! `squall run --fs lossy` puts each node's `SQUALL_DATA_DIR` on a mount of its own,
-//! served by a `squall-lossyfs` helper process over a backing directory. Writes stay in
-//! memory until `fsync`; names stay in memory until their directory is fsynced. When
+//! served by a `squall-lossyfs` helper process over a backing directory. Writes are not
+//! durable until `fsync`; names stay in memory until their directory is fsynced. When
 //! squall kills a node, the harness tells the helper to crash: everything unsynced is
 //! dropped before the node starts again. A clean stop flushes.
 //!
 //! - [`core`]: the model, without FUSE: [`Core`] (volatile tree over durable state),
 //!   [`MetaMode`], [`CrashFaults`], [`CrashReport`], [`Stats`].
+//! - [`data`]: one file's data ([`data::FileData`]): the synced prefix, overwrites in memory,
+//!   appends straight into the backing object.
 //! - [`fuse`]: [`fuse::LossyFs`], the `fuser::Filesystem` over a [`Core`].
 //! - [`mount`]: mount and unmount with `mount(2)`, [`mount::probe`] (is FUSE usable
 //!   here?), [`mount::cleanup_stale`] (mounts a killed harness left behind).
@@ -17,6 +19,7 @@
 //!   (one helper per node, the metrics and the warning).
 
 pub mod core;
+pub mod data;
 pub mod fleet;
 pub mod fuse;
 pub mod helper;

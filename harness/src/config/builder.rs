@@ -51,7 +51,7 @@ pub struct RunBuilder {
     pub results_dir: PathBuf,
     /// Where node data goes instead of the run directory.
     pub data_dir: Option<PathBuf>,
-    /// The file system under node data directories (`--fs`, `--fs-fault`).
+    /// The file system under node data directories (`--fs`, `--fs-fault`; default `auto`).
     pub fs: lossyfs::fleet::FsConfig,
     /// Per-message hop latency of a lockstep run (`--lockstep-latency`).
     pub lockstep_latency: Option<crate::trace::HopLatency>,
@@ -107,7 +107,7 @@ impl Default for RunBuilder {
             op_timeout_ms: 1_000,
             results_dir: PathBuf::from("results"),
             data_dir: None,
-            fs: Default::default(),
+            fs: lossyfs::fleet::FsConfig::auto(),
             node_env: Vec::new(),
             lockstep_latency: None,
             scheduler: Default::default(),
@@ -322,7 +322,7 @@ impl RunBuilder {
                 UsageError(format!("--data-dir {}: cannot create it: {e}", d.display()))
             })?;
         }
-        self.check_fs()?;
+        let fs = self.check_fs(&plan)?;
         let seed = self.seed.unwrap_or_else(random_seed);
         Ok(RunConfig {
             workload: self.workload.clone(),
@@ -349,7 +349,7 @@ impl RunBuilder {
             nemesis: plan.opts,
             schedule: plan.schedule,
             schedule_from: self.plan.as_ref().map(|p| p.path.clone()),
-            fs: self.fs,
+            fs,
             stdio_bridge,
             node_id_base: self.node_id_base(),
             topology: self.topology.clone(),
@@ -377,20 +377,40 @@ impl RunBuilder {
         usize::from(!self.stdio)
     }
 
-    /// A lossy file system must mount here, or the run is refused.
-    fn check_fs(&self) -> Result<(), UsageError> {
-        if self.fs.is_native() {
-            return Ok(());
+    /// The run's file system: `auto` resolved (lossy for a free-running run under every
+    /// kind of fault, drawn from the seed, when FUSE is usable here; else native), or the
+    /// one asked for, which must mount here or the run is refused.
+    fn check_fs(&self, plan: &FaultPlan) -> Result<lossyfs::fleet::FsConfig, UsageError> {
+        let wanted = if self.mode != RunMode::Free {
+            Err("lockstep runs stay native")
+        } else if plan.schedule.is_some() {
+            Err("a --schedule plan runs native")
+        } else if !FaultKind::ALL.iter().all(|k| plan.opts.kinds.contains(k)) {
+            Err("the nemesis is not all")
+        } else {
+            Ok(())
+        };
+        if self.fs.kind == lossyfs::fleet::FsKind::Auto {
+            return Ok(self.fs.clone().resolve_auto(wanted, || self.fuse_usable()));
         }
-        let refuse = |why: String| UsageError(format!("--fs {}: {why}", self.fs.kind.name()));
+        let fs = self.fs.clone();
+        if fs.is_native() {
+            return Ok(fs);
+        }
+        let refuse = |why: String| UsageError(format!("--fs {}: {why}", fs.kind.name()));
         if self.mode != RunMode::Free {
             return Err(refuse("only free-running runs (--mode free) use it".into()));
         }
-        lossyfs::helper::find_bin().map_err(refuse)?;
+        self.fuse_usable().map_err(refuse)?;
+        Ok(fs)
+    }
+
+    /// Whether a lossyfs mount works here: the helper is found and a probe mounts.
+    fn fuse_usable(&self) -> Result<(), String> {
+        lossyfs::helper::find_bin()?;
         std::fs::create_dir_all(&self.results_dir)
-            .map_err(|e| refuse(format!("{}: {e}", self.results_dir.display())))?;
-        lossyfs::mount::probe(&self.results_dir).map_err(|e| refuse(e.to_string()))?;
-        Ok(())
+            .map_err(|e| format!("{}: {e}", self.results_dir.display()))?;
+        lossyfs::mount::probe(&self.results_dir).map_err(|e| e.to_string())
     }
 
     /// What the multicast checkers judge: `--order` (else the algorithm's `claimed`
