@@ -14,12 +14,13 @@ use crate::supervisor::NodeSpec;
 use crate::UsageError;
 
 mod builder;
+mod plan_file;
 mod scheduler;
 
 pub use builder::{
-    auto_instances, random_seed, read_plan_file, PlanFile, RunBuilder, DEFAULT_RECOVERY_MS,
-    DEFAULT_TIME_LIMIT_MS,
+    auto_instances, random_seed, RunBuilder, DEFAULT_RECOVERY_MS, DEFAULT_TIME_LIMIT_MS,
 };
+pub use plan_file::{read_plan_file, PlanFile};
 pub use scheduler::Scheduler;
 
 /// How a run executes (DESIGN.md § Two execution modes).

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::config::{RunConfig, RunMode};
+use crate::config::{PlanFile, RunConfig, RunMode};
 use crate::nemesis::{FaultKind, NemesisError, NemesisOpts, Schedule};
 use crate::registry;
 use crate::UsageError;
@@ -15,15 +15,6 @@ use crate::UsageError;
 pub const DEFAULT_TIME_LIMIT_MS: u64 = 30_000;
 /// Default quiet window after the final heal (`--recovery-time`).
 pub const DEFAULT_RECOVERY_MS: u64 = 5_000;
-
-/// A fault plan read from a file (`--schedule`).
-#[derive(Debug, Clone)]
-pub struct PlanFile {
-    /// Where it was read from (kept in `run.json` as `schedule_from`).
-    pub path: PathBuf,
-    /// The plan.
-    pub schedule: Schedule,
-}
 
 /// A run as asked for, before it is checked. [`RunBuilder::default`] is `squall run`
 /// without flags; [`RunBuilder::build`] checks everything and makes the [`RunConfig`].
@@ -532,27 +523,6 @@ impl RunBuilder {
             schedule: Some(schedule.clone()),
         })
     }
-}
-
-/// Reads a fault plan (`--schedule FILE`).
-pub fn read_plan_file(path: PathBuf) -> Result<PlanFile, UsageError> {
-    // Refused before it is read: a schedule cannot be larger than this and be valid.
-    let max = crate::nemesis::SCHEDULE_BYTES_MAX;
-    if let Some(m) = std::fs::metadata(&path)
-        .ok()
-        .filter(|m| m.len() > max as u64)
-    {
-        return Err(UsageError(format!(
-            "--schedule {}: {} bytes; a schedule has at most {max}",
-            path.display(),
-            m.len()
-        )));
-    }
-    let text = std::fs::read_to_string(&path)
-        .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
-    let schedule = Schedule::from_json(&text)
-        .map_err(|e| UsageError(format!("--schedule {}: {e}", path.display())))?;
-    Ok(PlanFile { path, schedule })
 }
 
 /// The default number of instances: fresh instances for about the first half of the
