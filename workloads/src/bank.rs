@@ -72,18 +72,31 @@ pub fn node_ids(nodes: usize) -> Vec<String> {
     (1..=nodes).map(|i| format!("n{i}")).collect()
 }
 
+/// The op shape the snapshot workloads share: a node drawn from `nodes`, which either
+/// starts a snapshot (`snapshot_percent` of the time) or gets `toward(peer, rng)` aimed
+/// at another node drawn uniformly among the rest.
+pub fn snapshot_or_toward_peer(
+    nodes: usize,
+    snapshot_percent: u32,
+    rng: &mut ChaCha8Rng,
+    toward: impl FnOnce(String, &mut ChaCha8Rng) -> ClientOp,
+) -> (ClientOp, Target) {
+    let from = rng.gen_range(0..nodes);
+    if rng.gen_range(0..100) < snapshot_percent {
+        return (ClientOp::Snapshot, Target::Node(from));
+    }
+    let peer = (from + rng.gen_range(1..nodes)) % nodes;
+    (toward(format!("n{}", peer + 1), rng), Target::Node(from))
+}
+
 impl Workload for BankWorkload {
     fn next_targeted(&mut self, rng: &mut ChaCha8Rng) -> (ClientOp, Target) {
-        let from = rng.gen_range(0..self.nodes);
-        if rng.gen_range(0..100) < SNAPSHOT_PERCENT {
-            return (ClientOp::Snapshot, Target::Node(from));
-        }
-        let to = (from + rng.gen_range(1..self.nodes)) % self.nodes;
-        let op = ClientOp::Transfer {
-            to: format!("n{}", to + 1),
-            amount: rng.gen_range(1..=AMOUNT_MAX),
-        };
-        (op, Target::Node(from))
+        snapshot_or_toward_peer(self.nodes, SNAPSHOT_PERCENT, rng, |to, rng| {
+            ClientOp::Transfer {
+                to,
+                amount: rng.gen_range(1..=AMOUNT_MAX),
+            }
+        })
     }
 
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {

@@ -31,7 +31,6 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use proto::ops::ClientOp;
 use proto::Report;
-use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde_json::{json, Value};
 
@@ -61,15 +60,9 @@ impl DeadlockWorkload {
 
 impl Workload for DeadlockWorkload {
     fn next_targeted(&mut self, rng: &mut ChaCha8Rng) -> (ClientOp, Target) {
-        let from = rng.gen_range(0..self.nodes);
-        if rng.gen_range(0..100) < SNAPSHOT_PERCENT {
-            return (ClientOp::Snapshot, Target::Node(from));
-        }
-        let on = (from + rng.gen_range(1..self.nodes)) % self.nodes;
-        let op = ClientOp::Wait {
-            on: format!("n{}", on + 1),
-        };
-        (op, Target::Node(from))
+        crate::bank::snapshot_or_toward_peer(self.nodes, SNAPSHOT_PERCENT, rng, |on, _| {
+            ClientOp::Wait { on }
+        })
     }
 
     fn next_op(&mut self, rng: &mut ChaCha8Rng) -> ClientOp {
