@@ -491,20 +491,27 @@ impl Router {
         let _ = self.shared.events.send(e);
     }
 
+    /// Routes one message and writes the shared batch under the same lock.
     fn route(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
-        self.route_into(src, dest, ty, salient, line);
-        self.flush();
+        self.route_into(src, dest, ty, salient, line, true);
     }
 
     /// Writes the shared batch: straight to each socket when it has no backlog, else queued.
     fn flush(&self) {
-        let mut st = self.lock();
-        for (dest, link, bytes, n) in std::mem::take(&mut st.out.out) {
-            write_or_queue(&mut st, dest, link, bytes, n);
-        }
+        write_out(&mut self.lock());
     }
 
-    fn route_into(&self, src: &str, dest: &str, ty: &str, salient: msglog::Salient, line: Vec<u8>) {
+    /// Routes one message into the shared batch; with `write`, also writes the batch
+    /// before letting go of the state lock (one lock instead of two for a lone message).
+    fn route_into(
+        &self,
+        src: &str,
+        dest: &str,
+        ty: &str,
+        salient: msglog::Salient,
+        line: Vec<u8>,
+        write: bool,
+    ) {
         let now = self.now_us();
         let mut st = self.lock();
         let n = st.addrs.len();
@@ -584,11 +591,21 @@ impl Router {
                 }
             }
         }
+        if write {
+            write_out(&mut st);
+        }
         let wake = !st.delayed.is_empty();
         drop(st);
         if wake {
             self.shared.timer.notify_one();
         }
+    }
+}
+
+/// Writes everything in the shared batch, in the order it joined (see [`Batch`]).
+fn write_out(st: &mut State) {
+    for (dest, link, bytes, n) in std::mem::take(&mut st.out.out) {
+        write_or_queue(st, dest, link, bytes, n);
     }
 }
 

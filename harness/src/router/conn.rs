@@ -209,7 +209,7 @@ impl Router {
                 let mut owned = Vec::with_capacity(line.len() + 1);
                 owned.extend_from_slice(line);
                 owned.push(b'\n');
-                self.route_into(node, head.dest, &ty, salient, owned);
+                self.route_into(node, head.dest, &ty, salient, owned, false);
                 routed = true;
             }
             if routed {

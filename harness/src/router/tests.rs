@@ -164,6 +164,7 @@ async fn a_released_hold_is_not_overtaken_by_a_later_copy_routed_elsewhere() {
         "other",
         Default::default(),
         b"{}\n".to_vec(),
+        false,
     );
     // n2's reader routes its marker and writes at once.
     router.route(
