@@ -48,7 +48,7 @@ mod types;
 pub use gate::Gate;
 pub use policy::{Decision, DeliverAll, Delivery, LinkPolicy};
 
-use delivery::{count_drop, deliver_copy, release_opened, write_or_queue};
+use delivery::{count_drop, deliver_copy, release_opened, write_or_queue, InboxRoom};
 use msglog::{Fate, LogSummary, MessageLog};
 use types::count_type;
 
@@ -91,28 +91,6 @@ pub struct Delivered {
     pub at_us: u64,
     /// Gives the message's bytes back to its inbox when the message is dropped.
     _room: InboxRoom,
-}
-
-/// The bytes of one message counted against its inbox's [`INBOX_BYTES_MAX`], handed
-/// back when the receiver drops the message. A clone holds no room.
-#[derive(Debug, Default)]
-struct InboxRoom {
-    queued: Option<Arc<std::sync::atomic::AtomicUsize>>,
-    bytes: usize,
-}
-
-impl Clone for InboxRoom {
-    fn clone(&self) -> Self {
-        InboxRoom::default()
-    }
-}
-
-impl Drop for InboxRoom {
-    fn drop(&mut self) {
-        if let Some(q) = &self.queued {
-            q.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
-        }
-    }
 }
 
 /// Things the run loop needs to know about connections.

@@ -9,8 +9,8 @@ use proto::EnvelopeHead;
 
 use super::msglog::Fate;
 use super::{
-    Batch, Delivered, Delivery, InboxRoom, LinkStats, Pending, Router, Sink, State,
-    DEST_QUEUE_BYTES_MAX, INBOX_BYTES_MAX, LINK_QUEUE_MAX,
+    Batch, Delivered, Delivery, LinkStats, Pending, Router, Sink, State, DEST_QUEUE_BYTES_MAX,
+    INBOX_BYTES_MAX, LINK_QUEUE_MAX,
 };
 
 impl Batch {
@@ -223,4 +223,26 @@ pub(super) fn write_or_queue(st: &mut State, dest: usize, link: usize, bytes: Ve
 
 fn trim_newline(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\n").unwrap_or(line)
+}
+
+/// The bytes of one message counted against its inbox's [`super::INBOX_BYTES_MAX`], handed
+/// back when the receiver drops the message. A clone holds no room.
+#[derive(Debug, Default)]
+pub(super) struct InboxRoom {
+    pub(super) queued: Option<std::sync::Arc<std::sync::atomic::AtomicUsize>>,
+    pub(super) bytes: usize,
+}
+
+impl Clone for InboxRoom {
+    fn clone(&self) -> Self {
+        InboxRoom::default()
+    }
+}
+
+impl Drop for InboxRoom {
+    fn drop(&mut self) {
+        if let Some(q) = &self.queued {
+            q.fetch_sub(self.bytes, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
